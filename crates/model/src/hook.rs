@@ -1,0 +1,402 @@
+//! The event hook entity and its four handlers, validated as Kong
+//! validates `/event-hooks` input.
+
+use crate::capability::{Capabilities, Limits};
+use crate::catalogue::Catalogue;
+use crate::schema::{Check, Field, Input, Kind, Schema};
+use crate::violation::Violations;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// An event hook: which events it listens to and what handles them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventHook {
+    /// Its id.
+    pub id: Uuid,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+    /// The source listened to.
+    pub source: String,
+    /// The event listened to; `None` takes every event of the source.
+    pub event: Option<String>,
+    /// Fire only when the event's digest differs from the last one seen.
+    pub on_change: Option<bool>,
+    /// Seconds during which further events are dropped after one fires.
+    pub snooze: Option<i64>,
+    /// The handler and its configuration.
+    #[serde(flatten)]
+    pub handler: Handler,
+}
+
+/// A handler with its configuration; serialised as Kong's `handler` and
+/// `config` members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "handler", content = "config")]
+pub enum Handler {
+    /// POSTs the event to a URL.
+    #[serde(rename = "webhook")]
+    Webhook(WebhookConfig),
+    /// A templated request.
+    #[serde(rename = "webhook-custom")]
+    WebhookCustom(WebhookCustomConfig),
+    /// Writes the event to the server log.
+    #[serde(rename = "log")]
+    Log(LogConfig),
+    /// Runs a chain of WebAssembly guests.
+    #[serde(rename = "lambda")]
+    Lambda(LambdaConfig),
+}
+
+/// Names of the handlers, as accepted in `handler`.
+pub const HANDLERS: &[&str] = &["webhook", "webhook-custom", "log", "lambda"];
+
+impl Handler {
+    /// The handler's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Handler::Webhook(_) => "webhook",
+            Handler::WebhookCustom(_) => "webhook-custom",
+            Handler::Log(_) => "log",
+            Handler::Lambda(_) => "lambda",
+        }
+    }
+}
+
+/// `webhook` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookConfig {
+    /// Where events are POSTed.
+    pub url: String,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Key of the request signatures; none sends no signature.
+    pub secret: Option<String>,
+    /// Whether the target's TLS certificate is verified.
+    pub ssl_verify: bool,
+}
+
+/// `webhook-custom` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookCustomConfig {
+    /// Where the request goes.
+    pub url: String,
+    /// Its method.
+    pub method: String,
+    /// Key/value pairs sent as query string or body.
+    pub payload: Option<BTreeMap<String, String>>,
+    /// Whether payload values are templates.
+    pub payload_format: bool,
+    /// A raw body; wins over `payload` when non-empty.
+    pub body: Option<String>,
+    /// Whether the body is a template.
+    pub body_format: bool,
+    /// Request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Whether header values are templates.
+    pub headers_format: bool,
+    /// Key of the request signatures; none sends no signature.
+    pub secret: Option<String>,
+    /// Whether the target's TLS certificate is verified.
+    pub ssl_verify: bool,
+}
+
+/// `log` configuration: nothing to set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {}
+
+/// `lambda` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LambdaConfig {
+    /// Guest names or digests, run in order, each output the next input.
+    pub functions: Vec<String>,
+    /// What the guests may touch.
+    pub capabilities: Capabilities,
+    /// Per-invocation limits within the server's maxima.
+    pub limits: Limits,
+}
+
+/// Methods webhook-custom may use.
+pub const CUSTOM_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+fn http_url_check(v: &Value) -> Result<(), String> {
+    let s = v.as_str().unwrap_or_default();
+    match url::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        Ok(_) => Err("missing host in url or scheme is not http or https".into()),
+        Err(e) => Err(format!("invalid url: {e}")),
+    }
+}
+
+fn string_map(name: &'static str) -> Field {
+    Field::new(name, Kind::Map(Box::new(Field::element(Kind::String))))
+}
+
+fn url_field() -> Field {
+    Field::new("url", Kind::String)
+        .required()
+        .check(Check::Custom(http_url_check))
+}
+
+/// The `config` fields of a handler.
+pub fn config_fields(handler: &str) -> Option<Vec<Field>> {
+    let fields = match handler {
+        "webhook" => vec![
+            url_field(),
+            string_map("headers").default(json!({})),
+            Field::new("secret", Kind::String),
+            Field::new("ssl_verify", Kind::Boolean).default(json!(false)),
+        ],
+        "webhook-custom" => vec![
+            url_field(),
+            Field::new("method", Kind::String)
+                .required()
+                .check(Check::OneOf(CUSTOM_METHODS)),
+            string_map("payload"),
+            Field::new("payload_format", Kind::Boolean).default(json!(true)),
+            Field::new("body", Kind::String),
+            Field::new("body_format", Kind::Boolean).default(json!(true)),
+            string_map("headers").default(json!({})),
+            Field::new("headers_format", Kind::Boolean).default(json!(false)),
+            Field::new("secret", Kind::String),
+            Field::new("ssl_verify", Kind::Boolean).default(json!(false)),
+        ],
+        "log" => vec![],
+        "lambda" => {
+            let strings = || Kind::Array(Box::new(Field::element(Kind::String)));
+            let positive = || Check::Between(1.0, 9.0e15);
+            vec![
+                Field::new(
+                    "functions",
+                    Kind::Array(Box::new(
+                        Field::element(Kind::String).check(Check::LenMin(1)),
+                    )),
+                )
+                .required()
+                .check(Check::LenMin(1)),
+                Field::new(
+                    "capabilities",
+                    Kind::Record(vec![
+                        Field::new("http", strings()).default(json!([])),
+                        Field::new("env", strings()).default(json!([])),
+                        Field::new(
+                            "dirs",
+                            Kind::Array(Box::new(Field::element(Kind::Record(vec![
+                                Field::new("host", Kind::String).required(),
+                                Field::new("guest", Kind::String).required(),
+                                Field::new("write", Kind::Boolean).default(json!(false)),
+                            ])))),
+                        )
+                        .default(json!([])),
+                    ]),
+                ),
+                Field::new(
+                    "limits",
+                    Kind::Record(vec![
+                        Field::new("memory", Kind::Integer).check(positive()),
+                        Field::new("timeout_ms", Kind::Integer).check(positive()),
+                        Field::new("fuel", Kind::Integer).check(positive()),
+                    ]),
+                )
+                .default(json!({"memory": null, "timeout_ms": null, "fuel": null})),
+            ]
+        }
+        _ => return None,
+    };
+    Some(fields)
+}
+
+/// The schema of an event hook whose handler is `handler` (any config
+/// object when the handler is unknown: the handler field reports it).
+pub fn schema(handler: Option<&str>) -> Schema {
+    let config = match handler.and_then(config_fields) {
+        Some(fields) => Kind::Record(fields),
+        None => Kind::Object,
+    };
+    Schema::new(vec![
+        Field::new("id", Kind::Uuid),
+        Field::new("created_at", Kind::Integer),
+        Field::new("source", Kind::String).required(),
+        Field::new("event", Kind::String),
+        Field::new("handler", Kind::String)
+            .required()
+            .check(Check::OneOf(HANDLERS)),
+        Field::new("on_change", Kind::Boolean),
+        Field::new("snooze", Kind::Integer).check(Check::Between(0.0, 2147483647.0)),
+        Field::new("config", config).required(),
+    ])
+}
+
+impl EventHook {
+    /// Validates a complete hook (id and created_at already set by the
+    /// caller) against its schema and the sources catalogue.
+    pub fn validate(input: &Value, how: Input, catalogue: &Catalogue) -> Result<Self, Violations> {
+        let handler = input.get("handler").and_then(Value::as_str);
+        let out = schema(handler).validate(input, how)?;
+        check_source_and_event(&out, catalogue)?;
+        serde_json::from_value(Value::Object(out)).map_err(|e| {
+            // The schema admits only what the typed hook accepts; reaching
+            // here means the two disagree, which is a bug worth naming.
+            Violations::entity(format!("invalid event hook: {e}"))
+        })
+    }
+
+    /// The hook as Kong shows it: every field, null where unset.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Whether the hook takes this event of this source.
+    pub fn matches(&self, source: &str, event: &str) -> bool {
+        self.source == source && self.event.as_deref().is_none_or(|e| e == event)
+    }
+}
+
+fn check_source_and_event(hook: &Map<String, Value>, catalogue: &Catalogue) -> Result<(), Violations> {
+    let source = hook["source"].as_str().unwrap_or_default();
+    if catalogue.source(source).is_none() {
+        return Err(Violations::field(
+            "source",
+            format!("source '{source}' is not registered"),
+        ));
+    }
+    if let Some(event) = hook["event"].as_str()
+        && catalogue.event(source, event).is_none()
+    {
+        return Err(Violations::field(
+            "event",
+            format!("source '{source}' has no '{event}' event"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue() -> Catalogue {
+        Catalogue::builtin(["consumers"])
+    }
+
+    fn with_identity(mut v: Value) -> Value {
+        v["id"] = json!(Uuid::nil().to_string());
+        v["created_at"] = json!(1627581575);
+        v
+    }
+
+    #[test]
+    fn kongs_create_answer_shape() {
+        let hook = EventHook::validate(
+            &with_identity(json!({"source": "crud", "event": "consumers", "handler": "webhook",
+                                  "config": {"url": "https://example.com/hook"}})),
+            Input::default(),
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(
+            hook.to_json(),
+            json!({"config": {"headers": {}, "secret": null, "ssl_verify": false, "url": "https://example.com/hook"},
+                   "created_at": 1627581575, "event": "consumers", "handler": "webhook",
+                   "id": Uuid::nil().to_string(), "on_change": null, "snooze": null, "source": "crud"})
+        );
+    }
+
+    #[test]
+    fn missing_url_is_kongs_example_error() {
+        let err = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "webhook", "config": {}})),
+            Input::default(),
+            &catalogue(),
+        )
+        .unwrap_err();
+        assert_eq!(err.message(), "schema violation (config.url: required field missing)");
+        assert_eq!(err.fields(), json!({"config": {"url": "required field missing"}}));
+    }
+
+    #[test]
+    fn unknown_source_event_and_handler_are_named() {
+        let c = catalogue();
+        let err = EventHook::validate(
+            &with_identity(json!({"source": "nope", "handler": "log", "config": {}})),
+            Input::default(),
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(err.fields(), json!({"source": "source 'nope' is not registered"}));
+        let err = EventHook::validate(
+            &with_identity(json!({"source": "crud", "event": "nope", "handler": "log", "config": {}})),
+            Input::default(),
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(err.fields(), json!({"event": "source 'crud' has no 'nope' event"}));
+        let err = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "email", "config": {}})),
+            Input::default(),
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.fields(),
+            json!({"handler": "expected one of: webhook, webhook-custom, log, lambda"})
+        );
+    }
+
+    #[test]
+    fn handler_configs_get_defaults_and_refuse_unknown_fields() {
+        let c = catalogue();
+        let custom = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "webhook-custom",
+                                  "config": {"url": "http://x/", "method": "POST"}})),
+            Input::default(),
+            &c,
+        )
+        .unwrap();
+        let Handler::WebhookCustom(cfg) = custom.handler else { panic!("wrong handler") };
+        assert!(cfg.payload_format && cfg.body_format && !cfg.headers_format);
+        let err = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "log", "config": {"x": 1}})),
+            Input::default(),
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(err.fields(), json!({"config": {"x": "unknown field"}}));
+        let lambda = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "lambda", "config": {"functions": ["g"]}})),
+            Input::default(),
+            &c,
+        )
+        .unwrap();
+        let Handler::Lambda(cfg) = lambda.handler else { panic!("wrong handler") };
+        assert_eq!(cfg.capabilities, Capabilities::default());
+        assert_eq!(cfg.limits, Limits::default());
+    }
+
+    #[test]
+    fn null_event_matches_every_event_of_the_source() {
+        let hook = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "log", "config": {}})),
+            Input::default(),
+            &catalogue(),
+        )
+        .unwrap();
+        assert!(hook.matches("crud", "consumers:create"));
+        assert!(!hook.matches("dao:crud", "create"));
+    }
+
+    #[test]
+    fn form_input_is_converted() {
+        let hook = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "webhook", "on_change": "true",
+                                  "snooze": "60", "config": {"url": "http://x/", "ssl_verify": "true"}})),
+            Input { from_form: true },
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(hook.on_change, Some(true));
+        assert_eq!(hook.snooze, Some(60));
+    }
+}

@@ -1,0 +1,22 @@
+//! hookd's data model: event hooks and their handler configurations,
+//! events, the sources catalogue, gateway entity schemas and capability
+//! grants, all validated in Kong's error shape. No I/O.
+#![deny(missing_docs)]
+
+pub mod capability;
+pub mod catalogue;
+pub mod entity;
+pub mod event;
+pub mod hook;
+pub mod kong;
+pub mod schema;
+pub mod violation;
+
+pub use catalogue::{Catalogue, EventInfo};
+pub use event::{Event, Operation};
+pub use hook::{EventHook, Handler};
+pub use violation::Violations;
+
+/// Unix time in milliseconds: the one clock reading the model needs,
+/// passed in rather than read here.
+pub type UnixMillis = i64;
