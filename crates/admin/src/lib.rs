@@ -1,1 +1,105 @@
-//! placeholder
+//! hookd's Admin API: Kong's `/event-hooks`, the sources catalogue and the
+//! gateway entities whose writes make the crud source, on axum.
+#![deny(missing_docs)]
+
+mod body;
+mod crud;
+mod error;
+mod resource;
+mod root;
+mod sources;
+
+pub use error::{ApiError, ApiResult};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hookd_model::Catalogue;
+use hookd_model::entity;
+use hookd_store::Store;
+use resource::{HOOKS, Resource};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+/// What `GET /` tells about this server.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// hookd's version.
+    pub version: String,
+    /// The machine's name.
+    pub hostname: String,
+    /// This node's id, stable across restarts.
+    pub node_id: String,
+    /// The effective configuration, secrets redacted.
+    pub configuration: Value,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The store.
+    pub store: Store,
+    /// Sources, events and their fields.
+    pub catalogue: Arc<Catalogue>,
+    /// Largest request body read, in bytes.
+    pub body_limit: usize,
+    /// What `GET /` answers.
+    pub info: Arc<ServerInfo>,
+}
+
+/// Names of everything whose writes cause crud events: the gateway
+/// entities and event hooks themselves, as in Kong.
+pub fn crud_entities() -> impl Iterator<Item = &'static str> {
+    entity::all().iter().map(|e| e.name).chain([HOOKS])
+}
+
+/// The Admin API, with trailing slashes ignored as Kong ignores them.
+pub fn app(state: AdminState) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router(state))
+}
+
+fn router(state: AdminState) -> Router {
+    let mut router = Router::new()
+        .merge(root::router())
+        .merge(sources::router())
+        .merge(crud::routes("/event-hooks", Resource::Hooks));
+    for e in entity::all() {
+        // Entities that only exist under a parent (targets) are served there only.
+        let nested_only = e
+            .foreign_keys
+            .iter()
+            .any(|fk| fk.nested && e.schema.field(fk.field).is_some_and(|f| f.required));
+        if !nested_only {
+            router = router.merge(crud::routes(&format!("/{}", e.name), Resource::Entity(e)));
+            for fk in &e.foreign_keys {
+                router = router.merge(crud::referenced_route(e, fk));
+            }
+        }
+        for fk in e.foreign_keys.iter().filter(|fk| fk.nested) {
+            if let Some(parent) = entity::by_name(fk.entity) {
+                router = router.merge(crud::nested_routes(parent, e, fk));
+            }
+        }
+    }
+    router
+        .fallback(|| async { ApiError::NotFound("Not found") })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(serde_json::json!({"message": "Method not allowed"})),
+            )
+                .into_response()
+        })
+        .with_state(state)
+}
+
+/// The wall clock in unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -59,7 +59,11 @@ impl Catalogue {
         for entity in entities {
             c.add("crud", entity, EventInfo::new(CRUD_FIELDS));
             for op in CRUD_OPERATIONS {
-                c.add("crud", &format!("{entity}:{op}"), EventInfo::new(CRUD_FIELDS));
+                c.add(
+                    "crud",
+                    &format!("{entity}:{op}"),
+                    EventInfo::new(CRUD_FIELDS),
+                );
             }
         }
         for op in CRUD_OPERATIONS {
@@ -81,10 +85,8 @@ impl Catalogue {
         c.add(
             "service-protection",
             "rate-limit-exceeded",
-            EventInfo::new(&["service", "rate", "limit", "window"]).with_unique(
-                &["service"],
-                RATE_LIMIT_DESCRIPTION,
-            ),
+            EventInfo::new(&["service", "rate", "limit", "window"])
+                .with_unique(&["service"], RATE_LIMIT_DESCRIPTION),
         );
         c.add(
             "oas-validation",
@@ -133,7 +135,12 @@ mod tests {
         let names: Vec<&str> = crud.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            ["consumers", "consumers:create", "consumers:delete", "consumers:update"]
+            [
+                "consumers",
+                "consumers:create",
+                "consumers:delete",
+                "consumers:update"
+            ]
         );
         assert_eq!(
             serde_json::to_value(&crud["consumers"]).unwrap(),
@@ -150,14 +157,23 @@ mod tests {
                    "description": "Run an event when a rate limit has been exceeded"})
         );
         assert_eq!(
-            c.event("oas-validation", "validation-failed").unwrap().description.as_deref(),
+            c.event("oas-validation", "validation-failed")
+                .unwrap()
+                .description
+                .as_deref(),
             Some("Run an event when oas validation fails")
         );
         let sources: Vec<&str> = c.sources().collect();
         assert_eq!(
             sources,
-            ["ai-rate-limiting-advanced", "balancer", "dao:crud", "oas-validation",
-             "rate-limiting-advanced", "service-protection"]
+            [
+                "ai-rate-limiting-advanced",
+                "balancer",
+                "dao:crud",
+                "oas-validation",
+                "rate-limiting-advanced",
+                "service-protection"
+            ]
         );
     }
 }

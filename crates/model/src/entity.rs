@@ -40,6 +40,9 @@ pub struct UniqueKey {
     pub nulls_count: bool,
 }
 
+/// Rewrites shorthand input members into the fields they stand for.
+pub type Shorthands = fn(&mut Map<String, Value>) -> Result<(), Violations>;
+
 /// Everything the engine needs to serve one entity.
 #[derive(Debug, Clone)]
 pub struct EntitySchema {
@@ -57,7 +60,7 @@ pub struct EntitySchema {
     /// Rewrites a validated entity into its stored form (a target's default port).
     pub normalize: Option<fn(&mut Map<String, Value>)>,
     /// Shorthand input fields rewritten before validation (`url` on services).
-    pub shorthands: Option<fn(&mut Map<String, Value>) -> Result<(), Violations>>,
+    pub shorthands: Option<Shorthands>,
 }
 
 impl EntitySchema {
@@ -204,8 +207,9 @@ fn host_check(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
     let ok = !s.is_empty()
         && s.len() <= 253
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '*'));
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '*')
+        });
     if ok {
         Ok(())
     } else {
@@ -257,17 +261,28 @@ fn service_url_shorthand(obj: &mut Map<String, Value>) -> Result<(), Violations>
     let Some(url) = url.as_str() else {
         return Err(Violations::field("url", "expected a string"));
     };
-    let parsed = url::Url::parse(url).map_err(|e| Violations::field("url", format!("invalid url: {e}")))?;
+    let parsed =
+        url::Url::parse(url).map_err(|e| Violations::field("url", format!("invalid url: {e}")))?;
     let Some(host) = parsed.host_str() else {
         return Err(Violations::field("url", "invalid url: missing host"));
     };
     obj.insert("protocol".into(), Value::from(parsed.scheme()));
-    obj.insert("host".into(), Value::from(host.trim_start_matches('[').trim_end_matches(']')));
+    obj.insert(
+        "host".into(),
+        Value::from(host.trim_start_matches('[').trim_end_matches(']')),
+    );
     let default_port = if parsed.scheme() == "https" { 443 } else { 80 };
-    obj.insert("port".into(), Value::from(parsed.port().unwrap_or(default_port)));
+    obj.insert(
+        "port".into(),
+        Value::from(parsed.port().unwrap_or(default_port)),
+    );
     // The url crate always reports a path; Kong keeps none when the url has none.
     let written_path = url.splitn(4, '/').nth(3).is_some();
-    let path = if written_path { Value::from(parsed.path()) } else { Value::Null };
+    let path = if written_path {
+        Value::from(parsed.path())
+    } else {
+        Value::Null
+    };
     obj.insert("path".into(), path);
     Ok(())
 }
@@ -339,7 +354,9 @@ fn method_check(v: &Value) -> Result<(), String> {
     if !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(format!("invalid value '{s}': expected an uppercase HTTP method"))
+        Err(format!(
+            "invalid value '{s}': expected an uppercase HTTP method"
+        ))
     }
 }
 
@@ -584,7 +601,9 @@ fn target_check(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
     let (host, port) = split_host_port(s);
     if host.is_empty() || host_check(&Value::from(host)).is_err() {
-        return Err(format!("Invalid target ('{s}'); not a valid hostname or ip address"));
+        return Err(format!(
+            "Invalid target ('{s}'); not a valid hostname or ip address"
+        ));
     }
     match port {
         None => Ok(()),
@@ -653,10 +672,12 @@ fn plugins() -> EntitySchema {
 /// A PEM block of this label (`CERTIFICATE`, `... PRIVATE KEY`) is present.
 fn has_pem_block(v: &Value, label: &str) -> bool {
     let s = v.as_str().unwrap_or_default();
-    s.split("-----BEGIN ")
-        .skip(1)
-        .any(|block| block.split("-----").next().is_some_and(|l| l.ends_with(label)))
-        && s.contains("-----END ")
+    s.split("-----BEGIN ").skip(1).any(|block| {
+        block
+            .split("-----")
+            .next()
+            .is_some_and(|l| l.ends_with(label))
+    }) && s.contains("-----END ")
 }
 
 fn cert_check(v: &Value) -> Result<(), String> {
@@ -716,7 +737,9 @@ fn admins() -> EntitySchema {
     fields.extend([
         Field::new("username", Kind::String).required().unique(),
         Field::new("custom_id", Kind::String).unique(),
-        Field::new("email", Kind::String).unique().check(Check::Custom(email_check)),
+        Field::new("email", Kind::String)
+            .unique()
+            .check(Check::Custom(email_check)),
         Field::new("status", Kind::Integer)
             .default(json!(4))
             .check(Check::Between(0.0, 5.0)),
@@ -796,30 +819,58 @@ mod tests {
         assert_eq!(active["concurrency"], 10);
         assert_eq!(active["healthy"]["http_statuses"], json!([200, 302]));
         assert_eq!(active["unhealthy"]["tcp_failures"], 0);
-        assert_eq!(u["healthchecks"]["passive"]["unhealthy"]["http_statuses"], json!([429, 500, 503]));
+        assert_eq!(
+            u["healthchecks"]["passive"]["unhealthy"]["http_statuses"],
+            json!([429, 500, 503])
+        );
     }
 
     #[test]
     fn target_gets_the_default_port() {
         let id = uuid::Uuid::new_v4().to_string();
-        let t = validate("targets", json!({"target": "10.0.0.1", "upstream": {"id": id}})).unwrap();
+        let t = validate(
+            "targets",
+            json!({"target": "10.0.0.1", "upstream": {"id": id}}),
+        )
+        .unwrap();
         assert_eq!(t["target"], "10.0.0.1:8000");
-        assert!(validate("targets", json!({"target": "a:99999", "upstream": {"id": id}})).is_err());
+        assert!(
+            validate(
+                "targets",
+                json!({"target": "a:99999", "upstream": {"id": id}})
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn foreign_keys_and_nesting_are_declared() {
         let routes = by_name("routes").unwrap();
-        assert_eq!(routes.nested_under("services").unwrap().on_delete, OnDelete::Restrict);
+        assert_eq!(
+            routes.nested_under("services").unwrap().on_delete,
+            OnDelete::Restrict
+        );
         let targets = by_name("targets").unwrap();
-        assert_eq!(targets.nested_under("upstreams").unwrap().on_delete, OnDelete::Cascade);
+        assert_eq!(
+            targets.nested_under("upstreams").unwrap().on_delete,
+            OnDelete::Cascade
+        );
         let plugins = by_name("plugins").unwrap();
-        assert!(plugins.unique_keys.iter().any(|k| k.fields.len() == 5 && k.nulls_count));
+        assert!(
+            plugins
+                .unique_keys
+                .iter()
+                .any(|k| k.fields.len() == 5 && k.nulls_count)
+        );
     }
 
     #[test]
     fn foreign_key_must_be_a_uuid() {
-        let err = validate("routes", json!({"paths": ["/"], "service": {"id": "nope"}})).unwrap_err();
-        assert_eq!(err.fields(), json!({"service": {"id": "expected a valid UUID"}}));
+        let err =
+            validate("routes", json!({"paths": ["/"], "service": {"id": "nope"}})).unwrap_err();
+        assert_eq!(
+            err.fields(),
+            json!({"service": {"id": "expected a valid UUID"}})
+        );
     }
 }

@@ -75,7 +75,12 @@ impl Event {
         let data = Value::Object(data);
         vec![
             Event::new("crud", schema, data.clone(), at_ms),
-            Event::new("crud", &format!("{schema}:{}", op.as_str()), data.clone(), at_ms),
+            Event::new(
+                "crud",
+                &format!("{schema}:{}", op.as_str()),
+                data.clone(),
+                at_ms,
+            ),
             Event::new("dao:crud", op.as_str(), data, at_ms),
         ]
     }
@@ -165,7 +170,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [("crud", "consumers"), ("crud", "consumers:create"), ("dao:crud", "create")]
+            [
+                ("crud", "consumers"),
+                ("crud", "consumers:create"),
+                ("dao:crud", "create")
+            ]
         );
         assert_eq!(
             events[0].data,

@@ -254,7 +254,10 @@ impl EventHook {
     }
 }
 
-fn check_source_and_event(hook: &Map<String, Value>, catalogue: &Catalogue) -> Result<(), Violations> {
+fn check_source_and_event(
+    hook: &Map<String, Value>,
+    catalogue: &Catalogue,
+) -> Result<(), Violations> {
     let source = hook["source"].as_str().unwrap_or_default();
     if catalogue.source(source).is_none() {
         return Err(Violations::field(
@@ -290,8 +293,10 @@ mod tests {
     #[test]
     fn kongs_create_answer_shape() {
         let hook = EventHook::validate(
-            &with_identity(json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                                  "config": {"url": "https://example.com/hook"}})),
+            &with_identity(
+                json!({"source": "crud", "event": "consumers", "handler": "webhook",
+                                  "config": {"url": "https://example.com/hook"}}),
+            ),
             Input::default(),
             &catalogue(),
         )
@@ -312,8 +317,14 @@ mod tests {
             &catalogue(),
         )
         .unwrap_err();
-        assert_eq!(err.message(), "schema violation (config.url: required field missing)");
-        assert_eq!(err.fields(), json!({"config": {"url": "required field missing"}}));
+        assert_eq!(
+            err.message(),
+            "schema violation (config.url: required field missing)"
+        );
+        assert_eq!(
+            err.fields(),
+            json!({"config": {"url": "required field missing"}})
+        );
     }
 
     #[test]
@@ -325,14 +336,22 @@ mod tests {
             &c,
         )
         .unwrap_err();
-        assert_eq!(err.fields(), json!({"source": "source 'nope' is not registered"}));
+        assert_eq!(
+            err.fields(),
+            json!({"source": "source 'nope' is not registered"})
+        );
         let err = EventHook::validate(
-            &with_identity(json!({"source": "crud", "event": "nope", "handler": "log", "config": {}})),
+            &with_identity(
+                json!({"source": "crud", "event": "nope", "handler": "log", "config": {}}),
+            ),
             Input::default(),
             &c,
         )
         .unwrap_err();
-        assert_eq!(err.fields(), json!({"event": "source 'crud' has no 'nope' event"}));
+        assert_eq!(
+            err.fields(),
+            json!({"event": "source 'crud' has no 'nope' event"})
+        );
         let err = EventHook::validate(
             &with_identity(json!({"source": "crud", "handler": "email", "config": {}})),
             Input::default(),
@@ -355,7 +374,9 @@ mod tests {
             &c,
         )
         .unwrap();
-        let Handler::WebhookCustom(cfg) = custom.handler else { panic!("wrong handler") };
+        let Handler::WebhookCustom(cfg) = custom.handler else {
+            panic!("wrong handler")
+        };
         assert!(cfg.payload_format && cfg.body_format && !cfg.headers_format);
         let err = EventHook::validate(
             &with_identity(json!({"source": "crud", "handler": "log", "config": {"x": 1}})),
@@ -365,12 +386,16 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.fields(), json!({"config": {"x": "unknown field"}}));
         let lambda = EventHook::validate(
-            &with_identity(json!({"source": "crud", "handler": "lambda", "config": {"functions": ["g"]}})),
+            &with_identity(
+                json!({"source": "crud", "handler": "lambda", "config": {"functions": ["g"]}}),
+            ),
             Input::default(),
             &c,
         )
         .unwrap();
-        let Handler::Lambda(cfg) = lambda.handler else { panic!("wrong handler") };
+        let Handler::Lambda(cfg) = lambda.handler else {
+            panic!("wrong handler")
+        };
         assert_eq!(cfg.capabilities, Capabilities::default());
         assert_eq!(cfg.limits, Limits::default());
     }

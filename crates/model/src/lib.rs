@@ -3,12 +3,14 @@
 //! grants, all validated in Kong's error shape. No I/O.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod capability;
 pub mod catalogue;
 pub mod entity;
 pub mod event;
 pub mod hook;
 pub mod kong;
+pub mod outbound;
 pub mod schema;
 pub mod violation;
 

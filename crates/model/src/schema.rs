@@ -256,13 +256,7 @@ fn absent_value(field: &Field, how: Input) -> Value {
         && has_defaults(fields)
     {
         let mut ignored = Violations::new();
-        return Value::Object(validate_record(
-            fields,
-            &Map::new(),
-            how,
-            &[],
-            &mut ignored,
-        ));
+        return Value::Object(validate_record(fields, &Map::new(), how, &[], &mut ignored));
     }
     Value::Null
 }
@@ -497,7 +491,9 @@ mod tests {
 
     #[test]
     fn fills_defaults_and_nulls() {
-        let out = schema().validate(&json!({"name": "x"}), Input::default()).unwrap();
+        let out = schema()
+            .validate(&json!({"name": "x"}), Input::default())
+            .unwrap();
         assert_eq!(
             Value::Object(out),
             json!({"name": "x", "port": 80, "enabled": true, "tags": null, "inner": {"mode": "a"}})
@@ -525,7 +521,10 @@ mod tests {
         let err = schema()
             .validate(&json!({"name": "x", "port": 70000}), Input::default())
             .unwrap_err();
-        assert_eq!(err.fields(), json!({"port": "value should be between 0 and 65535"}));
+        assert_eq!(
+            err.fields(),
+            json!({"port": "value should be between 0 and 65535"})
+        );
     }
 
     #[test]
@@ -544,7 +543,10 @@ mod tests {
     #[test]
     fn sets_drop_duplicates() {
         let out = schema()
-            .validate(&json!({"name": "x", "tags": ["a", "a", "b"]}), Input::default())
+            .validate(
+                &json!({"name": "x", "tags": ["a", "a", "b"]}),
+                Input::default(),
+            )
             .unwrap();
         assert_eq!(out["tags"], json!(["a", "b"]));
     }
@@ -566,7 +568,9 @@ mod tests {
 
     #[test]
     fn not_an_object() {
-        let err = schema().validate(&json!([1]), Input::default()).unwrap_err();
+        let err = schema()
+            .validate(&json!([1]), Input::default())
+            .unwrap_err();
         assert_eq!(err.fields(), json!({"@entity": ["expected a record"]}));
     }
 }

@@ -159,9 +159,7 @@ fn insert_at(node: &mut Map<String, Value>, path: &[PathSeg], message: &str) {
             .or_insert_with(|| Value::String(message.to_string()));
         return;
     }
-    let child = node
-        .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()));
+    let child = node.entry(key).or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(child) = child {
         insert_at(child, &path[1..], message);
     }
@@ -204,7 +202,10 @@ mod tests {
     #[test]
     fn entity_level_and_array_paths() {
         let mut v = Violations::entity("at least one of these fields must be non-empty: 'a', 'b'");
-        v.push(vec![key("paths"), PathSeg::Index(0)], "should start with: /");
+        v.push(
+            vec![key("paths"), PathSeg::Index(0)],
+            "should start with: /",
+        );
         assert_eq!(
             v.fields(),
             json!({"@entity": ["at least one of these fields must be non-empty: 'a', 'b'"],

@@ -1,1 +1,159 @@
-//! placeholder
+//! hookd's storage on sled: entities and event hooks with their indexes,
+//! the outbox their writes fill, and durability through group commit.
+#![deny(missing_docs)]
+
+mod entities;
+mod flusher;
+mod outbox;
+
+pub use entities::{Listed, Page};
+
+use flusher::Flusher;
+use sled::transaction::TransactionError;
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// sled failed.
+    #[error("storage error")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("a stored value is corrupt")]
+    Corrupt(#[source] serde_json::Error),
+    /// A stored key does not decode.
+    #[error("a stored key is corrupt")]
+    CorruptKey,
+    /// Flushing to disk failed; the write may not survive a crash.
+    #[error("flushing to disk failed: {0}")]
+    Flush(String),
+    /// No such entity.
+    #[error("not found")]
+    NotFound,
+    /// An entity without an `id` member was given to be written.
+    #[error("the entity has no id")]
+    MissingId,
+    /// An entity with that id exists.
+    #[error("primary key violation on key '{{id=\"{id}\"}}'")]
+    PrimaryKey {
+        /// The entity kind.
+        entity: String,
+        /// The id taken.
+        id: Uuid,
+    },
+    /// A unique value is taken.
+    #[error("UNIQUE violation detected on '{shown}'")]
+    Unique {
+        /// The entity kind.
+        entity: String,
+        /// The clashing fields and their values.
+        fields: serde_json::Map<String, serde_json::Value>,
+        /// The values as Kong shows them: `{name="x"}`.
+        shown: String,
+    },
+    /// A reference to an entity that does not exist.
+    #[error("the foreign key '{{id=\"{id}\"}}' does not reference an existing '{entity}' entity.")]
+    ForeignKey {
+        /// The referring field.
+        field: String,
+        /// The entity kind referred to.
+        entity: String,
+        /// The missing id.
+        id: Uuid,
+    },
+    /// A delete refused because another entity refers to this one.
+    #[error("an existing '{child}' entity references this '{parent}' entity")]
+    ReferencedBy {
+        /// The referring entity kind.
+        child: String,
+        /// The entity kind being deleted.
+        parent: String,
+    },
+    /// A pagination offset that is not one this store gave out.
+    #[error("invalid offset")]
+    InvalidOffset,
+}
+
+/// `Result` with the store's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn tx_error(e: TransactionError<Error>) -> Error {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => Error::Sled(e),
+    }
+}
+
+/// The store: cheap to clone, shared by every part of the server.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    entities: sled::Tree,
+    unique: sled::Tree,
+    children: sled::Tree,
+    outbox: sled::Tree,
+    meta: sled::Tree,
+    flusher: Flusher,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.flusher.stop();
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in a directory.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open()?;
+        let inner = Inner {
+            entities: db.open_tree("entities")?,
+            unique: db.open_tree("unique")?,
+            children: db.open_tree("children")?,
+            outbox: db.open_tree("outbox")?,
+            meta: db.open_tree("meta")?,
+            flusher: Flusher::start(db.clone()),
+            db,
+        };
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// This node's id: made on first open, kept across restarts.
+    pub fn node_id(&self) -> Result<Uuid> {
+        let fresh = Uuid::new_v4();
+        let stored = self.inner.meta.compare_and_swap(
+            "node_id",
+            None as Option<&[u8]>,
+            Some(fresh.as_bytes()),
+        )?;
+        match stored {
+            Ok(()) => Ok(fresh),
+            Err(current) => {
+                let bytes = current.current.ok_or(Error::CorruptKey)?;
+                Uuid::from_slice(&bytes).map_err(|_| Error::CorruptKey)
+            }
+        }
+    }
+
+    /// Waits until every write made before the call is on disk. Concurrent
+    /// callers share one flush.
+    pub async fn durable(&self) -> Result<()> {
+        self.inner.flusher.durable().await.map_err(Error::Flush)
+    }
+
+    /// Flushes everything and stops the flusher; for shutdown.
+    pub fn close(&self) {
+        self.inner.flusher.stop();
+        if let Err(e) = self.inner.db.flush() {
+            tracing::error!(error = %e, "final flush of the store failed");
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The generic endpoints every resource gets, with Kong's semantics:
+//! list (paginated), create (201), get, PATCH (merge), PUT (upsert) and
+//! DELETE (204, also when already gone), by id or by endpoint key, at the
+//! top level and nested under a parent (`/services/{id}/routes`).
+
+use crate::AdminState;
+use crate::body::KongBody;
+use crate::error::{ApiError, ApiResult};
+use crate::resource::{PathKey, Resource};
+use axum::Json;
+use axum::Router;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{MethodRouter, get};
+use hookd_model::entity::{EntitySchema, ForeignKey};
+use hookd_model::schema::Input;
+use hookd_store::Page;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Page size when none is asked for, and the largest allowed, as Kong.
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// Where a request is scoped: under which parent, through which field.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    parent: &'static EntitySchema,
+    fk: &'static ForeignKey,
+}
+
+/// Routes of one resource at `path` (`/services`, `/event-hooks`).
+pub fn routes(path: &str, r: Resource) -> Router<AdminState> {
+    Router::new()
+        .route(path, collection(r, None))
+        .route(&format!("{path}/{{key}}"), member(r, None))
+}
+
+/// Routes of a child resource under its parent, e.g. `/upstreams/{key}/targets`.
+pub fn nested_routes(
+    parent: &'static EntitySchema,
+    child: &'static EntitySchema,
+    fk: &'static ForeignKey,
+) -> Router<AdminState> {
+    let scope = Scope { parent, fk };
+    let base = format!("/{}/{{key}}/{}", parent.name, child.name);
+    let r = Resource::Entity(child);
+    Router::new()
+        .route(
+            &base,
+            get(move |state: State<AdminState>, Path((key,)): Path<(String,)>, query, uri| async move {
+                let parent_id = parent_id(&state, scope, &key).await?;
+                list(state, r, Some((scope, parent_id)), query, uri).await
+            })
+            .post(move |state: State<AdminState>, Path((key,)): Path<(String,)>, body: KongBody| async move {
+                let parent_id = parent_id(&state, scope, &key).await?;
+                create(state, r, Some((scope, parent_id)), body).await
+            }),
+        )
+        .route(
+            &format!("{base}/{{child_key}}"),
+            get(move |state: State<AdminState>, Path((key, child)): Path<(String, String)>| async move {
+                let parent_id = parent_id(&state, scope, &key).await?;
+                get_one(state, r, Some((scope, parent_id)), child).await
+            })
+            .patch(move |state: State<AdminState>, Path((key, child)): Path<(String, String)>, body: KongBody| async move {
+                let parent_id = parent_id(&state, scope, &key).await?;
+                patch(state, r, Some((scope, parent_id)), child, body).await
+            })
+            .put(move |state: State<AdminState>, Path((key, child)): Path<(String, String)>, body: KongBody| async move {
+                let parent_id = parent_id(&state, scope, &key).await?;
+                put(state, r, Some((scope, parent_id)), child, body).await
+            })
+            .delete(move |state: State<AdminState>, Path((key, child)): Path<(String, String)>| async move {
+                let parent_id = parent_id(&state, scope, &key).await?;
+                delete(state, r, Some((scope, parent_id)), child).await
+            }),
+        )
+}
+
+/// `GET /{child}/{key}/{field}`: the entity a foreign key refers to,
+/// e.g. `/routes/{id}/service`.
+pub fn referenced_route(
+    child: &'static EntitySchema,
+    fk: &'static ForeignKey,
+) -> Router<AdminState> {
+    Router::new().route(
+        &format!("/{}/{{key}}/{}", child.name, fk.field),
+        get(
+            move |State(state): State<AdminState>, Path((key,)): Path<(String,)>| async move {
+                let entity = find(&state, Resource::Entity(child), None, &key)?
+                    .ok_or(ApiError::NotFound("Not found"))?;
+                let id = entity[fk.field]["id"]
+                    .as_str()
+                    .and_then(|s| Uuid::try_parse(s).ok())
+                    .ok_or(ApiError::NotFound("Not found"))?;
+                let parent = state
+                    .store
+                    .get(fk.entity, id)?
+                    .ok_or(ApiError::NotFound("Not found"))?;
+                Ok::<_, ApiError>(Json(parent))
+            },
+        ),
+    )
+}
+
+fn collection(r: Resource, scope: Option<(Scope, Uuid)>) -> MethodRouter<AdminState> {
+    get(move |state, query, uri| list(state, r, scope, query, uri))
+        .post(move |state, body| create(state, r, scope, body))
+}
+
+fn member(r: Resource, scope: Option<(Scope, Uuid)>) -> MethodRouter<AdminState> {
+    get(move |state, Path((key,)): Path<(String,)>| get_one(state, r, scope, key))
+        .patch(move |state, Path((key,)): Path<(String,)>, body| patch(state, r, scope, key, body))
+        .put(move |state, Path((key,)): Path<(String,)>, body| put(state, r, scope, key, body))
+        .delete(move |state, Path((key,)): Path<(String,)>| delete(state, r, scope, key))
+}
+
+async fn parent_id(state: &AdminState, scope: Scope, key: &str) -> ApiResult<Uuid> {
+    let parent = find(state, Resource::Entity(scope.parent), None, key)?
+        .ok_or(ApiError::NotFound("Not found"))?;
+    entity_id(&parent)
+}
+
+fn entity_id(entity: &Value) -> ApiResult<Uuid> {
+    entity["id"]
+        .as_str()
+        .and_then(|s| Uuid::try_parse(s).ok())
+        .ok_or(ApiError::Store(hookd_store::Error::MissingId))
+}
+
+/// The entity a path names, within the parent when scoped.
+pub(crate) fn find(
+    state: &AdminState,
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    key: &str,
+) -> ApiResult<Option<Value>> {
+    let in_scope = |v: &Value| match scope {
+        Some((s, pid)) => v[s.fk.field]["id"].as_str() == Some(pid.to_string().as_str()),
+        None => true,
+    };
+    let found = match r.parse_key(key)? {
+        PathKey::Id(id) => state.store.get(r.name(), id)?,
+        PathKey::Unique(field, value) => match scope {
+            // Nested endpoint keys are unique only under their parent (a
+            // target's address within its upstream): look among the children.
+            Some((s, pid)) => {
+                let wanted = normalized(r, field, value);
+                let page = Page {
+                    size: usize::MAX,
+                    offset: None,
+                };
+                state
+                    .store
+                    .list_children(s.parent.name, pid, r.name(), &page)?
+                    .data
+                    .into_iter()
+                    .find(|v| v[field] == wanted)
+            }
+            None => state
+                .store
+                .find_unique(r.name(), field, &Value::from(value))?,
+        },
+    };
+    Ok(found.filter(in_scope))
+}
+
+/// A path value in the form the entity stores it (`10.0.0.1` → `10.0.0.1:8000`).
+fn normalized(r: Resource, field: &str, value: String) -> Value {
+    let Resource::Entity(e) = r else {
+        return Value::from(value);
+    };
+    let mut obj = Map::new();
+    obj.insert(field.to_string(), Value::from(value));
+    if let Some(normalize) = e.normalize {
+        normalize(&mut obj);
+    }
+    obj.remove(field).unwrap_or(Value::Null)
+}
+
+fn parse_page(query: &HashMap<String, String>) -> ApiResult<Page> {
+    let size = match query.get("size") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::InvalidSize(format!(
+                    "size must be an integer between 1 and {MAX_PAGE_SIZE}"
+                )));
+            }
+        },
+    };
+    Ok(Page {
+        size,
+        offset: query.get("offset").cloned(),
+    })
+}
+
+async fn list(
+    State(state): State<AdminState>,
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let page = parse_page(&query)?;
+    let listed = match scope {
+        Some((s, pid)) => state
+            .store
+            .list_children(s.parent.name, pid, r.name(), &page)?,
+        None => state.store.list(r.name(), &page)?,
+    };
+    let mut answer = json!({ "data": listed.data, "next": null });
+    if let Some(offset) = listed.next {
+        let size = query
+            .get("size")
+            .map(|s| format!("size={s}&"))
+            .unwrap_or_default();
+        let offset_q: String = form_urlencoded::byte_serialize(offset.as_bytes()).collect();
+        answer["next"] = Value::from(format!(
+            "{}?{size}offset={offset_q}",
+            uri.path().trim_end_matches('/')
+        ));
+        answer["offset"] = Value::from(offset);
+    }
+    Ok(Json(answer))
+}
+
+fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(ApiError::Schema(hookd_model::Violations::entity(
+            "expected a record",
+        ))),
+    }
+}
+
+fn now_s() -> i64 {
+    crate::now_ms() / 1000
+}
+
+async fn create(
+    State(state): State<AdminState>,
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    body: KongBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let how = Input {
+        from_form: body.from_form,
+    };
+    let mut obj = body_object(body.value)?;
+    let id = match obj.get("id") {
+        Some(Value::String(s)) => Uuid::try_parse(s)
+            .map_err(|_| hookd_model::Violations::field("id", "expected a valid UUID"))?,
+        Some(Value::Null) | None => Uuid::new_v4(),
+        Some(_) => {
+            return Err(hookd_model::Violations::field("id", "expected a valid UUID").into());
+        }
+    };
+    if let Some((s, pid)) = scope {
+        obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
+    }
+    r.stamp(&mut obj, id, None, now_s());
+    let entity = r.validate(&state, obj, how)?;
+    let entity = state
+        .store
+        .insert(r.name(), entity, crate::now_ms())
+        .await?;
+    Ok((StatusCode::CREATED, Json(entity)))
+}
+
+async fn get_one(
+    State(state): State<AdminState>,
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    key: String,
+) -> ApiResult<Json<Value>> {
+    find(&state, r, scope, &key)?
+        .map(Json)
+        .ok_or(ApiError::NotFound("Not found"))
+}
+
+async fn patch(
+    State(state): State<AdminState>,
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    key: String,
+    body: KongBody,
+) -> ApiResult<Json<Value>> {
+    let how = Input {
+        from_form: body.from_form,
+    };
+    let patch = body_object(body.value)?;
+    let existing = find(&state, r, scope, &key)?.ok_or(ApiError::NotFound("Not found"))?;
+    let id = entity_id(&existing)?;
+    let created_at = existing.get("created_at").cloned();
+    let Value::Object(base) = existing else {
+        return Err(ApiError::NotFound("Not found"));
+    };
+    let mut obj = r.merge(base, patch);
+    if let Some((s, pid)) = scope {
+        obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
+    }
+    r.stamp(&mut obj, id, created_at, now_s());
+    let entity = r.validate(&state, obj, how)?;
+    state
+        .store
+        .update(r.name(), entity.clone(), crate::now_ms())
+        .await?;
+    Ok(Json(entity))
+}
+
+async fn put(
+    State(state): State<AdminState>,
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    key: String,
+    body: KongBody,
+) -> ApiResult<Json<Value>> {
+    let how = Input {
+        from_form: body.from_form,
+    };
+    let mut obj = body_object(body.value)?;
+    let path_key = r.parse_key(&key)?;
+    if let PathKey::Unique(field, value) = &path_key {
+        // `PUT /consumers/bob` is about bob, whatever the body says.
+        obj.insert((*field).into(), Value::from(value.as_str()));
+    }
+    let existing = find(&state, r, scope, &key)?;
+    let (id, created_at) = match (&existing, path_key) {
+        (Some(e), _) => (entity_id(e)?, e.get("created_at").cloned()),
+        (None, PathKey::Id(id)) => (id, None),
+        (None, PathKey::Unique(..)) => (Uuid::new_v4(), None),
+    };
+    if let Some((s, pid)) = scope {
+        obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
+    }
+    r.stamp(&mut obj, id, created_at, now_s());
+    let entity = r.validate(&state, obj, how)?;
+    let at = crate::now_ms();
+    if existing.is_some() {
+        state.store.update(r.name(), entity.clone(), at).await?;
+    } else {
+        state.store.insert(r.name(), entity.clone(), at).await?;
+    }
+    Ok(Json(entity))
+}
+
+async fn delete(
+    State(state): State<AdminState>,
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    key: String,
+) -> ApiResult<StatusCode> {
+    if let Some(existing) = find(&state, r, scope, &key)? {
+        match state
+            .store
+            .delete(r.name(), entity_id(&existing)?, crate::now_ms())
+            .await
+        {
+            // Deleted concurrently: the outcome the caller wanted.
+            Ok(_) | Err(hookd_store::Error::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

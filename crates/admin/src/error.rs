@@ -1,0 +1,129 @@
+//! Errors of the Admin API, answered in Kong's JSON shape.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hookd_model::Violations;
+use hookd_model::kong::{ErrorCode, KongError};
+use serde_json::{Value, json};
+
+/// An Admin API failure; each variant knows its status and body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input that does not fit the schema (400, Kong code 2).
+    #[error("{0}")]
+    Schema(Violations),
+    /// A path id that is not valid for the entity (400, Kong code 1).
+    #[error("invalid primary key: '{{id=\"{0}\"}}'")]
+    InvalidPrimaryKey(String),
+    /// A page size out of range (400, Kong code 9).
+    #[error("{0}")]
+    InvalidSize(String),
+    /// A body that could not be read (400 `{"message"}`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A body over the size limit (413).
+    #[error("request body too large (limit: {0} bytes)")]
+    TooLarge(usize),
+    /// A content type the API does not read (415).
+    #[error("unsupported content type '{0}'")]
+    UnsupportedMediaType(String),
+    /// Nothing at this path (404 with Kong's message).
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// A conflict not expressed as a Kong DAO error (409 `{"message"}`).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store said no, or failed.
+    #[error(transparent)]
+    Store(#[from] hookd_store::Error),
+}
+
+impl From<Violations> for ApiError {
+    fn from(v: Violations) -> Self {
+        ApiError::Schema(v)
+    }
+}
+
+/// `Result` with the API's error.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+fn kong(status: StatusCode, code: ErrorCode, message: String, fields: Value) -> Response {
+    (status, Json(KongError::new(code, message, fields))).into_response()
+}
+
+fn message(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": text.into() }))).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use hookd_store::Error as S;
+        let text = self.to_string();
+        match self {
+            ApiError::Schema(v) => kong(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::SchemaViolation,
+                v.message(),
+                v.fields(),
+            ),
+            ApiError::InvalidPrimaryKey(_) => kong(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidPrimaryKey,
+                text,
+                json!({"id": "expected a valid UUID"}),
+            ),
+            ApiError::InvalidSize(_) => kong(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidSize,
+                text.clone(),
+                json!({ "size": text }),
+            ),
+            ApiError::BadRequest(_) => message(StatusCode::BAD_REQUEST, text),
+            ApiError::TooLarge(_) => message(StatusCode::PAYLOAD_TOO_LARGE, text),
+            ApiError::UnsupportedMediaType(_) => message(StatusCode::UNSUPPORTED_MEDIA_TYPE, text),
+            ApiError::NotFound(m) => message(StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(_) => message(StatusCode::CONFLICT, text),
+            ApiError::Store(e) => match e {
+                S::NotFound => message(StatusCode::NOT_FOUND, "Not found"),
+                S::PrimaryKey { id, .. } => kong(
+                    StatusCode::CONFLICT,
+                    ErrorCode::PrimaryKeyViolation,
+                    text,
+                    json!({ "id": id }),
+                ),
+                S::Unique { fields, .. } => kong(
+                    StatusCode::CONFLICT,
+                    ErrorCode::UniqueViolation,
+                    text,
+                    Value::Object(fields),
+                ),
+                S::ForeignKey { field, id, .. } => kong(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::ForeignKeyViolation,
+                    text,
+                    json!({ field: { "id": id } }),
+                ),
+                S::ReferencedBy { child, .. } => kong(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::ForeignKeyViolation,
+                    text,
+                    json!({ "@referenced_by": child }),
+                ),
+                S::InvalidOffset => kong(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidOffset,
+                    "invalid offset".into(),
+                    json!({ "offset": "invalid offset" }),
+                ),
+                other => {
+                    tracing::error!(error = ?other, "store failure answered with 500");
+                    message(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "An unexpected error occurred",
+                    )
+                }
+            },
+        }
+    }
+}

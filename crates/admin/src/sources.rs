@@ -1,0 +1,44 @@
+//! `/event-hooks/sources`: the catalogue of sources, events and fields.
+
+use crate::AdminState;
+use crate::error::{ApiError, ApiResult};
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+const NOT_FOUND: &str = "Not Found";
+
+/// The catalogue routes.
+pub fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/event-hooks/sources", get(all))
+        .route("/event-hooks/sources/{source}", get(source))
+        .route("/event-hooks/sources/{source}/{event}", get(event))
+}
+
+async fn all(State(state): State<AdminState>) -> Json<Value> {
+    Json(json!({ "data": &*state.catalogue }))
+}
+
+async fn source(
+    State(state): State<AdminState>,
+    Path(source): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let events = state
+        .catalogue
+        .source(&source)
+        .ok_or(ApiError::NotFound(NOT_FOUND))?;
+    Ok(Json(json!({ "data": events })))
+}
+
+async fn event(
+    State(state): State<AdminState>,
+    Path((source, event)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let info = state
+        .catalogue
+        .event(&source, &event)
+        .ok_or(ApiError::NotFound(NOT_FOUND))?;
+    Ok(Json(json!({ "data": info })))
+}

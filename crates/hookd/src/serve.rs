@@ -1,0 +1,93 @@
+//! `hookd serve`: opens the store, wires the parts together, serves the
+//! Admin API and shuts down cleanly on SIGINT or SIGTERM.
+
+use crate::config::{Config, LogFormat};
+use anyhow::Context;
+use hookd_admin::{AdminState, ServerInfo};
+use hookd_model::Catalogue;
+use hookd_store::Store;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match config.log_format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let catalogue = Catalogue::builtin(hookd_admin::crud_entities());
+    let info = ServerInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: hostname(),
+        node_id: store.node_id()?.to_string(),
+        configuration: config.redacted(),
+    };
+    let state = AdminState {
+        store: store.clone(),
+        catalogue: Arc::new(catalogue),
+        body_limit: config.body_limit,
+        info: Arc::new(info),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(data_dir = %config.data_dir.display(), "hookd admin API listening on http://{addr}");
+    let app = hookd_admin::app(state);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving the Admin API")?;
+    store.close();
+    tracing::info!("hookd stopped; store flushed");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `hookd` binary, driven over HTTP.
+
+mod support;
+
+mod durability;
+mod entities;
+mod event_hooks;
+mod root;
+mod sources;
+mod validation;

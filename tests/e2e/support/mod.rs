@@ -1,0 +1,269 @@
+//! The harness: the real `hookd` binary on a free loopback port with a
+//! temporary data directory, an HTTP client for it, and polling helpers.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// Longest wait for anything the server should do by itself; generous,
+/// because CI machines are shared and slow. Reaching it fails the test.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How to start a server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra environment variables (`HOOKD_*`).
+    pub env: Vec<(String, String)>,
+    /// Contents of a configuration file passed with `--config`.
+    pub config_toml: Option<String>,
+}
+
+impl Options {
+    /// Adds an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the configuration file.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config_toml = Some(toml.into());
+        self
+    }
+}
+
+/// A running `hookd serve`.
+pub struct Server {
+    child: Option<Child>,
+    /// Address of the Admin API.
+    pub addr: SocketAddr,
+    dir: Arc<tempfile::TempDir>,
+    options: Options,
+    log: Arc<Mutex<String>>,
+    /// Client for the Admin API.
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a server with default settings.
+    pub async fn start() -> Server {
+        Server::start_with(Options::default()).await
+    }
+
+    /// Starts a server with these options and a fresh data directory.
+    pub async fn start_with(options: Options) -> Server {
+        let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
+        Server::spawn(dir, options, Arc::new(Mutex::new(String::new())))
+    }
+
+    fn spawn(dir: Arc<tempfile::TempDir>, options: Options, log: Arc<Mutex<String>>) -> Server {
+        let data = dir.path().join("data");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("RUST_LOG")
+            .env("HOOKD_LOG_FORMAT", "pretty")
+            .env("HOOKD_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(toml) = &options.config_toml {
+            let file = dir.path().join("hookd.toml");
+            std::fs::write(&file, toml).expect("writing the configuration file");
+            cmd.arg("--config").arg(file);
+        }
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting hookd");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let addr = addr.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.parse::<SocketAddr>());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(PATIENCE) {
+            Ok(Ok(addr)) => addr,
+            other => {
+                let _ = child.kill();
+                panic!(
+                    "hookd did not start ({other:?}); its log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Server {
+            child: Some(child),
+            addr,
+            dir,
+            options,
+            log,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    /// The Admin API URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A scratch directory that lives as long as the server.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the server with SIGKILL: no shutdown, no final flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("reaping hookd");
+        }
+    }
+
+    /// Sends SIGTERM and waits for the server to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success());
+        child.wait().expect("reaping hookd")
+    }
+
+    /// Starts the server again on the same data directory.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        let mut next = Server::spawn(
+            Arc::clone(&self.dir),
+            self.options.clone(),
+            Arc::clone(&self.log),
+        );
+        self.child = next.child.take();
+        self.addr = next.addr;
+    }
+
+    /// GET, answering status and JSON body (null when empty or not JSON).
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        answer(self.http.get(self.url(path)).send().await).await
+    }
+
+    /// POST a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        answer(self.http.post(self.url(path)).json(body).send().await).await
+    }
+
+    /// POST form fields.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        answer(self.http.post(self.url(path)).form(fields).send().await).await
+    }
+
+    /// PATCH a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        answer(self.http.patch(self.url(path)).json(body).send().await).await
+    }
+
+    /// PUT a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        answer(self.http.put(self.url(path)).json(body).send().await).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        answer(self.http.delete(self.url(path)).send().await).await
+    }
+
+    /// POST a raw body with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        answer(
+            self.http
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await,
+        )
+        .await
+    }
+
+    /// Creates something that must be created, returning it.
+    pub async fn create(&self, path: &str, body: &Value) -> Value {
+        let (status, value) = self.post(path, body).await;
+        assert_eq!(status, StatusCode::CREATED, "POST {path} {body}: {value}");
+        value
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn answer(response: reqwest::Result<reqwest::Response>) -> (StatusCode, Value) {
+    let response = response.expect("request to hookd");
+    let status = response.status();
+    let bytes = response.bytes().await.expect("reading the answer");
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
+}
+
+/// Polls `check` until it yields a value; fails the test after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("gave up waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
