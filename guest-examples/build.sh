@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Builds every guest in guest-examples/ and copies each result beside its
+# source as <guest>/<guest>.wasm (the small ones are committed, so tests run
+# on machines without a wasm toolchain). See README.md.
+#
+# Environment:
+#   HOOKD_GUEST_ROUTE=auto|rustup|debian   how to build the Rust guests (default auto:
+#       rustup when it has or can add wasm32-wasip2, else Debian's rustc-web)
+#   HOOKD_REQUIRE_PYTHON_GUEST=1           fail, instead of skipping, when componentize-py is missing
+#   CARGO_TARGET_DIR                       default: guest-examples/target (the Debian
+#       route uses $CARGO_TARGET_DIR/debian so the two routes do not evict each other)
+#   WASI_CC                                C compiler for wasm32-wasi (default clang)
+#   GUESTS="transform c-upper ..."         build only these guests (default: all)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+RUST_GUESTS=(transform noop http-post spin memory-bomb recursion output-flood snoop wrong-world)
+C_COMMAND_GUESTS=(c-upper)
+C_REACTOR_GUESTS=(c-reactor)
+PYTHON_GUESTS=(python-transform)
+TARGET=wasm32-wasip2
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
+# Host-oriented flags (e.g. -C target-cpu=native, or a CI's -D warnings) must
+# not leak into wasm builds; RUSTFLAGS would also override the Debian
+# config's target rustflags.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_TARGET CARGO_BUILD_RUSTFLAGS
+
+log() { echo "build.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+wanted() {  # wanted GUEST: true when GUESTS is unset or lists GUEST
+    [ -z "${GUESTS:-}" ] && return 0
+    case " $GUESTS " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+
+size_of() { wc -c <"$1" | tr -d ' '; }
+
+# --- Rust -------------------------------------------------------------------
+
+rustup_has_target() {
+    command -v rustup >/dev/null 2>&1 || return 1
+    if rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+        return 0
+    fi
+    log "rustup has no $TARGET; trying: rustup target add $TARGET"
+    rustup target add "$TARGET" >&2
+}
+
+pick_route() {
+    local route="${HOOKD_GUEST_ROUTE:-auto}"
+    case "$route" in
+        rustup)
+            rustup_has_target || die "HOOKD_GUEST_ROUTE=rustup but rustup cannot provide $TARGET"
+            ;;
+        debian) ;;
+        auto)
+            if rustup_has_target; then
+                route=rustup
+            else
+                log "rustup cannot provide $TARGET: falling back to Debian's rustc-web"
+                route=debian
+            fi
+            ;;
+        *) die "HOOKD_GUEST_ROUTE must be auto, rustup or debian (got '$route')" ;;
+    esac
+    echo "$route"
+}
+
+build_rust() {
+    local route out_dir
+    local -a packages=()
+    for g in "${RUST_GUESTS[@]}"; do
+        if wanted "$g"; then packages+=(-p "$g"); fi
+    done
+    [ "${#packages[@]}" -gt 0 ] || return 0
+    route="$(pick_route)"
+
+    local start=$SECONDS
+    case "$route" in
+        rustup)
+            log "Rust guests: rustup route ($(cargo --version))"
+            cargo build --locked --release --target "$TARGET" "${packages[@]}"
+            out_dir="$CARGO_TARGET_DIR/$TARGET/release"
+            ;;
+        debian)
+            # rustup's proxies usually come first on PATH: call Debian's
+            # binaries by full path. Only this exact rustc can build its std.
+            [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] \
+                || die "Debian route needs /usr/bin/cargo and /usr/bin/rustc: run ./install-toolchain.sh"
+            [ -d /usr/lib/rustlib/src/rust/library ] \
+                || die "Debian route needs the std source (rust-web-src): run ./install-toolchain.sh"
+            [ -e /usr/lib/wasm32-wasi/libc.a ] \
+                || die "Debian route needs wasi-libc: run ./install-toolchain.sh"
+            local target_dir="$CARGO_TARGET_DIR/debian"
+            log "Rust guests: Debian route ($(/usr/bin/cargo --version), $(/usr/bin/rustc --version)); std is built from source, ~1 min the first time"
+            RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target_dir" \
+                /usr/bin/cargo build --config "$here/debian-build-std.toml" \
+                --locked --release --target "$TARGET" "${packages[@]}"
+            out_dir="$target_dir/$TARGET/release"
+            ;;
+    esac
+    log "Rust guests built in $((SECONDS - start)) s"
+
+    for g in "${RUST_GUESTS[@]}"; do
+        wanted "$g" || continue
+        local built="$out_dir/${g//-/_}.wasm"
+        [ -f "$built" ] || die "expected $built"
+        cp "$built" "$g/$g.wasm"
+        log "  $g/$g.wasm $(size_of "$g/$g.wasm") bytes"
+    done
+}
+
+# --- C ----------------------------------------------------------------------
+
+build_c() {
+    local cc="${WASI_CC:-clang}" any=0
+    for g in "${C_COMMAND_GUESTS[@]}" "${C_REACTOR_GUESTS[@]}"; do
+        if wanted "$g"; then any=1; fi
+    done
+    [ "$any" = 1 ] || return 0
+    command -v "$cc" >/dev/null 2>&1 || die "no C compiler '$cc': run ./install-toolchain.sh"
+    local cflags=(--target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-all)
+
+    for g in "${C_COMMAND_GUESTS[@]}"; do
+        wanted "$g" || continue
+        "$cc" "${cflags[@]}" -o "$g/$g.wasm" "$g/$g.c"
+        chmod 644 "$g/$g.wasm"
+        log "  $g/$g.wasm $(size_of "$g/$g.wasm") bytes (preview-1 command)"
+    done
+    for g in "${C_REACTOR_GUESTS[@]}"; do
+        wanted "$g" || continue
+        "$cc" "${cflags[@]}" -mexec-model=reactor -o "$g/$g.wasm" "$g/$g.c"
+        chmod 644 "$g/$g.wasm"
+        log "  $g/$g.wasm $(size_of "$g/$g.wasm") bytes (preview-1 reactor, no _start)"
+    done
+}
+
+# --- Python -----------------------------------------------------------------
+
+build_python() {
+    local any=0
+    for g in "${PYTHON_GUESTS[@]}"; do
+        if wanted "$g"; then any=1; fi
+    done
+    [ "$any" = 1 ] || return 0
+    if ! command -v componentize-py >/dev/null 2>&1; then
+        if [ "${HOOKD_REQUIRE_PYTHON_GUEST:-0}" = 1 ]; then
+            die "componentize-py not found and HOOKD_REQUIRE_PYTHON_GUEST=1: run ./install-toolchain.sh"
+        fi
+        log "SKIPPED Python guests (${PYTHON_GUESTS[*]}): componentize-py not found (pip install componentize-py==0.25.1, or ./install-toolchain.sh)"
+        return 0
+    fi
+    for g in "${PYTHON_GUESTS[@]}"; do
+        wanted "$g" || continue
+        local start=$SECONDS
+        # -p: where app.py is; the WIT is the repository's single ../wit.
+        componentize-py -d "$here/../wit" -w lambda componentize -p "$here/$g" app -o "$here/$g/$g.wasm" >&2
+        log "  $g/$g.wasm $(size_of "$g/$g.wasm") bytes in $((SECONDS - start)) s (not committed)"
+    done
+}
+
+build_rust
+build_c
+build_python
+log "done"
