@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod capability;
 pub mod catalogue;
+pub mod delivery;
 pub mod entity;
 pub mod event;
 pub mod hook;

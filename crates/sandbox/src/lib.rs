@@ -1,1 +1,203 @@
-//! placeholder
+//! Runs the WebAssembly guests of `lambda` hooks under wasmtime.
+//!
+//! One [`Sandbox`] per server: it owns the engine (pooling allocator, epoch
+//! ticker), one linker per guest kind, and the guests compiled so far (in
+//! memory, and precompiled on disk so a restart does not recompile).
+//!
+//! - [`Sandbox::inspect`] accepts a component of world `hookd:lambda/lambda`
+//!   or a WASI preview-1 command module, and reports its imports classed
+//!   into capabilities; anything else is a [`GuestRejected`] with its reason.
+//! - [`Sandbox::invoke`] runs one guest on one event in a fresh `Store`,
+//!   with the WASI context built from nothing but the [`EffectiveGrant`],
+//!   and returns the guest's answer or a typed [`Failure`], with the audit
+//!   records of every checked decision.
+//! - [`Sandbox::run_chain`] runs a hook's `functions` in order.
+#![deny(missing_docs)]
+
+mod chain;
+mod engine;
+mod guest;
+mod http;
+mod invoke;
+mod output;
+
+pub use chain::{ChainFailure, ChainOutcome, GuestSource, SourceError, Step};
+pub use guest::{CacheCounters, Guest, GuestKind, GuestRejected, GuestReport, digest};
+pub use hookd_model::audit::{AuditRecord, CapabilityClass, GuestRef, Verdict};
+pub use hookd_model::capability::{EffectiveGrant, SandboxCeiling, UntrustedWasm};
+pub use invoke::{Failure, Invocation, Outcome, OutputStats};
+
+use hookd_model::UnixMillis;
+use hookd_model::outbound::OutboundPolicy;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What can go wrong in the sandbox itself (a guest's own failure is a
+/// [`Failure`], a refused upload a [`GuestRejected`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The wasmtime engine or a linker could not be set up.
+    #[error("cannot set up the WebAssembly engine")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The compiled-guest cache directory could not be created.
+    #[error("cannot create the compiled-guest cache directory {path}")]
+    CacheDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result of the sandbox's own operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Largest guest accepted by default: 64 MiB.
+pub const MAX_GUEST_BYTES: usize = 64 << 20;
+/// Largest result a guest may return by default: 1 MiB.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+/// Bytes of a guest's stdout and of its stderr kept per invocation by
+/// default: 16 KiB each; the rest is counted and dropped.
+pub const MAX_STDIO_BYTES: usize = 16 << 10;
+/// `log` calls a guest may make per invocation by default.
+pub const MAX_LOG_LINES: usize = 100;
+/// Bytes of `log` messages kept per invocation by default: 16 KiB.
+pub const MAX_LOG_BYTES: usize = 16 << 10;
+
+/// How the sandbox is set up: the server's `untrusted_wasm` mode and
+/// ceiling, and the bounds of what a guest may produce.
+///
+/// # Defaults
+///
+/// [`SandboxConfig::default`] is mode `sandbox` with the default ceiling
+/// (no env, no dirs, no HTTP host; see [`SandboxCeiling`]), an outbound
+/// policy that refuses every private, loopback and link-local address, no
+/// on-disk cache, guests up to [`MAX_GUEST_BYTES`] (64 MiB), results up to
+/// [`MAX_OUTPUT_BYTES`] (1 MiB), [`MAX_STDIO_BYTES`] (16 KiB) kept of each
+/// of stdout and stderr, and at most [`MAX_LOG_LINES`] (100) `log` calls or
+/// [`MAX_LOG_BYTES`] (16 KiB) of them per invocation.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// `untrusted_wasm`.
+    pub mode: UntrustedWasm,
+    /// The operator's ceiling and the limits' defaults and maxima.
+    pub ceiling: SandboxCeiling,
+    /// Where guest HTTP requests may connect, judged on resolved addresses.
+    pub outbound: OutboundPolicy,
+    /// Directory of precompiled guests (`<data_dir>/compiled`); `None`
+    /// keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest guest accepted, in bytes.
+    pub max_guest_bytes: usize,
+    /// Largest result a guest may return, in bytes.
+    pub max_output_bytes: usize,
+    /// Bytes kept of each of stdout and stderr per invocation.
+    pub max_stdio_bytes: usize,
+    /// `log` calls kept per invocation.
+    pub max_log_lines: usize,
+    /// Bytes of `log` messages kept per invocation.
+    pub max_log_bytes: usize,
+    /// The clock of audit records.
+    pub clock: fn() -> UnixMillis,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            mode: UntrustedWasm::default(),
+            ceiling: SandboxCeiling::default(),
+            outbound: OutboundPolicy::default(),
+            cache_dir: None,
+            max_guest_bytes: MAX_GUEST_BYTES,
+            max_output_bytes: MAX_OUTPUT_BYTES,
+            max_stdio_bytes: MAX_STDIO_BYTES,
+            max_log_lines: MAX_LOG_LINES,
+            max_log_bytes: MAX_LOG_BYTES,
+            clock: system_clock,
+        }
+    }
+}
+
+fn system_clock() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as UnixMillis)
+}
+
+/// The server's sandbox: cheap to clone, shared by every worker.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    /// `config.outbound`, shared with each call's HTTP hooks.
+    outbound: Arc<OutboundPolicy>,
+    runtime: engine::Runtime,
+    guests: guest::Guests,
+}
+
+impl Sandbox {
+    /// Builds the engine and linkers, starts the epoch ticker (stopped
+    /// when the last clone is dropped) and creates the cache directory.
+    pub fn new(config: SandboxConfig) -> Result<Self> {
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir).map_err(|source| Error::CacheDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let runtime = engine::Runtime::new(&config)?;
+        Ok(Sandbox {
+            inner: Arc::new(Inner {
+                outbound: Arc::new(config.outbound.clone()),
+                config,
+                runtime,
+                guests: guest::Guests::default(),
+            }),
+        })
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// What one guest of a lambda hook gets under this server's mode and
+    /// ceiling (what `GET /event-hooks/{id}/capabilities` shows).
+    pub fn grant(
+        &self,
+        lambda: &hookd_model::hook::LambdaConfig,
+        guest: &GuestReport,
+    ) -> EffectiveGrant {
+        let c = &self.inner.config;
+        EffectiveGrant::new(
+            c.mode,
+            &c.ceiling,
+            &lambda.capabilities,
+            &lambda.limits,
+            &guest.capabilities,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_config_defaults() {
+        let c = SandboxConfig::default();
+        assert_eq!(c.mode, UntrustedWasm::Sandbox);
+        assert_eq!(c.ceiling, SandboxCeiling::default());
+        assert_eq!(c.outbound, OutboundPolicy::default());
+        assert_eq!(c.cache_dir, None);
+        assert_eq!(
+            (c.max_guest_bytes, c.max_output_bytes, c.max_stdio_bytes),
+            (64 << 20, 1 << 20, 16 << 10)
+        );
+        assert_eq!((c.max_log_lines, c.max_log_bytes), (100, 16 << 10));
+    }
+}

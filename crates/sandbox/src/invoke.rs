@@ -1,0 +1,697 @@
+//! One guest call: a fresh `Store`, the WASI context built from the grant,
+//! limits, captured output, and the failure told apart.
+
+use crate::engine::TICK;
+use crate::guest::{Guest, Prepared};
+use crate::http::HttpPolicy;
+use crate::output::{Capture, truncate};
+use crate::{
+    AuditRecord, CapabilityClass, EffectiveGrant, GuestRef, Sandbox, UntrustedWasm, Verdict,
+};
+use hookd_model::UnixMillis;
+use hookd_model::capability::{DirGrant, ResolvedLimits, dir_within};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        world: "lambda",
+        path: "../../wit",
+        exports: { default: async },
+    });
+}
+
+use bindings::hookd::lambda::host::Level;
+
+/// One event for one guest.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    /// The hook whose chain runs the guest.
+    pub hook_id: Uuid,
+    /// The name the guest runs under (for logs and audit records).
+    pub guest_name: &'a str,
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The event's source.
+    pub source: &'a str,
+    /// The event's name.
+    pub event: &'a str,
+    /// The data, JSON: the event's, or the previous guest's output.
+    pub data: String,
+}
+
+/// Why a call did not produce data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum Failure {
+    /// Mode `off`.
+    #[error("lambda hooks are disabled: untrusted_wasm = off")]
+    Disabled,
+    /// The guest returned an error (or a command exited non-zero).
+    #[error("the guest failed: {0}")]
+    GuestError(String),
+    /// The call ran past its wall-time limit, in milliseconds.
+    #[error("the guest exceeded its time limit of {0} ms")]
+    Timeout(u64),
+    /// The guest tried to grow its memory past the limit, in bytes.
+    #[error("the guest exceeded its memory limit of {0} bytes")]
+    MemoryLimit(u64),
+    /// The guest used all its fuel.
+    #[error("the guest ran out of fuel ({0})")]
+    FuelExhausted(u64),
+    /// The guest overflowed its call stack.
+    #[error("the guest overflowed its stack")]
+    StackOverflow,
+    /// Any other trap.
+    #[error("the guest trapped: {0}")]
+    Trap(String),
+    /// The guest's result is larger than the server accepts.
+    #[error("the guest's output of {size} bytes exceeds the limit of {max} bytes")]
+    OutputTooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The server could not run the guest (not the guest's fault).
+    #[error("cannot run the guest: {0}")]
+    Host(String),
+}
+
+/// How much the guest wrote, and how much of it was dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutputStats {
+    /// Bytes written to stdout (a command's stdout is its result, counted
+    /// in neither field).
+    pub stdout_bytes: u64,
+    /// Bytes written to stderr.
+    pub stderr_bytes: u64,
+    /// Bytes of stdout and stderr not logged, past the bound.
+    pub stdio_dropped_bytes: u64,
+    /// `log` calls logged.
+    pub log_lines: u64,
+    /// `log` calls dropped (or cut short), past the bound.
+    pub log_dropped: u64,
+}
+
+/// What a call produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The guest's data (`None`: pass the input on unchanged) or why not.
+    pub result: Result<Option<String>, Failure>,
+    /// Every checked decision, allowed and denied, in order.
+    pub audit: Vec<AuditRecord>,
+    /// How much it wrote.
+    pub output: OutputStats,
+    /// Wall time of the call, instantiation included.
+    pub elapsed: Duration,
+}
+
+/// The audit records of one call; shared with the HTTP client tasks.
+#[derive(Clone)]
+pub(crate) struct Auditor(Arc<AuditInner>);
+
+struct AuditInner {
+    hook_id: Uuid,
+    guest: GuestRef,
+    clock: fn() -> UnixMillis,
+    records: Mutex<Vec<AuditRecord>>,
+}
+
+impl Auditor {
+    pub fn new(hook_id: Uuid, guest: GuestRef, clock: fn() -> UnixMillis) -> Self {
+        Auditor(Arc::new(AuditInner {
+            hook_id,
+            guest,
+            clock,
+            records: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn record(
+        &self,
+        capability: CapabilityClass,
+        target: String,
+        verdict: Verdict,
+        reason: Option<String>,
+    ) {
+        let a = &self.0;
+        let record = AuditRecord {
+            at_ms: (a.clock)(),
+            hook_id: a.hook_id,
+            guest: a.guest.clone(),
+            capability,
+            target,
+            verdict,
+            reason,
+        };
+        if verdict == Verdict::Denied {
+            tracing::info!(target: "hookd::audit", hook = %a.hook_id, guest = %a.guest.name,
+                capability = %record.capability, target = %record.target, reason = ?record.reason, "denied");
+        }
+        a.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+    }
+
+    pub fn take(&self) -> Vec<AuditRecord> {
+        std::mem::take(&mut *self.0.records.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// `StoreLimits` with `trap_on_grow_failure(true)`, remembering that it
+/// refused a memory, so a memory kill is told apart from other traps
+/// without reading error text.
+pub(crate) struct Limiter {
+    inner: StoreLimits,
+    memory_refused: bool,
+}
+
+impl Limiter {
+    fn new(memory: u64) -> Self {
+        Limiter {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(usize::try_from(memory).unwrap_or(usize::MAX))
+                .trap_on_grow_failure(true)
+                .build(),
+            memory_refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let r = self.inner.memory_growing(current, desired, maximum);
+        self.memory_refused |= !matches!(r, Ok(true));
+        r
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused = true;
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// The `log` import's budget for one call.
+struct GuestLog {
+    hook_id: Uuid,
+    guest: String,
+    lines_left: usize,
+    bytes_left: usize,
+    lines: u64,
+    dropped: u64,
+}
+
+macro_rules! at_level {
+    ($level:expr, $($event:tt)*) => {
+        match $level {
+            Level::Trace => tracing::trace!($($event)*),
+            Level::Debug => tracing::debug!($($event)*),
+            Level::Info => tracing::info!($($event)*),
+            Level::Warn => tracing::warn!($($event)*),
+            Level::Error => tracing::error!($($event)*),
+        }
+    };
+}
+
+impl GuestLog {
+    fn log(&mut self, level: Level, message: &str) {
+        if self.lines_left == 0 || self.bytes_left == 0 {
+            self.dropped += 1;
+            return;
+        }
+        let kept = truncate(message, self.bytes_left);
+        if kept.len() < message.len() {
+            self.dropped += 1;
+        }
+        self.lines_left -= 1;
+        self.bytes_left -= kept.len();
+        self.lines += 1;
+        at_level!(level, target: "hookd::guest", hook = %self.hook_id, guest = %self.guest, "{kept}");
+    }
+}
+
+/// Store data of a component call.
+pub(crate) struct ComponentState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: HttpPolicy,
+    limiter: Limiter,
+    log: Arc<Mutex<GuestLog>>,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl bindings::hookd::lambda::types::Host for ComponentState {}
+
+impl bindings::hookd::lambda::host::Host for ComponentState {
+    fn log(&mut self, level: Level, message: String) {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log(level, &message);
+    }
+}
+
+/// Store data of a preview-1 command call.
+pub(crate) struct CommandState {
+    pub wasi: WasiP1Ctx,
+    limiter: Limiter,
+}
+
+trait Limited {
+    fn limiter(&mut self) -> &mut Limiter;
+}
+
+impl Limited for ComponentState {
+    fn limiter(&mut self) -> &mut Limiter {
+        &mut self.limiter
+    }
+}
+
+impl Limited for CommandState {
+    fn limiter(&mut self) -> &mut Limiter {
+        &mut self.limiter
+    }
+}
+
+/// Output shared between the store and the caller, so it survives a call
+/// abandoned at its deadline.
+struct Io {
+    stdout: Capture,
+    stderr: Capture,
+    log: Arc<Mutex<GuestLog>>,
+}
+
+impl Sandbox {
+    /// Runs `guest` on one event with what `grant` allows. Never panics on
+    /// guest behaviour; every way a call can end is in [`Outcome::result`].
+    /// Cheap enough for a tight loop: per call, one `Store`, one WASI
+    /// context and one instantiation from the prepared guest.
+    pub async fn invoke(
+        &self,
+        guest: &Guest,
+        grant: &EffectiveGrant,
+        inv: Invocation<'_>,
+    ) -> Outcome {
+        let started = Instant::now();
+        let config = &self.inner.config;
+        if config.mode == UntrustedWasm::Off || grant.mode == UntrustedWasm::Off {
+            return Outcome {
+                result: Err(Failure::Disabled),
+                audit: Vec::new(),
+                output: OutputStats::default(),
+                elapsed: started.elapsed(),
+            };
+        }
+        let guest_ref = GuestRef {
+            name: inv.guest_name.to_string(),
+            digest: guest.digest().to_string(),
+        };
+        let audit = Auditor::new(inv.hook_id, guest_ref, config.clock);
+        let io = Io {
+            stdout: Capture::new(config.max_stdio_bytes),
+            stderr: Capture::new(config.max_stdio_bytes),
+            log: Arc::new(Mutex::new(GuestLog {
+                hook_id: inv.hook_id,
+                guest: inv.guest_name.to_string(),
+                lines_left: config.max_log_lines,
+                bytes_left: config.max_log_bytes,
+                lines: 0,
+                dropped: 0,
+            })),
+        };
+        let limits = grant.limits;
+        let (hook_id, name) = (inv.hook_id, inv.guest_name);
+        let run = async {
+            match &guest.prepared {
+                Prepared::Component(pre) => self.run_component(pre, grant, inv, &io, &audit).await,
+                Prepared::Command(pre) => self.run_command(pre, grant, inv, &io, &audit).await,
+            }
+        };
+        // Ends a guest waiting in a host call (an HTTP response, a sleep)
+        // as well as one computing (it yields every epoch tick).
+        let result = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
+            .await
+            .unwrap_or(Err(Failure::Timeout(limits.timeout_ms)));
+        let output = emit_output(hook_id, name, &io);
+        Outcome {
+            result,
+            audit: audit.take(),
+            output,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    async fn run_component(
+        &self,
+        pre: &bindings::LambdaPre<ComponentState>,
+        grant: &EffectiveGrant,
+        inv: Invocation<'_>,
+        io: &Io,
+        audit: &Auditor,
+    ) -> Result<Option<String>, Failure> {
+        let rt = &self.inner.runtime;
+        let mut wasi = self.wasi_builder(grant, audit);
+        wasi.stdout(io.stdout.clone()).stderr(io.stderr.clone());
+        let state = ComponentState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: HttpPolicy {
+                hosts: grant.http.iter().cloned().collect(),
+                outbound: self.inner.outbound.clone(),
+                tls: rt.tls.clone(),
+                audit: audit.clone(),
+            },
+            limiter: Limiter::new(grant.limits.memory),
+            log: io.log.clone(),
+        };
+        let mut store = new_store(&rt.engine, state, &grant.limits)?;
+        let lambda = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| failure(e, &mut store, &grant.limits))?;
+        let event = bindings::hookd::lambda::types::Event {
+            id: inv.event_id.to_string(),
+            hook_id: inv.hook_id.to_string(),
+            source: inv.source.to_string(),
+            event: inv.event.to_string(),
+            data: inv.data,
+        };
+        match lambda.call_handle(&mut store, &event).await {
+            Ok(Ok(Some(out))) => self.bounded(out).map(Some),
+            Ok(Ok(None)) => Ok(None),
+            Ok(Err(message)) => Err(Failure::GuestError(message)),
+            Err(e) => Err(failure(e, &mut store, &grant.limits)),
+        }
+    }
+
+    async fn run_command(
+        &self,
+        pre: &wasmtime::InstancePre<CommandState>,
+        grant: &EffectiveGrant,
+        inv: Invocation<'_>,
+        io: &Io,
+        audit: &Auditor,
+    ) -> Result<Option<String>, Failure> {
+        let rt = &self.inner.runtime;
+        let max = self.inner.config.max_output_bytes;
+        // stdout is the result: kept whole up to the limit, one byte more
+        // tells that it was exceeded.
+        let result = Capture::new(max.saturating_add(1));
+        let mut wasi = self.wasi_builder(grant, audit);
+        wasi.stdin(MemoryInputPipe::new(inv.data))
+            .stdout(result.clone())
+            .stderr(io.stderr.clone())
+            .arg(inv.guest_name);
+        let state = CommandState {
+            wasi: wasi.build_p1(),
+            limiter: Limiter::new(grant.limits.memory),
+        };
+        let mut store = new_store(&rt.engine, state, &grant.limits)?;
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| failure(e, &mut store, &grant.limits))?;
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(|e| Failure::Host(format!("{e:#}")))?;
+        let status = match start.call_async(&mut store, ()).await {
+            Ok(()) => 0,
+            Err(e) => match e.downcast_ref::<I32Exit>() {
+                Some(I32Exit(code)) => *code,
+                None => return Err(failure(e, &mut store, &grant.limits)),
+            },
+        };
+        let (out, written) = result.take();
+        if status != 0 {
+            let err = io.stderr.peek(512);
+            let err = String::from_utf8_lossy(&err);
+            return Err(Failure::GuestError(format!(
+                "exited with status {status}: {}",
+                err.trim()
+            )));
+        }
+        if written > max as u64 {
+            return Err(Failure::OutputTooLarge {
+                size: written,
+                max: max as u64,
+            });
+        }
+        let out = String::from_utf8(out)
+            .map_err(|_| Failure::GuestError("stdout is not UTF-8".into()))?;
+        Ok((!out.trim().is_empty()).then_some(out))
+    }
+
+    fn bounded(&self, out: String) -> Result<String, Failure> {
+        let max = self.inner.config.max_output_bytes;
+        if out.len() > max {
+            return Err(Failure::OutputTooLarge {
+                size: out.len() as u64,
+                max: max as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A WASI context with nothing but the grant: no inherited stdio, env,
+    /// args or network; sockets and name lookup off.
+    fn wasi_builder(&self, grant: &EffectiveGrant, audit: &Auditor) -> WasiCtxBuilder {
+        let mut b = WasiCtxBuilder::new();
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        // Unreachable while TCP and UDP are off; kept so that a future
+        // switch cannot open the network without an audit trail.
+        let sockets = audit.clone();
+        b.socket_addr_check(move |addr, used| {
+            sockets.record(
+                CapabilityClass::Network,
+                addr.to_string(),
+                Verdict::Denied,
+                Some(format!("raw sockets are never granted ({used:?})")),
+            );
+            Box::pin(async { false })
+        });
+        for name in &grant.env {
+            // Read at call time; a granted name that is unset is absent.
+            if let Ok(value) = std::env::var(name) {
+                b.env(name, value);
+            }
+        }
+        for dir in &grant.dirs {
+            if let Err(reason) = self.preopen(&mut b, dir, grant.mode) {
+                audit.record(
+                    CapabilityClass::Filesystem,
+                    dir.host.clone(),
+                    Verdict::Denied,
+                    Some(reason),
+                );
+            }
+        }
+        b
+    }
+
+    fn preopen(
+        &self,
+        b: &mut WasiCtxBuilder,
+        dir: &DirGrant,
+        mode: UntrustedWasm,
+    ) -> Result<(), String> {
+        if mode == UntrustedWasm::Sandbox {
+            // The ceiling was checked on the paths as written; a symlink
+            // below a ceiling directory must not lead out of it.
+            let real = std::fs::canonicalize(&dir.host).map_err(|e| format!("cannot open: {e}"))?;
+            let fits = self.inner.config.ceiling.dirs.iter().any(|c| {
+                std::fs::canonicalize(&c.host).is_ok_and(|ceiling| {
+                    dir_within(
+                        &DirGrant {
+                            host: real.to_string_lossy().into_owned(),
+                            ..dir.clone()
+                        },
+                        &DirGrant {
+                            host: ceiling.to_string_lossy().into_owned(),
+                            ..c.clone()
+                        },
+                    )
+                })
+            });
+            if !fits {
+                return Err(format!(
+                    "resolves to {} outside the sandbox ceiling",
+                    real.display()
+                ));
+            }
+        }
+        let perms = if dir.write {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        b.preopened_dir(&dir.host, &dir.guest, perms)
+            .map(|_| ())
+            .map_err(|e| format!("cannot open: {e:#}"))
+    }
+}
+
+fn new_store<T: Limited + 'static>(
+    engine: &wasmtime::Engine,
+    state: T,
+    limits: &ResolvedLimits,
+) -> Result<Store<T>, Failure> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s.limiter());
+    // Every tick the guest yields to the executor, so a computing guest
+    // neither holds a worker thread for its whole deadline nor keeps the
+    // caller's timeout from firing; past the deadline it traps.
+    let mut ticks_left = limits.timeout_ms.div_ceil(TICK.as_millis() as u64).max(1);
+    store.epoch_deadline_callback(move |_| {
+        ticks_left -= 1;
+        Ok(if ticks_left == 0 {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    store.set_epoch_deadline(1);
+    store
+        .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+        .map_err(|e| Failure::Host(format!("{e:#}")))?;
+    Ok(store)
+}
+
+fn failure<T: Limited>(
+    err: wasmtime::Error,
+    store: &mut Store<T>,
+    limits: &ResolvedLimits,
+) -> Failure {
+    if store.data_mut().limiter().memory_refused {
+        return Failure::MemoryLimit(limits.memory);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Timeout(limits.timeout_ms),
+        Some(Trap::OutOfFuel) => Failure::FuelExhausted(limits.fuel.unwrap_or(u64::MAX)),
+        Some(Trap::StackOverflow) => Failure::StackOverflow,
+        Some(trap) => Failure::Trap(trap.to_string()),
+        None => match err.downcast_ref::<I32Exit>() {
+            Some(I32Exit(code)) => Failure::Trap(format!("the guest exited with status {code}")),
+            None => Failure::Trap(err.root_cause().to_string()),
+        },
+    }
+}
+
+/// Writes the captured stdio into the server log, tagged, and counts.
+fn emit_output(hook_id: Uuid, guest: &str, io: &Io) -> OutputStats {
+    let mut stats = OutputStats::default();
+    for (stream, capture) in [("stdout", &io.stdout), ("stderr", &io.stderr)] {
+        let (kept, written) = capture.take();
+        let text = String::from_utf8_lossy(&kept);
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            tracing::info!(target: "hookd::guest", hook = %hook_id, guest, stream, "{line}");
+        }
+        stats.stdio_dropped_bytes += written - kept.len() as u64;
+        if stream == "stdout" {
+            stats.stdout_bytes = written;
+        } else {
+            stats.stderr_bytes = written;
+        }
+    }
+    let log = io.log.lock().unwrap_or_else(|e| e.into_inner());
+    stats.log_lines = log.lines;
+    stats.log_dropped = log.dropped;
+    if stats.stdio_dropped_bytes > 0 || log.dropped > 0 {
+        tracing::warn!(target: "hookd::guest", hook = %hook_id, guest,
+            stdio_dropped_bytes = stats.stdio_dropped_bytes, log_dropped = log.dropped,
+            "guest output past its bounds was dropped");
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_budget_counts_lines_and_bytes() {
+        let mut log = GuestLog {
+            hook_id: Uuid::nil(),
+            guest: "g".into(),
+            lines_left: 3,
+            bytes_left: 10,
+            lines: 0,
+            dropped: 0,
+        };
+        log.log(Level::Info, "12345");
+        log.log(Level::Info, "1234567890");
+        log.log(Level::Info, "more");
+        assert_eq!((log.lines, log.dropped, log.bytes_left), (2, 2, 0));
+        let mut log = GuestLog {
+            lines_left: 1,
+            bytes_left: 100,
+            lines: 0,
+            dropped: 0,
+            ..log
+        };
+        log.log(Level::Warn, "a");
+        log.log(Level::Warn, "b");
+        assert_eq!((log.lines, log.dropped), (1, 1));
+    }
+}
