@@ -1,1 +1,327 @@
-//! placeholder
+//! hookd-delivery: the dispatcher, the durable delivery queue, retries and
+//! the handlers.
+//!
+//! Events reach the outbox with the writes that cause them. The
+//! dispatcher turns each into one delivery per hook that takes it; the
+//! workers run due deliveries through the hook's handler and record every
+//! attempt; failures are retried on a schedule until they succeed or die.
+//! All of it is in the store, so a restart resumes where it stopped: a
+//! delivery whose attempt was cut short runs again (at least once), under
+//! the same id.
+#![deny(missing_docs)]
+
+pub mod clock;
+mod dispatcher;
+pub mod gate;
+pub mod handler;
+pub mod retry;
+mod run;
+mod worker;
+
+use clock::{Clock, Random};
+use handler::{AttemptId, HttpSettings, Outbound};
+use hookd_model::delivery::{Delivery, DeliveryState};
+use hookd_model::hook::Handler;
+use hookd_model::{Catalogue, EventHook, Violations};
+use hookd_store::Store;
+use retry::RetryPolicy;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Store name of event hooks.
+pub const HOOKS: &str = "event_hooks";
+
+/// Failures of the delivery engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] hookd_store::Error),
+    /// The HTTP client could not be built.
+    #[error("setting up outbound HTTP")]
+    Outbound(#[source] handler::HandlerError),
+    /// No delivery with that id.
+    #[error("no such delivery")]
+    NotFound,
+    /// The delivery is being attempted right now.
+    #[error("the delivery is being attempted right now")]
+    InFlight,
+    /// The handler cannot ping.
+    #[error("handler '{0}' does not support 'ping'")]
+    PingUnsupported(&'static str),
+    /// The ping was not answered with a 2xx.
+    #[error("ping failed: {0}")]
+    PingFailed(String),
+}
+
+/// How long finished deliveries are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    /// At most this many finished (succeeded or dead) deliveries.
+    pub count: usize,
+    /// None older than this.
+    pub age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            count: 100_000,
+            age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Settings of the delivery engine.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// When failed deliveries are tried again.
+    pub retry: RetryPolicy,
+    /// Attempts running at once.
+    pub workers: usize,
+    /// Outbound HTTP of the webhook handlers.
+    pub http: HttpSettings,
+    /// How long finished deliveries are kept.
+    pub retention: Retention,
+}
+
+/// The shared insides of the engine.
+pub(crate) struct Engine {
+    store: Store,
+    catalogue: Arc<Catalogue>,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    outbound: Outbound,
+    in_flight: Mutex<HashSet<Uuid>>,
+    /// New deliveries are due.
+    work: Notify,
+    /// An attempt was recorded: a worker slot is free again.
+    slot_freed: Notify,
+    shutdown: Notify,
+    stopping: AtomicBool,
+}
+
+impl Engine {
+    fn is_shutting_down(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn work_queued(&self) {
+        self.work.notify_one();
+    }
+
+    fn in_flight_ids(&self) -> HashSet<Uuid> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn mark_in_flight(&self, id: Uuid) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+    }
+
+    fn finish_in_flight(&self, ids: impl Iterator<Item = Uuid>) {
+        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            set.remove(&id);
+        }
+        drop(set);
+        self.slot_freed.notify_one();
+    }
+}
+
+/// The delivery engine: cheap to clone, shared with the Admin API.
+#[derive(Clone)]
+pub struct Deliveries {
+    engine: Arc<Engine>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// How often retention is applied.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+impl Deliveries {
+    /// An engine over the store; nothing runs until [`Deliveries::start`].
+    pub fn new(
+        store: Store,
+        catalogue: Arc<Catalogue>,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+    ) -> Result<Self, Error> {
+        let outbound = Outbound::new(settings.http.clone()).map_err(Error::Outbound)?;
+        Ok(Deliveries {
+            engine: Arc::new(Engine {
+                store,
+                catalogue,
+                settings,
+                clock,
+                random,
+                outbound,
+                in_flight: Mutex::new(HashSet::new()),
+                work: Notify::new(),
+                slot_freed: Notify::new(),
+                shutdown: Notify::new(),
+                stopping: AtomicBool::new(false),
+            }),
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Starts the dispatcher, the workers and retention.
+    pub fn start(&self) {
+        let e = &self.engine;
+        let handles = vec![
+            tokio::spawn(dispatcher::run(Arc::clone(e))),
+            tokio::spawn(worker::run(Arc::clone(e))),
+            tokio::spawn(prune(Arc::clone(e))),
+        ];
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(handles);
+    }
+
+    /// Stops taking work, lets running attempts finish and records them.
+    pub async fn shutdown(&self) {
+        self.engine.stopping.store(true, Ordering::SeqCst);
+        self.engine.shutdown.notify_waiters();
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Makes the workers look at the queue now (after the clock moved, in tests).
+    pub fn wake(&self) {
+        self.engine.work.notify_one();
+    }
+
+    /// The delivery's state, `in_flight` while an attempt runs.
+    pub fn state_of(&self, delivery: &Delivery) -> DeliveryState {
+        if self
+            .engine
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&delivery.id)
+        {
+            DeliveryState::InFlight
+        } else {
+            delivery.state
+        }
+    }
+
+    /// Runs a hook's handler on `data` now, outside the queue; the result
+    /// is Kong's `result` of `/test`.
+    pub async fn test(
+        &self,
+        hook: &EventHook,
+        data: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        run::test(&self.engine, hook, data).await
+    }
+
+    /// Sends Kong's ping for a webhook hook: `operation` is `create`,
+    /// `update`, `delete` or `ping`.
+    pub async fn ping(&self, hook: &EventHook, operation: &str) -> Result<(), Error> {
+        let Handler::Webhook(cfg) = &hook.handler else {
+            return Err(Error::PingUnsupported(hook.handler.name()));
+        };
+        let now_ms = self.engine.clock.now_ms();
+        let event = hookd_model::Event::new("kong:event_hooks", "ping", hook.to_json(), now_ms);
+        let attempt = AttemptId {
+            delivery_id: Uuid::new_v4(),
+            timestamp_s: now_ms / 1000,
+            event: &event,
+        };
+        let response = self
+            .engine
+            .outbound
+            .ping(cfg, operation, &hook.to_json(), &attempt)
+            .await
+            .map_err(|e| Error::PingFailed(e.to_string()))?;
+        if response.is_success() {
+            Ok(())
+        } else {
+            Err(Error::PingFailed(format!(
+                "the receiver answered {}",
+                response.status
+            )))
+        }
+    }
+
+    /// Sends the ping of a hook's creation, change or removal without
+    /// waiting for it, as Kong does; failures are logged.
+    pub fn ping_in_background(&self, hook: EventHook, operation: &'static str) {
+        if !matches!(hook.handler, Handler::Webhook(_)) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.ping(&hook, operation).await {
+                tracing::warn!(hook = %hook.id, operation, error = %e, "event hook ping failed");
+            }
+        });
+    }
+
+    /// Queues a delivery for another attempt now, dead letters included.
+    pub async fn redeliver(&self, id: Uuid) -> Result<Delivery, Error> {
+        let engine = &self.engine;
+        if engine.in_flight_ids().contains(&id) {
+            return Err(Error::InFlight);
+        }
+        let mut delivery = engine.store.delivery(id)?.ok_or(Error::NotFound)?;
+        delivery.state = DeliveryState::Queued;
+        delivery.next_attempt_at_ms = Some(engine.clock.now_ms());
+        engine
+            .store
+            .commit_deliveries(std::slice::from_ref(&delivery))?;
+        engine.store.durable().await?;
+        engine.work_queued();
+        Ok(delivery)
+    }
+
+    /// Checks, when a hook is saved, what its handler needs beyond the
+    /// schema (templates that compile).
+    pub fn check_hook(&self, hook: &EventHook) -> Result<(), Violations> {
+        match &hook.handler {
+            Handler::WebhookCustom(cfg) => handler::check_templates(cfg),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn prune(engine: Arc<Engine>) {
+    loop {
+        let retention = &engine.settings.retention;
+        let cutoff = engine.clock.now_ms() - retention.age.as_millis() as i64;
+        match engine.store.prune_deliveries(retention.count, cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "finished deliveries past retention removed"),
+            Err(e) => tracing::error!(error = %e, "applying delivery retention failed"),
+        }
+        tokio::select! {
+            _ = engine.shutdown.notified() => return,
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+        if engine.is_shutting_down() {
+            return;
+        }
+    }
+}

@@ -24,11 +24,11 @@ pub struct Page {
     pub offset: Option<String>,
 }
 
-/// One page of entities and the offset of the next page, if any.
+/// One page of a listing and the offset of the next page, if any.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Listed {
-    /// The entities, ordered by id.
-    pub data: Vec<Value>,
+pub struct Listed<T = Value> {
+    /// The items, in the listing's order.
+    pub data: Vec<T>,
     /// Offset of the next page; none on the last page.
     pub next: Option<String>,
 }
@@ -339,6 +339,7 @@ impl Store {
     pub async fn insert(&self, name: &str, value: Value, at_ms: i64) -> Result<Value> {
         let id = id_of(&value).ok_or(Error::MissingId)?;
         self.entity_tx(at_ms, |tx| tx.insert(name, id, &value))?;
+        self.outbox_written();
         self.durable().await?;
         Ok(value)
     }
@@ -348,6 +349,7 @@ impl Store {
     pub async fn update(&self, name: &str, value: Value, at_ms: i64) -> Result<Value> {
         let id = id_of(&value).ok_or(Error::MissingId)?;
         let old = self.entity_tx(at_ms, |tx| tx.update(name, id, &value))?;
+        self.outbox_written();
         self.durable().await?;
         Ok(old)
     }
@@ -356,6 +358,7 @@ impl Store {
     /// crud events of every entity removed, durably. Returns the entity.
     pub async fn delete(&self, name: &str, id: Uuid, at_ms: i64) -> Result<Value> {
         let old = self.entity_tx(at_ms, |tx| tx.delete(name, id))?;
+        self.outbox_written();
         self.durable().await?;
         Ok(old)
     }

@@ -5,8 +5,10 @@
 mod entities;
 mod flusher;
 mod outbox;
+mod queue;
 
 pub use entities::{Listed, Page};
+pub use queue::HookStateUpdate;
 
 use flusher::Flusher;
 use sled::transaction::TransactionError;
@@ -99,6 +101,8 @@ struct Inner {
     children: sled::Tree,
     outbox: sled::Tree,
     meta: sled::Tree,
+    queue: queue::QueueTrees,
+    outbox_notify: tokio::sync::Notify,
     flusher: Flusher,
 }
 
@@ -118,6 +122,8 @@ impl Store {
             children: db.open_tree("children")?,
             outbox: db.open_tree("outbox")?,
             meta: db.open_tree("meta")?,
+            queue: queue::QueueTrees::open(&db)?,
+            outbox_notify: tokio::sync::Notify::new(),
             flusher: Flusher::start(db.clone()),
             db,
         };

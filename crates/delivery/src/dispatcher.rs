@@ -1,0 +1,148 @@
+//! The dispatcher: takes events from the outbox in order, matches them to
+//! hooks, applies on_change and snooze, and queues one delivery per hook
+//! taking the event, in the same transaction that removes the events.
+
+use crate::gate::{self, HookMemory};
+use crate::{Engine, Error};
+use hookd_model::delivery::Delivery;
+use hookd_model::{Event, EventHook};
+use hookd_store::{HookStateUpdate, Page};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Events taken from the outbox per transaction.
+const BATCH: usize = 1024;
+
+/// How often the outbox is looked at without being woken, in case a
+/// wake-up was missed (none should be).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Runs until the engine shuts down.
+pub(crate) async fn run(engine: Arc<Engine>) {
+    let mut memory = match engine.store.hook_states() {
+        Ok(entries) => gate::load(entries),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read on_change/snooze memory; starting empty");
+            HashMap::new()
+        }
+    };
+    loop {
+        if engine.is_shutting_down() {
+            return;
+        }
+        match dispatch_batch(&engine, &mut memory).await {
+            Ok(0) => {
+                tokio::select! {
+                    _ = engine.store.outbox_changed() => {}
+                    _ = engine.shutdown.notified() => {}
+                    _ = tokio::time::sleep(IDLE_CHECK) => {}
+                }
+            }
+            Ok(_) => engine.work_queued(),
+            Err(e) => {
+                tracing::error!(error = %e, "dispatching events failed; retrying");
+                tokio::time::sleep(IDLE_CHECK).await;
+            }
+        }
+    }
+}
+
+/// What one batch of events comes to.
+#[derive(Default)]
+struct Batch {
+    consumed: Vec<u64>,
+    deliveries: Vec<Delivery>,
+    remembered: Vec<HookStateUpdate>,
+}
+
+impl Batch {
+    /// Queues a delivery of the event at outbox position `seq` for each
+    /// hook that takes it.
+    fn route(
+        &mut self,
+        engine: &Engine,
+        hooks: &[EventHook],
+        (seq, event): (u64, Event),
+        memory: &mut HashMap<Uuid, HookMemory>,
+        now: i64,
+    ) {
+        self.consumed.push(seq);
+        let unique = engine
+            .catalogue
+            .event(&event.source, &event.event)
+            .and_then(|info| info.unique.as_deref());
+        for hook in hooks
+            .iter()
+            .filter(|h| h.matches(&event.source, &event.event))
+        {
+            let memory = memory.entry(hook.id).or_default();
+            let (fire, remember) = gate::admit(hook, &event, unique, memory, now);
+            self.remembered
+                .extend(remember.into_iter().map(|(name, value)| HookStateUpdate {
+                    hook: hook.id,
+                    name,
+                    value,
+                }));
+            if fire {
+                self.deliveries
+                    .push(Delivery::new(hook.id, event.clone(), seq, now));
+            } else {
+                tracing::debug!(hook = %hook.id, event = %event.id, "event dropped by on_change/snooze");
+            }
+        }
+    }
+}
+
+/// Dispatches one batch; returns how many events it consumed.
+async fn dispatch_batch(
+    engine: &Engine,
+    memory: &mut HashMap<Uuid, HookMemory>,
+) -> Result<usize, Error> {
+    let events = engine.store.outbox_batch(BATCH)?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let hooks = load_hooks(engine)?;
+    let now = engine.clock.now_ms();
+    let mut batch = Batch::default();
+    for item in events {
+        batch.route(engine, &hooks, item, memory, now);
+    }
+    engine
+        .store
+        .commit_dispatch(&batch.consumed, &batch.deliveries, &batch.remembered)?;
+    engine.store.durable().await?;
+    tracing::debug!(
+        events = batch.consumed.len(),
+        deliveries = batch.deliveries.len(),
+        "dispatched"
+    );
+    Ok(batch.consumed.len())
+}
+
+/// Every hook, read afresh for each batch so that created, changed and
+/// deleted hooks take effect at the next event.
+fn load_hooks(engine: &Engine) -> Result<Vec<EventHook>, Error> {
+    let mut hooks = Vec::new();
+    let mut page = Page {
+        size: 1000,
+        offset: None,
+    };
+    loop {
+        let listed = engine.store.list(crate::HOOKS, &page)?;
+        for value in listed.data {
+            match serde_json::from_value::<EventHook>(value) {
+                Ok(h) => hooks.push(h),
+                Err(e) => {
+                    tracing::error!(error = %e, "a stored event hook does not decode; skipped")
+                }
+            }
+        }
+        match listed.next {
+            Some(next) => page.offset = Some(next),
+            None => return Ok(hooks),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The handlers that talk to the outside: Kong's `webhook`, `webhook-custom`
+//! and `log`, and the `ping` sent when a webhook hook is saved.
+//!
+//! [`Outbound`] is built once from the server's [`HttpSettings`] and shared
+//! by every worker. It never connects where the [`OutboundPolicy`] refuses:
+//! names are resolved by a resolver that drops refused addresses, IP-literal
+//! URLs are checked before sending, proxies are off (a proxy would make the
+//! proxy's address the one checked) and redirects are not followed (a 3xx is
+//! just a non-2xx answer).
+//!
+//! Every request carries the Standard Webhooks `webhook-id` and
+//! `webhook-timestamp` headers; with a `secret` it is also signed, Kong's way
+//! (`X-Kong-Signature`) and the Standard Webhooks way (`webhook-signature`),
+//! see [`signature`].
+//!
+//! [`OutboundPolicy`]: hookd_model::outbound::OutboundPolicy
+
+mod custom;
+mod outbound;
+mod response;
+pub mod signature;
+mod template;
+mod webhook;
+
+pub use custom::check_templates;
+pub use outbound::{HttpSettings, MAX_RESPONSE_BODY, Outbound};
+pub use response::{EXCERPT_LIMIT, Response, RetryAfter};
+pub use signature::KongSignature;
+
+use hookd_model::Event;
+use hookd_model::outbound::Restricted;
+use std::net::IpAddr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// One attempt: the event it carries and how the receiver tells attempts
+/// apart (the Standard Webhooks headers).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttemptId<'a> {
+    /// The delivery (job) id, sent as `webhook-id`: the same for every retry
+    /// of one delivery, so a receiver can drop duplicates.
+    pub delivery_id: Uuid,
+    /// When this attempt is sent, unix seconds, sent as `webhook-timestamp`
+    /// and signed with the body.
+    pub timestamp_s: i64,
+    /// The event delivered (not read by [`Outbound::ping`]).
+    pub event: &'a Event,
+}
+
+/// Why a handler failed. The message is what gets recorded on the attempt,
+/// so variants wrapping a client error show its innermost cause (the one a
+/// person can act on) besides keeping the whole chain as their source.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The target resolved only to addresses the outbound policy refuses.
+    #[error("refused to connect to {addr}: {reason} address, not admitted by the outbound policy")]
+    Refused {
+        /// The (first) refused address.
+        addr: IpAddr,
+        /// The range it falls in.
+        reason: Restricted,
+    },
+    /// No complete answer within the configured timeout.
+    #[error("no answer within {after:?}")]
+    Timeout {
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// The connection could not be made: name not found, connection refused,
+    /// host unreachable.
+    #[error("could not connect: {}", root_cause(.0))]
+    Connect(#[source] reqwest::Error),
+    /// The TLS handshake failed, e.g. an untrusted certificate with
+    /// `ssl_verify` on.
+    #[error("TLS handshake failed: {}", root_cause(.0))]
+    Tls(#[source] reqwest::Error),
+    /// The exchange failed once connected: connection reset, malformed
+    /// answer, body cut short.
+    #[error("request failed: {}", root_cause(.0))]
+    Request(#[source] reqwest::Error),
+    /// A webhook-custom template could not be compiled or rendered, or
+    /// rendered to something unusable.
+    #[error("cannot render {field}: {message}")]
+    Render {
+        /// Where the template is, e.g. `config.body`, `config.headers.X-Id`.
+        field: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The configured URL does not parse.
+    #[error("invalid url {url:?}: {source}")]
+    InvalidUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The configured method is not a valid HTTP method.
+    #[error("invalid method {method:?}: {source}")]
+    InvalidMethod {
+        /// The method as configured.
+        method: String,
+        /// Why it is invalid.
+        #[source]
+        source: http::method::InvalidMethod,
+    },
+    /// A header name or value is not valid HTTP.
+    #[error("invalid header {name:?}: {source}")]
+    InvalidHeader {
+        /// The header's name as configured.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: http::Error,
+    },
+    /// A webhook-custom payload cannot be encoded for its Content-Type.
+    #[error(
+        "cannot encode the payload as {content_type:?}: use application/json, \
+         application/x-www-form-urlencoded or multipart/form-data, or set a body"
+    )]
+    UnsupportedContentType {
+        /// The Content-Type header sent.
+        content_type: String,
+    },
+    /// The HTTP client could not be built from the settings.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+type DynError = dyn std::error::Error + 'static;
+
+/// `err` and its causes, outermost first. An `io::Error`'s `source` skips
+/// the error it wraps (it answers that error's source), and the client
+/// nests them, so the wrapped error is taken from `get_ref` instead.
+fn causes(err: &DynError) -> impl Iterator<Item = &DynError> {
+    std::iter::successors(Some(err), |e| {
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &DynError),
+            None => e.source(),
+        }
+    })
+}
+
+/// The innermost error of a chain: for a client error, the one that says
+/// what happened ("Connection refused", "invalid peer certificate").
+fn root_cause(err: &DynError) -> String {
+    causes(err).last().unwrap_or(err).to_string()
+}
+
+/// The log handler: one structured line (target `hookd::event`, level info;
+/// Kong logs at notice, which tracing does not have) with the hook, the
+/// source, the event and the data as JSON.
+pub fn log_event(hook_id: Uuid, event: &Event) {
+    tracing::info!(
+        target: "hookd::event",
+        hook_id = %hook_id,
+        source = %event.source,
+        event = %event.event,
+        data = %event.data,
+        "event hook"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_event_writes_one_structured_line() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        let hook_id = Uuid::nil();
+        let event = Event::new(
+            "crud",
+            "consumers",
+            json!({"operation": "create", "entity": {"username": "bob"}}),
+            0,
+        );
+        tracing::subscriber::with_default(subscriber, || log_event(hook_id, &event));
+
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(line["target"], "hookd::event");
+        assert_eq!(line["level"], "INFO");
+        let fields = &line["fields"];
+        assert_eq!(fields["hook_id"], hook_id.to_string());
+        assert_eq!(fields["source"], "crud");
+        assert_eq!(fields["event"], "consumers");
+        let data: serde_json::Value =
+            serde_json::from_str(fields["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data, event.data);
+    }
+
+    #[test]
+    fn refusal_message_names_address_and_range() {
+        let err = HandlerError::Refused {
+            addr: "127.0.0.1".parse().unwrap(),
+            reason: Restricted::Loopback,
+        };
+        assert_eq!(
+            err.to_string(),
+            "refused to connect to 127.0.0.1: loopback address, not admitted by the outbound policy"
+        );
+    }
+}

@@ -1,0 +1,500 @@
+//! Kong's webhook-custom templates, on minijinja.
+//!
+//! Kong's templates are lua-resty-template: `{{ expr }}` prints escaped,
+//! `{* expr *}` prints raw. minijinja has the first; the second is
+//! translated into `{{ (expr)|raw }}` before compiling (see
+//! [`kong_syntax`]). Expressions are Jinja, not Lua: `entity.username` and
+//! `entity["username"]` read the same in both, concatenation is `~`.
+//!
+//! Rules that differ from plain minijinja, each for a reason:
+//! - Undefined values print as nothing, and so does any lookup into one
+//!   (`{{ old_entity.username }}` on a create event): Kong prints a missing
+//!   value as nothing too, and failing the attempt would only retry it until
+//!   it is dead, since the event data will never change.
+//! - `none` (JSON null) prints as nothing, as Lua's nil does in Kong.
+//! - Objects and arrays print as JSON, where Kong printed a useless
+//!   `table: 0x…`, so `{* entity *}` puts the entity into a JSON body.
+//! - `{{ }}` escapes for where the text goes ([`Escape`]).
+//! - A render is bounded by [`FUEL`] instructions and [`MAX_RENDERED`]
+//!   bytes of output: a template is admin input, and a loop must neither
+//!   hold a worker nor fill its memory.
+
+use hookd_model::Event;
+use minijinja::value::ValueKind;
+use minijinja::{
+    AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value,
+};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+/// How `{{ }}` escapes what it prints. `{* *}` never escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Escape {
+    /// HTML entities, as lua-resty-template writes them: `& < > " ' /`.
+    Html,
+    /// The content of a JSON string: a value printed between quotes in a
+    /// JSON body keeps the body valid whatever the value holds.
+    JsonString,
+    /// Nothing: the text is encoded afterwards (payload values).
+    None,
+}
+
+/// Instructions one render may execute. Kong's typical templates use tens.
+pub(crate) const FUEL: u64 = 100_000;
+
+/// The longest text one template may render to, in bytes.
+pub(crate) const MAX_RENDERED: usize = 1024 * 1024;
+
+const JSON_STRING: &str = "json-string";
+
+struct Engines {
+    html: Environment<'static>,
+    json_string: Environment<'static>,
+    none: Environment<'static>,
+}
+
+static ENGINES: LazyLock<Engines> = LazyLock::new(|| Engines {
+    html: engine(AutoEscape::Html),
+    json_string: engine(AutoEscape::Custom(JSON_STRING)),
+    none: engine(AutoEscape::None),
+});
+
+fn engine(escape: AutoEscape) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    // Debug info clones the source into every error; the message is enough.
+    env.set_debug(false);
+    env.set_fuel(Some(FUEL));
+    env.set_auto_escape_callback(move |_| escape);
+    env.set_formatter(format);
+    env.add_filter("raw", raw);
+    env
+}
+
+impl Escape {
+    fn engine(self) -> &'static Environment<'static> {
+        match self {
+            Escape::Html => &ENGINES.html,
+            Escape::JsonString => &ENGINES.json_string,
+            Escape::None => &ENGINES.none,
+        }
+    }
+}
+
+/// The template context: the event data with `event` and `source` added.
+pub(crate) fn context(event: &Event) -> Value {
+    Value::from_serialize(event.payload())
+}
+
+/// Renders `source`; the error says what went wrong and on which line.
+pub(crate) fn render(source: &str, escape: Escape, ctx: &Value) -> Result<String, String> {
+    let source = kong_syntax(source);
+    let template = escape
+        .engine()
+        .template_from_str(&source)
+        .map_err(|e| describe(&e))?;
+    let mut out = Bounded::default();
+    match template.render_captured_to(ctx, &mut out) {
+        Ok(_) => String::from_utf8(out.text).map_err(|e| e.to_string()),
+        Err(_) if out.overflowed => Err(format!(
+            "the rendered text is longer than {MAX_RENDERED} bytes"
+        )),
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+/// Where a render writes: refuses to grow past [`MAX_RENDERED`].
+#[derive(Default)]
+struct Bounded {
+    text: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + buf.len() > MAX_RENDERED {
+            self.overflowed = true;
+            return Err(std::io::Error::other("rendered text too long"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compiles `source` without rendering it.
+pub(crate) fn compile(source: &str) -> Result<(), String> {
+    let source = kong_syntax(source);
+    Escape::None
+        .engine()
+        .template_from_str(&source)
+        .map(drop)
+        .map_err(|e| describe(&e))
+}
+
+/// `syntax error: unexpected end of input (line 1)`: minijinja's message
+/// without the template name, which the caller reports as a field.
+fn describe(err: &Error) -> String {
+    let mut message = match err.detail() {
+        Some(detail) => format!("{}: {detail}", err.kind()),
+        None => err.kind().to_string(),
+    };
+    if let Some(line) = err.line() {
+        let _ = write!(message, " (line {line})");
+    }
+    message
+}
+
+/// The text a value prints as, before escaping.
+fn text(value: &Value) -> Result<Cow<'_, str>, Error> {
+    if let Some(s) = value.as_str() {
+        return Ok(Cow::Borrowed(s));
+    }
+    Ok(match value.kind() {
+        ValueKind::Undefined | ValueKind::None => Cow::Borrowed(""),
+        // minijinja prints Python's `True`; JSON and Lua say `true`.
+        ValueKind::Bool => Cow::Borrowed(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Map | ValueKind::Seq => {
+            Cow::Owned(serde_json::to_string(value).map_err(|e| {
+                Error::new(ErrorKind::BadSerialization, "cannot print as JSON").with_source(e)
+            })?)
+        }
+        _ => Cow::Owned(value.to_string()),
+    })
+}
+
+fn format(out: &mut Output, state: &State, value: &Value) -> Result<(), Error> {
+    let text = text(value)?;
+    if value.is_safe() {
+        return out.write_str(&text).map_err(Error::from);
+    }
+    match state.auto_escape() {
+        AutoEscape::Html => write_html(out, &text),
+        AutoEscape::Custom(JSON_STRING) => write_json_string(out, &text),
+        _ => out.write_str(&text),
+    }
+    .map_err(Error::from)
+}
+
+/// The filter `{* *}` becomes: the value's text, marked safe.
+fn raw(value: Value) -> Result<Value, Error> {
+    Ok(Value::from_safe_string(text(&value)?.into_owned()))
+}
+
+/// lua-resty-template's entities (minijinja writes `'` and `/` differently).
+fn write_html(out: &mut Output, s: &str) -> std::fmt::Result {
+    for c in s.chars() {
+        match c {
+            '&' => out.write_str("&amp;")?,
+            '<' => out.write_str("&lt;")?,
+            '>' => out.write_str("&gt;")?,
+            '"' => out.write_str("&quot;")?,
+            '\'' => out.write_str("&#39;")?,
+            '/' => out.write_str("&#47;")?,
+            c => out.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+fn write_json_string(out: &mut Output, s: &str) -> std::fmt::Result {
+    for c in s.chars() {
+        match c {
+            '"' => out.write_str("\\\"")?,
+            '\\' => out.write_str("\\\\")?,
+            '\n' => out.write_str("\\n")?,
+            '\r' => out.write_str("\\r")?,
+            '\t' => out.write_str("\\t")?,
+            c if c < ' ' => write!(out, "\\u{:04x}", c as u32)?,
+            c => out.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+/// Translates Kong's `{* expr *}` into `{{ (expr)|raw }}`.
+///
+/// Only template text is translated: a `{*` inside a `{{ }}` or `{% %}`
+/// tag (in a string literal, say), a comment or a `{% raw %}` block stays
+/// as written, and an expression ends at the first `*}` outside a string
+/// literal. A `{*` without a closing `*}` is text, as in lua-resty-template.
+/// No newline is added or removed, so error lines match the source.
+fn kong_syntax(src: &str) -> Cow<'_, str> {
+    if !src.contains("{*") {
+        return Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut rest = src;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        // The delimiters are ASCII: byte offsets below are char boundaries.
+        let consumed = match tail.as_bytes().get(1) {
+            Some(b'*') => match find_close(&tail[2..], "*}", true) {
+                Some(end) => {
+                    out.push_str("{{ (");
+                    out.push_str(&tail[2..2 + end]);
+                    out.push_str(")|raw }}");
+                    2 + end + 2
+                }
+                None => {
+                    out.push_str("{*");
+                    2
+                }
+            },
+            Some(b'{') => copy_tag(&mut out, tail, "}}", true),
+            Some(b'#') => copy_tag(&mut out, tail, "#}", false),
+            Some(b'%') => {
+                let n = copy_tag(&mut out, tail, "%}", true);
+                if tag_name(&tail[..n]) == Some("raw") {
+                    let verbatim = end_of_raw_block(&tail[n..]);
+                    out.push_str(&tail[n..n + verbatim]);
+                    n + verbatim
+                } else {
+                    n
+                }
+            }
+            _ => {
+                out.push('{');
+                1
+            }
+        };
+        rest = &tail[consumed..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// Copies a tag opened at the start of `tail` through its `close`, or the
+/// rest of the text when it is never closed (minijinja then reports it).
+fn copy_tag(out: &mut String, tail: &str, close: &str, strings: bool) -> usize {
+    let n = match find_close(&tail[2..], close, strings) {
+        Some(end) => 2 + end + close.len(),
+        None => tail.len(),
+    };
+    out.push_str(&tail[..n]);
+    n
+}
+
+/// Where `close` first appears in `s`, outside string literals when
+/// `strings` (Jinja's `'…'` and `"…"` with backslash escapes).
+fn find_close(s: &str, close: &str, strings: bool) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut quote = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if bytes[i..].starts_with(close.as_bytes()) => return Some(i),
+            None if strings && (b == b'"' || b == b'\'') => quote = Some(b),
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The name of a complete `{% name … %}` tag (whitespace control allowed).
+fn tag_name(tag: &str) -> Option<&str> {
+    let inner = tag.strip_prefix("{%")?.strip_suffix("%}")?;
+    let inner = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+    inner.split_whitespace().next()
+}
+
+/// The length of a `{% raw %}` block's content: up to its `{% endraw %}`,
+/// or all of `s` when it has none.
+fn end_of_raw_block(s: &str) -> usize {
+    let mut from = 0;
+    while let Some(open) = s[from..].find("{%") {
+        let start = from + open;
+        let Some(end) = s[start + 2..].find("%}") else {
+            break;
+        };
+        let tag = &s[start..start + 2 + end + 2];
+        if tag_name(tag) == Some("endraw") {
+            return start;
+        }
+        from = start + 2;
+    }
+    s.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> Value {
+        let event = Event::new(
+            "crud",
+            "consumers",
+            json!({"operation": "create", "entity": {"id": "1", "username": "bo\"b\\</>&'", "tags": ["a", "b"]}, "rate": 5, "ok": true, "gone": null}),
+            0,
+        );
+        context(&event)
+    }
+
+    fn html(source: &str) -> String {
+        render(source, Escape::Html, &ctx()).unwrap()
+    }
+
+    #[test]
+    fn kongs_typical_body() {
+        let c =
+            Value::from_serialize(json!({"operation": "create", "entity": {"username": "bob"}}));
+        assert_eq!(
+            render(
+                "Admin account `{{ entity.username }}` {{ operation }}d",
+                Escape::Html,
+                &c
+            )
+            .unwrap(),
+            "Admin account `bob` created"
+        );
+    }
+
+    #[test]
+    fn context_has_event_and_source() {
+        assert_eq!(html("{{ source }}/{{ event }}"), "crud/consumers");
+    }
+
+    #[test]
+    fn double_braces_escape_html_as_lua_resty_template() {
+        assert_eq!(
+            html("{{ entity.username }}"),
+            "bo&quot;b\\&lt;&#47;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn star_braces_print_raw() {
+        assert_eq!(html("{* entity.username *}"), "bo\"b\\</>&'");
+        assert_eq!(html("{*entity.username*}!"), "bo\"b\\</>&'!");
+    }
+
+    #[test]
+    fn json_string_escaping_keeps_json_valid() {
+        let body = render(
+            r#"{"name": "{{ entity.username }}", "entity": {* entity *}, "rate": {{ rate }}}"#,
+            Escape::JsonString,
+            &ctx(),
+        )
+        .unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["name"], "bo\"b\\</>&'");
+        assert_eq!(parsed["entity"]["tags"], json!(["a", "b"]));
+        assert_eq!(parsed["rate"], 5);
+    }
+
+    #[test]
+    fn control_characters_are_json_escaped() {
+        let c = Value::from_serialize(json!({"v": "a\nb\u{1}"}));
+        assert_eq!(
+            render("{{ v }}", Escape::JsonString, &c).unwrap(),
+            "a\\nb\\u0001"
+        );
+    }
+
+    #[test]
+    fn undefined_and_null_print_nothing() {
+        assert_eq!(
+            html("[{{ nope }}][{{ nope.deeper.still }}][{{ gone }}]"),
+            "[][][]"
+        );
+        assert_eq!(html("[{* old_entity.username *}]"), "[]");
+    }
+
+    #[test]
+    fn scalars_and_collections() {
+        assert_eq!(
+            render(
+                "{{ rate }} {{ ok }} {* not ok *} {{ entity.tags }}",
+                Escape::None,
+                &ctx()
+            )
+            .unwrap(),
+            "5 true false [\"a\",\"b\"]"
+        );
+    }
+
+    #[test]
+    fn event_data_is_never_parsed_as_a_template() {
+        let c = Value::from_serialize(json!({"name": "{{ 7 * 7 }}{* 1 *}"}));
+        assert_eq!(
+            render("{* name *}", Escape::None, &c).unwrap(),
+            "{{ 7 * 7 }}{* 1 *}"
+        );
+    }
+
+    #[test]
+    fn translation_respects_tags_strings_comments_and_raw_blocks() {
+        assert_eq!(kong_syntax("a {* x *} b"), "a {{ ( x )|raw }} b");
+        assert_eq!(
+            kong_syntax(r#"{* "*}" ~ x *}"#),
+            r#"{{ ( "*}" ~ x )|raw }}"#
+        );
+        assert_eq!(kong_syntax(r#"{{ "{* x *}" }}"#), r#"{{ "{* x *}" }}"#);
+        assert_eq!(kong_syntax("{# {* x *} #}"), "{# {* x *} #}");
+        assert_eq!(
+            kong_syntax("{% raw %}{* x *}{% endraw %}{* y *}"),
+            "{% raw %}{* x *}{% endraw %}{{ ( y )|raw }}"
+        );
+        assert_eq!(kong_syntax("{\"glob\": \"{*\"}"), "{\"glob\": \"{*\"}");
+        assert_eq!(kong_syntax("no star"), "no star");
+        assert_eq!(kong_syntax("é{*é*}é"), "é{{ (é)|raw }}é");
+    }
+
+    #[test]
+    fn literal_delimiters_render_as_written() {
+        assert_eq!(html(r#"{{ "{* x *}" }}"#), "{* x *}");
+        assert_eq!(
+            html("{% raw %}{{ x }}{* y *}{% endraw %}"),
+            "{{ x }}{* y *}"
+        );
+        assert_eq!(html("{\"glob\": \"{*\"}"), "{\"glob\": \"{*\"}");
+    }
+
+    #[test]
+    fn errors_name_kind_and_line() {
+        assert_eq!(
+            compile("a\n{{ entity.username ").unwrap_err(),
+            "syntax error: unexpected end of input, expected end of variable block (line 2)"
+        );
+        assert!(compile("{% if x %}").is_err());
+        assert!(compile("{* x *} {{ y }}").is_ok());
+        let err = render("{{ \"a\" + 1 }}", Escape::Html, &ctx()).unwrap_err();
+        assert!(err.starts_with("invalid operation"), "{err}");
+    }
+
+    #[test]
+    fn huge_output_is_refused() {
+        let err = render(
+            "{% for i in range(20) %}{{ \"x\" * 100000 }}{% endfor %}",
+            Escape::None,
+            &ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            format!("the rendered text is longer than {MAX_RENDERED} bytes")
+        );
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let err = render(
+            "{% for a in range(1000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}",
+            Escape::None,
+            &ctx(),
+        )
+        .unwrap_err();
+        assert!(err.contains("fuel"), "{err}");
+    }
+}

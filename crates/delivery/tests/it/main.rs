@@ -1,0 +1,194 @@
+//! The delivery engine in-process, with the real store and real receivers
+//! on loopback, and a clock the test moves: the spec's on_change and
+//! snooze sequences and retry timing without a single sleep.
+
+#[path = "../../../../tests/e2e/support/poll.rs"]
+mod poll;
+#[path = "../../../../tests/e2e/support/receiver.rs"]
+mod receiver;
+
+use hookd_delivery::clock::{Clock, FixedRandom, ManualClock};
+use hookd_delivery::handler::{HttpSettings, KongSignature};
+use hookd_delivery::retry::RetryPolicy;
+use hookd_delivery::{Deliveries, Retention, Settings};
+use hookd_model::delivery::DeliveryState;
+use hookd_model::outbound::OutboundPolicy;
+use hookd_model::{Catalogue, Event};
+use hookd_store::{Page, Store};
+use receiver::Receiver;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+const T0: i64 = 1_800_000_000_000;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Store,
+    clock: Arc<ManualClock>,
+    deliveries: Deliveries,
+    receiver: Receiver,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let clock = Arc::new(ManualClock::at(T0));
+        let settings = Settings {
+            retry: RetryPolicy {
+                schedule: vec![Duration::from_secs(30)],
+                max_attempts: 3,
+                jitter: 0.2,
+                retry_after_max: Duration::from_secs(3600),
+            },
+            workers: 4,
+            http: HttpSettings {
+                timeout: Duration::from_secs(10),
+                policy: OutboundPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]),
+                kong_signature: KongSignature::Sha1,
+            },
+            retention: Retention::default(),
+        };
+        let deliveries = Deliveries::new(
+            store.clone(),
+            Arc::new(Catalogue::builtin(["consumers"])),
+            settings,
+            clock.clone(),
+            Arc::new(FixedRandom(0.5)),
+        )
+        .unwrap();
+        deliveries.start();
+        Rig {
+            _dir: dir,
+            store,
+            clock,
+            deliveries,
+            receiver: Receiver::start().await,
+        }
+    }
+
+    async fn hook(&self, source: &str, on_change: Option<bool>, snooze: Option<i64>) -> Uuid {
+        let id = Uuid::new_v4();
+        let hook = json!({"id": id.to_string(), "created_at": 0, "source": source, "event": null,
+                          "on_change": on_change, "snooze": snooze, "handler": "webhook",
+                          "config": {"url": self.receiver.url("/"), "headers": {}, "secret": null, "ssl_verify": false}});
+        self.store.insert("event_hooks", hook, T0).await.unwrap();
+        // The hook's own crud events must not count: dispatch them first.
+        self.settle().await;
+        id
+    }
+
+    /// Publishes an event at `second` seconds after T0 and waits until it
+    /// has been dispatched and every due delivery attempted.
+    async fn publish_at(&self, second: i64, data: Value) {
+        let now = self.clock.now_ms();
+        self.clock.advance_ms(T0 + second * 1000 - now);
+        let event = Event::new(
+            "rate-limiting-advanced",
+            "rate-limit-exceeded",
+            data,
+            T0 + second * 1000,
+        );
+        self.store.publish(&[event]).await.unwrap();
+        self.settle().await;
+    }
+
+    async fn settle(&self) {
+        self.deliveries.wake();
+        poll::eventually("the outbox and the due queue to drain", || async {
+            let now = self.clock.now_ms();
+            let due_now = self.store.next_due_ms().unwrap().is_some_and(|d| d <= now);
+            (self.store.outbox_len().unwrap() == 0 && !due_now).then_some(())
+        })
+        .await;
+    }
+
+    fn received_values(&self, field: &str) -> Vec<Value> {
+        self.receiver
+            .received()
+            .iter()
+            .map(|r| r.json()[field].clone())
+            .collect()
+    }
+}
+
+fn rate(consumer: &str, n: u32) -> Value {
+    json!({"consumer": consumer, "ip": "10.0.0.1", "service": "svc", "rate": n, "limit": 5, "window": "second"})
+}
+
+#[tokio::test]
+async fn snooze_sequence_of_the_spec() {
+    let rig = Rig::new().await;
+    rig.hook("rate-limiting-advanced", None, Some(60)).await;
+    for second in [0, 50, 70, 100, 131] {
+        rig.publish_at(second, rate("c", second as u32)).await;
+    }
+    assert_eq!(
+        rig.received_values("rate"),
+        [json!(0), json!(70), json!(131)]
+    );
+}
+
+#[tokio::test]
+async fn on_change_sequence_of_the_spec_uses_the_unique_fields() {
+    let rig = Rig::new().await;
+    rig.hook("rate-limiting-advanced", Some(true), None).await;
+    // rate differs each time but is not a unique field of this event.
+    for (second, consumer) in [(0, "A"), (1, "A"), (2, "B"), (3, "A")] {
+        rig.publish_at(second, rate(consumer, second as u32)).await;
+    }
+    assert_eq!(
+        rig.received_values("consumer"),
+        [json!("A"), json!("B"), json!("A")]
+    );
+}
+
+#[tokio::test]
+async fn on_change_and_snooze_together_snooze_identical_data_only() {
+    let rig = Rig::new().await;
+    rig.hook("rate-limiting-advanced", Some(true), Some(60))
+        .await;
+    for (second, consumer) in [(0, "A"), (10, "A"), (20, "B"), (30, "B"), (61, "A")] {
+        rig.publish_at(second, rate(consumer, second as u32)).await;
+    }
+    assert_eq!(
+        rig.received_values("rate"),
+        [json!(0), json!(20), json!(61)]
+    );
+}
+
+#[tokio::test]
+async fn failed_attempts_wait_for_the_schedule_on_the_injected_clock() {
+    let rig = Rig::new().await;
+    let hook = rig.hook("rate-limiting-advanced", None, None).await;
+    rig.receiver.script(&[500, 503]);
+    rig.publish_at(0, rate("c", 1)).await;
+    assert_eq!(rig.receiver.received().len(), 1);
+    let listed = rig
+        .store
+        .hook_deliveries(
+            hook,
+            &Page {
+                size: 10,
+                offset: None,
+            },
+        )
+        .unwrap();
+    let delivery = &listed.data[0];
+    // 30 s with jitter 0.2 and the random source fixed at the middle: exactly 30 s.
+    assert_eq!(delivery.next_attempt_at_ms, Some(T0 + 30_000));
+    rig.clock.advance_ms(29_999);
+    rig.settle().await;
+    assert_eq!(rig.receiver.received().len(), 1, "not due yet");
+    rig.clock.advance_ms(1);
+    rig.settle().await;
+    assert_eq!(rig.receiver.received().len(), 2);
+    rig.clock.advance_ms(30_000);
+    rig.settle().await;
+    let d = rig.store.delivery(delivery.id).unwrap().unwrap();
+    let statuses: Vec<Option<u16>> = d.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(500), Some(503), Some(200)]);
+    assert_eq!(d.state, DeliveryState::Succeeded);
+}

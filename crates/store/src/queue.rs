@@ -1,0 +1,539 @@
+//! The delivery queue: deliveries and their attempts, indexed by due time
+//! (what to run next), by hook (what the API lists) and by finish time
+//! (what retention removes), and the per-hook state of on_change and
+//! snooze. The dispatcher and the workers write here in batches, one
+//! transaction per batch.
+
+use crate::{Error, Listed, Page, Result, Store, tx_error};
+use hookd_model::Event;
+use hookd_model::delivery::Delivery;
+use serde_json::Value;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// The trees of the queue.
+pub(crate) struct QueueTrees {
+    /// id → delivery.
+    pub deliveries: sled::Tree,
+    /// due ms (big-endian) ++ outbox position ++ id → ().
+    pub due: sled::Tree,
+    /// hook id ++ created ms ++ id → ().
+    pub by_hook: sled::Tree,
+    /// finished ms ++ id → (): succeeded and dead deliveries, oldest first.
+    pub finished: sled::Tree,
+    /// hook id ++ name → value: on_change and snooze memory.
+    pub hook_state: sled::Tree,
+}
+
+impl QueueTrees {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self> {
+        Ok(QueueTrees {
+            deliveries: db.open_tree("deliveries")?,
+            due: db.open_tree("due")?,
+            by_hook: db.open_tree("by_hook")?,
+            finished: db.open_tree("finished")?,
+            hook_state: db.open_tree("hook_state")?,
+        })
+    }
+}
+
+fn time_key(ms: i64, id: Uuid) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    // Times before 1970 do not occur; clamping keeps the order total.
+    k[..8].copy_from_slice(&(ms.max(0) as u64).to_be_bytes());
+    k[8..].copy_from_slice(id.as_bytes());
+    k
+}
+
+/// due ms ++ outbox position ++ id: soonest first, then in event order.
+fn due_key(due_ms: i64, d: &Delivery) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..8].copy_from_slice(&(due_ms.max(0) as u64).to_be_bytes());
+    k[8..16].copy_from_slice(&d.seq.to_be_bytes());
+    k[16..].copy_from_slice(d.id.as_bytes());
+    k
+}
+
+fn hook_key(d: &Delivery) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..16].copy_from_slice(d.hook_id.as_bytes());
+    k[16..].copy_from_slice(&time_key(d.created_at_ms, d.id));
+    k
+}
+
+fn state_key(hook: Uuid, name: &str) -> Vec<u8> {
+    let mut k = hook.as_bytes().to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The time a finished delivery finished: its last attempt.
+fn finished_at(d: &Delivery) -> i64 {
+    d.attempts.last().map_or(d.created_at_ms, |a| a.at_ms)
+}
+
+fn encode(d: &Delivery) -> Vec<u8> {
+    serde_json::to_vec(d).expect("deliveries always serialise")
+}
+
+fn decode(bytes: &[u8]) -> Result<Delivery> {
+    serde_json::from_slice(bytes).map_err(Error::Corrupt)
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+
+/// The queue trees inside one transaction.
+struct QueueTx<'a> {
+    deliveries: &'a TransactionalTree,
+    due: &'a TransactionalTree,
+    by_hook: &'a TransactionalTree,
+    finished: &'a TransactionalTree,
+}
+
+impl QueueTx<'_> {
+    /// Writes a delivery and moves its index entries from what was stored.
+    fn put(&self, d: &Delivery) -> TxResult<()> {
+        let id = d.id.as_bytes();
+        match self.deliveries.get(id)? {
+            Some(old) => {
+                let old = decode(&old).map_err(ConflictableTransactionError::Abort)?;
+                if let Some(due) = old.next_attempt_at_ms {
+                    self.due.remove(&due_key(due, &old))?;
+                }
+                if old.state.is_final() {
+                    self.finished.remove(&time_key(finished_at(&old), old.id))?;
+                }
+            }
+            None => {
+                self.by_hook.insert(hook_key(d).to_vec(), &[])?;
+            }
+        }
+        if let Some(due) = d.next_attempt_at_ms {
+            self.due.insert(&due_key(due, d), &[])?;
+        }
+        if d.state.is_final() {
+            self.finished.insert(&time_key(finished_at(d), d.id), &[])?;
+        }
+        self.deliveries.insert(id, encode(d))?;
+        Ok(())
+    }
+
+    fn remove(&self, d: &Delivery) -> TxResult<()> {
+        if let Some(due) = d.next_attempt_at_ms {
+            self.due.remove(&due_key(due, d))?;
+        }
+        if d.state.is_final() {
+            self.finished.remove(&time_key(finished_at(d), d.id))?;
+        }
+        self.by_hook.remove(hook_key(d).to_vec())?;
+        self.deliveries.remove(d.id.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// A change to the on_change and snooze memory of a hook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookStateUpdate {
+    /// The hook.
+    pub hook: Uuid,
+    /// What is remembered (`on_change`, `snooze:<digest>`).
+    pub name: String,
+    /// The new value; none forgets it.
+    pub value: Option<Value>,
+}
+
+impl Store {
+    fn queue_tx<T>(&self, f: impl Fn(&QueueTx<'_>) -> TxResult<T>) -> Result<T> {
+        let q = &self.inner.queue;
+        (&q.deliveries, &q.due, &q.by_hook, &q.finished)
+            .transaction(|(deliveries, due, by_hook, finished)| {
+                f(&QueueTx {
+                    deliveries,
+                    due,
+                    by_hook,
+                    finished,
+                })
+            })
+            .map_err(tx_error)
+    }
+
+    /// Up to `limit` events from the head of the outbox, with their keys.
+    pub fn outbox_batch(&self, limit: usize) -> Result<Vec<(u64, Event)>> {
+        self.inner
+            .outbox
+            .iter()
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                let seq =
+                    u64::from_be_bytes(key.as_ref().try_into().map_err(|_| Error::CorruptKey)?);
+                let event = serde_json::from_slice(&value).map_err(Error::Corrupt)?;
+                Ok((seq, event))
+            })
+            .collect()
+    }
+
+    /// Turns outbox events into deliveries in one transaction: the events
+    /// leave the outbox, the deliveries are queued, the hook memory is
+    /// updated. Not yet durable: await [`Store::durable`].
+    pub fn commit_dispatch(
+        &self,
+        consumed: &[u64],
+        deliveries: &[Delivery],
+        state: &[HookStateUpdate],
+    ) -> Result<()> {
+        let q = &self.inner.queue;
+        (
+            &self.inner.outbox,
+            &q.deliveries,
+            &q.due,
+            &q.by_hook,
+            &q.finished,
+            &q.hook_state,
+        )
+            .transaction(
+                |(outbox, deliveries_t, due, by_hook, finished, hook_state)| {
+                    for seq in consumed {
+                        outbox.remove(&seq.to_be_bytes())?;
+                    }
+                    let tx = QueueTx {
+                        deliveries: deliveries_t,
+                        due,
+                        by_hook,
+                        finished,
+                    };
+                    for d in deliveries {
+                        tx.put(d)?;
+                    }
+                    for u in state {
+                        let key = state_key(u.hook, &u.name);
+                        match &u.value {
+                            Some(v) => {
+                                hook_state
+                                    .insert(key, serde_json::to_vec(v).expect("JSON serialises"))?;
+                            }
+                            None => {
+                                hook_state.remove(key)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(tx_error)
+    }
+
+    /// Everything remembered for on_change and snooze: (hook, name, value).
+    pub fn hook_states(&self) -> Result<Vec<(Uuid, String, Value)>> {
+        self.inner
+            .queue
+            .hook_state
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                if key.len() < 16 {
+                    return Err(Error::CorruptKey);
+                }
+                let hook = Uuid::from_slice(&key[..16]).map_err(|_| Error::CorruptKey)?;
+                let name = String::from_utf8(key[16..].to_vec()).map_err(|_| Error::CorruptKey)?;
+                let value = serde_json::from_slice(&value).map_err(Error::Corrupt)?;
+                Ok((hook, name, value))
+            })
+            .collect()
+    }
+
+    /// Deliveries due at `now_ms`, soonest first, skipping those in `busy`.
+    pub fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        busy: &HashSet<Uuid>,
+    ) -> Result<Vec<Delivery>> {
+        let end = (now_ms.saturating_add(1).max(0) as u64).to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.inner.queue.due.range(..end.as_slice()) {
+            if out.len() == limit {
+                break;
+            }
+            let (key, _) = item?;
+            let id = Uuid::from_slice(&key[16..]).map_err(|_| Error::CorruptKey)?;
+            if busy.contains(&id) {
+                continue;
+            }
+            if let Some(d) = self.delivery(id)? {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the soonest scheduled attempt is due, if any.
+    pub fn next_due_ms(&self) -> Result<Option<i64>> {
+        match self.inner.queue.due.first()? {
+            Some((key, _)) => {
+                let ms = u64::from_be_bytes(key[..8].try_into().map_err(|_| Error::CorruptKey)?);
+                Ok(Some(ms as i64))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Number of deliveries waiting for an attempt.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.queue.due.len()
+    }
+
+    /// Writes deliveries after attempts (or a redelivery), moving their
+    /// index entries, in one transaction. Not yet durable.
+    pub fn commit_deliveries(&self, updated: &[Delivery]) -> Result<()> {
+        self.queue_tx(|tx| {
+            for d in updated {
+                tx.put(d)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One delivery.
+    pub fn delivery(&self, id: Uuid) -> Result<Option<Delivery>> {
+        match self.inner.queue.deliveries.get(id.as_bytes())? {
+            Some(bytes) => decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of a hook's deliveries, newest first. Offsets are the id of
+    /// the first delivery of the next page.
+    pub fn hook_deliveries(&self, hook: Uuid, page: &Page) -> Result<Listed<Delivery>> {
+        let prefix = hook.as_bytes();
+        let mut iter = self.inner.queue.by_hook.scan_prefix(prefix).rev();
+        if let Some(offset) = &page.offset {
+            let start: Uuid = offset.parse().map_err(|_| Error::InvalidOffset)?;
+            let first = self.delivery(start)?.ok_or(Error::InvalidOffset)?;
+            let upto = hook_key(&first);
+            iter = self
+                .inner
+                .queue
+                .by_hook
+                .range(prefix.to_vec()..=upto.to_vec())
+                .rev();
+        }
+        let mut data = Vec::new();
+        for item in iter {
+            let (key, _) = item?;
+            let id = Uuid::from_slice(&key[24..]).map_err(|_| Error::CorruptKey)?;
+            if data.len() == page.size {
+                return Ok(Listed {
+                    data,
+                    next: Some(id.to_string()),
+                });
+            }
+            if let Some(d) = self.delivery(id)? {
+                data.push(d);
+            }
+        }
+        Ok(Listed { data, next: None })
+    }
+
+    /// Forgets finished deliveries beyond retention: succeeded and dead
+    /// ones that finished before `finished_before_ms`, and the oldest
+    /// finished ones while more than `keep` remain. Returns how many went.
+    pub fn prune_deliveries(&self, keep: usize, finished_before_ms: i64) -> Result<usize> {
+        let finished = &self.inner.queue.finished;
+        let excess = finished.len().saturating_sub(keep);
+        let mut doomed = Vec::new();
+        for (i, item) in finished.iter().enumerate() {
+            let (key, _) = item?;
+            let at = u64::from_be_bytes(key[..8].try_into().map_err(|_| Error::CorruptKey)?) as i64;
+            if i >= excess && at >= finished_before_ms {
+                break;
+            }
+            let id = Uuid::from_slice(&key[8..]).map_err(|_| Error::CorruptKey)?;
+            if let Some(d) = self.delivery(id)? {
+                doomed.push(d);
+            }
+        }
+        // One transaction per chunk keeps each one short.
+        for chunk in doomed.chunks(256) {
+            self.queue_tx(|tx| {
+                for d in chunk {
+                    // Redelivered since it was read: no longer finished.
+                    match tx.deliveries.get(d.id.as_bytes())? {
+                        Some(current)
+                            if decode(&current)
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .state
+                                .is_final() =>
+                        {
+                            tx.remove(d)?
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(doomed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookd_model::delivery::{Attempt, DeliveryState};
+    use serde_json::json;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn finish(mut d: Delivery, at_ms: i64, state: DeliveryState) -> Delivery {
+        d.attempts.push(Attempt {
+            number: 1,
+            at_ms,
+            latency_ms: 1,
+            ok: state == DeliveryState::Succeeded,
+            status: Some(200),
+            error: None,
+            response: None,
+            result: None,
+        });
+        d.state = state;
+        d.next_attempt_at_ms = None;
+        d
+    }
+
+    #[tokio::test]
+    async fn dispatch_moves_events_into_due_deliveries_atomically() {
+        let (_dir, store) = store();
+        store
+            .publish(&[
+                Event::new("s", "e", json!({}), 0),
+                Event::new("s", "e", json!({}), 0),
+            ])
+            .await
+            .unwrap();
+        let batch = store.outbox_batch(10).unwrap();
+        assert_eq!(batch.len(), 2);
+        let hook = Uuid::new_v4();
+        let d = Delivery::new(hook, batch[0].1.clone(), batch[0].0, 100);
+        let update = HookStateUpdate {
+            hook,
+            name: "on_change".into(),
+            value: Some(json!("abc")),
+        };
+        store
+            .commit_dispatch(&[batch[0].0], std::slice::from_ref(&d), &[update])
+            .unwrap();
+        assert_eq!(store.outbox_len().unwrap(), 1);
+        assert_eq!(
+            store.hook_states().unwrap(),
+            vec![(hook, "on_change".into(), json!("abc"))]
+        );
+        assert!(
+            store
+                .due_deliveries(99, 10, &HashSet::new())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.due_deliveries(100, 10, &HashSet::new()).unwrap(),
+            vec![d.clone()]
+        );
+        assert!(
+            store
+                .due_deliveries(100, 10, &HashSet::from([d.id]))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.next_due_ms().unwrap(), Some(100));
+        // Finishing it takes it off the due index.
+        store
+            .commit_deliveries(&[finish(d, 150, DeliveryState::Succeeded)])
+            .unwrap();
+        assert_eq!(store.queue_depth(), 0);
+        assert_eq!(store.next_due_ms().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn hook_deliveries_page_newest_first() {
+        let (_dir, store) = store();
+        let hook = Uuid::new_v4();
+        let all: Vec<Delivery> = (0..5)
+            .map(|i| Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i))
+            .collect();
+        store.commit_dispatch(&[], &all, &[]).unwrap();
+        let mut seen = Vec::new();
+        let mut page = Page {
+            size: 2,
+            offset: None,
+        };
+        loop {
+            let listed = store.hook_deliveries(hook, &page).unwrap();
+            seen.extend(listed.data.iter().map(|d| d.created_at_ms));
+            match listed.next {
+                Some(next) => page.offset = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, [4, 3, 2, 1, 0]);
+        assert!(
+            store
+                .hook_deliveries(Uuid::new_v4(), &page)
+                .unwrap()
+                .data
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn retention_removes_the_oldest_finished_beyond_count_and_age() {
+        let (_dir, store) = store();
+        let hook = Uuid::new_v4();
+        let finished: Vec<Delivery> = (0..6)
+            .map(|i| {
+                finish(
+                    Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i),
+                    i * 10,
+                    DeliveryState::Succeeded,
+                )
+            })
+            .collect();
+        let pending = Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, 0);
+        store.commit_dispatch(&[], &finished, &[]).unwrap();
+        store
+            .commit_dispatch(&[], std::slice::from_ref(&pending), &[])
+            .unwrap();
+        // Keep 4, and nothing that finished before 25: 0, 10, 20 go.
+        assert_eq!(store.prune_deliveries(4, 25).unwrap(), 3);
+        for d in &finished[..3] {
+            assert_eq!(store.delivery(d.id).unwrap(), None);
+        }
+        for d in &finished[3..] {
+            assert!(store.delivery(d.id).unwrap().is_some());
+        }
+        assert!(
+            store.delivery(pending.id).unwrap().is_some(),
+            "pending ones are never pruned"
+        );
+        assert_eq!(store.prune_deliveries(1, 0).unwrap(), 2);
+        assert_eq!(
+            store
+                .hook_deliveries(
+                    hook,
+                    &Page {
+                        size: 10,
+                        offset: None
+                    }
+                )
+                .unwrap()
+                .data
+                .len(),
+            2
+        );
+    }
+}
