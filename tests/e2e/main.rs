@@ -2,6 +2,7 @@
 
 mod support;
 
+mod delivery;
 mod durability;
 mod entities;
 mod event_hooks;

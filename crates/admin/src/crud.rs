@@ -180,7 +180,7 @@ fn normalized(r: Resource, field: &str, value: String) -> Value {
     obj.remove(field).unwrap_or(Value::Null)
 }
 
-fn parse_page(query: &HashMap<String, String>) -> ApiResult<Page> {
+pub(crate) fn parse_page(query: &HashMap<String, String>) -> ApiResult<Page> {
     let size = match query.get("size") {
         None => DEFAULT_PAGE_SIZE,
         Some(s) => match s.parse::<usize>() {
@@ -212,8 +212,24 @@ async fn list(
             .list_children(s.parent.name, pid, r.name(), &page)?,
         None => state.store.list(r.name(), &page)?,
     };
-    let mut answer = json!({ "data": listed.data, "next": null });
-    if let Some(offset) = listed.next {
+    Ok(Json(page_answer(
+        listed.data,
+        listed.next,
+        &query,
+        uri.path(),
+    )))
+}
+
+/// Kong's list answer: `{"data", "next"}`, and `offset` when there is a
+/// next page; `next` keeps the page size asked for.
+pub(crate) fn page_answer(
+    data: Vec<Value>,
+    next: Option<String>,
+    query: &HashMap<String, String>,
+    path: &str,
+) -> Value {
+    let mut answer = json!({ "data": data, "next": null });
+    if let Some(offset) = next {
         let size = query
             .get("size")
             .map(|s| format!("size={s}&"))
@@ -221,11 +237,11 @@ async fn list(
         let offset_q: String = form_urlencoded::byte_serialize(offset.as_bytes()).collect();
         answer["next"] = Value::from(format!(
             "{}?{size}offset={offset_q}",
-            uri.path().trim_end_matches('/')
+            path.trim_end_matches('/')
         ));
         answer["offset"] = Value::from(offset);
     }
-    Ok(Json(answer))
+    answer
 }
 
 fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
@@ -268,6 +284,7 @@ async fn create(
         .store
         .insert(r.name(), entity, crate::now_ms())
         .await?;
+    r.written(&state, "create", &entity);
     Ok((StatusCode::CREATED, Json(entity)))
 }
 
@@ -309,6 +326,7 @@ async fn patch(
         .store
         .update(r.name(), entity.clone(), crate::now_ms())
         .await?;
+    r.written(&state, "update", &entity);
     Ok(Json(entity))
 }
 
@@ -342,8 +360,10 @@ async fn put(
     let at = crate::now_ms();
     if existing.is_some() {
         state.store.update(r.name(), entity.clone(), at).await?;
+        r.written(&state, "update", &entity);
     } else {
         state.store.insert(r.name(), entity.clone(), at).await?;
+        r.written(&state, "create", &entity);
     }
     Ok(Json(entity))
 }
@@ -360,8 +380,9 @@ async fn delete(
             .delete(r.name(), entity_id(&existing)?, crate::now_ms())
             .await
         {
+            Ok(deleted) => r.written(&state, "delete", &deleted),
             // Deleted concurrently: the outcome the caller wanted.
-            Ok(_) | Err(hookd_store::Error::NotFound) => {}
+            Err(hookd_store::Error::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -28,12 +28,18 @@ pub enum ApiError {
     /// A content type the API does not read (415).
     #[error("unsupported content type '{0}'")]
     UnsupportedMediaType(String),
+    /// A published event of a source or event not in the catalogue (404).
+    #[error("{0}")]
+    UnknownEvent(String),
     /// Nothing at this path (404 with Kong's message).
     #[error("{0}")]
     NotFound(&'static str),
     /// A conflict not expressed as a Kong DAO error (409 `{"message"}`).
     #[error("{0}")]
     Conflict(String),
+    /// Something that should not happen; logged, answered as an opaque 500.
+    #[error("{0}")]
+    Internal(String),
     /// The store said no, or failed.
     #[error(transparent)]
     Store(#[from] hookd_store::Error),
@@ -83,7 +89,15 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge(_) => message(StatusCode::PAYLOAD_TOO_LARGE, text),
             ApiError::UnsupportedMediaType(_) => message(StatusCode::UNSUPPORTED_MEDIA_TYPE, text),
             ApiError::NotFound(m) => message(StatusCode::NOT_FOUND, m),
+            ApiError::UnknownEvent(_) => message(StatusCode::NOT_FOUND, text),
             ApiError::Conflict(_) => message(StatusCode::CONFLICT, text),
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error answered with 500");
+                message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "An unexpected error occurred",
+                )
+            }
             ApiError::Store(e) => match e {
                 S::NotFound => message(StatusCode::NOT_FOUND, "Not found"),
                 S::PrimaryKey { id, .. } => kong(

@@ -4,7 +4,9 @@
 
 mod body;
 mod crud;
+mod deliveries;
 mod error;
+mod events;
 mod resource;
 mod root;
 mod sources;
@@ -48,6 +50,8 @@ pub struct AdminState {
     pub body_limit: usize,
     /// What `GET /` answers.
     pub info: Arc<ServerInfo>,
+    /// The delivery engine: tests, pings, redelivery.
+    pub deliveries: hookd_delivery::Deliveries,
 }
 
 /// Names of everything whose writes cause crud events: the gateway
@@ -65,7 +69,9 @@ fn router(state: AdminState) -> Router {
     let mut router = Router::new()
         .merge(root::router())
         .merge(sources::router())
-        .merge(crud::routes("/event-hooks", Resource::Hooks));
+        .merge(crud::routes("/event-hooks", Resource::Hooks))
+        .merge(deliveries::router())
+        .merge(events::router());
     for e in entity::all() {
         // Entities that only exist under a parent (targets) are served there only.
         let nested_only = e

@@ -65,8 +65,19 @@ impl Resource {
             }
             Resource::Hooks => {
                 let hook = EventHook::validate(&Value::Object(obj), how, &state.catalogue)?;
+                state.deliveries.check_hook(&hook)?;
                 Ok(hook.to_json())
             }
+        }
+    }
+
+    /// What follows a committed write: a webhook hook pings its receiver
+    /// when created, changed or deleted, as Kong's do.
+    pub fn written(self, state: &AdminState, operation: &'static str, entity: &Value) {
+        if let Resource::Hooks = self
+            && let Ok(hook) = serde_json::from_value::<EventHook>(entity.clone())
+        {
+            state.deliveries.ping_in_background(hook, operation);
         }
     }
 

@@ -1,9 +1,12 @@
 //! Configuration: defaults that work with no file, a TOML file, then
 //! `HOOKD_<KEY>` environment variables (as Kong's `KONG_*`), then flags.
 
+use hookd_model::{Catalogue, EventInfo};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Every setting of the server. Each key can be set in the TOML file or
 /// by the environment variable `HOOKD_<KEY>` (upper case), which wins.
@@ -20,6 +23,62 @@ pub struct Config {
     pub log_level: String,
     /// Largest Admin API request body, in bytes.
     pub body_limit: usize,
+    /// Time allowed for one webhook request.
+    pub webhook_timeout: Dur,
+    /// Delay before each retry of a failed delivery; the last repeats.
+    pub retry_schedule: Vec<Dur>,
+    /// Attempts per delivery, the first included, before it is dead.
+    pub retry_max_attempts: u32,
+    /// Fraction by which retry delays vary either way.
+    pub retry_jitter: f64,
+    /// Longest `Retry-After` honoured.
+    pub retry_after_max: Dur,
+    /// Delivery attempts running at once.
+    pub delivery_workers: usize,
+    /// Finished deliveries kept, at most.
+    pub delivery_retention_count: usize,
+    /// Finished deliveries kept no longer than this.
+    pub delivery_retention_age: Dur,
+    /// Networks outbound requests may reach although private or loopback
+    /// (CIDRs, e.g. `10.0.0.0/8`); everything public is allowed.
+    pub outbound_allow_cidrs: Vec<ipnet::IpNet>,
+    /// HMAC of Kong's `X-Kong-Signature`: `sha1` (Kong up to 3.13) or `sha256`.
+    pub kong_signature: KongSignature,
+    /// Sources beyond Kong's: source → event → `{fields, unique, description}`.
+    pub custom_sources: BTreeMap<String, BTreeMap<String, EventInfo>>,
+}
+
+/// A duration written as humans write them: `500ms`, `5s`, `2m`, `1h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration '{text}': {e}")))
+    }
+}
+
+fn secs(s: u64) -> Dur {
+    Dur(Duration::from_secs(s))
+}
+
+/// Which HMAC signs `X-Kong-Signature`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KongSignature {
+    /// HMAC-SHA1, as Kong up to 3.13.
+    Sha1,
+    /// HMAC-SHA256, as Kong 3.14.
+    Sha256,
 }
 
 /// How log lines are written.
@@ -40,6 +99,17 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             body_limit: 1024 * 1024,
+            webhook_timeout: secs(10),
+            retry_schedule: [0, 5, 30, 120, 600, 1800, 3600].map(secs).to_vec(),
+            retry_max_attempts: 30,
+            retry_jitter: 0.2,
+            retry_after_max: secs(3600),
+            delivery_workers: 64,
+            delivery_retention_count: 100_000,
+            delivery_retention_age: secs(7 * 24 * 3600),
+            outbound_allow_cidrs: Vec::new(),
+            kong_signature: KongSignature::Sha1,
+            custom_sources: BTreeMap::new(),
         }
     }
 }
@@ -87,6 +157,14 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// A custom source that cannot be added to the catalogue.
+    #[error("custom_sources.{source_name}: {reason}")]
+    CustomSource {
+        /// The source.
+        source_name: String,
+        /// Why.
+        reason: String,
+    },
     /// The merged settings do not fit the configuration.
     #[error("invalid configuration")]
     Invalid(#[source] toml::de::Error),
@@ -122,6 +200,69 @@ impl Config {
         toml::Value::Table(table)
             .try_into()
             .map_err(ConfigError::Invalid)
+    }
+
+    /// Kong's catalogue for these crud entities, with the custom sources added.
+    pub fn catalogue<'a>(
+        &self,
+        crud_entities: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Catalogue, ConfigError> {
+        let mut catalogue = Catalogue::builtin(crud_entities);
+        let builtin: Vec<String> = catalogue.sources().map(str::to_string).collect();
+        for (source, events) in &self.custom_sources {
+            let refuse = |reason: String| ConfigError::CustomSource {
+                source_name: source.clone(),
+                reason,
+            };
+            if builtin.contains(source) {
+                return Err(refuse("a built-in source cannot be redefined".into()));
+            }
+            if events.is_empty() {
+                return Err(refuse("declares no events".into()));
+            }
+            for (event, info) in events {
+                if let Some(stray) = info
+                    .unique
+                    .iter()
+                    .flatten()
+                    .find(|u| !info.fields.contains(u))
+                {
+                    return Err(refuse(format!(
+                        "{event}: unique field '{stray}' is not one of its fields"
+                    )));
+                }
+                catalogue.add(source, event, info.clone());
+            }
+        }
+        Ok(catalogue)
+    }
+
+    /// The delivery engine's settings.
+    pub fn delivery(&self) -> hookd_delivery::Settings {
+        use hookd_delivery::handler::{HttpSettings, KongSignature as Algorithm};
+        hookd_delivery::Settings {
+            retry: hookd_delivery::retry::RetryPolicy {
+                schedule: self.retry_schedule.iter().map(|d| d.0).collect(),
+                max_attempts: self.retry_max_attempts.max(1),
+                jitter: self.retry_jitter.clamp(0.0, 1.0),
+                retry_after_max: self.retry_after_max.0,
+            },
+            workers: self.delivery_workers.max(1),
+            http: HttpSettings {
+                timeout: self.webhook_timeout.0,
+                policy: hookd_model::outbound::OutboundPolicy::allowing(
+                    self.outbound_allow_cidrs.clone(),
+                ),
+                kong_signature: match self.kong_signature {
+                    KongSignature::Sha1 => Algorithm::Sha1,
+                    KongSignature::Sha256 => Algorithm::Sha256,
+                },
+            },
+            retention: hookd_delivery::Retention {
+                count: self.delivery_retention_count,
+                age: self.delivery_retention_age.0,
+            },
+        }
     }
 
     /// The configuration as JSON, with secret values replaced.
@@ -231,6 +372,67 @@ mod tests {
             Config::load(Some(&file), env(&[])),
             Err(ConfigError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn durations_and_lists_from_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(
+            &file,
+            "retry_schedule = [\"100ms\", \"1s\"]\nwebhook_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8, 10.0.0.0/8"),
+                ("HOOKD_KONG_SIGNATURE", "sha256"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.retry_schedule,
+            vec![Dur(Duration::from_millis(100)), secs(1)]
+        );
+        assert_eq!(c.webhook_timeout, secs(2));
+        assert_eq!(c.outbound_allow_cidrs.len(), 2);
+        assert_eq!(c.kong_signature, KongSignature::Sha256);
+        let err = Config::load(None, env(&[("HOOKD_WEBHOOK_TIMEOUT", "soon")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+    }
+
+    #[test]
+    fn custom_sources_join_the_catalogue() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(
+            &file,
+            "[custom_sources.payments.charge-failed]\nfields = [\"customer\", \"amount\"]\nunique = [\"customer\"]\ndescription = \"A charge was declined\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        let catalogue = c.catalogue(["consumers"]).unwrap();
+        let info = catalogue.event("payments", "charge-failed").unwrap();
+        assert_eq!(info.unique.as_deref(), Some(&["customer".to_string()][..]));
+        assert!(catalogue.event("crud", "consumers").is_some());
+
+        std::fs::write(&file, "[custom_sources.crud.x]\nfields = []\n").unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert!(matches!(
+            c.catalogue(["consumers"]),
+            Err(ConfigError::CustomSource { .. })
+        ));
+        std::fs::write(
+            &file,
+            "[custom_sources.p.e]\nfields = [\"a\"]\nunique = [\"b\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            c.catalogue([]).unwrap_err().to_string(),
+            "custom_sources.p: e: unique field 'b' is not one of its fields"
+        );
     }
 
     #[test]

@@ -4,11 +4,15 @@
 use crate::config::{Config, LogFormat};
 use anyhow::Context;
 use hookd_admin::{AdminState, ServerInfo};
-use hookd_model::Catalogue;
+use hookd_delivery::Deliveries;
+use hookd_delivery::clock::{SystemClock, ThreadRandom};
 use hookd_store::Store;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
+
+/// How long shutdown waits for delivery attempts under way.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config);
@@ -38,7 +42,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let catalogue = Catalogue::builtin(hookd_admin::crud_entities());
+    let catalogue = Arc::new(config.catalogue(hookd_admin::crud_entities())?);
+    let deliveries = Deliveries::new(
+        store.clone(),
+        Arc::clone(&catalogue),
+        config.delivery(),
+        Arc::new(SystemClock),
+        Arc::new(ThreadRandom),
+    )
+    .context("setting up deliveries")?;
+    deliveries.start();
     let info = ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: hostname(),
@@ -47,9 +60,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let state = AdminState {
         store: store.clone(),
-        catalogue: Arc::new(catalogue),
+        catalogue,
         body_limit: config.body_limit,
         info: Arc::new(info),
+        deliveries: deliveries.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -64,6 +78,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving the Admin API")?;
+    // Attempts under way finish and are recorded; one that outlasts this
+    // wait runs again after the next start (at least once).
+    if tokio::time::timeout(SHUTDOWN_GRACE, deliveries.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("deliveries still running at shutdown will run again after restart");
+    }
     store.close();
     tracing::info!("hookd stopped; store flushed");
     Ok(())

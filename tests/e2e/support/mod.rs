@@ -3,19 +3,18 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod poll;
+pub mod receiver;
+
+pub use poll::{PATIENCE, eventually};
+
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
-
-/// Longest wait for anything the server should do by itself; generous,
-/// because CI machines are shared and slow. Reaching it fails the test.
-pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// How to start a server.
 #[derive(Debug, Clone, Default)]
@@ -248,22 +247,4 @@ async fn answer(response: reqwest::Result<reqwest::Response>) -> (StatusCode, Va
     let bytes = response.bytes().await.expect("reading the answer");
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, value)
-}
-
-/// Polls `check` until it yields a value; fails the test after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("gave up waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -1,0 +1,123 @@
+//! Running hooks by hand and watching deliveries: `/event-hooks/{id}/test`,
+//! `/event-hooks/{id}/ping`, `/event-hooks/{id}/deliveries`,
+//! `/deliveries/{id}` and `/deliveries/{id}/retry`.
+
+use crate::AdminState;
+use crate::body::KongBody;
+use crate::crud::{find, parse_page};
+use crate::error::{ApiError, ApiResult};
+use crate::resource::Resource;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hookd_delivery::Error as DeliveryError;
+use hookd_model::EventHook;
+use hookd_model::delivery::Delivery;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The routes.
+pub fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/event-hooks/{key}/test", post(test))
+        .route("/event-hooks/{key}/ping", get(ping))
+        .route("/event-hooks/{key}/deliveries", get(hook_deliveries))
+        .route("/deliveries/{id}", get(one))
+        .route("/deliveries/{id}/retry", post(retry))
+}
+
+fn load_hook(state: &AdminState, key: &str) -> ApiResult<EventHook> {
+    let value = find(state, Resource::Hooks, None, key)?.ok_or(ApiError::NotFound("Not found"))?;
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::Internal(format!("stored event hook does not decode: {e}")))
+}
+
+/// Kong's answer when a handler fails under `/test`.
+fn unexpected(err: impl Into<String>) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"message": "An unexpected error occurred", "err": err.into()})),
+    )
+        .into_response()
+}
+
+async fn test(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+    body: KongBody,
+) -> ApiResult<Response> {
+    let hook = load_hook(&state, &key)?;
+    let data = body.value;
+    Ok(match state.deliveries.test(&hook, data.clone()).await {
+        Ok(result) => Json(json!({"data": data, "result": result})).into_response(),
+        Err(err) => unexpected(err),
+    })
+}
+
+async fn ping(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Response> {
+    let hook = load_hook(&state, &key)?;
+    Ok(match state.deliveries.ping(&hook, "ping").await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": e.to_string()})),
+        )
+            .into_response(),
+    })
+}
+
+/// A delivery as the API shows it: the stored record, with `in_flight`
+/// while an attempt runs.
+fn view(state: &AdminState, delivery: &Delivery) -> Value {
+    let mut value = serde_json::to_value(delivery).unwrap_or(Value::Null);
+    value["state"] = json!(state.deliveries.state_of(delivery));
+    value
+}
+
+async fn hook_deliveries(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let hook = load_hook(&state, &key)?;
+    let page = parse_page(&query)?;
+    let listed = state.store.hook_deliveries(hook.id, &page)?;
+    let data: Vec<Value> = listed.data.iter().map(|d| view(&state, d)).collect();
+    Ok(Json(crate::crud::page_answer(
+        data,
+        listed.next,
+        &query,
+        uri.path(),
+    )))
+}
+
+fn delivery_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::try_parse(id).map_err(|_| ApiError::InvalidPrimaryKey(id.to_string()))
+}
+
+async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let delivery = state
+        .store
+        .delivery(delivery_id(&id)?)?
+        .ok_or(ApiError::NotFound("Not found"))?;
+    Ok(Json(view(&state, &delivery)))
+}
+
+async fn retry(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    match state.deliveries.redeliver(delivery_id(&id)?).await {
+        Ok(delivery) => Ok((StatusCode::ACCEPTED, Json(view(&state, &delivery)))),
+        Err(DeliveryError::NotFound) => Err(ApiError::NotFound("Not found")),
+        Err(DeliveryError::InFlight) => {
+            Err(ApiError::Conflict(DeliveryError::InFlight.to_string()))
+        }
+        Err(DeliveryError::Store(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}

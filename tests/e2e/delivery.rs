@@ -1,0 +1,494 @@
+//! Durable delivery to real receivers on loopback: Kong's bodies and
+//! signatures, retries, outages, crashes, /test and /ping, and the
+//! outbound address policy.
+
+use crate::support::receiver::{Received, Receiver};
+use crate::support::{Options, Server, eventually};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+/// A server that may call loopback receivers and retries quickly.
+fn loopback_options() -> Options {
+    Options::default()
+        .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
+        .env("HOOKD_RETRY_SCHEDULE", "50ms")
+        .env("HOOKD_RETRY_JITTER", "0")
+}
+
+async fn loopback_server() -> Server {
+    Server::start_with(loopback_options()).await
+}
+
+async fn webhook(server: &Server, event: &str, config: Value) -> Value {
+    server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": event, "handler": "webhook", "config": config}),
+        )
+        .await
+}
+
+/// The deliveries of a hook, newest first.
+async fn deliveries(server: &Server, hook: &Value) -> Vec<Value> {
+    let (status, page) = server
+        .get(&format!(
+            "/event-hooks/{}/deliveries",
+            hook["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["data"].as_array().unwrap().clone()
+}
+
+/// Requests other than Kong's pings of hook changes.
+fn events_only(received: Vec<Received>) -> Vec<Received> {
+    received
+        .into_iter()
+        .filter(|r| r.json()["source"] != "kong:event_hooks")
+        .collect()
+}
+
+async fn wait_events(receiver: &Receiver, n: usize) -> Vec<Received> {
+    eventually(&format!("{n} events at the receiver"), || async {
+        let got = events_only(receiver.received());
+        (got.len() >= n).then_some(got)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_created_consumer_reaches_the_webhook_with_kongs_body() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    webhook(
+        &server,
+        "consumers",
+        json!({"url": receiver.url("/hook"), "headers": {"X-Team": "ops"}}),
+    )
+    .await;
+    let consumer = server
+        .create("/consumers", &json!({"username": "alice"}))
+        .await;
+    let got = wait_events(&receiver, 1).await;
+    let request = &got[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.uri, "/hook");
+    assert_eq!(
+        request.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(request.header("x-team").as_deref(), Some("ops"));
+    assert_eq!(
+        request.json(),
+        json!({"event": "consumers", "source": "crud", "operation": "create", "schema": "consumers",
+               "entity": {"id": consumer["id"], "username": "alice", "created_at": consumer["created_at"],
+                          "updated_at": consumer["updated_at"]}})
+    );
+    assert!(request.header("webhook-id").is_some());
+    assert!(
+        request.header("x-kong-signature").is_none(),
+        "no secret, no signature"
+    );
+}
+
+#[tokio::test]
+async fn signatures_verify_independently() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    webhook(
+        &server,
+        "consumers:create",
+        json!({"url": receiver.url("/"), "secret": "hunter2"}),
+    )
+    .await;
+    server
+        .create("/consumers", &json!({"username": "bob"}))
+        .await;
+    let request = wait_events(&receiver, 1).await.remove(0);
+
+    let mut kong = Hmac::<sha1::Sha1>::new_from_slice(b"hunter2").unwrap();
+    kong.update(&request.body);
+    assert_eq!(
+        request.header("x-kong-signature").unwrap(),
+        format!("sha1={}", hex::encode(kong.finalize().into_bytes()))
+    );
+
+    let id = request.header("webhook-id").unwrap();
+    let timestamp = request.header("webhook-timestamp").unwrap();
+    let mut standard = Hmac::<sha2::Sha256>::new_from_slice(b"hunter2").unwrap();
+    standard.update(format!("{id}.{timestamp}.").as_bytes());
+    standard.update(&request.body);
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(standard.finalize().into_bytes());
+    assert_eq!(
+        request.header("webhook-signature").unwrap(),
+        format!("v1,{expected}")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now - timestamp.parse::<i64>().unwrap()).abs() < 600,
+        "timestamp is unix seconds"
+    );
+}
+
+#[tokio::test]
+async fn sha256_kong_signature_when_configured() {
+    let server = Server::start_with(loopback_options().env("HOOKD_KONG_SIGNATURE", "sha256")).await;
+    let receiver = Receiver::start().await;
+    webhook(
+        &server,
+        "consumers:create",
+        json!({"url": receiver.url("/"), "secret": "k"}),
+    )
+    .await;
+    server
+        .create("/consumers", &json!({"username": "sam"}))
+        .await;
+    let request = wait_events(&receiver, 1).await.remove(0);
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
+    mac.update(&request.body);
+    assert_eq!(
+        request.header("x-kong-signature").unwrap(),
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
+}
+
+#[tokio::test]
+async fn a_500_then_200_is_retried_and_both_attempts_are_logged() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    let hook = webhook(
+        &server,
+        "consumers:create",
+        json!({"url": receiver.url("/")}),
+    )
+    .await;
+    receiver.wait_for(1).await; // the creation ping
+    receiver.script(&[500, 200]);
+    server
+        .create("/consumers", &json!({"username": "carol"}))
+        .await;
+    let got = wait_events(&receiver, 2).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "same delivery, same id"
+    );
+    let delivery = eventually("the delivery to succeed", || async {
+        let d = deliveries(&server, &hook).await;
+        d.first().filter(|d| d["state"] == "succeeded").cloned()
+    })
+    .await;
+    let attempts = delivery["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{delivery}");
+    assert_eq!(attempts[0]["status"], 500);
+    assert_eq!(attempts[0]["ok"], false);
+    assert_eq!(attempts[0]["error"], "the receiver answered 500");
+    assert_eq!(attempts[0]["response"], "received");
+    assert_eq!(attempts[1]["status"], 200);
+    assert_eq!(attempts[1]["ok"], true);
+    assert!(attempts[1]["at_ms"].as_i64() >= attempts[0]["at_ms"].as_i64());
+    assert_eq!(
+        delivery["id"].as_str(),
+        got[0].header("webhook-id").as_deref()
+    );
+    let (status, one) = server
+        .get(&format!("/deliveries/{}", delivery["id"].as_str().unwrap()))
+        .await;
+    assert_eq!((status, &one), (StatusCode::OK, &delivery));
+}
+
+#[tokio::test]
+async fn a_receiver_down_when_the_event_happens_gets_it_when_up() {
+    let server = loopback_server().await;
+    let mut receiver = Receiver::down().await;
+    let hook = webhook(
+        &server,
+        "consumers:create",
+        json!({"url": receiver.url("/")}),
+    )
+    .await;
+    server
+        .create("/consumers", &json!({"username": "dan"}))
+        .await;
+    let failed = eventually("a failed attempt", || async {
+        let d = deliveries(&server, &hook).await;
+        d.first()
+            .filter(|d| !d["attempts"].as_array().unwrap().is_empty())
+            .cloned()
+    })
+    .await;
+    assert_eq!(failed["attempts"][0]["ok"], false);
+    assert!(
+        failed["attempts"][0]["status"].is_null(),
+        "no answer: {failed}"
+    );
+    receiver.resume().await;
+    let got = wait_events(&receiver, 1).await;
+    assert_eq!(got[0].json()["entity"]["username"], "dan");
+}
+
+#[tokio::test]
+async fn dead_letters_can_be_redelivered() {
+    let server = Server::start_with(loopback_options().env("HOOKD_RETRY_MAX_ATTEMPTS", "2")).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(503);
+    let hook = webhook(
+        &server,
+        "consumers:create",
+        json!({"url": receiver.url("/")}),
+    )
+    .await;
+    server
+        .create("/consumers", &json!({"username": "erin"}))
+        .await;
+    let dead = eventually("a dead letter", || async {
+        let d = deliveries(&server, &hook).await;
+        d.first().filter(|d| d["state"] == "dead").cloned()
+    })
+    .await;
+    assert_eq!(dead["attempts"].as_array().unwrap().len(), 2);
+    receiver.set_status(200);
+    let id = dead["id"].as_str().unwrap();
+    let (status, queued) = server
+        .post(&format!("/deliveries/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let done = eventually("the redelivery", || async {
+        let (_, d) = server.get(&format!("/deliveries/{id}")).await;
+        (d["state"] == "succeeded").then_some(d)
+    })
+    .await;
+    assert_eq!(done["attempts"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        server
+            .post(
+                &format!("/deliveries/{}/retry", uuid::Uuid::new_v4()),
+                &json!({})
+            )
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server.get("/deliveries/not-a-uuid").await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn kill_dash_nine_with_a_thousand_pending_loses_nothing() {
+    let mut server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    receiver.set_delay(std::time::Duration::from_millis(20));
+    webhook(
+        &server,
+        "consumers:create",
+        json!({"url": receiver.url("/")}),
+    )
+    .await;
+    let writes = (0..1000).map(|i| {
+        let server = &server;
+        async move {
+            server
+                .create("/consumers", &json!({"username": format!("user-{i}")}))
+                .await
+        }
+    });
+    let created = futures::future::join_all(writes).await;
+    server.kill9();
+    let before = events_only(receiver.received()).len();
+    server.restart();
+    receiver.set_delay(std::time::Duration::ZERO);
+    let got = eventually("every event delivered", || async {
+        let got = events_only(receiver.received());
+        let ids: HashSet<String> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
+        (ids.len() >= 1000).then_some(got)
+    })
+    .await;
+    let names: HashSet<String> = got
+        .iter()
+        .map(|r| r.json()["entity"]["username"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 1000, "every consumer's event arrived");
+    assert_eq!(created.len(), 1000);
+    eprintln!(
+        "delivered before kill: {before}; requests in all: {}",
+        got.len()
+    );
+}
+
+#[tokio::test]
+async fn test_runs_the_handler_synchronously_and_answers_kongs_shape() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    let hook = webhook(&server, "consumers", json!({"url": receiver.url("/t")})).await;
+    let id = hook["id"].as_str().unwrap();
+    let (status, answer) = server
+        .post(&format!("/event-hooks/{id}/test"), &json!({"some": "data"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"], json!({"some": "data"}));
+    assert_eq!(answer["result"]["status"], 200);
+    assert_eq!(answer["result"]["body"], "received");
+    assert!(answer["result"]["headers"].is_object());
+    let got = wait_events(&receiver, 1).await;
+    assert_eq!(
+        got[0].json(),
+        json!({"some": "data", "event": "consumers", "source": "crud"})
+    );
+
+    let log = server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "handler": "log", "config": {}}),
+        )
+        .await;
+    let (status, answer) = server
+        .post(
+            &format!("/event-hooks/{}/test", log["id"].as_str().unwrap()),
+            &json!({"x": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::OK, json!({"data": {"x": 1}, "result": null}))
+    );
+
+    let mut down = Receiver::down().await;
+    let broken = webhook(&server, "consumers", json!({"url": down.url("/")})).await;
+    let (status, answer) = server
+        .post(
+            &format!("/event-hooks/{}/test", broken["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer["message"], "An unexpected error occurred");
+    assert!(
+        answer["err"].as_str().is_some_and(|e| !e.is_empty()),
+        "{answer}"
+    );
+    down.stop().await;
+    let missing = uuid::Uuid::new_v4();
+    assert_eq!(
+        server
+            .post(&format!("/event-hooks/{missing}/test"), &json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn ping_and_the_pings_of_hook_changes() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    let hook = webhook(&server, "consumers", json!({"url": receiver.url("/")})).await;
+    let id = hook["id"].as_str().unwrap();
+    let created = receiver.wait_for(1).await;
+    assert_eq!(
+        created[0].json(),
+        json!({"source": "kong:event_hooks", "event": "ping", "operation": "create", "event_hooks": hook})
+    );
+    let response = server
+        .http
+        .get(server.url(&format!("/event-hooks/{id}/ping")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().len(), 0, "empty body");
+    let pinged = receiver.wait_for(2).await;
+    assert_eq!(pinged[1].json()["operation"], "ping");
+    let (status, updated) = server
+        .patch(&format!("/event-hooks/{id}"), &json!({"snooze": 5}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(receiver.wait_for(3).await[2].json()["event_hooks"], updated);
+    assert_eq!(
+        server.delete(&format!("/event-hooks/{id}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(receiver.wait_for(4).await[3].json()["operation"], "delete");
+
+    let log = server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "handler": "log", "config": {}}),
+        )
+        .await;
+    let (status, body) = server
+        .get(&format!(
+            "/event-hooks/{}/ping",
+            log["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"message": "handler 'log' does not support 'ping'"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_without_the_allowlist() {
+    let server = Server::start_with(Options::default().env("HOOKD_RETRY_SCHEDULE", "50ms")).await;
+    let receiver = Receiver::start().await;
+    let hook = webhook(
+        &server,
+        "consumers:create",
+        json!({"url": receiver.url("/")}),
+    )
+    .await;
+    server
+        .create("/consumers", &json!({"username": "mallory"}))
+        .await;
+    let failed = eventually("a refused attempt", || async {
+        let d = deliveries(&server, &hook).await;
+        d.first()
+            .filter(|d| !d["attempts"].as_array().unwrap().is_empty())
+            .cloned()
+    })
+    .await;
+    let error = failed["attempts"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("refused") && error.contains("127.0.0.1"),
+        "{error}"
+    );
+    let by_name = webhook(
+        &server,
+        "consumers:create",
+        json!({"url": format!("http://localhost:{}/", receiver.addr.port())}),
+    )
+    .await;
+    server
+        .create("/consumers", &json!({"username": "trudy"}))
+        .await;
+    let failed = eventually("a refused attempt by name", || async {
+        let d = deliveries(&server, &by_name).await;
+        d.first()
+            .filter(|d| !d["attempts"].as_array().unwrap().is_empty())
+            .cloned()
+    })
+    .await;
+    assert!(
+        failed["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{failed}"
+    );
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the receiver"
+    );
+}
