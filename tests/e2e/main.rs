@@ -6,6 +6,8 @@ mod delivery;
 mod durability;
 mod entities;
 mod event_hooks;
+mod health;
+mod published;
 mod root;
 mod sources;
 mod validation;

@@ -7,6 +7,7 @@ mod crud;
 mod deliveries;
 mod error;
 mod events;
+mod health;
 mod resource;
 mod root;
 mod sources;
@@ -52,6 +53,8 @@ pub struct AdminState {
     pub info: Arc<ServerInfo>,
     /// The delivery engine: tests, pings, redelivery.
     pub deliveries: hookd_delivery::Deliveries,
+    /// The active health checks of upstream targets.
+    pub health: Arc<hookd_sources::HealthChecker>,
 }
 
 /// Names of everything whose writes cause crud events: the gateway
@@ -71,7 +74,8 @@ fn router(state: AdminState) -> Router {
         .merge(sources::router())
         .merge(crud::routes("/event-hooks", Resource::Hooks))
         .merge(deliveries::router())
-        .merge(events::router());
+        .merge(events::router())
+        .merge(health::router());
     for e in entity::all() {
         // Entities that only exist under a parent (targets) are served there only.
         let nested_only = e

@@ -237,6 +237,11 @@ impl Config {
         Ok(catalogue)
     }
 
+    /// Where webhooks, guests and health probes may connect.
+    pub fn outbound_policy(&self) -> hookd_model::outbound::OutboundPolicy {
+        hookd_model::outbound::OutboundPolicy::allowing(self.outbound_allow_cidrs.clone())
+    }
+
     /// The delivery engine's settings.
     pub fn delivery(&self) -> hookd_delivery::Settings {
         use hookd_delivery::handler::{HttpSettings, KongSignature as Algorithm};
@@ -250,9 +255,7 @@ impl Config {
             workers: self.delivery_workers.max(1),
             http: HttpSettings {
                 timeout: self.webhook_timeout.0,
-                policy: hookd_model::outbound::OutboundPolicy::allowing(
-                    self.outbound_allow_cidrs.clone(),
-                ),
+                policy: self.outbound_policy(),
                 kong_signature: match self.kong_signature {
                     KongSignature::Sha1 => Algorithm::Sha1,
                     KongSignature::Sha256 => Algorithm::Sha256,

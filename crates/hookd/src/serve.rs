@@ -6,6 +6,7 @@ use anyhow::Context;
 use hookd_admin::{AdminState, ServerInfo};
 use hookd_delivery::Deliveries;
 use hookd_delivery::clock::{SystemClock, ThreadRandom};
+use hookd_sources::HealthChecker;
 use hookd_store::Store;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -52,6 +53,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .context("setting up deliveries")?;
     deliveries.start();
+    let health = Arc::new(
+        HealthChecker::new(
+            store.clone(),
+            hookd_sources::Settings {
+                policy: config.outbound_policy(),
+                ..hookd_sources::Settings::default()
+            },
+        )
+        .context("setting up health checks")?,
+    );
+    health.start().context("starting health checks")?;
     let info = ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: hostname(),
@@ -64,6 +76,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         body_limit: config.body_limit,
         info: Arc::new(info),
         deliveries: deliveries.clone(),
+        health: Arc::clone(&health),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -86,6 +99,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!("deliveries still running at shutdown will run again after restart");
     }
+    health.shutdown().await;
     store.close();
     tracing::info!("hookd stopped; store flushed");
     Ok(())

@@ -1,0 +1,39 @@
+//! `GET /upstreams/{id or name}/health`: each target's state under the
+//! active health checks, in the shape of Kong's endpoint.
+
+use crate::AdminState;
+use crate::crud::find;
+use crate::error::{ApiError, ApiResult};
+use crate::resource::Resource;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use hookd_model::entity;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The route.
+pub fn router() -> Router<AdminState> {
+    Router::new().route("/upstreams/{key}/health", get(health))
+}
+
+async fn health(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let upstreams = entity::by_name("upstreams").ok_or(ApiError::NotFound("Not found"))?;
+    let upstream = find(&state, Resource::Entity(upstreams), None, &key)?
+        .ok_or(ApiError::NotFound("Not found"))?;
+    let id: Uuid = upstream["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ApiError::NotFound("Not found"))?;
+    let targets = state
+        .health
+        .health(id)
+        .map_err(|e| ApiError::Internal(format!("reading target health: {e}")))?
+        .ok_or(ApiError::NotFound("Not found"))?;
+    Ok(Json(
+        json!({"data": targets, "next": null, "node_id": state.info.node_id}),
+    ))
+}
