@@ -7,6 +7,7 @@ mod durability;
 mod entities;
 mod event_hooks;
 mod health;
+mod lambda;
 mod published;
 mod root;
 mod sources;

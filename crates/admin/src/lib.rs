@@ -7,6 +7,7 @@ mod crud;
 mod deliveries;
 mod error;
 mod events;
+mod guests;
 mod health;
 mod resource;
 mod root;
@@ -55,6 +56,10 @@ pub struct AdminState {
     pub deliveries: hookd_delivery::Deliveries,
     /// The active health checks of upstream targets.
     pub health: Arc<hookd_sources::HealthChecker>,
+    /// The sandbox of lambda guests: inspection at upload, grants.
+    pub sandbox: hookd_sandbox::Sandbox,
+    /// Largest guest upload, in bytes.
+    pub guest_size_limit: usize,
 }
 
 /// Names of everything whose writes cause crud events: the gateway
@@ -75,7 +80,8 @@ fn router(state: AdminState) -> Router {
         .merge(crud::routes("/event-hooks", Resource::Hooks))
         .merge(deliveries::router())
         .merge(events::router())
-        .merge(health::router());
+        .merge(health::router())
+        .merge(guests::router());
     for e in entity::all() {
         // Entities that only exist under a parent (targets) are served there only.
         let nested_only = e

@@ -14,6 +14,7 @@ pub mod clock;
 mod dispatcher;
 pub mod gate;
 pub mod handler;
+mod lambda;
 pub mod retry;
 mod run;
 mod worker;
@@ -23,6 +24,7 @@ use handler::{AttemptId, HttpSettings, Outbound};
 use hookd_model::delivery::{Delivery, DeliveryState};
 use hookd_model::hook::Handler;
 use hookd_model::{Catalogue, EventHook, Violations};
+use hookd_sandbox::Sandbox;
 use hookd_store::Store;
 use retry::RetryPolicy;
 use std::collections::HashSet;
@@ -98,6 +100,7 @@ pub(crate) struct Engine {
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
     outbound: Outbound,
+    sandbox: Sandbox,
     in_flight: Mutex<HashSet<Uuid>>,
     /// New deliveries are due.
     work: Notify,
@@ -158,6 +161,7 @@ impl Deliveries {
         settings: Settings,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
+        sandbox: Sandbox,
     ) -> Result<Self, Error> {
         let outbound = Outbound::new(settings.http.clone()).map_err(Error::Outbound)?;
         Ok(Deliveries {
@@ -168,6 +172,7 @@ impl Deliveries {
                 clock,
                 random,
                 outbound,
+                sandbox,
                 in_flight: Mutex::new(HashSet::new()),
                 work: Notify::new(),
                 slot_freed: Notify::new(),
@@ -298,11 +303,22 @@ impl Deliveries {
     }
 
     /// Checks, when a hook is saved, what its handler needs beyond the
-    /// schema (templates that compile).
+    /// schema: templates that compile; for lambda hooks, a request the
+    /// mode and ceiling admit and guests that exist.
     pub fn check_hook(&self, hook: &EventHook) -> Result<(), Violations> {
         match &hook.handler {
             Handler::WebhookCustom(cfg) => handler::check_templates(cfg),
+            Handler::Lambda(cfg) => lambda::check(&self.engine, cfg),
             _ => Ok(()),
+        }
+    }
+
+    /// What each guest of a lambda hook is granted (mode ∩ ceiling ∩
+    /// request ∩ imports), or none for other handlers.
+    pub fn capabilities(&self, hook: &EventHook) -> Option<Vec<serde_json::Value>> {
+        match &hook.handler {
+            Handler::Lambda(cfg) => Some(lambda::grants(&self.engine, cfg)),
+            _ => None,
         }
     }
 }

@@ -86,8 +86,15 @@ pub(crate) async fn handle(
                 ..Outcome::default()
             };
         }
-        Handler::Lambda(_) => {
-            return Outcome::failed("the lambda handler is not available in this build".into());
+        Handler::Lambda(cfg) => {
+            return match crate::lambda::run(engine, hook.id, cfg, event).await {
+                Ok(data) => Outcome {
+                    ok: true,
+                    result: Some(data),
+                    ..Outcome::default()
+                },
+                Err(e) => Outcome::failed(e),
+            };
         }
     };
     match answer {
@@ -129,9 +136,7 @@ pub(crate) async fn test(engine: &Engine, hook: &EventHook, data: Value) -> Resu
             crate::handler::log_event(hook.id, &event);
             return Ok(Value::Null);
         }
-        Handler::Lambda(_) => {
-            return Err("the lambda handler is not available in this build".into());
-        }
+        Handler::Lambda(cfg) => return crate::lambda::run(engine, hook.id, cfg, &event).await,
     };
     let response = response.map_err(|e| error_text(&e))?;
     Ok(json!({

@@ -1,6 +1,9 @@
 //! Configuration: defaults that work with no file, a TOML file, then
 //! `HOOKD_<KEY>` environment variables (as Kong's `KONG_*`), then flags.
 
+use hookd_model::capability::{
+    self, AllowedHost, DirGrant, ResolvedLimits, SandboxCeiling, UntrustedWasm,
+};
 use hookd_model::{Catalogue, EventInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,6 +49,38 @@ pub struct Config {
     pub kong_signature: KongSignature,
     /// Sources beyond Kong's: source → event → `{fields, unique, description}`.
     pub custom_sources: BTreeMap<String, BTreeMap<String, EventInfo>>,
+    /// What lambda guests may do, as Kong's `untrusted_lua`: `off` (lambda
+    /// hooks refused and never run), `sandbox` (within the ceiling below),
+    /// `on` (whatever a hook asks for).
+    pub untrusted_wasm: UntrustedWasm,
+    /// Host patterns a lambda hook may be granted in `sandbox` mode
+    /// (`api.example.com`, `*.slack.com:443`, `127.0.0.1:8080`).
+    pub sandbox_allowed_hosts: Vec<String>,
+    /// Environment variables a lambda hook may be granted in `sandbox` mode.
+    pub sandbox_env: Vec<String>,
+    /// Directories (and below) a lambda hook may be granted in `sandbox`
+    /// mode: `[{host = "/srv/data", guest = "/data", write = false}]`.
+    pub sandbox_dirs: Vec<DirGrant>,
+    /// Linear memory of a guest whose hook sets none, bytes.
+    pub sandbox_default_memory: u64,
+    /// Largest linear memory any hook may ask for, bytes.
+    pub sandbox_max_memory: u64,
+    /// Wall time of one guest call when its hook sets none.
+    pub sandbox_default_timeout: Dur,
+    /// Longest wall time any hook may ask for.
+    pub sandbox_max_timeout: Dur,
+    /// Fuel of one guest call when its hook sets none; 0 is unmetered.
+    pub sandbox_default_fuel: u64,
+    /// Most fuel any hook may ask for; 0 is no maximum.
+    pub sandbox_max_fuel: u64,
+    /// Largest guest upload, bytes.
+    pub guest_size_limit: usize,
+    /// Allowed audit decisions kept, at most.
+    pub audit_retention_count: usize,
+    /// Allowed audit decisions kept no longer than this.
+    pub audit_retention_age: Dur,
+    /// Denied audit decisions kept no longer than this.
+    pub audit_denied_retention_age: Dur,
 }
 
 /// A duration written as humans write them: `500ms`, `5s`, `2m`, `1h`, `7d`.
@@ -110,6 +145,20 @@ impl Default for Config {
             outbound_allow_cidrs: Vec::new(),
             kong_signature: KongSignature::Sha1,
             custom_sources: BTreeMap::new(),
+            untrusted_wasm: UntrustedWasm::Sandbox,
+            sandbox_allowed_hosts: Vec::new(),
+            sandbox_env: Vec::new(),
+            sandbox_dirs: Vec::new(),
+            sandbox_default_memory: capability::DEFAULT_MEMORY,
+            sandbox_max_memory: capability::MAX_MEMORY,
+            sandbox_default_timeout: Dur(Duration::from_millis(capability::DEFAULT_TIMEOUT_MS)),
+            sandbox_max_timeout: Dur(Duration::from_millis(capability::MAX_TIMEOUT_MS)),
+            sandbox_default_fuel: capability::DEFAULT_FUEL.unwrap_or(0),
+            sandbox_max_fuel: capability::MAX_FUEL.unwrap_or(0),
+            guest_size_limit: hookd_sandbox::MAX_GUEST_BYTES,
+            audit_retention_count: 100_000,
+            audit_retention_age: secs(7 * 24 * 3600),
+            audit_denied_retention_age: secs(90 * 24 * 3600),
         }
     }
 }
@@ -154,6 +203,14 @@ pub enum ConfigError {
     Env {
         /// The variable.
         var: String,
+        /// Why.
+        reason: String,
+    },
+    /// A sandbox setting that does not make sense.
+    #[error("{key}: {reason}")]
+    Sandbox {
+        /// The key.
+        key: &'static str,
         /// Why.
         reason: String,
     },
@@ -235,6 +292,61 @@ impl Config {
             }
         }
         Ok(catalogue)
+    }
+
+    /// The sandbox of lambda guests, its precompiled guests kept in
+    /// `<data_dir>/compiled`.
+    pub fn sandbox(&self) -> Result<hookd_sandbox::SandboxConfig, ConfigError> {
+        let allowed_hosts = self
+            .sandbox_allowed_hosts
+            .iter()
+            .map(|p| AllowedHost::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::Sandbox {
+                key: "sandbox_allowed_hosts",
+                reason: e.to_string(),
+            })?;
+        let fuel = |f: u64| (f > 0).then_some(f);
+        let limits = |memory, timeout: Dur, fuel| ResolvedLimits {
+            memory,
+            timeout_ms: timeout.0.as_millis() as u64,
+            fuel,
+        };
+        let ceiling = SandboxCeiling {
+            allowed_hosts,
+            env: self.sandbox_env.clone(),
+            dirs: self.sandbox_dirs.clone(),
+            default_limits: limits(
+                self.sandbox_default_memory,
+                self.sandbox_default_timeout,
+                fuel(self.sandbox_default_fuel),
+            ),
+            max_limits: limits(
+                self.sandbox_max_memory,
+                self.sandbox_max_timeout,
+                fuel(self.sandbox_max_fuel),
+            ),
+        };
+        if ceiling.default_limits.memory > ceiling.max_limits.memory {
+            return Err(ConfigError::Sandbox {
+                key: "sandbox_default_memory",
+                reason: "exceeds sandbox_max_memory".into(),
+            });
+        }
+        if ceiling.default_limits.timeout_ms > ceiling.max_limits.timeout_ms {
+            return Err(ConfigError::Sandbox {
+                key: "sandbox_default_timeout",
+                reason: "exceeds sandbox_max_timeout".into(),
+            });
+        }
+        Ok(hookd_sandbox::SandboxConfig {
+            mode: self.untrusted_wasm,
+            ceiling,
+            outbound: self.outbound_policy(),
+            cache_dir: Some(self.data_dir.join("compiled")),
+            max_guest_bytes: self.guest_size_limit,
+            ..hookd_sandbox::SandboxConfig::default()
+        })
     }
 
     /// Where webhooks, guests and health probes may connect.

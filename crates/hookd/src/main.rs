@@ -1,6 +1,7 @@
 //! hookd: Kong's Event Hooks as a standalone server.
 
 mod config;
+mod inspect;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,23 @@ enum Command {
     },
     /// Prints the effective configuration, secrets redacted.
     Config,
+    /// Works with guests of the lambda handler.
+    #[command(subcommand)]
+    Guest(GuestCommand),
+}
+
+#[derive(Subcommand)]
+enum GuestCommand {
+    /// Prints what a guest is, what it imports and what this
+    /// configuration's mode and ceiling would grant it; offline.
+    Inspect {
+        /// The guest: a component of world hookd:lambda or a WASI
+        /// preview-1 command module.
+        file: PathBuf,
+        /// Prints JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +86,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Guest(GuestCommand::Inspect { file, json }) => {
+            match inspect::run(&config, &file, json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hookd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Config => {
             let text = serde_json::to_string_pretty(&config.redacted()).unwrap_or_default();
             println!("{text}");
@@ -76,7 +103,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes, on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

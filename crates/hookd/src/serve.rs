@@ -6,6 +6,7 @@ use anyhow::Context;
 use hookd_admin::{AdminState, ServerInfo};
 use hookd_delivery::Deliveries;
 use hookd_delivery::clock::{SystemClock, ThreadRandom};
+use hookd_sandbox::Sandbox;
 use hookd_sources::HealthChecker;
 use hookd_store::Store;
 use std::io::IsTerminal;
@@ -44,12 +45,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let catalogue = Arc::new(config.catalogue(hookd_admin::crud_entities())?);
+    let sandbox = Sandbox::new(config.sandbox()?).context("setting up the WebAssembly sandbox")?;
     let deliveries = Deliveries::new(
         store.clone(),
         Arc::clone(&catalogue),
         config.delivery(),
         Arc::new(SystemClock),
         Arc::new(ThreadRandom),
+        sandbox.clone(),
     )
     .context("setting up deliveries")?;
     deliveries.start();
@@ -77,7 +80,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         info: Arc::new(info),
         deliveries: deliveries.clone(),
         health: Arc::clone(&health),
+        sandbox,
+        guest_size_limit: config.guest_size_limit,
     };
+    let audit_retention = tokio::spawn(prune_audit(store.clone(), config.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -100,6 +106,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("deliveries still running at shutdown will run again after restart");
     }
     health.shutdown().await;
+    audit_retention.abort();
     store.close();
     tracing::info!("hookd stopped; store flushed");
     Ok(())
@@ -126,4 +133,22 @@ fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Applies the audit log's retention every minute.
+async fn prune_audit(store: Store, config: Config) {
+    loop {
+        let now = hookd_delivery::clock::Clock::now_ms(&SystemClock);
+        let before = |age: crate::config::Dur| now - age.0.as_millis() as i64;
+        match store.prune_audit(
+            config.audit_retention_count,
+            before(config.audit_retention_age),
+            before(config.audit_denied_retention_age),
+        ) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "audit decisions past retention removed"),
+            Err(e) => tracing::error!(error = %e, "applying audit retention failed"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
 }

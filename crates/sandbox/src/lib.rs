@@ -183,6 +183,82 @@ impl Sandbox {
     }
 }
 
+/// A guest's static audit: each import with its capability class, and
+/// what the server's mode and ceiling would grant or deny a hook that
+/// asked for everything they allow. `GET /guests/{id}/audit` and
+/// `hookd guest inspect` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GuestAudit {
+    /// Each import and its class (none for plumbing such as `wasi:io`).
+    pub imports: Vec<ImportClass>,
+    /// The classes the guest imports.
+    pub capabilities: Vec<CapabilityClass>,
+    /// The server's mode.
+    pub mode: UntrustedWasm,
+    /// The server's ceiling.
+    pub ceiling: SandboxCeiling,
+    /// Classes a hook could get for this guest.
+    pub would_grant: Vec<CapabilityClass>,
+    /// What it could not get, and why.
+    pub would_deny: Vec<hookd_model::capability::Withheld>,
+}
+
+/// One import and its capability class.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportClass {
+    /// The import's name.
+    pub import: String,
+    /// Its class, if it reaches anything by itself.
+    pub capability: Option<CapabilityClass>,
+}
+
+impl Sandbox {
+    /// The static audit of a guest under this server's mode and ceiling.
+    pub fn audit(&self, report: &GuestReport) -> GuestAudit {
+        use hookd_model::capability::{Capabilities, Limits};
+        let c = &self.inner.config;
+        // The widest request: the ceiling itself, or in `on` any host.
+        let widest = match c.mode {
+            UntrustedWasm::On => Capabilities {
+                http: vec!["*:*".into()],
+                ..Capabilities::default()
+            },
+            _ => Capabilities {
+                http: c
+                    .ceiling
+                    .allowed_hosts
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect(),
+                env: c.ceiling.env.clone(),
+                dirs: c.ceiling.dirs.clone(),
+            },
+        };
+        let grant = EffectiveGrant::new(
+            c.mode,
+            &c.ceiling,
+            &widest,
+            &Limits::default(),
+            &report.capabilities,
+        );
+        GuestAudit {
+            imports: report
+                .imports
+                .iter()
+                .map(|i| ImportClass {
+                    import: i.clone(),
+                    capability: CapabilityClass::of_import(i),
+                })
+                .collect(),
+            capabilities: report.capabilities.clone(),
+            mode: c.mode,
+            ceiling: c.ceiling.clone(),
+            would_grant: grant.usable,
+            would_deny: grant.withheld,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,18 @@
 //! hookd's storage on sled: entities and event hooks with their indexes,
-//! the outbox their writes fill, and durability through group commit.
+//! the outbox their writes fill, the delivery queue, guests, the audit
+//! log, and durability through group commit.
 #![deny(missing_docs)]
 
+mod audit;
 mod entities;
 mod flusher;
+mod guests;
 mod outbox;
 mod queue;
 
+pub use audit::AuditFilter;
 pub use entities::{Listed, Page};
+pub use guests::Upload;
 pub use queue::HookStateUpdate;
 
 use flusher::Flusher;
@@ -102,6 +107,8 @@ struct Inner {
     outbox: sled::Tree,
     meta: sled::Tree,
     queue: queue::QueueTrees,
+    guests: guests::GuestTrees,
+    audit: audit::AuditTrees,
     outbox_notify: tokio::sync::Notify,
     flusher: Flusher,
 }
@@ -123,6 +130,8 @@ impl Store {
             outbox: db.open_tree("outbox")?,
             meta: db.open_tree("meta")?,
             queue: queue::QueueTrees::open(&db)?,
+            guests: guests::GuestTrees::open(&db)?,
+            audit: audit::AuditTrees::open(&db)?,
             outbox_notify: tokio::sync::Notify::new(),
             flusher: Flusher::start(db.clone()),
             db,

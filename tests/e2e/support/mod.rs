@@ -176,6 +176,12 @@ impl Server {
         self.addr = next.addr;
     }
 
+    /// Starts the server again on the same data directory with other options.
+    pub fn restart_with(&mut self, options: Options) {
+        self.options = options;
+        self.restart();
+    }
+
     /// GET, answering status and JSON body (null when empty or not JSON).
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         answer(self.http.get(self.url(path)).send().await).await

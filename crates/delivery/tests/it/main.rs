@@ -14,6 +14,7 @@ use hookd_delivery::{Deliveries, Retention, Settings};
 use hookd_model::delivery::DeliveryState;
 use hookd_model::outbound::OutboundPolicy;
 use hookd_model::{Catalogue, Event};
+use hookd_sandbox::{Sandbox, SandboxConfig};
 use hookd_store::{Page, Store};
 use receiver::Receiver;
 use serde_json::{Value, json};
@@ -57,6 +58,7 @@ impl Rig {
             settings,
             clock.clone(),
             Arc::new(FixedRandom(0.5)),
+            Sandbox::new(SandboxConfig::default()).unwrap(),
         )
         .unwrap();
         deliveries.start();

@@ -1,0 +1,279 @@
+//! Guests of the lambda handler over REST: upload (raw `application/wasm`
+//! with `?name=`, or multipart `file` and `name`), list, show, delete, and
+//! what each may touch: `/guests/{id}/audit`, `/event-hooks/{id}/capabilities`
+//! and the runtime decisions at `/audit`.
+
+use crate::AdminState;
+use crate::body::{limit_body, multipart_error};
+use crate::crud::{find, page_answer, parse_page};
+use crate::error::{ApiError, ApiResult};
+use crate::resource::Resource;
+use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
+use axum::{Json, Router};
+use hookd_model::audit::Verdict;
+use hookd_model::hook::Handler;
+use hookd_model::{EventHook, Violations};
+use hookd_sandbox::{GuestRejected, GuestReport};
+use hookd_store::{AuditFilter, Page, Upload};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The routes.
+pub fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/guests", get(list).post(upload))
+        .route("/guests/{key}", get(one).delete(remove))
+        .route("/guests/{key}/audit", get(guest_audit))
+        .route("/event-hooks/{key}/capabilities", get(capabilities))
+        .route("/audit", get(audit_log))
+}
+
+/// A guest name follows Kong's rule for names.
+fn check_name(name: Option<String>) -> ApiResult<String> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Err(Violations::field("name", "required field missing").into());
+    };
+    let fine = name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~'));
+    if !fine || uuid::Uuid::try_parse(&name).is_ok() {
+        return Err(Violations::field(
+            "name",
+            format!("invalid value '{name}': the only accepted characters are alphanumerics or ., -, _, and ~, and a name may not be a UUID"),
+        )
+        .into());
+    }
+    Ok(name)
+}
+
+/// The uploaded bytes and the name, from either form of upload.
+async fn read_upload(state: &AdminState, req: Request) -> ApiResult<(String, Vec<u8>)> {
+    let limit = state.guest_size_limit;
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match content_type.as_str() {
+        "multipart/form-data" => {
+            let req = limit_body(req, limit);
+            let mut multipart = axum::extract::Multipart::from_request(req, state)
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("Cannot parse multipart body: {e}")))?;
+            let (mut name, mut file) = (None, None);
+            while let Some(field) = multipart
+                .next_field()
+                .await
+                .map_err(|e| multipart_error(e, limit))?
+            {
+                match field.name() {
+                    Some("name") => {
+                        name = Some(field.text().await.map_err(|e| multipart_error(e, limit))?)
+                    }
+                    Some("file") => {
+                        file = Some(
+                            field
+                                .bytes()
+                                .await
+                                .map_err(|e| multipart_error(e, limit))?
+                                .to_vec(),
+                        )
+                    }
+                    Some(other) => {
+                        return Err(Violations::field(other, "unknown field").into());
+                    }
+                    None => {}
+                }
+            }
+            let name = check_name(name)?;
+            let file = file.ok_or_else(|| Violations::field("file", "required field missing"))?;
+            Ok((name, file))
+        }
+        "application/wasm" | "application/octet-stream" => {
+            let name = req.uri().query().and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "name")
+                    .map(|(_, v)| v.into_owned())
+            });
+            let name = check_name(name)?;
+            let bytes = axum::body::to_bytes(req.into_body(), limit)
+                .await
+                .map_err(|_| ApiError::TooLarge(limit))?;
+            Ok((name, bytes.to_vec()))
+        }
+        other => Err(ApiError::UnsupportedMediaType(other.to_string())),
+    }
+}
+
+async fn upload(
+    State(state): State<AdminState>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (name, bytes) = read_upload(&state, req).await?;
+    let sandbox = state.sandbox.clone();
+    // Compiling takes up to seconds of CPU: off the async workers.
+    let (report, bytes) = tokio::task::spawn_blocking(move || (sandbox.inspect(&bytes), bytes))
+        .await
+        .map_err(|e| ApiError::Internal(format!("inspecting the guest: {e}")))?;
+    let report = report.map_err(rejected)?;
+    let Value::Object(report) = serde_json::to_value(&report).unwrap_or_default() else {
+        return Err(ApiError::Internal(
+            "the guest report is not an object".into(),
+        ));
+    };
+    let (record, upload) = state
+        .store
+        .put_guest(&name, &bytes, &report, crate::now_ms() / 1000)
+        .await?;
+    tracing::info!(guest = %name, digest = %record["digest"], replaced = (upload == Upload::Replaced), "guest uploaded");
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// An upload the sandbox does not accept: a 400 naming the reason.
+fn rejected(e: GuestRejected) -> ApiError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    Violations::field("file", text).into()
+}
+
+async fn list(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"data": state.store.guests()?, "next": null})))
+}
+
+fn load(state: &AdminState, key: &str) -> ApiResult<Value> {
+    state
+        .store
+        .guest(key)?
+        .ok_or(ApiError::NotFound("Not found"))
+}
+
+async fn one(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(load(&state, &key)?))
+}
+
+/// Every stored event hook.
+fn hooks(state: &AdminState) -> ApiResult<Vec<EventHook>> {
+    let page = Page {
+        size: usize::MAX,
+        offset: None,
+    };
+    Ok(state
+        .store
+        .list(crate::resource::HOOKS, &page)?
+        .data
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
+}
+
+async fn remove(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<StatusCode> {
+    let Some(record) = state.store.guest(&key)? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let name = record["name"].as_str().unwrap_or_default().to_string();
+    let digests = state.store.guest_digests(&name)?;
+    let refers = |f: &String| {
+        let f = f.strip_prefix("sha256:").unwrap_or(f).to_ascii_lowercase();
+        f == name.to_ascii_lowercase() || digests.contains(&f)
+    };
+    for hook in hooks(&state)? {
+        if let Handler::Lambda(cfg) = &hook.handler
+            && cfg.functions.iter().any(refers)
+        {
+            return Err(ApiError::Conflict(format!(
+                "guest '{name}' is used by event hook {}",
+                hook.id
+            )));
+        }
+    }
+    match state.store.delete_guest(&name).await {
+        Ok((_, gone)) => {
+            for digest in gone {
+                state.sandbox.forget(&digest);
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(hookd_store::Error::NotFound) => Ok(StatusCode::NO_CONTENT),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A guest's static audit under the server's mode and ceiling.
+async fn guest_audit(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let record = load(&state, &key)?;
+    let report: GuestReport = serde_json::from_value(record.clone())
+        .map_err(|e| ApiError::Internal(format!("stored guest report does not decode: {e}")))?;
+    let mut audit = serde_json::to_value(state.sandbox.audit(&report)).unwrap_or_default();
+    audit["guest"] = json!({"id": record["id"], "name": record["name"], "digest": report.digest, "kind": report.kind});
+    Ok(Json(audit))
+}
+
+async fn capabilities(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let value =
+        find(&state, Resource::Hooks, None, &key)?.ok_or(ApiError::NotFound("Not found"))?;
+    let hook: EventHook = serde_json::from_value(value)
+        .map_err(|e| ApiError::Internal(format!("stored event hook does not decode: {e}")))?;
+    match state.deliveries.capabilities(&hook) {
+        Some(grants) => Ok(Json(
+            json!({"data": grants, "mode": state.sandbox.config().mode}),
+        )),
+        None => Err(ApiError::BadRequest(format!(
+            "handler '{}' has no capabilities: only lambda hooks run guests",
+            hook.handler.name()
+        ))),
+    }
+}
+
+async fn audit_log(
+    State(state): State<AdminState>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let page = parse_page(&query)?;
+    let hook = match query.get("hook") {
+        Some(h) => Some(
+            uuid::Uuid::try_parse(h)
+                .map_err(|_| Violations::field("hook", "expected a valid UUID"))?,
+        ),
+        None => None,
+    };
+    let verdict = match query.get("verdict").map(String::as_str) {
+        None => None,
+        Some("allowed") => Some(Verdict::Allowed),
+        Some("denied") => Some(Verdict::Denied),
+        Some(_) => {
+            return Err(Violations::field("verdict", "expected one of: allowed, denied").into());
+        }
+    };
+    let filter = AuditFilter {
+        hook,
+        guest: query.get("guest").cloned(),
+        verdict,
+    };
+    let listed = state.store.audit_page(&filter, &page)?;
+    let data = listed
+        .data
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .collect();
+    Ok(Json(page_answer(data, listed.next, &query, uri.path())))
+}

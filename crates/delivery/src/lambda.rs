@@ -1,0 +1,145 @@
+//! The lambda handler: a hook's chain of guests, run in the sandbox with
+//! guests from the store, and the checks of a lambda hook when it is saved.
+
+use crate::Engine;
+use hookd_model::hook::LambdaConfig;
+use hookd_model::violation::PathSeg;
+use hookd_model::{Event, Violations};
+use hookd_sandbox::{GuestRef, GuestReport, GuestSource, SourceError};
+use hookd_store::Store;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Guests as the store keeps them: a function names a guest, or pins the
+/// digest of one version (`sha256:<hex>` or bare hex).
+pub(crate) struct StoreGuests<'a>(pub &'a Store);
+
+/// The digest a function pins, if it pins one.
+fn pinned_digest(function: &str) -> Option<&str> {
+    let hex = function.strip_prefix("sha256:").unwrap_or(function);
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+impl StoreGuests<'_> {
+    /// The guest a function names, and what its bytes are.
+    pub(crate) fn lookup(&self, function: &str) -> Result<(GuestRef, Value), SourceError> {
+        if let Some(digest) = pinned_digest(function) {
+            let version = self
+                .0
+                .guest_version(&digest.to_ascii_lowercase())?
+                .ok_or_else(|| format!("no guest has the digest {digest}"))?;
+            let name = version["names"][0].as_str().unwrap_or(function).to_string();
+            let digest = version["digest"].as_str().unwrap_or(digest).to_string();
+            return Ok((GuestRef { name, digest }, version));
+        }
+        let record = self
+            .0
+            .guest(function)?
+            .ok_or_else(|| format!("guest '{function}' does not exist"))?;
+        let digest = record["digest"].as_str().unwrap_or_default().to_string();
+        Ok((
+            GuestRef {
+                name: function.to_string(),
+                digest,
+            },
+            record,
+        ))
+    }
+}
+
+impl GuestSource for StoreGuests<'_> {
+    fn resolve(&self, function: &str) -> Result<GuestRef, SourceError> {
+        self.lookup(function).map(|(guest, _)| guest)
+    }
+
+    fn bytes(&self, guest: &GuestRef) -> Result<Vec<u8>, SourceError> {
+        Ok(self
+            .0
+            .guest_bytes(&guest.digest)?
+            .ok_or_else(|| format!("the bytes of guest '{}' are missing", guest.name))?)
+    }
+}
+
+/// Runs the chain on the event; the final data, or why it failed. Every
+/// checked decision goes to the audit log.
+pub(crate) async fn run(
+    engine: &Engine,
+    hook_id: Uuid,
+    lambda: &LambdaConfig,
+    event: &Event,
+) -> Result<Value, String> {
+    let outcome = engine
+        .sandbox
+        .run_chain(hook_id, lambda, event, &StoreGuests(&engine.store))
+        .await;
+    if let Err(e) = engine.store.append_audit(&outcome.audit) {
+        tracing::error!(error = %e, hook = %hook_id, "recording audit decisions failed");
+    }
+    let data = outcome.result.map_err(|f| f.to_string())?;
+    serde_json::from_str(&data).map_err(|e| format!("the chain's result is not JSON: {e}"))
+}
+
+/// Checks a lambda hook at save time: the mode and the ceiling admit what
+/// it asks for, and every function names a guest that exists.
+pub(crate) fn check(engine: &Engine, lambda: &LambdaConfig) -> Result<(), Violations> {
+    let config = engine.sandbox.config();
+    let mut violations = match hookd_model::capability::check_lambda(
+        config.mode,
+        &config.ceiling,
+        &lambda.capabilities,
+        &lambda.limits,
+    ) {
+        Ok(()) => Violations::new(),
+        Err(v) => v,
+    };
+    let guests = StoreGuests(&engine.store);
+    for (i, function) in lambda.functions.iter().enumerate() {
+        if let Err(e) = guests.lookup(function) {
+            violations.push(
+                vec![
+                    PathSeg::Key("config".into()),
+                    PathSeg::Key("functions".into()),
+                    PathSeg::Index(i),
+                ],
+                e.to_string(),
+            );
+        }
+    }
+    violations.into_result(())
+}
+
+/// What each guest of a lambda hook is granted under the server's mode
+/// and ceiling: `[{function, guest, grant}]`.
+pub(crate) fn grants(engine: &Engine, lambda: &LambdaConfig) -> Vec<Value> {
+    let guests = StoreGuests(&engine.store);
+    lambda
+        .functions
+        .iter()
+        .map(|function| match guests.lookup(function) {
+            Ok((guest, described)) => match serde_json::from_value::<GuestReport>(described) {
+                Ok(report) => serde_json::json!({
+                    "function": function,
+                    "guest": guest,
+                    "grant": engine.sandbox.grant(lambda, &report),
+                }),
+                Err(e) => serde_json::json!({"function": function, "guest": guest,
+                                             "error": format!("the stored report does not decode: {e}")}),
+            },
+            Err(e) => serde_json::json!({"function": function, "error": e.to_string()}),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_pinned_with_or_without_prefix() {
+        let hex = "a".repeat(64);
+        assert_eq!(pinned_digest(&hex), Some(hex.as_str()));
+        assert_eq!(pinned_digest(&format!("sha256:{hex}")), Some(hex.as_str()));
+        assert_eq!(pinned_digest("transform"), None);
+        assert_eq!(pinned_digest(&"g".repeat(64)), None);
+    }
+}

@@ -1,0 +1,603 @@
+//! The lambda handler end to end: guests uploaded over REST, chains run on
+//! crud events, the sandbox's grants, ceilings and limits, and the audit.
+
+use crate::support::receiver::Receiver;
+use crate::support::{Options, Server, eventually};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn guest_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../guest-examples")
+        .join(name)
+        .join(format!("{name}.wasm"))
+}
+
+fn guest_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(guest_path(name)).unwrap_or_else(|e| panic!("guest-examples/{name}: {e}"))
+}
+
+async fn upload(server: &Server, name: &str, file: &str) -> (StatusCode, Value) {
+    server
+        .post_raw(
+            &format!("/guests?name={name}"),
+            "application/wasm",
+            guest_bytes(file),
+        )
+        .await
+}
+
+async fn uploaded(server: &Server, name: &str, file: &str) -> Value {
+    let (status, body) = upload(server, name, file).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+async fn lambda_hook(server: &Server, event: &str, config: Value) -> Value {
+    server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": event, "handler": "lambda", "config": config}),
+        )
+        .await
+}
+
+/// POST /event-hooks/{id}/test.
+async fn test_hook(server: &Server, hook: &Value, data: Value) -> (StatusCode, Value) {
+    server
+        .post(
+            &format!("/event-hooks/{}/test", hook["id"].as_str().unwrap()),
+            &data,
+        )
+        .await
+}
+
+fn loopback() -> Options {
+    Options::default()
+        .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
+        .env("HOOKD_RETRY_SCHEDULE", "50ms")
+        .env("HOOKD_RETRY_JITTER", "0")
+}
+
+#[tokio::test]
+async fn upload_reports_kind_imports_and_capabilities() {
+    let server = Server::start().await;
+    let bytes = guest_bytes("transform");
+    let guest = uploaded(&server, "transform", "transform").await;
+    assert_eq!(guest["name"], "transform");
+    assert_eq!(guest["kind"], "component");
+    assert_eq!(guest["size"], bytes.len());
+    assert_eq!(guest["digest"], hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(guest["exports"], json!(["handle"]));
+    let imports: Vec<&str> = guest["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(imports.contains(&"hookd:lambda/host@0.1.0"), "{imports:?}");
+    assert!(
+        guest["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("hookd-host"))
+    );
+    assert!(uuid::Uuid::try_parse(guest["id"].as_str().unwrap()).is_ok());
+
+    // Multipart, as a browser form would send it.
+    let form = reqwest::multipart::Form::new().text("name", "upper").part(
+        "file",
+        reqwest::multipart::Part::bytes(guest_bytes("c-upper")).file_name("c-upper.wasm"),
+    );
+    let response = server
+        .http
+        .post(server.url("/guests"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let upper: Value = response.json().await.unwrap();
+    assert_eq!(upper["kind"], "command");
+    assert!(
+        upper["imports"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("wasi_snapshot_preview1::fd_read"))
+    );
+    assert_eq!(upper["capabilities"], json!(["stdio"]));
+
+    let (_, list) = server.get("/guests").await;
+    let names: Vec<&Value> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| &g["name"])
+        .collect();
+    assert_eq!(names, [&json!("transform"), &json!("upper")]);
+    assert_eq!(
+        server.get("/guests/transform").await,
+        (StatusCode::OK, guest.clone())
+    );
+    assert_eq!(
+        server
+            .get(&format!("/guests/{}", guest["id"].as_str().unwrap()))
+            .await
+            .1,
+        guest
+    );
+    assert_eq!(server.get("/guests/nope").await.0, StatusCode::NOT_FOUND);
+
+    let (status, audit) = server.get("/guests/transform/audit").await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    assert_eq!(audit["mode"], "sandbox");
+    assert!(
+        audit["imports"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"import": "hookd:lambda/host@0.1.0", "capability": "hookd-host"}))
+    );
+}
+
+#[tokio::test]
+async fn uploads_that_are_not_guests_are_refused_with_their_reason() {
+    let server =
+        Server::start_with(Options::default().env("HOOKD_GUEST_SIZE_LIMIT", "200000")).await;
+    let reason = |body: &Value| {
+        body["fields"]["file"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (status, body) = server
+        .post_raw(
+            "/guests?name=junk",
+            "application/wasm",
+            b"definitely not wasm".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(reason(&body).contains("not WebAssembly"), "{body}");
+    let (status, body) = upload(&server, "reactor", "c-reactor").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(reason(&body).contains("_start"), "{body}");
+    let (status, body) = upload(&server, "other", "wrong-world").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        reason(&body).contains("handle") && reason(&body).contains("run"),
+        "{body}"
+    );
+    let mut truncated = guest_bytes("transform");
+    truncated.truncate(5000);
+    let (status, body) = server
+        .post_raw("/guests?name=cut", "application/wasm", truncated)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = server
+        .post_raw("/guests", "application/wasm", guest_bytes("noop"))
+        .await;
+    assert_eq!(
+        (status, body["fields"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"name": "required field missing"})
+        )
+    );
+    let (status, body) = server
+        .post_raw("/guests?name=big", "application/wasm", vec![0u8; 300_000])
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(server.get("/guests").await.1["data"], json!([]));
+}
+
+#[tokio::test]
+async fn a_crud_event_runs_the_chain_and_the_result_is_in_the_delivery() {
+    let server = Server::start().await;
+    uploaded(&server, "transform", "transform").await;
+    uploaded(&server, "upper", "c-upper").await;
+    let hook = lambda_hook(
+        &server,
+        "consumers:create",
+        json!({"functions": ["transform", "upper"]}),
+    )
+    .await;
+    server
+        .create("/consumers", &json!({"username": "bob"}))
+        .await;
+    let delivery = eventually("the lambda delivery", || async {
+        let (_, page) = server
+            .get(&format!(
+                "/event-hooks/{}/deliveries",
+                hook["id"].as_str().unwrap()
+            ))
+            .await;
+        page["data"]
+            .as_array()
+            .and_then(|d| d.first())
+            .filter(|d| d["state"] == "succeeded")
+            .cloned()
+    })
+    .await;
+    let result = &delivery["attempts"][0]["result"];
+    // c-upper wraps its input: the transform guest's output.
+    assert_eq!(result["c_guest"], true, "{result}");
+    let transformed = &result["data"];
+    assert_eq!(transformed["entity"]["username"], "BOB");
+    assert_eq!(transformed["transformed_by"], "transform");
+    assert_eq!(transformed["chain"], json!(["transform"]));
+    assert_eq!(transformed["operation"], "create");
+}
+
+#[tokio::test]
+async fn the_http_guest_reaches_a_granted_host_and_is_refused_others() {
+    let receiver = Receiver::start().await;
+    let granted = format!("127.0.0.1:{}", receiver.addr.port());
+    let server = Server::start_with(loopback().env("HOOKD_SANDBOX_ALLOWED_HOSTS", &granted)).await;
+    uploaded(&server, "poster", "http-post").await;
+    let allowed = lambda_hook(
+        &server,
+        "consumers",
+        json!({"functions": ["poster"], "capabilities": {"http": [granted]}}),
+    )
+    .await;
+    let data = json!({"target_url": receiver.url("/from-guest"), "n": 1});
+    let (status, answer) = test_hook(&server, &allowed, data.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["result"]["http_status"], 200);
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].uri, "/from-guest");
+    assert_eq!(got[0].json(), data);
+
+    let refused = lambda_hook(&server, "consumers", json!({"functions": ["poster"]})).await;
+    let (status, answer) = test_hook(&server, &refused, data).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    assert!(
+        answer["err"].as_str().unwrap().contains("refused"),
+        "{answer}"
+    );
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the refused request never left"
+    );
+    let (status, audit) = server
+        .get(&format!(
+            "/audit?verdict=denied&hook={}",
+            refused["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let record = &audit["data"][0];
+    assert_eq!(record["capability"], "http", "{audit}");
+    assert_eq!(record["target"], granted);
+    assert_eq!(record["verdict"], "denied");
+    assert_eq!(record["guest"]["name"], "poster");
+    let (_, allowed_audit) = server
+        .get(&format!("/audit?hook={}", allowed["id"].as_str().unwrap()))
+        .await;
+    assert!(
+        allowed_audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["verdict"] == "allowed"),
+        "{allowed_audit}"
+    );
+    assert!(!allowed_audit["data"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn hostile_guests_are_stopped_within_their_limits_and_the_server_carries_on() {
+    let server = Server::start().await;
+    uploaded(&server, "transform", "transform").await;
+    let limits = json!({"timeout_ms": 500, "memory": 16_777_216});
+    let cases = [
+        ("spin", "time limit"),
+        ("memory-bomb", "memory"),
+        ("recursion", "stack"),
+        ("output-flood", "time limit"),
+    ];
+    for (guest, expected) in cases {
+        uploaded(&server, guest, guest).await;
+        let hook = lambda_hook(
+            &server,
+            "consumers",
+            json!({"functions": [guest], "limits": limits}),
+        )
+        .await;
+        let (status, answer) = test_hook(&server, &hook, json!({})).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{guest}: {answer}"
+        );
+        let err = answer["err"].as_str().unwrap().to_lowercase();
+        assert!(err.contains(expected), "{guest}: {err}");
+        // The server is healthy and the next event runs normally.
+        assert_eq!(server.get("/status").await.0, StatusCode::OK);
+        let normal = lambda_hook(&server, "consumers", json!({"functions": ["transform"]})).await;
+        let (status, answer) =
+            test_hook(&server, &normal, json!({"entity": {"username": "ok"}})).await;
+        assert_eq!(status, StatusCode::OK, "after {guest}: {answer}");
+        assert_eq!(answer["result"]["entity"]["username"], "OK");
+    }
+    assert!(
+        server.logs().contains("hookd::guest"),
+        "guest output reached the server log"
+    );
+}
+
+#[tokio::test]
+async fn ungranted_environment_and_files_stay_out_of_reach() {
+    let server = Server::start_with(
+        Options::default()
+            .env("HOOKD_SANDBOX_ENV", "HOOKD_TEST_GRANTED")
+            .env("HOOKD_TEST_GRANTED", "visible")
+            .env("HOOKD_TEST_SECRET", "hidden"),
+    )
+    .await;
+    uploaded(&server, "snoop", "snoop").await;
+    let hook = lambda_hook(
+        &server,
+        "consumers",
+        json!({"functions": ["snoop"], "capabilities": {"env": ["HOOKD_TEST_GRANTED"]}}),
+    )
+    .await;
+    let probe = |data: Value| test_hook(&server, &hook, data);
+    let (_, answer) = probe(json!({"probe": "env", "name": "HOOKD_TEST_GRANTED"})).await;
+    assert_eq!(answer["result"]["ok"], true, "{answer}");
+    assert_eq!(answer["result"]["value"], "visible");
+    let (_, answer) = probe(json!({"probe": "env", "name": "HOOKD_TEST_SECRET"})).await;
+    assert_eq!(answer["result"]["ok"], false, "{answer}");
+    let secret_file = server.scratch().join("secret.txt");
+    std::fs::write(&secret_file, "top secret").unwrap();
+    let (_, answer) =
+        probe(json!({"probe": "file", "path": secret_file.display().to_string()})).await;
+    assert_eq!(answer["result"]["ok"], false, "{answer}");
+    let (_, answer) = probe(json!({"probe": "file", "path": "/etc/hostname"})).await;
+    assert_eq!(answer["result"]["ok"], false, "{answer}");
+}
+
+#[tokio::test]
+async fn untrusted_wasm_off_refuses_lambda_hooks_and_stops_existing_ones() {
+    let mut server = Server::start().await;
+    uploaded(&server, "transform", "transform").await;
+    let hook = lambda_hook(
+        &server,
+        "consumers:create",
+        json!({"functions": ["transform"]}),
+    )
+    .await;
+    // The same data, with lambda turned off.
+    server.restart_with(
+        Options::default()
+            .env("HOOKD_UNTRUSTED_WASM", "off")
+            .env("HOOKD_RETRY_SCHEDULE", "50ms"),
+    );
+    let (status, body) = server
+        .post(
+            "/event-hooks",
+            &json!({"source": "crud", "handler": "lambda", "config": {"functions": ["transform"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["fields"],
+        json!({"handler": "lambda hooks are disabled (untrusted_wasm = off)"})
+    );
+    server
+        .create("/consumers", &json!({"username": "eve"}))
+        .await;
+    let delivery = eventually("a refused lambda attempt", || async {
+        let (_, page) = server
+            .get(&format!(
+                "/event-hooks/{}/deliveries",
+                hook["id"].as_str().unwrap()
+            ))
+            .await;
+        page["data"]
+            .as_array()
+            .and_then(|d| d.first())
+            .filter(|d| !d["attempts"].as_array().unwrap().is_empty())
+            .cloned()
+    })
+    .await;
+    assert!(
+        delivery["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("untrusted_wasm = off"),
+        "{delivery}"
+    );
+}
+
+#[tokio::test]
+async fn a_hook_asking_beyond_the_ceiling_is_refused_naming_the_capability() {
+    let server =
+        Server::start_with(Options::default().env("HOOKD_SANDBOX_ALLOWED_HOSTS", "*.example.com"))
+            .await;
+    uploaded(&server, "poster", "http-post").await;
+    let (status, body) = server
+        .post("/event-hooks", &json!({"source": "crud", "handler": "lambda", "config": {
+            "functions": ["poster", "ghost"],
+            "capabilities": {"http": ["api.example.com", "evil.example.net"], "env": ["AWS_SECRET_ACCESS_KEY"],
+                             "dirs": [{"host": "/etc", "guest": "/etc"}]},
+            "limits": {"memory": 4_294_967_296u64}}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let fields = &body["fields"]["config"];
+    assert_eq!(
+        fields["capabilities"]["http"]["2"],
+        "host 'evil.example.net' is not within the sandbox ceiling (sandbox_allowed_hosts)"
+    );
+    assert!(
+        fields["capabilities"]["http"].get("1").is_none(),
+        "within the ceiling: {body}"
+    );
+    assert!(
+        fields["capabilities"]["env"]["1"]
+            .as_str()
+            .unwrap()
+            .contains("sandbox_env")
+    );
+    assert!(
+        fields["capabilities"]["dirs"]["1"]
+            .as_str()
+            .unwrap()
+            .contains("sandbox_dirs")
+    );
+    assert!(
+        fields["limits"]["memory"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the server maximum")
+    );
+    assert_eq!(fields["functions"]["2"], "guest 'ghost' does not exist");
+    assert_eq!(server.get("/event-hooks").await.1["data"], json!([]));
+}
+
+#[tokio::test]
+async fn replacing_a_guest_by_name_changes_the_next_event_and_digests_pin() {
+    let server = Server::start().await;
+    let first = uploaded(&server, "g", "transform").await;
+    let by_name = lambda_hook(&server, "consumers", json!({"functions": ["g"]})).await;
+    let pinned = lambda_hook(
+        &server,
+        "consumers",
+        json!({"functions": [format!("sha256:{}", first["digest"].as_str().unwrap())]}),
+    )
+    .await;
+    let data = json!({"entity": {"username": "ann"}});
+    assert_eq!(
+        test_hook(&server, &by_name, data.clone()).await.1["result"]["transformed_by"],
+        "transform"
+    );
+    let second = uploaded(&server, "g", "c-upper").await;
+    assert_eq!(second["id"], first["id"], "same guest, new version");
+    assert_ne!(second["digest"], first["digest"]);
+    let (_, answer) = test_hook(&server, &by_name, data.clone()).await;
+    assert_eq!(answer["result"]["c_guest"], true, "{answer}");
+    let (_, answer) = test_hook(&server, &pinned, data).await;
+    assert_eq!(answer["result"]["transformed_by"], "transform", "{answer}");
+    // A guest in use cannot be deleted.
+    let (status, body) = server.delete("/guests/g").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("guest 'g' is used by event hook")
+    );
+    for hook in [&by_name, &pinned] {
+        server
+            .delete(&format!("/event-hooks/{}", hook["id"].as_str().unwrap()))
+            .await;
+    }
+    assert_eq!(server.delete("/guests/g").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(server.get("/guests/g").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_restart_does_not_recompile_guests() {
+    let mut server = Server::start().await;
+    uploaded(&server, "transform", "transform").await;
+    let hook = lambda_hook(&server, "consumers", json!({"functions": ["transform"]})).await;
+    assert!(
+        server.logs().contains("guest compiled"),
+        "compiled once at upload"
+    );
+    server.restart();
+    let before = server.logs().matches("guest compiled").count();
+    let (status, _) = test_hook(&server, &hook, json!({"entity": {"username": "x"}})).await;
+    assert_eq!(status, StatusCode::OK);
+    let logs = server.logs();
+    assert_eq!(
+        logs.matches("guest compiled").count(),
+        before,
+        "no compile after the restart"
+    );
+    assert!(
+        logs.contains("guest loaded from the compiled cache"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_defaults_as_documented() {
+    let server = Server::start().await;
+    uploaded(&server, "snoop", "snoop").await;
+    let hook = lambda_hook(&server, "consumers", json!({"functions": ["snoop"]})).await;
+    let (status, caps) = server
+        .get(&format!(
+            "/event-hooks/{}/capabilities",
+            hook["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{caps}");
+    assert_eq!(caps["mode"], "sandbox");
+    let grant = &caps["data"][0]["grant"];
+    // DESIGN.md: no env, no dirs, no network; 64 MiB, 5 s, unmetered fuel by default.
+    assert_eq!(grant["env"], json!([]));
+    assert_eq!(grant["dirs"], json!([]));
+    assert_eq!(grant["http"], json!([]));
+    assert_eq!(
+        grant["limits"],
+        json!({"memory": 64 * 1024 * 1024, "timeout_ms": 5000, "fuel": null})
+    );
+    let usable = grant["usable"].as_array().unwrap();
+    for denied in ["http", "network", "environment", "filesystem"] {
+        assert!(
+            !usable.contains(&json!(denied)),
+            "{denied} is not usable by default: {grant}"
+        );
+    }
+    assert_eq!(caps["data"][0]["guest"]["name"], "snoop");
+    let log = server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "handler": "log", "config": {}}),
+        )
+        .await;
+    assert_eq!(
+        server
+            .get(&format!(
+                "/event-hooks/{}/capabilities",
+                log["id"].as_str().unwrap()
+            ))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_python_guest_built_with_componentize_py() {
+    let path = guest_path("python-transform");
+    if !path.exists() {
+        assert!(
+            std::env::var("HOOKD_REQUIRE_PYTHON_GUEST").is_err(),
+            "HOOKD_REQUIRE_PYTHON_GUEST is set but {} was not built (guest-examples/build.sh)",
+            path.display()
+        );
+        eprintln!(
+            "skipped: {} not built (run guest-examples/build.sh with componentize-py)",
+            path.display()
+        );
+        return;
+    }
+    let server = Server::start().await;
+    let guest = uploaded(&server, "py", "python-transform").await;
+    assert_eq!(guest["kind"], "component");
+    uploaded(&server, "transform", "transform").await;
+    let hook = lambda_hook(
+        &server,
+        "consumers",
+        json!({"functions": ["transform", "py"], "limits": {"timeout_ms": 30000}}),
+    )
+    .await;
+    let (status, answer) = test_hook(&server, &hook, json!({"entity": {"username": "py"}})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["result"]["transformed_by"], "python");
+    assert_eq!(answer["result"]["chain"], json!(["transform", "python"]));
+}
