@@ -128,6 +128,14 @@ async fn upload_reports_kind_imports_and_capabilities() {
         guest
     );
     assert_eq!(server.get("/guests/nope").await.0, StatusCode::NOT_FOUND);
+    let download = server
+        .http
+        .get(server.url("/guests/transform/wasm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.headers()["content-type"], "application/wasm");
+    assert_eq!(download.bytes().await.unwrap().to_vec(), bytes);
 
     let (status, audit) = server.get("/guests/transform/audit").await;
     assert_eq!(status, StatusCode::OK, "{audit}");

@@ -8,6 +8,8 @@ mod entities;
 mod event_hooks;
 mod health;
 mod lambda;
+mod operations;
+mod operations;
 mod published;
 mod root;
 mod sources;

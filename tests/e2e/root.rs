@@ -15,9 +15,13 @@ async fn root_tells_version_hostname_and_configuration_without_secrets() {
     assert_eq!(conf["body_limit"], 4096);
     assert_eq!(conf["listen"], "127.0.0.1:0");
     assert_eq!(conf["data_dir"], server.data_dir().display().to_string());
-    let text = root.to_string();
-    for marker in ["token\":\"", "secret\":\"", "password\":\""] {
-        assert!(!text.contains(marker) || text.contains("******"), "{text}");
+    for (key, value) in conf.as_object().unwrap() {
+        if ["token", "secret", "password"]
+            .iter()
+            .any(|m| key.contains(m))
+        {
+            assert!(value == "" || value == "******", "{key} = {value}");
+        }
     }
 }
 

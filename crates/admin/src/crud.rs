@@ -4,14 +4,15 @@
 //! top level and nested under a parent (`/services/{id}/routes`).
 
 use crate::AdminState;
+use crate::api::{Api, Doc, doc};
 use crate::body::KongBody;
 use crate::error::{ApiError, ApiResult};
 use crate::resource::{PathKey, Resource};
 use axum::Json;
-use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::Method;
 use axum::http::StatusCode;
-use axum::routing::{MethodRouter, get};
+use axum::routing::get;
 use hookd_model::entity::{EntitySchema, ForeignKey};
 use hookd_model::schema::Input;
 use hookd_store::Page;
@@ -30,11 +31,55 @@ pub struct Scope {
     fk: &'static ForeignKey,
 }
 
+/// The documentation of the five operations every resource has, at a
+/// collection path and a member path.
+fn crud_docs(name: &str, collection: bool) -> Vec<Doc> {
+    let schema = name.to_string();
+    if collection {
+        vec![
+            doc(Method::GET, format!("List {name}, paginated")).json(200, format!("List:{schema}")),
+            doc(Method::POST, format!("Create one of {name}"))
+                .body(&schema)
+                .json(201, &schema),
+        ]
+    } else {
+        vec![
+            doc(Method::GET, format!("Get one of {name} by id or key")).json(200, &schema),
+            doc(
+                Method::PATCH,
+                format!("Update one of {name}: records merge field by field"),
+            )
+            .body(&schema)
+            .json(200, &schema),
+            doc(Method::PUT, format!("Create or replace one of {name}"))
+                .body(&schema)
+                .json(200, &schema),
+            doc(Method::DELETE, format!("Delete one of {name}")).empty(204),
+        ]
+    }
+}
+
 /// Routes of one resource at `path` (`/services`, `/event-hooks`).
-pub fn routes(path: &str, r: Resource) -> Router<AdminState> {
-    Router::new()
-        .route(path, collection(r, None))
-        .route(&format!("{path}/{{key}}"), member(r, None))
+pub fn routes(path: &str, r: Resource) -> Api {
+    Api::new()
+        .route(
+            path,
+            get(move |state, query, uri| list(state, r, None, query, uri))
+                .post(move |state, body| create(state, r, None, body)),
+            crud_docs(r.name(), true),
+        )
+        .route(
+            &format!("{path}/{{key}}"),
+            get(move |state, Path((key,)): Path<(String,)>| get_one(state, r, None, key))
+                .patch(move |state, Path((key,)): Path<(String,)>, body| {
+                    patch(state, r, None, key, body)
+                })
+                .put(move |state, Path((key,)): Path<(String,)>, body| {
+                    put(state, r, None, key, body)
+                })
+                .delete(move |state, Path((key,)): Path<(String,)>| delete(state, r, None, key)),
+            crud_docs(r.name(), false),
+        )
 }
 
 /// Routes of a child resource under its parent, e.g. `/upstreams/{key}/targets`.
@@ -42,11 +87,11 @@ pub fn nested_routes(
     parent: &'static EntitySchema,
     child: &'static EntitySchema,
     fk: &'static ForeignKey,
-) -> Router<AdminState> {
+) -> Api {
     let scope = Scope { parent, fk };
     let base = format!("/{}/{{key}}/{}", parent.name, child.name);
     let r = Resource::Entity(child);
-    Router::new()
+    Api::new()
         .route(
             &base,
             get(move |state: State<AdminState>, Path((key,)): Path<(String,)>, query, uri| async move {
@@ -57,6 +102,7 @@ pub fn nested_routes(
                 let parent_id = parent_id(&state, scope, &key).await?;
                 create(state, r, Some((scope, parent_id)), body).await
             }),
+            crud_docs(child.name, true),
         )
         .route(
             &format!("{base}/{{child_key}}"),
@@ -76,16 +122,14 @@ pub fn nested_routes(
                 let parent_id = parent_id(&state, scope, &key).await?;
                 delete(state, r, Some((scope, parent_id)), child).await
             }),
+            crud_docs(child.name, false),
         )
 }
 
 /// `GET /{child}/{key}/{field}`: the entity a foreign key refers to,
 /// e.g. `/routes/{id}/service`.
-pub fn referenced_route(
-    child: &'static EntitySchema,
-    fk: &'static ForeignKey,
-) -> Router<AdminState> {
-    Router::new().route(
+pub fn referenced_route(child: &'static EntitySchema, fk: &'static ForeignKey) -> Api {
+    Api::new().route(
         &format!("/{}/{{key}}/{}", child.name, fk.field),
         get(
             move |State(state): State<AdminState>, Path((key,)): Path<(String,)>| async move {
@@ -102,19 +146,12 @@ pub fn referenced_route(
                 Ok::<_, ApiError>(Json(parent))
             },
         ),
+        [doc(
+            Method::GET,
+            format!("The {} this {} refers to", fk.field, child.name),
+        )
+        .json(200, fk.entity)],
     )
-}
-
-fn collection(r: Resource, scope: Option<(Scope, Uuid)>) -> MethodRouter<AdminState> {
-    get(move |state, query, uri| list(state, r, scope, query, uri))
-        .post(move |state, body| create(state, r, scope, body))
-}
-
-fn member(r: Resource, scope: Option<(Scope, Uuid)>) -> MethodRouter<AdminState> {
-    get(move |state, Path((key,)): Path<(String,)>| get_one(state, r, scope, key))
-        .patch(move |state, Path((key,)): Path<(String,)>, body| patch(state, r, scope, key, body))
-        .put(move |state, Path((key,)): Path<(String,)>, body| put(state, r, scope, key, body))
-        .delete(move |state, Path((key,)): Path<(String,)>| delete(state, r, scope, key))
 }
 
 async fn parent_id(state: &AdminState, scope: Scope, key: &str) -> ApiResult<Uuid> {
@@ -285,6 +322,12 @@ async fn create(
         .insert(r.name(), entity, crate::now_ms())
         .await?;
     r.written(&state, "create", &entity);
+    if r.name() == "admins" && entity["rbac_token_enabled"] == true {
+        // The token is shown once, here; only its hash is kept.
+        let mut shown = entity;
+        shown["token"] = Value::from(crate::rbac::issue(&state, &shown).await?);
+        return Ok((StatusCode::CREATED, Json(shown)));
+    }
     Ok((StatusCode::CREATED, Json(entity)))
 }
 

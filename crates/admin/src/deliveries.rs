@@ -3,15 +3,17 @@
 //! `/deliveries/{id}` and `/deliveries/{id}/retry`.
 
 use crate::AdminState;
+use crate::api::{Api, doc};
 use crate::body::KongBody;
 use crate::crud::{find, parse_page};
 use crate::error::{ApiError, ApiResult};
 use crate::resource::Resource;
+use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use hookd_delivery::Error as DeliveryError;
 use hookd_model::EventHook;
 use hookd_model::delivery::Delivery;
@@ -20,13 +22,42 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The routes.
-pub fn router() -> Router<AdminState> {
-    Router::new()
-        .route("/event-hooks/{key}/test", post(test))
-        .route("/event-hooks/{key}/ping", get(ping))
-        .route("/event-hooks/{key}/deliveries", get(hook_deliveries))
-        .route("/deliveries/{id}", get(one))
-        .route("/deliveries/{id}/retry", post(retry))
+pub fn router() -> Api {
+    Api::new()
+        .route(
+            "/event-hooks/{key}/test",
+            post(test),
+            [doc(
+                Method::POST,
+                "Run the hook's handler now on the posted data, outside the queue",
+            )
+            .body("Object")
+            .json(200, "TestAnswer")],
+        )
+        .route(
+            "/event-hooks/{key}/ping",
+            get(ping),
+            [doc(Method::GET, "Send Kong's ping to a webhook hook's URL").empty(200)],
+        )
+        .route(
+            "/event-hooks/{key}/deliveries",
+            get(hook_deliveries),
+            [doc(Method::GET, "The hook's deliveries, newest first").json(200, "List:Delivery")],
+        )
+        .route(
+            "/deliveries/{id}",
+            get(one),
+            [doc(Method::GET, "One delivery with every attempt").json(200, "Delivery")],
+        )
+        .route(
+            "/deliveries/{id}/retry",
+            post(retry),
+            [doc(
+                Method::POST,
+                "Queue a delivery (dead letters included) for another attempt now",
+            )
+            .json(202, "Delivery")],
+        )
 }
 
 fn load_hook(state: &AdminState, key: &str) -> ApiResult<EventHook> {

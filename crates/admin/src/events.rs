@@ -4,19 +4,30 @@
 //! in the outbox before the 202 answer, and then flows like any other.
 
 use crate::AdminState;
+use crate::api::{Api, doc};
 use crate::body::KongBody;
 use crate::error::{ApiError, ApiResult};
+use axum::Json;
 use axum::extract::State;
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::{Json, Router};
 use hookd_model::violation::PathSeg;
 use hookd_model::{Catalogue, Event, Violations};
 use serde_json::{Map, Value, json};
 
 /// The route.
-pub fn router() -> Router<AdminState> {
-    Router::new().route("/events", post(publish))
+pub fn router() -> Api {
+    Api::new().route(
+        "/events",
+        post(publish),
+        [doc(
+            Method::POST,
+            "Publish an event, or an array of events, of a catalogue source",
+        )
+        .body("PublishedEvent")
+        .json(202, "Published")],
+    )
 }
 
 /// One event as published: `{source, event, data}`; a JSON array of them

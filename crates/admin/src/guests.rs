@@ -4,15 +4,18 @@
 //! and the runtime decisions at `/audit`.
 
 use crate::AdminState;
+use crate::api::{Api, doc};
 use crate::body::{limit_body, multipart_error};
 use crate::crud::{find, page_answer, parse_page};
 use crate::error::{ApiError, ApiResult};
 use crate::resource::Resource;
+use axum::Json;
 use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use hookd_model::audit::Verdict;
 use hookd_model::hook::Handler;
 use hookd_model::{EventHook, Violations};
@@ -22,13 +25,59 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// The routes.
-pub fn router() -> Router<AdminState> {
-    Router::new()
-        .route("/guests", get(list).post(upload))
-        .route("/guests/{key}", get(one).delete(remove))
-        .route("/guests/{key}/audit", get(guest_audit))
-        .route("/event-hooks/{key}/capabilities", get(capabilities))
-        .route("/audit", get(audit_log))
+pub fn router() -> Api {
+    Api::new()
+        .route(
+            "/guests",
+            get(list).post(upload),
+            [
+                doc(Method::GET, "Every guest").json(200, "List:Guest"),
+                doc(
+                    Method::POST,
+                    "Upload a guest: application/wasm with ?name=, or multipart file and name",
+                )
+                .json(201, "Guest"),
+            ],
+        )
+        .route(
+            "/guests/{key}",
+            get(one).delete(remove),
+            [
+                doc(Method::GET, "One guest by name or id").json(200, "Guest"),
+                doc(Method::DELETE, "Delete a guest no hook uses").empty(204),
+            ],
+        )
+        .route(
+            "/guests/{key}/audit",
+            get(guest_audit),
+            [doc(
+                Method::GET,
+                "What the guest imports and what mode and ceiling would grant it",
+            )
+            .json(200, "GuestAudit")],
+        )
+        .route(
+            "/guests/{key}/wasm",
+            get(download),
+            [doc(Method::GET, "The guest's bytes").bytes("application/wasm")],
+        )
+        .route(
+            "/event-hooks/{key}/capabilities",
+            get(capabilities),
+            [
+                doc(Method::GET, "What each guest of a lambda hook is granted")
+                    .json(200, "Capabilities"),
+            ],
+        )
+        .route(
+            "/audit",
+            get(audit_log),
+            [doc(
+                Method::GET,
+                "Runtime decisions of the sandbox, newest first; filters hook, guest, verdict",
+            )
+            .json(200, "List:AuditRecord")],
+        )
 }
 
 /// A guest name follows Kong's rule for names.
@@ -162,6 +211,16 @@ fn load(state: &AdminState, key: &str) -> ApiResult<Value> {
 
 async fn one(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(load(&state, &key)?))
+}
+
+/// The guest's current bytes, as uploaded (for `hookd dump`).
+async fn download(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Response> {
+    let record = load(&state, &key)?;
+    let digest = record["digest"].as_str().unwrap_or_default();
+    let bytes = state.store.guest_bytes(digest)?.ok_or_else(|| {
+        ApiError::Internal(format!("the bytes of guest digest {digest} are missing"))
+    })?;
+    Ok(([(CONTENT_TYPE, "application/wasm")], bytes).into_response())
 }
 
 /// Every stored event hook.

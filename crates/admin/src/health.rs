@@ -2,19 +2,28 @@
 //! active health checks, in the shape of Kong's endpoint.
 
 use crate::AdminState;
+use crate::api::{Api, doc};
 use crate::crud::find;
 use crate::error::{ApiError, ApiResult};
 use crate::resource::Resource;
+use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::routing::get;
-use axum::{Json, Router};
 use hookd_model::entity;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The route.
-pub fn router() -> Router<AdminState> {
-    Router::new().route("/upstreams/{key}/health", get(health))
+pub fn router() -> Api {
+    Api::new().route(
+        "/upstreams/{key}/health",
+        get(health),
+        [
+            doc(Method::GET, "Each target's health under the active checks")
+                .json(200, "List:TargetHealth"),
+        ],
+    )
 }
 
 async fn health(

@@ -2,6 +2,7 @@
 //! gateway entities whose writes make the crud source, on axum.
 #![deny(missing_docs)]
 
+mod api;
 mod body;
 mod crud;
 mod deliveries;
@@ -9,12 +10,17 @@ mod error;
 mod events;
 mod guests;
 mod health;
+mod observe;
+mod openapi;
+mod rbac;
 mod resource;
 mod root;
 mod sources;
 
 pub use error::{ApiError, ApiResult};
+pub use rbac::Rbac;
 
+use api::Api;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -60,6 +66,10 @@ pub struct AdminState {
     pub sandbox: hookd_sandbox::Sandbox,
     /// Largest guest upload, in bytes.
     pub guest_size_limit: usize,
+    /// Every metric of the server.
+    pub metrics: Arc<hookd_metrics::Metrics>,
+    /// How requests are authenticated.
+    pub rbac: Rbac,
 }
 
 /// Names of everything whose writes cause crud events: the gateway
@@ -73,15 +83,18 @@ pub fn app(state: AdminState) -> NormalizePath<Router> {
     NormalizePathLayer::trim_trailing_slash().layer(router(state))
 }
 
-fn router(state: AdminState) -> Router {
-    let mut router = Router::new()
+/// Every route of the Admin API with its documentation.
+fn api() -> Api {
+    let mut api = Api::new()
         .merge(root::router())
         .merge(sources::router())
         .merge(crud::routes("/event-hooks", Resource::Hooks))
         .merge(deliveries::router())
         .merge(events::router())
         .merge(health::router())
-        .merge(guests::router());
+        .merge(guests::router())
+        .merge(rbac::router())
+        .merge(observe::router());
     for e in entity::all() {
         // Entities that only exist under a parent (targets) are served there only.
         let nested_only = e
@@ -89,18 +102,29 @@ fn router(state: AdminState) -> Router {
             .iter()
             .any(|fk| fk.nested && e.schema.field(fk.field).is_some_and(|f| f.required));
         if !nested_only {
-            router = router.merge(crud::routes(&format!("/{}", e.name), Resource::Entity(e)));
+            api = api.merge(crud::routes(&format!("/{}", e.name), Resource::Entity(e)));
             for fk in &e.foreign_keys {
-                router = router.merge(crud::referenced_route(e, fk));
+                api = api.merge(crud::referenced_route(e, fk));
             }
         }
         for fk in e.foreign_keys.iter().filter(|fk| fk.nested) {
             if let Some(parent) = entity::by_name(fk.entity) {
-                router = router.merge(crud::nested_routes(parent, e, fk));
+                api = api.merge(crud::nested_routes(parent, e, fk));
             }
         }
     }
-    router
+    api
+}
+
+/// The OpenAPI document of [`api`], built once.
+fn openapi_document() -> &'static Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| openapi::document(&api().into_parts().1))
+}
+
+fn router(state: AdminState) -> Router {
+    let (routes, _) = api().into_parts();
+    routes
         .fallback(|| async { ApiError::NotFound("Not found") })
         .method_not_allowed_fallback(|| async {
             (
@@ -109,6 +133,15 @@ fn router(state: AdminState) -> Router {
             )
                 .into_response()
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rbac::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::count,
+        ))
+        .layer(observe::request_ids())
         .with_state(state)
 }
 
@@ -118,4 +151,112 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use hookd_delivery::clock::{SystemClock, ThreadRandom};
+    use tower::ServiceExt;
+
+    fn state(dir: &std::path::Path) -> AdminState {
+        let store = Store::open(dir).unwrap();
+        let catalogue = Arc::new(Catalogue::builtin(crud_entities()));
+        let sandbox = hookd_sandbox::Sandbox::new(hookd_sandbox::SandboxConfig::default()).unwrap();
+        let metrics = Arc::new(hookd_metrics::Metrics::new());
+        let settings = hookd_delivery::Settings {
+            retry: Default::default(),
+            workers: 1,
+            http: Default::default(),
+            retention: Default::default(),
+        };
+        let deliveries = hookd_delivery::Deliveries::new(
+            store.clone(),
+            Arc::clone(&catalogue),
+            settings,
+            Arc::new(SystemClock),
+            Arc::new(ThreadRandom),
+            sandbox.clone(),
+            Arc::clone(&metrics),
+        )
+        .unwrap();
+        AdminState {
+            health: Arc::new(
+                hookd_sources::HealthChecker::new(store.clone(), Default::default()).unwrap(),
+            ),
+            store,
+            catalogue,
+            body_limit: 1 << 20,
+            info: Arc::new(ServerInfo {
+                version: "test".into(),
+                hostname: "test".into(),
+                node_id: "test".into(),
+                configuration: Value::Null,
+            }),
+            deliveries,
+            sandbox,
+            guest_size_limit: 1 << 20,
+            metrics,
+            rbac: Rbac::default(),
+        }
+    }
+
+    /// Every method every registered path answers (anything but 405) is
+    /// documented, and every documented operation is answered.
+    #[tokio::test]
+    async fn the_openapi_document_covers_every_route_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(state(dir.path()));
+        let api = api();
+        let paths: Vec<String> = api.paths().to_vec();
+        let (_, ops) = api.into_parts();
+        let documented: std::collections::HashSet<(String, String)> = ops
+            .iter()
+            .map(|o| (o.method.to_string(), o.path.clone()))
+            .collect();
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut checked = 0;
+        for path in &paths {
+            let concrete: String = path
+                .split('/')
+                .map(|seg| {
+                    if seg.starts_with('{') {
+                        id.as_str()
+                    } else {
+                        seg
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ] {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(&concrete)
+                    .header("content-type", "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap();
+                let status = app.clone().oneshot(request).await.unwrap().status();
+                let routed = status != axum::http::StatusCode::METHOD_NOT_ALLOWED;
+                let is_documented = documented.contains(&(method.to_string(), path.clone()));
+                assert_eq!(routed, is_documented, "{method} {path}: answered {status}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked} combinations checked");
+        let doc = openapi_document();
+        let parsed: openapiv3::OpenAPI =
+            serde_json::from_value(doc.clone()).expect("a valid OpenAPI 3 document");
+        assert_eq!(
+            parsed.paths.paths.len(),
+            paths.iter().collect::<std::collections::HashSet<_>>().len()
+        );
+    }
 }

@@ -1,17 +1,33 @@
 //! `GET /` and `GET /status`: what this server is and how it is doing.
 
 use crate::AdminState;
+use crate::api::{Api, doc};
 use crate::error::ApiResult;
+use axum::Json;
 use axum::extract::State;
+use axum::http::Method;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 /// The root routes.
-pub fn router() -> Router<AdminState> {
-    Router::new()
-        .route("/", get(root))
-        .route("/status", get(status))
+pub fn router() -> Api {
+    Api::new()
+        .route(
+            "/",
+            get(root),
+            [doc(
+                Method::GET,
+                "Version, hostname, node id and configuration (secrets redacted)",
+            )],
+        )
+        .route(
+            "/status",
+            get(status),
+            [doc(
+                Method::GET,
+                "Whether the store is reachable, and queue figures",
+            )],
+        )
 }
 
 async fn root(State(state): State<AdminState>) -> Json<Value> {

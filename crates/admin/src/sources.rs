@@ -1,20 +1,40 @@
 //! `/event-hooks/sources`: the catalogue of sources, events and fields.
 
 use crate::AdminState;
+use crate::api::{Api, doc};
 use crate::error::{ApiError, ApiResult};
+use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::Method;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 const NOT_FOUND: &str = "Not Found";
 
 /// The catalogue routes.
-pub fn router() -> Router<AdminState> {
-    Router::new()
-        .route("/event-hooks/sources", get(all))
-        .route("/event-hooks/sources/{source}", get(source))
-        .route("/event-hooks/sources/{source}/{event}", get(event))
+pub fn router() -> Api {
+    Api::new()
+        .route(
+            "/event-hooks/sources",
+            get(all),
+            [doc(
+                Method::GET,
+                "Every source, its events and their fields",
+            )],
+        )
+        .route(
+            "/event-hooks/sources/{source}",
+            get(source),
+            [doc(Method::GET, "The events of one source")],
+        )
+        .route(
+            "/event-hooks/sources/{source}/{event}",
+            get(event),
+            [doc(
+                Method::GET,
+                "One event: its fields, unique fields and description",
+            )],
+        )
 }
 
 async fn all(State(state): State<AdminState>) -> Json<Value> {

@@ -4,6 +4,7 @@
 
 use crate::gate::{self, HookMemory};
 use crate::{Engine, Error};
+use hookd_metrics::EventLabels;
 use hookd_model::delivery::Delivery;
 use hookd_model::{Event, EventHook};
 use hookd_store::{HookStateUpdate, Page};
@@ -69,6 +70,14 @@ impl Batch {
         now: i64,
     ) {
         self.consumed.push(seq);
+        engine
+            .metrics
+            .events
+            .get_or_create(&EventLabels {
+                source: event.source.clone(),
+                event: event.event.clone(),
+            })
+            .inc();
         let unique = engine
             .catalogue
             .event(&event.source, &event.event)

@@ -2,10 +2,11 @@
 //! guests from the store, and the checks of a lambda hook when it is saved.
 
 use crate::Engine;
+use hookd_metrics::{CapabilityLabels, InvocationLabels};
 use hookd_model::hook::LambdaConfig;
 use hookd_model::violation::PathSeg;
 use hookd_model::{Event, Violations};
-use hookd_sandbox::{GuestRef, GuestReport, GuestSource, SourceError};
+use hookd_sandbox::{Failure, GuestRef, GuestReport, GuestSource, SourceError, Verdict};
 use hookd_store::Store;
 use serde_json::Value;
 use uuid::Uuid;
@@ -75,8 +76,43 @@ pub(crate) async fn run(
     if let Err(e) = engine.store.append_audit(&outcome.audit) {
         tracing::error!(error = %e, hook = %hook_id, "recording audit decisions failed");
     }
+    let m = &engine.metrics;
+    for step in &outcome.steps {
+        let outcome = step.failure.as_ref().map_or("ok", failure_kind);
+        m.lambda_invocations
+            .get_or_create(&InvocationLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+    for denial in outcome
+        .audit
+        .iter()
+        .filter(|a| a.verdict == Verdict::Denied)
+    {
+        m.audit_denials
+            .get_or_create(&CapabilityLabels {
+                capability: denial.capability.as_str().into(),
+            })
+            .inc();
+    }
     let data = outcome.result.map_err(|f| f.to_string())?;
     serde_json::from_str(&data).map_err(|e| format!("the chain's result is not JSON: {e}"))
+}
+
+/// The metric label of how an invocation failed.
+fn failure_kind(f: &Failure) -> &'static str {
+    match f {
+        Failure::Disabled => "disabled",
+        Failure::GuestError(_) => "error",
+        Failure::Timeout(_) => "timeout",
+        Failure::MemoryLimit(_) => "memory",
+        Failure::FuelExhausted(_) => "fuel",
+        Failure::StackOverflow => "stack_overflow",
+        Failure::Trap(_) => "trap",
+        Failure::OutputTooLarge { .. } => "output_too_large",
+        Failure::Host(_) => "host",
+    }
 }
 
 /// Checks a lambda hook at save time: the mode and the ceiling admit what

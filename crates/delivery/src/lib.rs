@@ -21,6 +21,7 @@ mod worker;
 
 use clock::{Clock, Random};
 use handler::{AttemptId, HttpSettings, Outbound};
+use hookd_metrics::Metrics;
 use hookd_model::delivery::{Delivery, DeliveryState};
 use hookd_model::hook::Handler;
 use hookd_model::{Catalogue, EventHook, Violations};
@@ -101,6 +102,7 @@ pub(crate) struct Engine {
     random: Arc<dyn Random>,
     outbound: Outbound,
     sandbox: Sandbox,
+    metrics: Arc<Metrics>,
     in_flight: Mutex<HashSet<Uuid>>,
     /// New deliveries are due.
     work: Notify,
@@ -162,6 +164,7 @@ impl Deliveries {
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
         sandbox: Sandbox,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, Error> {
         let outbound = Outbound::new(settings.http.clone()).map_err(Error::Outbound)?;
         Ok(Deliveries {
@@ -173,6 +176,7 @@ impl Deliveries {
                 random,
                 outbound,
                 sandbox,
+                metrics,
                 in_flight: Mutex::new(HashSet::new()),
                 work: Notify::new(),
                 slot_freed: Notify::new(),

@@ -4,6 +4,7 @@
 
 use crate::run::Outcome;
 use crate::{Engine, HOOKS};
+use hookd_metrics::{HandlerLabels, OutcomeLabels};
 use hookd_model::EventHook;
 use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
 use std::sync::Arc;
@@ -85,11 +86,15 @@ async fn attempt(engine: &Engine, mut delivery: Delivery) -> Delivery {
     let at_ms = engine.clock.now_ms();
     let number = delivery.attempts.len() as u32 + 1;
     let started = Instant::now();
-    let outcome = match load_hook(engine, &delivery) {
-        Ok(hook) => crate::run::handle(engine, &hook, &delivery.event, delivery.id, at_ms).await,
-        Err(reason) => Outcome::failed(reason),
+    let (outcome, handler) = match load_hook(engine, &delivery) {
+        Ok(hook) => (
+            crate::run::handle(engine, &hook, &delivery.event, delivery.id, at_ms).await,
+            hook.handler.name(),
+        ),
+        Err(reason) => (Outcome::failed(reason), "unknown"),
     };
-    let latency_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_millis() as u64;
     if !outcome.ok {
         tracing::warn!(delivery = %delivery.id, hook = %delivery.hook_id, attempt = number,
             status = ?outcome.status, error = ?outcome.error, "delivery attempt failed");
@@ -107,6 +112,7 @@ async fn attempt(engine: &Engine, mut delivery: Delivery) -> Delivery {
         (false, Some(_)) => DeliveryState::Failed,
         (false, None) => DeliveryState::Dead,
     };
+    record(engine, handler, outcome.ok, delivery.state, elapsed);
     delivery.next_attempt_at_ms = next.map(|d| at_ms + d.as_millis() as i64);
     delivery.attempts.push(Attempt {
         number,
@@ -119,6 +125,26 @@ async fn attempt(engine: &Engine, mut delivery: Delivery) -> Delivery {
         result: outcome.result,
     });
     delivery
+}
+
+/// Counts the attempt, its duration and, when it ended the delivery, how.
+fn record(engine: &Engine, handler: &str, ok: bool, state: DeliveryState, elapsed: Duration) {
+    let m = &engine.metrics;
+    let labels = |outcome: &str| OutcomeLabels {
+        handler: handler.to_string(),
+        outcome: outcome.to_string(),
+    };
+    m.attempts
+        .get_or_create(&labels(if ok { "ok" } else { "failed" }))
+        .inc();
+    m.attempt_seconds
+        .get_or_create(&HandlerLabels {
+            handler: handler.to_string(),
+        })
+        .observe(elapsed.as_secs_f64());
+    if state.is_final() {
+        m.deliveries.get_or_create(&labels(state.as_str())).inc();
+    }
 }
 
 fn load_hook(engine: &Engine, delivery: &Delivery) -> Result<EventHook, String> {

@@ -81,6 +81,12 @@ pub struct Config {
     pub audit_retention_age: Dur,
     /// Denied audit decisions kept no longer than this.
     pub audit_denied_retention_age: Dur,
+    /// Whether every Admin API request needs a token (`Kong-Admin-Token`
+    /// or `Authorization: Bearer`), as Kong's `enforce_rbac`.
+    pub enforce_rbac: bool,
+    /// A super-admin token for bootstrapping, e.g. to create the first
+    /// admins; empty for none.
+    pub admin_token: String,
 }
 
 /// A duration written as humans write them: `500ms`, `5s`, `2m`, `1h`, `7d`.
@@ -159,6 +165,8 @@ impl Default for Config {
             audit_retention_count: 100_000,
             audit_retention_age: secs(7 * 24 * 3600),
             audit_denied_retention_age: secs(90 * 24 * 3600),
+            enforce_rbac: false,
+            admin_token: String::new(),
         }
     }
 }

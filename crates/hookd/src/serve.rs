@@ -3,9 +3,10 @@
 
 use crate::config::{Config, LogFormat};
 use anyhow::Context;
-use hookd_admin::{AdminState, ServerInfo};
+use hookd_admin::{AdminState, Rbac, ServerInfo};
 use hookd_delivery::Deliveries;
 use hookd_delivery::clock::{SystemClock, ThreadRandom};
+use hookd_metrics::Metrics;
 use hookd_sandbox::Sandbox;
 use hookd_sources::HealthChecker;
 use hookd_store::Store;
@@ -45,6 +46,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let catalogue = Arc::new(config.catalogue(hookd_admin::crud_entities())?);
+    let metrics = Arc::new(Metrics::new());
     let sandbox = Sandbox::new(config.sandbox()?).context("setting up the WebAssembly sandbox")?;
     let deliveries = Deliveries::new(
         store.clone(),
@@ -53,6 +55,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         Arc::new(ThreadRandom),
         sandbox.clone(),
+        Arc::clone(&metrics),
     )
     .context("setting up deliveries")?;
     deliveries.start();
@@ -82,7 +85,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         health: Arc::clone(&health),
         sandbox,
         guest_size_limit: config.guest_size_limit,
+        metrics,
+        rbac: Rbac::new(config.enforce_rbac, &config.admin_token),
     };
+    if config.enforce_rbac && config.admin_token.is_empty() {
+        tracing::warn!(
+            "enforce_rbac is on without admin_token: only admins with tokens can use the Admin API"
+        );
+    }
     let audit_retention = tokio::spawn(prune_audit(store.clone(), config.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -9,6 +9,7 @@ mod flusher;
 mod guests;
 mod outbox;
 mod queue;
+mod tokens;
 
 pub use audit::AuditFilter;
 pub use entities::{Listed, Page};
@@ -109,6 +110,7 @@ struct Inner {
     queue: queue::QueueTrees,
     guests: guests::GuestTrees,
     audit: audit::AuditTrees,
+    tokens: sled::Tree,
     outbox_notify: tokio::sync::Notify,
     flusher: Flusher,
 }
@@ -132,6 +134,7 @@ impl Store {
             queue: queue::QueueTrees::open(&db)?,
             guests: guests::GuestTrees::open(&db)?,
             audit: audit::AuditTrees::open(&db)?,
+            tokens: db.open_tree("admin_tokens")?,
             outbox_notify: tokio::sync::Notify::new(),
             flusher: Flusher::start(db.clone()),
             db,

@@ -59,6 +59,7 @@ impl Rig {
             clock.clone(),
             Arc::new(FixedRandom(0.5)),
             Sandbox::new(SandboxConfig::default()).unwrap(),
+            Arc::new(hookd_metrics::Metrics::new()),
         )
         .unwrap();
         deliveries.start();

@@ -1,0 +1,125 @@
+//! What the Admin API tells about itself: a request id on every request
+//! (in the logs and in the answer's `x-request-id`), request metrics by
+//! route, `GET /metrics` and `GET /openapi.json`.
+
+use crate::AdminState;
+use crate::api::{Api, doc};
+use axum::Json;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderName, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hookd_metrics::{RouteLabels, RouteStatusLabels};
+use std::time::Instant;
+use tower::ServiceBuilder;
+use tower::layer::util::Stack;
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The metrics and OpenAPI routes.
+pub fn router() -> Api {
+    Api::new()
+        .route(
+            "/metrics",
+            get(metrics),
+            [doc(
+                Method::GET,
+                "Metrics in the Prometheus (OpenMetrics) text format",
+            )
+            .bytes(hookd_metrics::CONTENT_TYPE)],
+        )
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi_document()) }),
+            [doc(Method::GET, "This document")],
+        )
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let m = &state.metrics;
+    m.queue_depth.set(state.store.queue_depth() as i64);
+    let overdue = match state.store.next_due_ms() {
+        Ok(Some(due)) => ((crate::now_ms() - due).max(0) as f64) / 1000.0,
+        _ => 0.0,
+    };
+    m.queue_oldest_due_seconds.set(overdue);
+    let counters = state.sandbox.counters();
+    m.guests_compiled.set(counters.compiled as i64);
+    m.guests_loaded_from_cache
+        .set(counters.loaded_from_cache as i64);
+    ([(CONTENT_TYPE, hookd_metrics::CONTENT_TYPE)], m.render()).into_response()
+}
+
+/// Counts every request by method, route and status, with its duration.
+pub async fn count(State(state): State<AdminState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let m = &state.metrics;
+    m.admin_request_seconds
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.admin_requests
+        .get_or_create(&RouteStatusLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+type RequestIds = Stack<
+    PropagateRequestIdLayer,
+    Stack<
+        TraceLayer<
+            SharedClassifier<ServerErrorsAsFailures>,
+            MakeSpan,
+            DefaultOnRequest,
+            DefaultOnResponse,
+        >,
+        Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
+    >,
+>;
+
+/// The span of a request: its method, path and request id, so every log
+/// line within carries them.
+#[derive(Clone, Copy)]
+pub struct MakeSpan;
+
+impl<B> tower_http::trace::MakeSpan<B> for MakeSpan {
+    fn make_span(&mut self, req: &axum::http::Request<B>) -> tracing::Span {
+        let id = req
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    }
+}
+
+/// Gives each request an id (or keeps the caller's `x-request-id`),
+/// traces it under that id, and returns the id in the answer.
+pub fn request_ids() -> RequestIds {
+    ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(MakeSpan)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .into_inner()
+}

@@ -1,0 +1,227 @@
+//! hookd's metrics, in one registry exposed at `GET /metrics`.
+//!
+//! Every part records into the [`Metrics`] it is given: the dispatcher
+//! counts events, the workers attempts and their latency, the lambda
+//! handler invocations and how they ended, the Admin API its requests.
+//! Gauges of state (queue depth, compiled guests) are set when scraped.
+#![deny(missing_docs)]
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// An event by its source and name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// The source.
+    pub source: String,
+    /// The event.
+    pub event: String,
+}
+
+/// A handler and how something ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `webhook`, `webhook-custom`, `log` or `lambda`.
+    pub handler: String,
+    /// How it ended.
+    pub outcome: String,
+}
+
+/// A handler.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandlerLabels {
+    /// `webhook`, `webhook-custom`, `log` or `lambda`.
+    pub handler: String,
+}
+
+/// How a guest invocation ended: `ok`, `error`, `timeout`, `memory`,
+/// `fuel`, `stack_overflow`, `trap`, `output_too_large`, `disabled`, `host`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InvocationLabels {
+    /// How it ended.
+    pub outcome: String,
+}
+
+/// A capability class.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CapabilityLabels {
+    /// `http`, `network`, `filesystem`, …
+    pub capability: String,
+}
+
+/// An Admin API route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The HTTP method.
+    pub method: String,
+    /// The route's path template, e.g. `/event-hooks/{key}`.
+    pub route: String,
+}
+
+/// An Admin API route and the status answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatusLabels {
+    /// The HTTP method.
+    pub method: String,
+    /// The route's path template.
+    pub route: String,
+    /// The status code.
+    pub status: u16,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+type Latencies<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    /// Events taken from the outbox, by source and event.
+    pub events: Family<EventLabels, Counter>,
+    /// Delivery attempts, by handler and outcome (`ok`, `failed`).
+    pub attempts: Family<OutcomeLabels, Counter>,
+    /// Deliveries that ended, by handler and outcome (`succeeded`, `dead`).
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    /// Duration of delivery attempts, by handler.
+    pub attempt_seconds: Latencies<HandlerLabels>,
+    /// Deliveries waiting for an attempt.
+    pub queue_depth: Gauge,
+    /// How overdue the most overdue delivery is, in seconds.
+    pub queue_oldest_due_seconds: Gauge<f64, AtomicU64>,
+    /// Guest invocations by outcome (traps and limit kills included).
+    pub lambda_invocations: Family<InvocationLabels, Counter>,
+    /// Guests compiled since start.
+    pub guests_compiled: Gauge,
+    /// Guests loaded precompiled from the cache since start.
+    pub guests_loaded_from_cache: Gauge,
+    /// Sandbox decisions that denied a guest something, by capability.
+    pub audit_denials: Family<CapabilityLabels, Counter>,
+    /// Admin API requests, by method, route and status.
+    pub admin_requests: Family<RouteStatusLabels, Counter>,
+    /// Admin API request duration, by method and route.
+    pub admin_request_seconds: Latencies<RouteLabels>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Every metric, registered under the `hookd` prefix.
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("hookd"),
+            events: Family::default(),
+            attempts: Family::default(),
+            deliveries: Family::default(),
+            attempt_seconds: Family::new_with_constructor(latency_histogram),
+            queue_depth: Gauge::default(),
+            queue_oldest_due_seconds: Gauge::default(),
+            lambda_invocations: Family::default(),
+            guests_compiled: Gauge::default(),
+            guests_loaded_from_cache: Gauge::default(),
+            audit_denials: Family::default(),
+            admin_requests: Family::default(),
+            admin_request_seconds: Family::new_with_constructor(latency_histogram),
+        };
+        let r = &mut m.registry;
+        r.register("events", "Events taken from the outbox", m.events.clone());
+        r.register("delivery_attempts", "Delivery attempts", m.attempts.clone());
+        r.register(
+            "deliveries",
+            "Deliveries that ended (succeeded or dead)",
+            m.deliveries.clone(),
+        );
+        r.register(
+            "attempt_duration_seconds",
+            "Duration of delivery attempts",
+            m.attempt_seconds.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Deliveries waiting for an attempt",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "queue_oldest_due_seconds",
+            "How overdue the most overdue delivery is",
+            m.queue_oldest_due_seconds.clone(),
+        );
+        r.register(
+            "lambda_invocations",
+            "Guest invocations by outcome",
+            m.lambda_invocations.clone(),
+        );
+        r.register(
+            "guests_compiled",
+            "Guests compiled since start",
+            m.guests_compiled.clone(),
+        );
+        r.register(
+            "guests_loaded_from_cache",
+            "Guests loaded precompiled from the cache since start",
+            m.guests_loaded_from_cache.clone(),
+        );
+        r.register(
+            "audit_denials",
+            "Sandbox decisions denying a guest",
+            m.audit_denials.clone(),
+        );
+        r.register(
+            "admin_requests",
+            "Admin API requests",
+            m.admin_requests.clone(),
+        );
+        r.register(
+            "admin_request_duration_seconds",
+            "Admin API request duration",
+            m.admin_request_seconds.clone(),
+        );
+        m
+    }
+
+    /// The registry in the OpenMetrics text format Prometheus scrapes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let m = Metrics::new();
+        m.events
+            .get_or_create(&EventLabels {
+                source: "crud".into(),
+                event: "consumers".into(),
+            })
+            .inc();
+        m.queue_depth.set(3);
+        let text = m.render();
+        assert!(
+            text.contains(r#"hookd_events_total{source="crud",event="consumers"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("hookd_queue_depth 3"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
