@@ -2,13 +2,13 @@
 
 mod support;
 
+mod cli;
 mod delivery;
 mod durability;
 mod entities;
 mod event_hooks;
 mod health;
 mod lambda;
-mod operations;
 mod operations;
 mod published;
 mod root;

@@ -149,6 +149,35 @@ async fn every_role_with_and_without_a_valid_token() {
         .0,
         StatusCode::CREATED
     );
+    // An admin created by PUT gets its token too; replacing one does not show it again.
+    let (status, put) = call(
+        &server,
+        M::PUT,
+        "/admins/z",
+        Some(&root),
+        Some(json!({"role": "read-only"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let z = put["token"]
+        .as_str()
+        .expect("a token for the admin PUT created")
+        .to_string();
+    assert_eq!(
+        call(&server, M::GET, "/event-hooks", Some(&z), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, again) = call(
+        &server,
+        M::PUT,
+        "/admins/z",
+        Some(&root),
+        Some(json!({"role": "read-only"})),
+    )
+    .await;
+    assert!(again.get("token").is_none(), "{again}");
     // Authorization: Bearer works as well.
     let bearer = server
         .http

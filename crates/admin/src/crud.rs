@@ -258,7 +258,7 @@ async fn list(
 }
 
 /// Kong's list answer: `{"data", "next"}`, and `offset` when there is a
-/// next page; `next` keeps the page size asked for.
+/// next page; `next` keeps the page size and every filter asked for.
 pub(crate) fn page_answer(
     data: Vec<Value>,
     next: Option<String>,
@@ -267,15 +267,16 @@ pub(crate) fn page_answer(
 ) -> Value {
     let mut answer = json!({ "data": data, "next": null });
     if let Some(offset) = next {
-        let size = query
-            .get("size")
-            .map(|s| format!("size={s}&"))
-            .unwrap_or_default();
-        let offset_q: String = form_urlencoded::byte_serialize(offset.as_bytes()).collect();
-        answer["next"] = Value::from(format!(
-            "{}?{size}offset={offset_q}",
-            path.trim_end_matches('/')
-        ));
+        // size first, as Kong writes it, then the filters, then the offset.
+        let mut kept: Vec<(&String, &String)> =
+            query.iter().filter(|(k, _)| *k != "offset").collect();
+        kept.sort_by_key(|(k, _)| (*k != "size", k.as_str()));
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in kept {
+            q.append_pair(k, v);
+        }
+        q.append_pair("offset", &offset);
+        answer["next"] = Value::from(format!("{}?{}", path.trim_end_matches('/'), q.finish()));
         answer["offset"] = Value::from(offset);
     }
     answer
@@ -322,13 +323,19 @@ async fn create(
         .insert(r.name(), entity, crate::now_ms())
         .await?;
     r.written(&state, "create", &entity);
+    Ok((
+        StatusCode::CREATED,
+        Json(with_new_token(&state, r, entity).await?),
+    ))
+}
+
+/// A newly created admin with its token, which is shown once, here: only
+/// its hash is kept. Other entities as they are.
+async fn with_new_token(state: &AdminState, r: Resource, mut entity: Value) -> ApiResult<Value> {
     if r.name() == "admins" && entity["rbac_token_enabled"] == true {
-        // The token is shown once, here; only its hash is kept.
-        let mut shown = entity;
-        shown["token"] = Value::from(crate::rbac::issue(&state, &shown).await?);
-        return Ok((StatusCode::CREATED, Json(shown)));
+        entity["token"] = Value::from(crate::rbac::issue(state, &entity).await?);
     }
-    Ok((StatusCode::CREATED, Json(entity)))
+    Ok(entity)
 }
 
 async fn get_one(
@@ -407,6 +414,7 @@ async fn put(
     } else {
         state.store.insert(r.name(), entity.clone(), at).await?;
         r.written(&state, "create", &entity);
+        return Ok(Json(with_new_token(&state, r, entity).await?));
     }
     Ok(Json(entity))
 }
@@ -430,4 +438,30 @@ async fn delete(
         }
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_keeps_the_size_and_every_filter() {
+        let query: HashMap<String, String> = [
+            ("verdict", "denied"),
+            ("size", "2"),
+            ("hook", "h"),
+            ("offset", "old"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let answer = page_answer(Vec::new(), Some("d-0a 1".into()), &query, "/audit/");
+        assert_eq!(
+            answer["next"],
+            "/audit?size=2&hook=h&verdict=denied&offset=d-0a+1"
+        );
+        assert_eq!(answer["offset"], "d-0a 1");
+        let last = page_answer(Vec::new(), None, &query, "/audit");
+        assert_eq!(last, json!({"data": [], "next": null}));
+    }
 }

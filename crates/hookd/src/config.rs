@@ -103,8 +103,16 @@ impl Serialize for Dur {
 impl std::fmt::Display for Dur {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = self.0.as_millis();
-        let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
-        match units.iter().find(|(size, _)| ms > 0 && ms % size == 0) {
+        let units = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1000, "s"),
+        ];
+        match units
+            .iter()
+            .find(|(size, _)| ms > 0 && ms.is_multiple_of(*size))
+        {
             Some((size, unit)) => write!(f, "{}{unit}", ms / size),
             None if ms == 0 => f.write_str("0s"),
             None => write!(f, "{ms}ms"),
@@ -573,8 +581,13 @@ mod tests {
 
     #[test]
     fn durations_print_in_their_largest_exact_unit_and_read_back() {
-        for (d, text) in [(secs(90 * 86_400), "90d"), (secs(3600), "1h"), (secs(90), "90s"),
-                          (Dur(Duration::from_millis(1500)), "1500ms"), (secs(0), "0s")] {
+        for (d, text) in [
+            (secs(90 * 86_400), "90d"),
+            (secs(3600), "1h"),
+            (secs(90), "90s"),
+            (Dur(Duration::from_millis(1500)), "1500ms"),
+            (secs(0), "0s"),
+        ] {
             assert_eq!(d.to_string(), text);
             assert_eq!(humantime::parse_duration(text).unwrap(), d.0);
         }
@@ -585,7 +598,10 @@ mod tests {
         let readme = include_str!("../../../README.md");
         let keys = toml::Table::try_from(Config::default()).unwrap();
         for key in keys.keys() {
-            assert!(readme.contains(&format!("| `{key}` |")), "README.md does not document `{key}`");
+            assert!(
+                readme.contains(&format!("| `{key}` |")),
+                "README.md does not document `{key}`"
+            );
         }
     }
 

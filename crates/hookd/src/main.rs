@@ -1,10 +1,12 @@
 //! hookd: Kong's Event Hooks as a standalone server.
 
+mod cli;
 mod config;
 mod inspect;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use cli::{ClientArgs, Verb};
 use config::{Config, LogFormat};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +22,8 @@ struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short, global = true, env = "HOOKD_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,9 +44,25 @@ enum Command {
     },
     /// Prints the effective configuration, secrets redacted.
     Config,
-    /// Works with guests of the lambda handler.
+    /// Guests of the lambda handler: a file inspected offline, or a
+    /// running server's.
+    #[command(visible_alias = "guest")]
     #[command(subcommand)]
-    Guest(GuestCommand),
+    Guests(GuestCommand),
+    /// Event hooks of a running server.
+    #[command(subcommand)]
+    Hooks(cli::hooks::HooksCommand),
+    /// Deliveries of a running server.
+    #[command(subcommand)]
+    Deliveries(cli::deliveries::DeliveriesCommand),
+    /// Lists the sandbox's run-time decisions for guests (`GET /audit`).
+    Audit(cli::audit::AuditArgs),
+    /// Writes a server's entities, event hooks and guests as a declarative
+    /// document (YAML) that `apply` reproduces.
+    Dump(cli::dump::DumpArgs),
+    /// Makes a server hold what a declarative document says, writing only
+    /// what differs.
+    Apply(cli::apply::ApplyArgs),
 }
 
 #[derive(Subcommand)]
@@ -53,20 +73,20 @@ enum GuestCommand {
         /// The guest: a component of world hookd:lambda or a WASI
         /// preview-1 command module.
         file: PathBuf,
-        /// Prints JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
+    #[command(flatten)]
+    Server(cli::guests::GuestsCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref(), |k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => {
+    // Only the verbs that run here read the configuration: a client verb
+    // talks to a server that has its own.
+    let config = || {
+        Config::load(cli.config.as_deref(), |k| std::env::var(k).ok()).map_err(|e| {
             eprintln!("hookd: {}", error_chain(&e));
-            return ExitCode::from(2);
-        }
+            ExitCode::from(2)
+        })
     };
     match cli.command {
         Command::Serve {
@@ -74,7 +94,10 @@ fn main() -> ExitCode {
             data_dir,
             log_format,
         } => {
-            let mut config = config;
+            let mut config = match config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
             config.listen = listen.unwrap_or(config.listen);
             config.data_dir = data_dir.unwrap_or(config.data_dir);
             config.log_format = log_format.unwrap_or(config.log_format);
@@ -86,8 +109,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Guest(GuestCommand::Inspect { file, json }) => {
-            match inspect::run(&config, &file, json) {
+        Command::Guests(GuestCommand::Inspect { file }) => {
+            let config = match config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match inspect::run(&config, &file, cli.client.json) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hookd: {e:#}");
@@ -95,11 +122,22 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Config => {
-            let text = serde_json::to_string_pretty(&config.redacted()).unwrap_or_default();
-            println!("{text}");
-            ExitCode::SUCCESS
+        Command::Config => match config() {
+            Ok(config) => {
+                let text = serde_json::to_string_pretty(&config.redacted()).unwrap_or_default();
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Guests(GuestCommand::Server(command)) => {
+            cli::run(&cli.client, Verb::Guests(command))
         }
+        Command::Hooks(command) => cli::run(&cli.client, Verb::Hooks(command)),
+        Command::Deliveries(command) => cli::run(&cli.client, Verb::Deliveries(command)),
+        Command::Audit(filter) => cli::run(&cli.client, Verb::Audit(filter)),
+        Command::Dump(args) => cli::run(&cli.client, Verb::Dump(args)),
+        Command::Apply(args) => cli::run(&cli.client, Verb::Apply(args)),
     }
 }
 

@@ -311,7 +311,10 @@ impl Store {
         let mut iter = self.inner.queue.by_hook.scan_prefix(prefix).rev();
         if let Some(offset) = &page.offset {
             let start: Uuid = offset.parse().map_err(|_| Error::InvalidOffset)?;
-            let first = self.delivery(start)?.ok_or(Error::InvalidOffset)?;
+            let first = self
+                .delivery(start)?
+                .filter(|d| d.hook_id == hook)
+                .ok_or(Error::InvalidOffset)?;
             let upto = hook_key(&first);
             iter = self
                 .inner
@@ -481,13 +484,18 @@ mod tests {
             }
         }
         assert_eq!(seen, [4, 3, 2, 1, 0]);
-        assert!(
-            store
-                .hook_deliveries(Uuid::new_v4(), &page)
-                .unwrap()
-                .data
-                .is_empty()
-        );
+        let other = Uuid::new_v4();
+        let first_page = Page {
+            size: 2,
+            offset: None,
+        };
+        assert!(store.hook_deliveries(other, &first_page).unwrap().data.is_empty());
+        // An offset of another hook's listing is not one of this hook's.
+        let foreign = Page {
+            size: 2,
+            offset: Some(all[3].id.to_string()),
+        };
+        assert!(matches!(store.hook_deliveries(other, &foreign), Err(Error::InvalidOffset)));
     }
 
     #[tokio::test]

@@ -1,0 +1,204 @@
+//! `hookd guests`: the lambda handler's guests on a running server.
+
+use super::client::{Client, encode};
+use super::table::{Table, cell, details, time_s};
+use super::{print_json, print_list};
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The verbs on a server's guests.
+#[derive(Debug, Subcommand)]
+pub enum GuestsCommand {
+    /// Lists the uploaded guests.
+    List,
+    /// Shows a guest: kind, size, digest, imports, exports.
+    Show {
+        /// Its name (or id).
+        name: String,
+    },
+    /// Uploads a guest, or a new version of one under the same name.
+    Upload {
+        /// The guest (`.wasm`): a component of world hookd:lambda or a
+        /// WASI preview-1 command module.
+        file: PathBuf,
+        /// The name hooks will call it by; the file's name without its
+        /// extension when left out.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Deletes a guest (refused while a hook uses it).
+    Delete {
+        /// Its name (or id).
+        name: String,
+    },
+    /// What the guest imports and what the server's mode and ceiling
+    /// would grant it.
+    Audit {
+        /// Its name (or id).
+        name: String,
+    },
+}
+
+/// Runs one verb.
+pub async fn run(client: &Client, json: bool, command: GuestsCommand) -> anyhow::Result<()> {
+    match command {
+        GuestsCommand::List => {
+            let guests = client.list("/guests").await?;
+            if json {
+                return print_list(guests);
+            }
+            let mut table = Table::new(&["NAME", "KIND", "SIZE", "DIGEST", "UPDATED"]);
+            for g in &guests {
+                table.row(vec![
+                    cell(&g["name"]),
+                    cell(&g["kind"]),
+                    cell(&g["size"]),
+                    short_digest(&g["digest"]),
+                    time_s(&g["updated_at"]),
+                ]);
+            }
+            print!("{}", table.render());
+        }
+        GuestsCommand::Show { name } => {
+            let guest = client.get(&format!("/guests/{}", encode(&name))).await?;
+            show(json, &guest)?;
+        }
+        GuestsCommand::Upload { file, name } => {
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .map(str::to_string)
+                    .context("name the guest with --name")?,
+            };
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let guest = client.upload_guest(&name, bytes).await?;
+            show(json, &guest)?;
+        }
+        GuestsCommand::Delete { name } => {
+            client.delete(&format!("/guests/{}", encode(&name))).await?;
+            if !json {
+                println!("deleted guest {name}");
+            }
+        }
+        GuestsCommand::Audit { name } => {
+            let audit = client
+                .get(&format!("/guests/{}/audit", encode(&name)))
+                .await?;
+            if json {
+                return print_json(&audit);
+            }
+            print!("{}", describe_audit(&audit));
+        }
+    }
+    Ok(())
+}
+
+/// The first 12 hex digits, enough to tell guests apart in a table.
+fn short_digest(digest: &Value) -> String {
+    let text = cell(digest);
+    text.chars().take(12).collect()
+}
+
+/// Strings of a JSON list joined with `, `; `none` when empty.
+fn joined(list: &Value) -> String {
+    let items: Vec<String> = list.as_array().into_iter().flatten().map(cell).collect();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn show(json: bool, guest: &Value) -> anyhow::Result<()> {
+    if json {
+        return print_json(guest);
+    }
+    let mut out = details(&[
+        ("name", cell(&guest["name"])),
+        ("id", cell(&guest["id"])),
+        ("kind", cell(&guest["kind"])),
+        ("size", cell(&guest["size"])),
+        ("sha256", cell(&guest["digest"])),
+        ("created_at", time_s(&guest["created_at"])),
+        ("updated_at", time_s(&guest["updated_at"])),
+        ("exports", joined(&guest["exports"])),
+        ("capabilities", joined(&guest["capabilities"])),
+        ("imports", String::new()),
+    ]);
+    for import in guest["imports"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  {}\n", cell(import)));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// The server's audit of a guest, laid out as `hookd guest inspect` lays
+/// out its own.
+fn describe_audit(audit: &Value) -> String {
+    let guest = &audit["guest"];
+    let mut out = format!(
+        "{}: {}\nsha256: {}\nimports:\n",
+        cell(&guest["name"]),
+        cell(&guest["kind"]),
+        cell(&guest["digest"])
+    );
+    let mut imports = Table::new(&["IMPORT", "CAPABILITY"]);
+    for i in audit["imports"].as_array().into_iter().flatten() {
+        imports.row(vec![cell(&i["import"]), cell(&i["capability"])]);
+    }
+    for line in imports.render().lines().skip(1) {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out.push_str(&format!(
+        "capabilities: {}\n",
+        joined(&audit["capabilities"])
+    ));
+    out.push_str(&format!(
+        "under untrusted_wasm = {}:\n",
+        cell(&audit["mode"])
+    ));
+    out.push_str(&format!(
+        "  could be granted: {}\n",
+        joined(&audit["would_grant"])
+    ));
+    for w in audit["would_deny"].as_array().into_iter().flatten() {
+        let item = match &w["item"] {
+            Value::Null => String::new(),
+            item => format!(" {}", cell(item)),
+        };
+        out.push_str(&format!(
+            "  denied: {}{item}: {}\n",
+            cell(&w["capability"]),
+            cell(&w["reason"])
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_audit_reads_like_inspect() {
+        let audit = json!({
+            "guest": {"name": "t", "kind": "component", "digest": "ab"},
+            "imports": [{"import": "wasi:http/types@0.2.0", "capability": "http"},
+                        {"import": "wasi:io/streams@0.2.0", "capability": null}],
+            "capabilities": ["http"], "mode": "sandbox", "would_grant": [],
+            "would_deny": [{"capability": "http", "item": null, "reason": "not in the ceiling"}]
+        });
+        assert_eq!(
+            describe_audit(&audit),
+            "t: component\nsha256: ab\nimports:\n  wasi:http/types@0.2.0  http\n  \
+             wasi:io/streams@0.2.0  -\ncapabilities: http\nunder untrusted_wasm = sandbox:\n  \
+             could be granted: none\n  denied: http: not in the ceiling\n"
+        );
+    }
+}
