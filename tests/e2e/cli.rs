@@ -83,13 +83,6 @@ fn guest_file(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"))
 }
 
-fn loopback() -> Options {
-    Options::default()
-        .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
-        .env("HOOKD_RETRY_SCHEDULE", "50ms")
-        .env("HOOKD_RETRY_JITTER", "0")
-}
-
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -207,7 +200,7 @@ const SECTIONS: &[&str] = &[
 #[tokio::test]
 async fn dump_then_apply_on_an_empty_server_reproduces_it() {
     let receiver = Receiver::start().await;
-    let first = Server::start_with(loopback()).await;
+    let first = Server::start_with(Options::loopback()).await;
     populate(&first, &receiver).await;
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
@@ -250,7 +243,7 @@ async fn dump_then_apply_on_an_empty_server_reproduces_it() {
 
     // An empty server given the dump holds the same: its dump is the same
     // text, ids included.
-    let second = Server::start_with(loopback()).await;
+    let second = Server::start_with(Options::loopback()).await;
     let applied = hookd(&second, &["apply", "-f", dumped.to_str().unwrap()]).await;
     assert!(
         applied
@@ -305,7 +298,7 @@ async fn snapshot(server: &Server, upstream: &str) -> Value {
 #[tokio::test]
 async fn applying_a_file_twice_writes_nothing_the_second_time() {
     let receiver = Receiver::start().await;
-    let server = Server::start_with(loopback()).await;
+    let server = Server::start_with(Options::loopback()).await;
     // A hook taking every crud event counts the writes.
     let watcher = server
         .create(
@@ -504,7 +497,7 @@ async fn dry_run_plans_and_prune_deletes_only_in_the_files_sections() {
 #[tokio::test]
 async fn hook_verbs_print_tables_and_json_and_follow_pages() {
     let receiver = Receiver::start().await;
-    let server = Server::start_with(loopback()).await;
+    let server = Server::start_with(Options::loopback()).await;
     let dir = tempfile::tempdir().unwrap();
     let file = write(
         dir.path(),
@@ -598,7 +591,7 @@ async fn hook_verbs_print_tables_and_json_and_follow_pages() {
 #[tokio::test]
 async fn delivery_verbs_show_attempts_and_redeliver() {
     let receiver = Receiver::start().await;
-    let server = Server::start_with(loopback()).await;
+    let server = Server::start_with(Options::loopback()).await;
     let hook = server
         .create(
             "/event-hooks",
@@ -664,7 +657,8 @@ async fn delivery_verbs_show_attempts_and_redeliver() {
 async fn guest_and_audit_verbs_print_tables_and_json() {
     let receiver = Receiver::start().await;
     let granted = format!("127.0.0.1:{}", receiver.addr.port());
-    let server = Server::start_with(loopback().env("HOOKD_SANDBOX_ALLOWED_HOSTS", &granted)).await;
+    let server =
+        Server::start_with(Options::loopback().env("HOOKD_SANDBOX_ALLOWED_HOSTS", &granted)).await;
     let poster = guest_file("http-post");
     let uploaded = hookd(
         &server,

@@ -3,7 +3,7 @@
 //! outbound address policy.
 
 use crate::support::receiver::{Received, Receiver};
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server, attempted, eventually};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
@@ -11,15 +11,8 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 
 /// A server that may call loopback receivers and retries quickly.
-fn loopback_options() -> Options {
-    Options::default()
-        .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
-        .env("HOOKD_RETRY_SCHEDULE", "50ms")
-        .env("HOOKD_RETRY_JITTER", "0")
-}
-
 async fn loopback_server() -> Server {
-    Server::start_with(loopback_options()).await
+    Server::start_with(Options::loopback()).await
 }
 
 async fn webhook(server: &Server, event: &str, config: Value) -> Value {
@@ -29,18 +22,6 @@ async fn webhook(server: &Server, event: &str, config: Value) -> Value {
             &json!({"source": "crud", "event": event, "handler": "webhook", "config": config}),
         )
         .await
-}
-
-/// The deliveries of a hook, newest first.
-async fn deliveries(server: &Server, hook: &Value) -> Vec<Value> {
-    let (status, page) = server
-        .get(&format!(
-            "/event-hooks/{}/deliveries",
-            hook["id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["data"].as_array().unwrap().clone()
 }
 
 /// Requests other than Kong's pings of hook changes.
@@ -139,7 +120,8 @@ async fn signatures_verify_independently() {
 
 #[tokio::test]
 async fn sha256_kong_signature_when_configured() {
-    let server = Server::start_with(loopback_options().env("HOOKD_KONG_SIGNATURE", "sha256")).await;
+    let server =
+        Server::start_with(Options::loopback().env("HOOKD_KONG_SIGNATURE", "sha256")).await;
     let receiver = Receiver::start().await;
     webhook(
         &server,
@@ -180,11 +162,11 @@ async fn a_500_then_200_is_retried_and_both_attempts_are_logged() {
         got[1].header("webhook-id"),
         "same delivery, same id"
     );
-    let delivery = eventually("the delivery to succeed", || async {
-        let d = deliveries(&server, &hook).await;
-        d.first().filter(|d| d["state"] == "succeeded").cloned()
-    })
-    .await;
+    let delivery = server
+        .newest_delivery(&hook, "the delivery to succeed", |d| {
+            d["state"] == "succeeded"
+        })
+        .await;
     let attempts = delivery["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "{delivery}");
     assert_eq!(attempts[0]["status"], 500);
@@ -217,13 +199,9 @@ async fn a_receiver_down_when_the_event_happens_gets_it_when_up() {
     server
         .create("/consumers", &json!({"username": "dan"}))
         .await;
-    let failed = eventually("a failed attempt", || async {
-        let d = deliveries(&server, &hook).await;
-        d.first()
-            .filter(|d| !d["attempts"].as_array().unwrap().is_empty())
-            .cloned()
-    })
-    .await;
+    let failed = server
+        .newest_delivery(&hook, "a failed attempt", attempted)
+        .await;
     assert_eq!(failed["attempts"][0]["ok"], false);
     assert!(
         failed["attempts"][0]["status"].is_null(),
@@ -236,7 +214,7 @@ async fn a_receiver_down_when_the_event_happens_gets_it_when_up() {
 
 #[tokio::test]
 async fn dead_letters_can_be_redelivered() {
-    let server = Server::start_with(loopback_options().env("HOOKD_RETRY_MAX_ATTEMPTS", "2")).await;
+    let server = Server::start_with(Options::loopback().env("HOOKD_RETRY_MAX_ATTEMPTS", "2")).await;
     let receiver = Receiver::start().await;
     receiver.set_status(503);
     let hook = webhook(
@@ -248,11 +226,9 @@ async fn dead_letters_can_be_redelivered() {
     server
         .create("/consumers", &json!({"username": "erin"}))
         .await;
-    let dead = eventually("a dead letter", || async {
-        let d = deliveries(&server, &hook).await;
-        d.first().filter(|d| d["state"] == "dead").cloned()
-    })
-    .await;
+    let dead = server
+        .newest_delivery(&hook, "a dead letter", |d| d["state"] == "dead")
+        .await;
     assert_eq!(dead["attempts"].as_array().unwrap().len(), 2);
     receiver.set_status(200);
     let id = dead["id"].as_str().unwrap();
@@ -452,13 +428,9 @@ async fn private_targets_are_refused_without_the_allowlist() {
     server
         .create("/consumers", &json!({"username": "mallory"}))
         .await;
-    let failed = eventually("a refused attempt", || async {
-        let d = deliveries(&server, &hook).await;
-        d.first()
-            .filter(|d| !d["attempts"].as_array().unwrap().is_empty())
-            .cloned()
-    })
-    .await;
+    let failed = server
+        .newest_delivery(&hook, "a refused attempt", attempted)
+        .await;
     let error = failed["attempts"][0]["error"].as_str().unwrap();
     assert!(
         error.contains("refused") && error.contains("127.0.0.1"),
@@ -473,13 +445,9 @@ async fn private_targets_are_refused_without_the_allowlist() {
     server
         .create("/consumers", &json!({"username": "trudy"}))
         .await;
-    let failed = eventually("a refused attempt by name", || async {
-        let d = deliveries(&server, &by_name).await;
-        d.first()
-            .filter(|d| !d["attempts"].as_array().unwrap().is_empty())
-            .cloned()
-    })
-    .await;
+    let failed = server
+        .newest_delivery(&by_name, "a refused attempt by name", attempted)
+        .await;
     assert!(
         failed["attempts"][0]["error"]
             .as_str()

@@ -9,13 +9,6 @@ use hookd_store::{Page, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn loopback() -> Options {
-    Options::default()
-        .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
-        .env("HOOKD_RETRY_SCHEDULE", "50ms")
-        .env("HOOKD_RETRY_JITTER", "0")
-}
-
 /// Every event the store holds for these hooks: still in the outbox, or
 /// already turned into a delivery.
 fn events_in(store: &Store, hooks: &[&Value]) -> Vec<Event> {
@@ -59,7 +52,7 @@ async fn crud_and_dao_hooks(server: &Server, receiver: &Receiver) -> (Value, Val
 
 #[tokio::test]
 async fn kill_dash_nine_after_201_keeps_the_entity_and_its_events() {
-    let mut server = Server::start_with(loopback()).await;
+    let mut server = Server::start_with(Options::loopback()).await;
     let mut receiver = Receiver::down().await;
     let (crud, dao) = crud_and_dao_hooks(&server, &receiver).await;
     let consumer = server
@@ -132,7 +125,7 @@ async fn about_services(receiver: &Receiver, marker: &Value, path: &str) -> Vec<
 #[tokio::test]
 async fn each_write_causes_exactly_its_events_in_order() {
     // One worker: deliveries are attempted in the order of their events.
-    let server = Server::start_with(loopback().env("HOOKD_DELIVERY_WORKERS", "1")).await;
+    let server = Server::start_with(Options::loopback().env("HOOKD_DELIVERY_WORKERS", "1")).await;
     let receiver = Receiver::start().await;
     crud_and_dao_hooks(&server, &receiver).await;
     let svc = server
@@ -183,7 +176,7 @@ async fn each_write_causes_exactly_its_events_in_order() {
 
 #[tokio::test]
 async fn concurrent_writes_all_land_with_their_events() {
-    let mut server = Server::start_with(loopback()).await;
+    let mut server = Server::start_with(Options::loopback()).await;
     let receiver = Receiver::down().await;
     let hook = server
         .create(

@@ -7,13 +7,6 @@ use crate::support::{Options, Server, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn loopback() -> Options {
-    Options::default()
-        .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
-        .env("HOOKD_RETRY_SCHEDULE", "50ms")
-        .env("HOOKD_RETRY_JITTER", "0")
-}
-
 /// Active checks every 100 ms, unhealthy after 2 failures of any kind,
 /// healthy after 2 successes.
 fn checks(kind: &str, interval: f64) -> Value {
@@ -52,7 +45,7 @@ async fn balancer_hook(server: &Server, receiver: &Receiver) {
 
 #[tokio::test]
 async fn an_http_target_goes_unhealthy_and_back() {
-    let server = Server::start_with(loopback()).await;
+    let server = Server::start_with(Options::loopback()).await;
     let hook_receiver = Receiver::start().await;
     balancer_hook(&server, &hook_receiver).await;
     let target = Receiver::start().await;
@@ -94,7 +87,7 @@ async fn an_http_target_goes_unhealthy_and_back() {
 
 #[tokio::test]
 async fn a_tcp_target_that_stops_answering_and_comes_back() {
-    let server = Server::start_with(loopback()).await;
+    let server = Server::start_with(Options::loopback()).await;
     let hook_receiver = Receiver::start().await;
     balancer_hook(&server, &hook_receiver).await;
     let mut target = Receiver::start().await;
@@ -120,7 +113,7 @@ async fn a_tcp_target_that_stops_answering_and_comes_back() {
 
 #[tokio::test]
 async fn a_changed_interval_takes_effect_without_restart() {
-    let server = Server::start_with(loopback()).await;
+    let server = Server::start_with(Options::loopback()).await;
     let target = Receiver::start().await;
     server
         .create(

@@ -2,7 +2,7 @@
 //! crud events, the sandbox's grants, ceilings and limits, and the audit.
 
 use crate::support::receiver::Receiver;
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server, attempted};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -51,13 +51,6 @@ async fn test_hook(server: &Server, hook: &Value, data: Value) -> (StatusCode, V
             &data,
         )
         .await
-}
-
-fn loopback() -> Options {
-    Options::default()
-        .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
-        .env("HOOKD_RETRY_SCHEDULE", "50ms")
-        .env("HOOKD_RETRY_JITTER", "0")
 }
 
 #[tokio::test]
@@ -213,20 +206,9 @@ async fn a_crud_event_runs_the_chain_and_the_result_is_in_the_delivery() {
     server
         .create("/consumers", &json!({"username": "bob"}))
         .await;
-    let delivery = eventually("the lambda delivery", || async {
-        let (_, page) = server
-            .get(&format!(
-                "/event-hooks/{}/deliveries",
-                hook["id"].as_str().unwrap()
-            ))
-            .await;
-        page["data"]
-            .as_array()
-            .and_then(|d| d.first())
-            .filter(|d| d["state"] == "succeeded")
-            .cloned()
-    })
-    .await;
+    let delivery = server
+        .newest_delivery(&hook, "the lambda delivery", |d| d["state"] == "succeeded")
+        .await;
     let result = &delivery["attempts"][0]["result"];
     // c-upper wraps its input: the transform guest's output.
     assert_eq!(result["c_guest"], true, "{result}");
@@ -241,7 +223,8 @@ async fn a_crud_event_runs_the_chain_and_the_result_is_in_the_delivery() {
 async fn the_http_guest_reaches_a_granted_host_and_is_refused_others() {
     let receiver = Receiver::start().await;
     let granted = format!("127.0.0.1:{}", receiver.addr.port());
-    let server = Server::start_with(loopback().env("HOOKD_SANDBOX_ALLOWED_HOSTS", &granted)).await;
+    let server =
+        Server::start_with(Options::loopback().env("HOOKD_SANDBOX_ALLOWED_HOSTS", &granted)).await;
     uploaded(&server, "poster", "http-post").await;
     let allowed = lambda_hook(
         &server,
@@ -397,20 +380,9 @@ async fn untrusted_wasm_off_refuses_lambda_hooks_and_stops_existing_ones() {
     server
         .create("/consumers", &json!({"username": "eve"}))
         .await;
-    let delivery = eventually("a refused lambda attempt", || async {
-        let (_, page) = server
-            .get(&format!(
-                "/event-hooks/{}/deliveries",
-                hook["id"].as_str().unwrap()
-            ))
-            .await;
-        page["data"]
-            .as_array()
-            .and_then(|d| d.first())
-            .filter(|d| !d["attempts"].as_array().unwrap().is_empty())
-            .cloned()
-    })
-    .await;
+    let delivery = server
+        .newest_delivery(&hook, "a refused lambda attempt", attempted)
+        .await;
     assert!(
         delivery["attempts"][0]["error"]
             .as_str()

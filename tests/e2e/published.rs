@@ -7,13 +7,6 @@ use hookd_store::{Page, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn loopback() -> Options {
-    Options::default()
-        .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
-        .env("HOOKD_RETRY_SCHEDULE", "50ms")
-        .env("HOOKD_RETRY_JITTER", "0")
-}
-
 fn rate_limit(consumer: &str, rate: u32) -> Value {
     json!({"consumer": consumer, "ip": "203.0.113.9", "service": "billing", "rate": rate, "limit": 10, "window": "minute"})
 }
@@ -49,7 +42,7 @@ async fn hook(
 
 #[tokio::test]
 async fn every_built_in_source_reaches_its_hooks() {
-    let server = Server::start_with(loopback()).await;
+    let server = Server::start_with(Options::loopback()).await;
     let receiver = Receiver::start().await;
     let published = [
         (
@@ -99,7 +92,7 @@ async fn every_built_in_source_reaches_its_hooks() {
 
 #[tokio::test]
 async fn on_change_honours_the_unique_fields_of_published_events() {
-    let server = Server::start_with(loopback().env("HOOKD_DELIVERY_WORKERS", "1")).await;
+    let server = Server::start_with(Options::loopback().env("HOOKD_DELIVERY_WORKERS", "1")).await;
     let receiver = Receiver::start().await;
     hook(
         &server,
@@ -200,7 +193,7 @@ async fn malformed_published_events_are_named() {
 
 #[tokio::test]
 async fn a_published_event_survives_kill_dash_nine_after_202() {
-    let mut server = Server::start_with(loopback()).await;
+    let mut server = Server::start_with(Options::loopback()).await;
     let mut receiver = Receiver::down().await;
     let h = hook(&server, "oas-validation", &receiver, "/oas", json!({})).await;
     let data = json!({"consumer": "c", "ip": "192.0.2.1", "service": "s", "err": "missing field"});
@@ -252,7 +245,7 @@ fields = ["customer", "amount", "reason"]
 unique = ["customer"]
 description = "Run an event when a card is declined"
 "#;
-    let server = Server::start_with(loopback().config(config)).await;
+    let server = Server::start_with(Options::loopback().config(config)).await;
     let receiver = Receiver::start().await;
     let (status, source) = server.get("/event-hooks/sources/payments").await;
     assert_eq!(status, StatusCode::OK);

@@ -26,6 +26,15 @@ pub struct Options {
 }
 
 impl Options {
+    /// A server that may call receivers on loopback (its outbound policy
+    /// admits 127.0.0.0/8) and retries failed deliveries after 50 ms.
+    pub fn loopback() -> Self {
+        Options::default()
+            .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
+            .env("HOOKD_RETRY_SCHEDULE", "50ms")
+            .env("HOOKD_RETRY_JITTER", "0")
+    }
+
     /// Adds an environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
@@ -230,6 +239,28 @@ impl Server {
         .await
     }
 
+    /// Waits until the newest delivery of `hook` satisfies `done`.
+    pub async fn newest_delivery(
+        &self,
+        hook: &Value,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let path = format!(
+            "/event-hooks/{}/deliveries",
+            hook["id"].as_str().expect("a hook id")
+        );
+        eventually(what, || async {
+            let (_, page) = self.get(&path).await;
+            page["data"]
+                .as_array()?
+                .first()
+                .filter(|d| done(d))
+                .cloned()
+        })
+        .await
+    }
+
     /// Creates something that must be created, returning it.
     pub async fn create(&self, path: &str, body: &Value) -> Value {
         let (status, value) = self.post(path, body).await;
@@ -253,4 +284,11 @@ async fn answer(response: reqwest::Result<reqwest::Response>) -> (StatusCode, Va
     let bytes = response.bytes().await.expect("reading the answer");
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, value)
+}
+
+/// Whether a delivery (as the API shows it) was attempted at least once.
+pub fn attempted(delivery: &Value) -> bool {
+    delivery["attempts"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
 }
