@@ -489,13 +489,22 @@ mod tests {
             size: 2,
             offset: None,
         };
-        assert!(store.hook_deliveries(other, &first_page).unwrap().data.is_empty());
+        assert!(
+            store
+                .hook_deliveries(other, &first_page)
+                .unwrap()
+                .data
+                .is_empty()
+        );
         // An offset of another hook's listing is not one of this hook's.
         let foreign = Page {
             size: 2,
             offset: Some(all[3].id.to_string()),
         };
-        assert!(matches!(store.hook_deliveries(other, &foreign), Err(Error::InvalidOffset)));
+        assert!(matches!(
+            store.hook_deliveries(other, &foreign),
+            Err(Error::InvalidOffset)
+        ));
     }
 
     #[tokio::test]
