@@ -460,3 +460,127 @@ async fn private_targets_are_refused_without_the_allowlist() {
         "nothing reached the receiver"
     );
 }
+
+/// A webhook-custom hook's request for this config, run through /test on
+/// the data of a consumer named `a"b\c`.
+async fn custom_request(server: &Server, receiver: &Receiver, config: Value) -> Received {
+    let mut config = config;
+    config["url"] = json!(receiver.url("/custom?static=1"));
+    let hook = server
+        .create("/event-hooks", &json!({"source": "crud", "event": "consumers", "handler": "webhook-custom", "config": config}))
+        .await;
+    let before = receiver.received().len();
+    let data = json!({"operation": "create", "entity": {"username": "a\"b\\c", "id": "42"}});
+    let (status, answer) = server
+        .post(
+            &format!("/event-hooks/{}/test", hook["id"].as_str().unwrap()),
+            &data,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    receiver.wait_for(before + 1).await.remove(before)
+}
+
+#[tokio::test]
+async fn webhook_custom_follows_kongs_rules_for_each_content_type() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    let payload = json!({"user": "{{ entity.username }}", "op": "{{ operation }}d"});
+
+    let get = custom_request(
+        &server,
+        &receiver,
+        json!({"method": "GET", "payload": payload}),
+    )
+    .await;
+    assert_eq!(get.method, "GET");
+    let query: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(get.uri.split_once('?').unwrap().1.as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(query["static"], "1");
+    assert_eq!(query["user"], "a\"b\\c");
+    assert_eq!(query["op"], "created");
+
+    let as_json = custom_request(
+        &server,
+        &receiver,
+        json!({"method": "POST", "payload": payload,
+        "headers": {"Content-Type": "application/json"}}),
+    )
+    .await;
+    assert_eq!(as_json.json(), json!({"user": "a\"b\\c", "op": "created"}));
+
+    let form = custom_request(
+        &server,
+        &receiver,
+        json!({"method": "PUT", "payload": payload,
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+    )
+    .await;
+    assert_eq!(form.method, "PUT");
+    let fields: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&form.body)
+        .into_owned()
+        .collect();
+    assert_eq!(fields["user"], "a\"b\\c");
+
+    for config in [
+        json!({"method": "POST", "payload": payload, "headers": {"Content-Type": "multipart/form-data"}}),
+        json!({"method": "PATCH", "payload": payload}),
+    ] {
+        let multipart = custom_request(&server, &receiver, config).await;
+        let content_type = multipart.header("content-type").unwrap();
+        let boundary = content_type
+            .split("boundary=")
+            .nth(1)
+            .unwrap_or_else(|| panic!("a boundary in {content_type}"));
+        assert!(
+            content_type.starts_with("multipart/form-data"),
+            "{content_type}"
+        );
+        let text = multipart.text();
+        assert!(text.contains(&format!("--{boundary}")), "{text}");
+        assert!(
+            text.contains("name=\"user\"") && text.contains("a\"b\\c"),
+            "{text}"
+        );
+    }
+
+    let body = custom_request(&server, &receiver, json!({"method": "POST",
+        "headers": {"Content-Type": "application/json", "X-Who": "{{ entity.id }}"}, "headers_format": true,
+        "body": "{\"message\": \"Admin account `{{ entity.username }}` {{ operation }}d\"}"})).await;
+    assert_eq!(
+        body.json(),
+        json!({"message": "Admin account `a\"b\\c` created"}),
+        "escaped as JSON"
+    );
+    assert_eq!(body.header("x-who").as_deref(), Some("42"));
+
+    let (status, refused) = server
+        .post("/event-hooks", &json!({"source": "crud", "handler": "webhook-custom",
+                                       "config": {"url": receiver.url("/"), "method": "POST", "body": "{{ broken"}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused["fields"]["config"]["body"].is_string(), "{refused}");
+}
+
+#[tokio::test]
+async fn webhook_custom_runs_on_events_through_the_queue() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": "consumers:create", "handler": "webhook-custom",
+            "config": {"url": receiver.url("/slack"), "method": "POST",
+                       "headers": {"Content-Type": "application/json"},
+                       "body": "{\"text\": \"{{ entity.username }} was {{ operation }}d\"}"}}),
+        )
+        .await;
+    server
+        .create("/consumers", &json!({"username": "carol"}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].json(), json!({"text": "carol was created"}));
+    assert!(got[0].header("webhook-id").is_some());
+}
