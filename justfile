@@ -16,3 +16,14 @@ lint:
 # Rebuild every guest in guest-examples/ from source.
 guests:
     guest-examples/build.sh
+
+# Benchmarks, printed with the load average (no pass/fail on speed; a lost
+# webhook or a failed invocation fails): delivery, entity write to webhook
+# received against a bare hyper client; lambda, a fresh wasm instance per
+# event against LuaJIT. Flags: `target/release/delivery --help`.
+# Both are built in one cargo invocation and run directly: `cargo run -p
+# hookd-bench` would rebuild the shared dependencies for other features.
+bench:
+    cargo build --release -p hookd -p hookd-bench
+    target/release/delivery
+    target/release/lambda

@@ -7,12 +7,14 @@
 //! read is reachable by key: unique values in the `unique` tree, and each
 //! parent's list of children under one key of the `children` tree.
 
-use crate::{Error, Result, Store, tx_error};
+use crate::{Error, Result, Store};
 use hookd_model::entity::{self, ForeignKey, OnDelete, UniqueKey};
 use hookd_model::event::canonical_json;
 use hookd_model::{Event, Operation};
 use serde_json::Value;
+use sled::IVec;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use std::cell::RefCell;
 use uuid::Uuid;
 
 /// A page of a listing: how many, starting where.
@@ -134,37 +136,78 @@ fn read_children(children: &TransactionalTree, parent: &str, id: Uuid) -> TxResu
     }
 }
 
-fn write_children(
-    children: &TransactionalTree,
-    parent: &str,
-    id: Uuid,
-    list: &[ChildRef],
-) -> TxResult<()> {
-    let key = entity_key(parent, id);
-    if list.is_empty() {
-        children.remove(key)?;
-    } else {
-        let bytes = serde_json::to_vec(list).expect("child refs always serialise");
-        children.insert(key, bytes)?;
-    }
-    Ok(())
-}
-
-/// The trees one entity write touches, inside a transaction.
-struct Tx<'a> {
+/// The trees one entity write touches, inside a transaction shared with
+/// other writes (see `writer`): each write keeps a journal of what it
+/// overwrote, so that a write that fails is undone alone.
+pub(crate) struct Tx<'a> {
     entities: &'a TransactionalTree,
     unique: &'a TransactionalTree,
     children: &'a TransactionalTree,
     outbox: &'a TransactionalTree,
     at_ms: i64,
+    journal: RefCell<Vec<(&'a TransactionalTree, IVec, Option<IVec>)>>,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
+    pub(crate) fn new(
+        (entities, unique, children, outbox): &'a crate::writer::TxTrees,
+        at_ms: i64,
+    ) -> Self {
+        Tx {
+            entities,
+            unique,
+            children,
+            outbox,
+            at_ms,
+            journal: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn put(
+        &self,
+        tree: &'a TransactionalTree,
+        key: impl Into<IVec>,
+        value: Vec<u8>,
+    ) -> TxResult<()> {
+        let key = key.into();
+        let old = tree.insert(key.clone(), value)?;
+        self.journal.borrow_mut().push((tree, key, old));
+        Ok(())
+    }
+
+    fn del(&self, tree: &'a TransactionalTree, key: impl Into<IVec>) -> TxResult<()> {
+        let key = key.into();
+        let old = tree.remove(key.clone())?;
+        self.journal.borrow_mut().push((tree, key, old));
+        Ok(())
+    }
+
+    /// Puts back everything this write changed, newest first.
+    pub(crate) fn undo(&self) -> TxResult<()> {
+        for (tree, key, old) in self.journal.take().into_iter().rev() {
+            match old {
+                Some(value) => tree.insert(key, value)?,
+                None => tree.remove(key)?,
+            };
+        }
+        Ok(())
+    }
+
+    fn write_children(&self, parent: &str, id: Uuid, list: &[ChildRef]) -> TxResult<()> {
+        let key = entity_key(parent, id);
+        if list.is_empty() {
+            self.del(self.children, key)
+        } else {
+            let bytes = serde_json::to_vec(list).expect("child refs always serialise");
+            self.put(self.children, key, bytes)
+        }
+    }
+
     fn emit(&self, events: Vec<Event>) -> TxResult<()> {
         for event in events {
             let seq = self.outbox.generate_id()?;
             let bytes = serde_json::to_vec(&event).expect("events always serialise");
-            self.outbox.insert(&seq.to_be_bytes(), bytes)?;
+            self.put(self.outbox, seq.to_be_bytes().to_vec(), bytes)?;
         }
         Ok(())
     }
@@ -187,7 +230,7 @@ impl Tx<'_> {
                     shown: lua_table(key, value),
                 });
             }
-            self.unique.insert(index, id.as_bytes())?;
+            self.put(self.unique, index, id.as_bytes().to_vec())?;
         }
         Ok(())
     }
@@ -195,7 +238,7 @@ impl Tx<'_> {
     fn release_unique(&self, name: &str, value: &Value) -> TxResult<()> {
         for key in layout(name).unique_keys {
             if let Some(index) = unique_index_key(name, key, value) {
-                self.unique.remove(index)?;
+                self.del(self.unique, index)?;
             }
         }
         Ok(())
@@ -222,7 +265,7 @@ impl Tx<'_> {
             if let Err(at) = list.binary_search(&entry) {
                 list.insert(at, entry);
             }
-            write_children(self.children, fk.entity, parent_id, &list)?;
+            self.write_children(fk.entity, parent_id, &list)?;
         }
         Ok(())
     }
@@ -234,12 +277,12 @@ impl Tx<'_> {
             };
             let mut list = read_children(self.children, fk.entity, parent_id)?;
             list.retain(|(e, i, f)| !(e == name && *i == id && f == fk.field));
-            write_children(self.children, fk.entity, parent_id, &list)?;
+            self.write_children(fk.entity, parent_id, &list)?;
         }
         Ok(())
     }
 
-    fn insert(&self, name: &str, id: Uuid, value: &Value) -> TxResult<()> {
+    pub(crate) fn insert(&self, name: &str, id: Uuid, value: &Value) -> TxResult<()> {
         let key = entity_key(name, id);
         if self.entities.get(&key)?.is_some() {
             return abort(Error::PrimaryKey {
@@ -249,7 +292,7 @@ impl Tx<'_> {
         }
         self.claim_unique(name, id, value)?;
         self.link_parents(name, id, value)?;
-        self.entities.insert(key, encode(value))?;
+        self.put(self.entities, key, encode(value))?;
         self.emit(Event::crud(
             Operation::Create,
             name,
@@ -259,7 +302,7 @@ impl Tx<'_> {
         ))
     }
 
-    fn update(&self, name: &str, id: Uuid, value: &Value) -> TxResult<Value> {
+    pub(crate) fn update(&self, name: &str, id: Uuid, value: &Value) -> TxResult<Value> {
         let key = entity_key(name, id);
         let Some(old) = self.entities.get(&key)? else {
             return abort(Error::NotFound);
@@ -269,7 +312,7 @@ impl Tx<'_> {
         self.claim_unique(name, id, value)?;
         self.unlink_parents(name, id, &old)?;
         self.link_parents(name, id, value)?;
-        self.entities.insert(key, encode(value))?;
+        self.put(self.entities, key, encode(value))?;
         self.emit(Event::crud(
             Operation::Update,
             name,
@@ -282,7 +325,7 @@ impl Tx<'_> {
 
     /// Deletes the entity after its dependants: children whose reference
     /// cascades go first, one whose reference restricts stops everything.
-    fn delete(&self, name: &str, id: Uuid) -> TxResult<Value> {
+    pub(crate) fn delete(&self, name: &str, id: Uuid) -> TxResult<Value> {
         let key = entity_key(name, id);
         let Some(old) = self.entities.get(&key)? else {
             return abort(Error::NotFound);
@@ -311,36 +354,35 @@ impl Tx<'_> {
         }
         self.release_unique(name, &old)?;
         self.unlink_parents(name, id, &old)?;
-        self.entities.remove(key)?;
+        self.del(self.entities, key)?;
         self.emit(Event::crud(Operation::Delete, name, &old, None, self.at_ms))?;
         Ok(old)
     }
 }
 
 impl Store {
-    fn entity_tx<T>(&self, at_ms: i64, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T> {
-        use sled::Transactional;
-        let s = &self.inner;
-        (&s.entities, &s.unique, &s.children, &s.outbox)
-            .transaction(|(entities, unique, children, outbox)| {
-                f(&Tx {
-                    entities,
-                    unique,
-                    children,
-                    outbox,
-                    at_ms,
-                })
-            })
-            .map_err(tx_error)
+    /// Runs one entity write in the writer's next shared transaction,
+    /// then waits until it is on disk.
+    async fn entity_write(
+        &self,
+        at_ms: i64,
+        write: impl Fn(&Tx<'_>) -> TxResult<Value> + Send + 'static,
+    ) -> Result<Value> {
+        let result = self.inner.writer.write(at_ms, Box::new(write)).await?;
+        self.outbox_written();
+        self.durable().await?;
+        Ok(result)
     }
 
     /// Stores a new entity (its `id` member set) and its crud events,
     /// durably: returns once the write is on disk.
     pub async fn insert(&self, name: &str, value: Value, at_ms: i64) -> Result<Value> {
         let id = id_of(&value).ok_or(Error::MissingId)?;
-        self.entity_tx(at_ms, |tx| tx.insert(name, id, &value))?;
-        self.outbox_written();
-        self.durable().await?;
+        let (name, stored) = (name.to_string(), value.clone());
+        self.entity_write(at_ms, move |tx| {
+            tx.insert(&name, id, &stored).map(|()| Value::Null)
+        })
+        .await?;
         Ok(value)
     }
 
@@ -348,19 +390,17 @@ impl Store {
     /// the entity as it was.
     pub async fn update(&self, name: &str, value: Value, at_ms: i64) -> Result<Value> {
         let id = id_of(&value).ok_or(Error::MissingId)?;
-        let old = self.entity_tx(at_ms, |tx| tx.update(name, id, &value))?;
-        self.outbox_written();
-        self.durable().await?;
-        Ok(old)
+        let name = name.to_string();
+        self.entity_write(at_ms, move |tx| tx.update(&name, id, &value))
+            .await
     }
 
     /// Deletes an entity, cascading where its schema says so, with the
     /// crud events of every entity removed, durably. Returns the entity.
     pub async fn delete(&self, name: &str, id: Uuid, at_ms: i64) -> Result<Value> {
-        let old = self.entity_tx(at_ms, |tx| tx.delete(name, id))?;
-        self.outbox_written();
-        self.durable().await?;
-        Ok(old)
+        let name = name.to_string();
+        self.entity_write(at_ms, move |tx| tx.delete(&name, id))
+            .await
     }
 
     /// The entity with that id.

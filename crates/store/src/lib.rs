@@ -10,6 +10,7 @@ mod guests;
 mod outbox;
 mod queue;
 mod tokens;
+mod writer;
 
 pub use audit::AuditFilter;
 pub use entities::{Listed, Page};
@@ -82,6 +83,9 @@ pub enum Error {
     /// A pagination offset that is not one this store gave out.
     #[error("invalid offset")]
     InvalidOffset,
+    /// The store is closing and takes no more writes.
+    #[error("the store is shutting down")]
+    Stopped,
 }
 
 /// `Result` with the store's error.
@@ -112,6 +116,7 @@ struct Inner {
     audit: audit::AuditTrees,
     tokens: sled::Tree,
     outbox_notify: tokio::sync::Notify,
+    writer: writer::Writer,
     flusher: Flusher,
 }
 
@@ -125,11 +130,23 @@ impl Store {
     /// Opens (or creates) the store in a directory.
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new().path(dir).open()?;
+        let (entities, unique, children, outbox) = (
+            db.open_tree("entities")?,
+            db.open_tree("unique")?,
+            db.open_tree("children")?,
+            db.open_tree("outbox")?,
+        );
         let inner = Inner {
-            entities: db.open_tree("entities")?,
-            unique: db.open_tree("unique")?,
-            children: db.open_tree("children")?,
-            outbox: db.open_tree("outbox")?,
+            writer: writer::Writer::start([
+                entities.clone(),
+                unique.clone(),
+                children.clone(),
+                outbox.clone(),
+            ]),
+            entities,
+            unique,
+            children,
+            outbox,
             meta: db.open_tree("meta")?,
             queue: queue::QueueTrees::open(&db)?,
             guests: guests::GuestTrees::open(&db)?,

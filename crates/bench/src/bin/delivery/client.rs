@@ -1,0 +1,112 @@
+//! The load: bare hyper HTTP/1.1 keep-alive connections, each posting one
+//! request at a time, all drawing from one shared count of requests. The
+//! same code writes entities to hookd and posts the bare bodies to the
+//! receiver, so the two figures differ only in what is on the other end.
+
+use crate::stamps::{Clock, Stamps};
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// One keep-alive connection.
+pub struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP/1.1 handshake")?;
+        tokio::spawn(connection);
+        Ok(Conn {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    /// POSTs a JSON body; the answer's status and body.
+    pub async fn post(&mut self, path: &str, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
+        let request = Request::post(path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// What to send: `count` POSTs of `body(i)` to `path`, each answered
+/// with `expect`.
+pub struct Load<F> {
+    pub addr: SocketAddr,
+    pub connections: usize,
+    pub count: usize,
+    pub path: &'static str,
+    pub body: F,
+    pub expect: StatusCode,
+}
+
+/// When each request was sent and when it was answered.
+pub struct Sent {
+    pub started: Stamps,
+    pub answered: Stamps,
+}
+
+impl<F: Fn(usize) -> Bytes + Send + Sync + 'static> Load<F> {
+    /// Sends every request; fails at the first unexpected answer.
+    pub async fn run(self, clock: Clock) -> anyhow::Result<Arc<Sent>> {
+        let sent = Arc::new(Sent {
+            started: Stamps::new(self.count),
+            answered: Stamps::new(self.count),
+        });
+        let next = Arc::new(AtomicUsize::new(0));
+        let load = Arc::new(self);
+        let mut conns = Vec::new();
+        for _ in 0..load.connections {
+            conns.push(Conn::open(load.addr).await?);
+        }
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .map(|mut conn| {
+                let (load, sent, next) = (load.clone(), sent.clone(), next.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= load.count {
+                            return anyhow::Ok(());
+                        }
+                        let body = (load.body)(i);
+                        sent.started.mark(i, clock.now());
+                        let (status, answer) = conn.post(load.path, body).await?;
+                        sent.answered.mark(i, clock.now());
+                        if status != load.expect {
+                            bail!(
+                                "POST {} #{i} answered {status}: {}",
+                                load.path,
+                                String::from_utf8_lossy(&answer)
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await??;
+        }
+        Ok(sent)
+    }
+}

@@ -1,0 +1,226 @@
+//! Lambda invocations per second and their latency, one thread: a fresh
+//! wasm instance per event (what hookd's sandbox does) for a trivial guest
+//! and for a guest that parses the crud JSON, changes it and returns it,
+//! next to the same transform in LuaJIT run Kong's way (one state, the
+//! function loaded once) and with a fresh state per event.
+//!
+//! Both sides get the same job: the event data arrives as a JSON string
+//! and leaves as one. Rounds interleave the four runs so that the load of
+//! a shared machine weighs on all of them alike.
+
+mod lua;
+mod wasm;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hookd_bench::report::{Table, ratio};
+use hookd_bench::{Summary, load_average, thread_cpu_time};
+use hookd_model::{Event, Operation};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The goal: per-event isolation at this fraction of Kong's shared state.
+const GOAL: f64 = 0.7;
+
+#[derive(Parser)]
+#[command(about = "Lambda invocations per second: fresh wasm instances against LuaJIT")]
+struct Args {
+    /// Measured invocations per run and round.
+    #[arg(long, short = 'n', default_value_t = 20_000)]
+    iterations: usize,
+    /// Invocations before each measured run, not counted.
+    #[arg(long, default_value_t = 1_000)]
+    warmup: usize,
+    /// Rounds; each runs every variant once, and the figures pool them.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Divides the iterations of the fresh-Lua-state run, which is an
+    /// order of magnitude slower than the others.
+    #[arg(long, default_value_t = 10)]
+    fresh_lua_divisor: usize,
+    /// Directory of the example guests.
+    #[arg(long, default_value_os_t = default_guests())]
+    guests: PathBuf,
+}
+
+fn default_guests() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../guest-examples")
+}
+
+/// A realistic crud `consumers:create` event's data, as hookd's store
+/// makes it (about 300 bytes of JSON).
+fn crud_event() -> Event {
+    let consumer = json!({
+        "id": "8a3e6b0c-5f21-4c7e-9a55-2b0f6c1d9e47",
+        "created_at": 1_764_230_400,
+        "updated_at": 1_764_230_400,
+        "username": "alice.johnson@example.com",
+        "custom_id": "crm-customer-00047110815",
+        "tags": ["billing", "tier-gold", "eu-west"],
+        "type": 0,
+    });
+    Event::crud(
+        Operation::Create,
+        "consumers",
+        &consumer,
+        None,
+        1_764_230_400_000,
+    )
+    .into_iter()
+    .find(|e| e.event == "consumers:create")
+    .expect("a create makes a consumers:create event")
+}
+
+/// Runs `once` `warmup` times, then `n` times timing each call.
+fn measure(n: usize, warmup: usize, mut once: impl FnMut() -> anyhow::Result<()>) -> Run {
+    for _ in 0..warmup {
+        if let Err(e) = once() {
+            return Run::Failed(e);
+        }
+    }
+    let mut latencies = Vec::with_capacity(n);
+    let cpu = thread_cpu_time();
+    let started = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        if let Err(e) = once() {
+            return Run::Failed(e);
+        }
+        latencies.push(t.elapsed());
+    }
+    Run::Done {
+        elapsed: started.elapsed(),
+        cpu: thread_cpu_time().zip(cpu).map(|(end, start)| end - start),
+        latencies,
+    }
+}
+
+enum Run {
+    Done {
+        elapsed: Duration,
+        cpu: Option<Duration>,
+        latencies: Vec<Duration>,
+    },
+    Failed(anyhow::Error),
+}
+
+/// The rounds of one variant, pooled.
+#[derive(Default)]
+struct Pooled {
+    elapsed: Duration,
+    cpu: Option<Duration>,
+    latencies: Vec<Duration>,
+}
+
+impl Pooled {
+    fn add(&mut self, name: &str, run: Run) -> anyhow::Result<()> {
+        match run {
+            Run::Done {
+                elapsed,
+                cpu,
+                latencies,
+            } => {
+                self.elapsed += elapsed;
+                self.cpu = cpu.map(|c| c + self.cpu.unwrap_or_default());
+                self.latencies.extend(latencies);
+                Ok(())
+            }
+            Run::Failed(e) => Err(e.context(format!("{name}: an invocation failed"))),
+        }
+    }
+
+    fn summary(self) -> Summary {
+        Summary::new(self.latencies.len(), self.elapsed, self.latencies).with_cpu(self.cpu)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let event = crud_event();
+    let data = event.data.to_string();
+    let wasm = wasm::Bench::new(&args.guests, &event)?;
+    let lua = lua::Shared::new()?;
+    check_same_transform(&wasm, &lua, &data)?;
+    let n = args.iterations;
+    let fresh_n = (n / args.fresh_lua_divisor.max(1)).max(1);
+    let fresh_warmup = (args.warmup / args.fresh_lua_divisor.max(1)).max(1);
+
+    println!(
+        "lambda: {} rounds of {n} invocations ({fresh_n} with a fresh Lua state), \
+         event data {} bytes, one thread; {}",
+        args.rounds,
+        data.len(),
+        load_average()
+    );
+    let [mut noop, mut transform, mut shared, mut fresh]: [Pooled; 4] = Default::default();
+    for _ in 0..args.rounds {
+        noop.add("wasm-noop", measure(n, args.warmup, || wasm.noop()))?;
+        transform.add(
+            "wasm-transform",
+            measure(n, args.warmup, || wasm.transform().map(drop)),
+        )?;
+        shared.add(
+            "lua-shared",
+            measure(n, args.warmup, || lua.transform(&event, &data).map(drop)),
+        )?;
+        fresh.add(
+            "lua-fresh",
+            measure(fresh_n, fresh_warmup, || {
+                lua::fresh_transform(&event, &data).map(drop)
+            }),
+        )?;
+    }
+    let (noop, transform, shared, fresh) = (
+        noop.summary(),
+        transform.summary(),
+        shared.summary(),
+        fresh.summary(),
+    );
+
+    let mut table = Table::of_summaries();
+    table
+        .summary("wasm-noop (fresh instance)", &noop)
+        .summary("wasm-transform (fresh instance)", &transform)
+        .summary("lua-shared (Kong: one state)", &shared)
+        .summary("lua-fresh (a state per event)", &fresh);
+    print!("{table}");
+    // On a shared machine the wall-clock rates also count time other
+    // processes held the CPU; per CPU-second they do not.
+    let cpu_ratio = |a: &Summary, b: &Summary| Some(a.cpu_rate? / b.cpu_rate?);
+    let vs_shared = cpu_ratio(&transform, &shared).unwrap_or(transform.rate / shared.rate);
+    println!(
+        "wasm-transform / lua-shared: {} per CPU-second ({} wall)   \
+         wasm-transform / lua-fresh: {} per CPU-second",
+        ratio(vs_shared),
+        ratio(transform.rate / shared.rate),
+        ratio(cpu_ratio(&transform, &fresh).unwrap_or(transform.rate / fresh.rate)),
+    );
+    println!(
+        "goal (a fresh wasm instance per event >= {GOAL}x Kong's shared LuaJIT state): {}",
+        if vs_shared >= GOAL { "met" } else { "not met" }
+    );
+    println!(
+        "{} through mlua; its JSON is decoded straight into a table and encoded \
+         from it by serde_json (native code, as lua-cjson is for Kong); at the end, {}",
+        lua.version()?,
+        load_average()
+    );
+    Ok(())
+}
+
+/// Fails unless the guest and the Lua function make the same JSON of the
+/// event: the comparison is only fair if they do the same work.
+fn check_same_transform(wasm: &wasm::Bench, lua: &lua::Shared, data: &str) -> anyhow::Result<()> {
+    let from_wasm: Value =
+        serde_json::from_str(&wasm.transform()?).context("the wasm transform's output")?;
+    let from_lua: Value = serde_json::from_str(&lua.transform(&wasm.event, data)?)
+        .context("the Lua transform's output")?;
+    if from_wasm != from_lua {
+        bail!("the transforms disagree:\n  wasm: {from_wasm}\n  lua:  {from_lua}");
+    }
+    if from_wasm["entity"]["username"] != "ALICE.JOHNSON@EXAMPLE.COM" {
+        bail!("the transform did not uppercase the username: {from_wasm}");
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The wasm side: hookd's sandbox as the server sets it up (default
+//! configuration, default grant), each call a fresh instance.
+
+use anyhow::{Context, anyhow, bail};
+use hookd_model::Event;
+use hookd_model::hook::LambdaConfig;
+use hookd_sandbox::{EffectiveGrant, Guest, Invocation, Sandbox, SandboxConfig};
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A guest ready to run with the grant a lambda hook naming it gets.
+struct Ready {
+    name: &'static str,
+    guest: Arc<Guest>,
+    grant: EffectiveGrant,
+}
+
+/// The two guests and the event they are given.
+pub struct Bench {
+    /// One thread, as one delivery worker runs guests.
+    runtime: tokio::runtime::Runtime,
+    sandbox: Sandbox,
+    noop: Ready,
+    transform: Ready,
+    /// The event every call gets.
+    pub event: Event,
+    data: String,
+}
+
+impl Bench {
+    /// Compiles the `noop` and `transform` guests found under `guests`.
+    pub fn new(guests: &Path, event: &Event) -> anyhow::Result<Self> {
+        let sandbox = Sandbox::new(SandboxConfig::default()).context("building the sandbox")?;
+        let ready = |name: &'static str| -> anyhow::Result<Ready> {
+            let path = guests.join(name).join(format!("{name}.wasm"));
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "reading {} (guest-examples/build.sh builds it)",
+                    path.display()
+                )
+            })?;
+            let guest = sandbox
+                .prepare(&bytes)
+                .with_context(|| format!("compiling {}", path.display()))?;
+            let lambda = LambdaConfig {
+                functions: vec![name.to_string()],
+                capabilities: Default::default(),
+                limits: Default::default(),
+            };
+            let grant = sandbox.grant(&lambda, guest.report());
+            Ok(Ready { name, guest, grant })
+        };
+        Ok(Bench {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+            noop: ready("noop")?,
+            transform: ready("transform")?,
+            sandbox,
+            event: event.clone(),
+            data: event.data.to_string(),
+        })
+    }
+
+    /// One call of the trivial guest, which must answer "unchanged".
+    pub fn noop(&self) -> anyhow::Result<()> {
+        match self.invoke(&self.noop)? {
+            None => Ok(()),
+            Some(out) => bail!("noop returned data: {out}"),
+        }
+    }
+
+    /// One call of the transform guest: its JSON.
+    pub fn transform(&self) -> anyhow::Result<String> {
+        self.invoke(&self.transform)?
+            .ok_or_else(|| anyhow!("transform returned no data"))
+    }
+
+    fn invoke(&self, ready: &Ready) -> anyhow::Result<Option<String>> {
+        let e = &self.event;
+        let call = self.sandbox.invoke(
+            &ready.guest,
+            &ready.grant,
+            Invocation {
+                hook_id: Uuid::nil(),
+                guest_name: ready.name,
+                event_id: e.id,
+                source: &e.source,
+                event: &e.event,
+                data: self.data.clone(),
+            },
+        );
+        self.runtime
+            .block_on(call)
+            .result
+            .map_err(|failure| anyhow!("{}: {failure}", ready.name))
+    }
+}

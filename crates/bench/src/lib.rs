@@ -1,0 +1,136 @@
+//! What the two benchmark binaries share: latency summaries, the machine's
+//! load (every figure is printed with it, since these machines are shared
+//! and noisy) and a plain text table.
+//!
+//! The binaries themselves are `delivery` (entity write to webhook
+//! received, against a bare hyper client) and `lambda` (a fresh wasm
+//! instance per event, against LuaJIT as Kong runs it); `just bench` runs
+//! both.
+#![deny(missing_docs)]
+
+pub mod report;
+
+use std::time::Duration;
+
+/// Rate and latency of one measured run.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Operations measured.
+    pub count: usize,
+    /// Operations per second of wall time over the whole run.
+    pub rate: f64,
+    /// Operations per second of CPU time, when it was measured: what the
+    /// rate would be on an otherwise idle CPU.
+    pub cpu_rate: Option<f64>,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+impl Summary {
+    /// `count` operations over `elapsed`, with their latencies (in any order).
+    pub fn new(count: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Self {
+        latencies.sort_unstable();
+        Summary {
+            count,
+            rate: count as f64 / elapsed.as_secs_f64(),
+            cpu_rate: None,
+            p50: percentile(&latencies, 50.0),
+            p99: percentile(&latencies, 99.0),
+        }
+    }
+
+    /// The same run, knowing the CPU time it took.
+    pub fn with_cpu(self, cpu: Option<Duration>) -> Self {
+        Summary {
+            cpu_rate: cpu
+                .filter(|c| !c.is_zero())
+                .map(|c| self.count as f64 / c.as_secs_f64()),
+            ..self
+        }
+    }
+}
+
+/// The nearest-rank percentile of sorted values; zero when there are none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// CPU time the calling thread has run, from the scheduler's own count
+/// (`/proc/thread-self/schedstat`, nanoseconds, updated at least every
+/// scheduler tick). On a loaded machine the wall clock also counts the
+/// time other processes held the CPU; this does not.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// CPU time (user and system, all threads) process `pid` has used, from
+/// `/proc/<pid>/stat`, in clock ticks of 10 ms.
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    /// Linux reports these times in USER_HZ, 100 per second on every
+    /// architecture it runs on.
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields are counted after its ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// The 1, 5 and 15 minute load averages and the number of CPUs, e.g.
+/// `load average 1.52 1.31 0.98 on 2 CPUs`.
+pub fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("load average {load} on {cpus} CPUs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let ms: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&ms, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&ms, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&ms[..1], 99.0), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn cpu_times_are_read() {
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {}
+        assert!(thread_cpu_time().unwrap() > Duration::ZERO);
+        assert!(process_cpu_time(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn a_summary_is_count_over_time() {
+        let s = Summary::new(
+            500,
+            Duration::from_millis(250),
+            vec![Duration::from_millis(3), Duration::from_millis(1)],
+        );
+        assert_eq!(s.rate, 2000.0);
+        assert_eq!(s.cpu_rate, None);
+        assert_eq!(
+            s.with_cpu(Some(Duration::from_millis(100))).cpu_rate,
+            Some(5000.0)
+        );
+        assert_eq!(s.p50, Duration::from_millis(1));
+        assert_eq!(s.p99, Duration::from_millis(3));
+    }
+}
