@@ -122,6 +122,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.writer.stop();
         self.flusher.stop();
     }
 }
@@ -184,8 +185,10 @@ impl Store {
         self.inner.flusher.durable().await.map_err(Error::Flush)
     }
 
-    /// Flushes everything and stops the flusher; for shutdown.
+    /// Applies the entity writes already sent, stops the writer and the
+    /// flusher, and flushes everything; for shutdown.
     pub fn close(&self) {
+        self.inner.writer.stop();
         self.inner.flusher.stop();
         if let Err(e) = self.inner.db.flush() {
             tracing::error!(error = %e, "final flush of the store failed");

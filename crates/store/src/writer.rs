@@ -11,7 +11,8 @@ use crate::entities::Tx;
 use crate::{Error, Result};
 use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
+use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 /// Writes taken into one transaction, at most: bounds the time a write
@@ -38,9 +39,11 @@ struct Request {
     answer: oneshot::Sender<Result<Value>>,
 }
 
-/// Handle on the writer thread; it stops once the handle is dropped.
+/// Handle on the writer thread.
 pub(crate) struct Writer {
-    requests: mpsc::Sender<Request>,
+    /// None once stopped.
+    requests: Mutex<Option<mpsc::Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Writer {
@@ -48,25 +51,44 @@ impl Writer {
     /// children, outbox.
     pub(crate) fn start(trees: [sled::Tree; 4]) -> Self {
         let (requests, pending) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hookd-writer".into())
             .spawn(move || run(&trees, &pending))
             .expect("spawning the writer thread");
-        Writer { requests }
+        Writer {
+            requests: Mutex::new(Some(requests)),
+            thread: Mutex::new(Some(thread)),
+        }
     }
 
     /// Applies `write` in the next transaction; committed, not yet durable.
     pub(crate) async fn write(&self, at_ms: i64, write: Write) -> Result<Value> {
         let (answer, answered) = oneshot::channel();
-        self.requests
-            .send(Request {
-                at_ms,
-                write,
-                answer,
-            })
+        let request = Request {
+            at_ms,
+            write,
+            answer,
+        };
+        lock(&self.requests)
+            .as_ref()
+            .ok_or(Error::Stopped)?
+            .send(request)
             .map_err(|_| Error::Stopped)?;
         answered.await.map_err(|_| Error::Stopped)?
     }
+
+    /// Applies the writes already sent and ends the thread, which lets go
+    /// of the trees: the database can be opened again once this returns.
+    pub(crate) fn stop(&self) {
+        lock(&self.requests).take();
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn run(trees: &[sled::Tree; 4], pending: &mpsc::Receiver<Request>) {
