@@ -69,6 +69,9 @@ pub struct Config {
     pub sandbox_default_timeout: Dur,
     /// Longest wall time any hook may ask for.
     pub sandbox_max_timeout: Dur,
+    /// Whether guest code counts fuel, so that hooks may limit it. Counting
+    /// slows every guest (a JSON transform ~1.4x), so it is off by default.
+    pub sandbox_fuel_metering: bool,
     /// Fuel of one guest call when its hook sets none; 0 is unmetered.
     pub sandbox_default_fuel: u64,
     /// Most fuel any hook may ask for; 0 is no maximum.
@@ -180,6 +183,7 @@ impl Default for Config {
             sandbox_max_memory: capability::MAX_MEMORY,
             sandbox_default_timeout: Dur(Duration::from_millis(capability::DEFAULT_TIMEOUT_MS)),
             sandbox_max_timeout: Dur(Duration::from_millis(capability::MAX_TIMEOUT_MS)),
+            sandbox_fuel_metering: false,
             sandbox_default_fuel: capability::DEFAULT_FUEL.unwrap_or(0),
             sandbox_max_fuel: capability::MAX_FUEL.unwrap_or(0),
             guest_size_limit: hookd_sandbox::MAX_GUEST_BYTES,
@@ -355,7 +359,21 @@ impl Config {
                 self.sandbox_max_timeout,
                 fuel(self.sandbox_max_fuel),
             ),
+            fuel_metering: self.sandbox_fuel_metering,
         };
+        if !self.sandbox_fuel_metering {
+            for (key, value) in [
+                ("sandbox_default_fuel", self.sandbox_default_fuel),
+                ("sandbox_max_fuel", self.sandbox_max_fuel),
+            ] {
+                if value > 0 {
+                    return Err(ConfigError::Sandbox {
+                        key,
+                        reason: "fuel is counted only with sandbox_fuel_metering = true".into(),
+                    });
+                }
+            }
+        }
         if ceiling.default_limits.memory > ceiling.max_limits.memory {
             return Err(ConfigError::Sandbox {
                 key: "sandbox_default_memory",
@@ -577,6 +595,27 @@ mod tests {
             c.catalogue([]).unwrap_err().to_string(),
             "custom_sources.p: e: unique field 'b' is not one of its fields"
         );
+    }
+
+    #[test]
+    fn fuel_limits_need_fuel_metering() {
+        let c = Config::load(None, env(&[("HOOKD_SANDBOX_MAX_FUEL", "1000")])).unwrap();
+        assert_eq!(
+            c.sandbox().unwrap_err().to_string(),
+            "sandbox_max_fuel: fuel is counted only with sandbox_fuel_metering = true"
+        );
+        let c = Config::load(
+            None,
+            env(&[
+                ("HOOKD_SANDBOX_MAX_FUEL", "1000"),
+                ("HOOKD_SANDBOX_FUEL_METERING", "true"),
+            ]),
+        )
+        .unwrap();
+        let ceiling = c.sandbox().unwrap().ceiling;
+        assert!(ceiling.fuel_metering);
+        assert_eq!(ceiling.max_limits.fuel, Some(1000));
+        assert!(!Config::default().sandbox().unwrap().ceiling.fuel_metering);
     }
 
     #[test]

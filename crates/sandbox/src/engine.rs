@@ -41,7 +41,7 @@ impl Runtime {
         let mut wasm = Config::new();
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .epoch_interruption(true)
-            .consume_fuel(true);
+            .consume_fuel(config.ceiling.fuel_metering);
         let engine = Engine::new(&wasm).map_err(engine_error)?;
 
         let mut components = wasmtime::component::Linker::new(&engine);

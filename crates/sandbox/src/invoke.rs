@@ -424,7 +424,7 @@ impl Sandbox {
             limiter: Limiter::new(grant.limits.memory),
             log: io.log.clone(),
         };
-        let mut store = new_store(&rt.engine, state, &grant.limits)?;
+        let mut store = new_store(&rt.engine, self.metered(), state, &grant.limits)?;
         let lambda = pre
             .instantiate_async(&mut store)
             .await
@@ -466,7 +466,7 @@ impl Sandbox {
             wasi: wasi.build_p1(),
             limiter: Limiter::new(grant.limits.memory),
         };
-        let mut store = new_store(&rt.engine, state, &grant.limits)?;
+        let mut store = new_store(&rt.engine, self.metered(), state, &grant.limits)?;
         let instance = pre
             .instantiate_async(&mut store)
             .await
@@ -499,6 +499,10 @@ impl Sandbox {
         let out = String::from_utf8(out)
             .map_err(|_| Failure::GuestError("stdout is not UTF-8".into()))?;
         Ok((!out.trim().is_empty()).then_some(out))
+    }
+
+    fn metered(&self) -> bool {
+        self.inner.config.ceiling.fuel_metering
     }
 
     fn bounded(&self, out: String) -> Result<String, Failure> {
@@ -594,6 +598,7 @@ impl Sandbox {
 
 fn new_store<T: Limited + 'static>(
     engine: &wasmtime::Engine,
+    metered: bool,
     state: T,
     limits: &ResolvedLimits,
 ) -> Result<Store<T>, Failure> {
@@ -612,9 +617,13 @@ fn new_store<T: Limited + 'static>(
         })
     });
     store.set_epoch_deadline(1);
-    store
-        .set_fuel(limits.fuel.unwrap_or(u64::MAX))
-        .map_err(|e| Failure::Host(format!("{e:#}")))?;
+    // A metering engine counts every call's fuel, down from zero: an
+    // unlimited call gets all there is.
+    if metered {
+        store
+            .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+            .map_err(|e| Failure::Host(format!("{e:#}")))?;
+    }
     Ok(store)
 }
 
