@@ -10,7 +10,9 @@ use hookd_model::delivery::Delivery;
 use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use std::cell::Cell;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use uuid::Uuid;
 
 /// The trees of the queue.
@@ -25,13 +27,20 @@ pub(crate) struct QueueTrees {
     pub finished: sled::Tree,
     /// hook id ++ name → value: on_change and snooze memory.
     pub hook_state: sled::Tree,
+    /// Entries in `due`: counted once at open, then kept by every commit,
+    /// because sled's `len` walks the whole tree. Commits add their
+    /// changes after they land, so a reader may briefly see one commit's
+    /// removals before another's additions, never a count below zero.
+    due_count: AtomicIsize,
 }
 
 impl QueueTrees {
     pub(crate) fn open(db: &sled::Db) -> Result<Self> {
+        let due = db.open_tree("due")?;
         Ok(QueueTrees {
             deliveries: db.open_tree("deliveries")?,
-            due: db.open_tree("due")?,
+            due_count: AtomicIsize::new(isize::try_from(due.len()).unwrap_or(isize::MAX)),
+            due,
             by_hook: db.open_tree("by_hook")?,
             finished: db.open_tree("finished")?,
             hook_state: db.open_tree("hook_state")?,
@@ -90,9 +99,42 @@ struct QueueTx<'a> {
     due: &'a TransactionalTree,
     by_hook: &'a TransactionalTree,
     finished: &'a TransactionalTree,
+    /// Entries this attempt added to `due`, less those it removed: a
+    /// transaction may run its closure again, so the count is applied
+    /// only once it commits.
+    due_added: Cell<isize>,
 }
 
-impl QueueTx<'_> {
+impl<'a> QueueTx<'a> {
+    fn new(
+        deliveries: &'a TransactionalTree,
+        due: &'a TransactionalTree,
+        by_hook: &'a TransactionalTree,
+        finished: &'a TransactionalTree,
+    ) -> Self {
+        QueueTx {
+            deliveries,
+            due,
+            by_hook,
+            finished,
+            due_added: Cell::new(0),
+        }
+    }
+
+    fn due_insert(&self, key: &[u8]) -> TxResult<()> {
+        if self.due.insert(key, &[])?.is_none() {
+            self.due_added.set(self.due_added.get() + 1);
+        }
+        Ok(())
+    }
+
+    fn due_remove(&self, key: &[u8]) -> TxResult<()> {
+        if self.due.remove(key)?.is_some() {
+            self.due_added.set(self.due_added.get() - 1);
+        }
+        Ok(())
+    }
+
     /// Writes a delivery and moves its index entries from what was stored.
     fn put(&self, d: &Delivery) -> TxResult<()> {
         let id = d.id.as_bytes();
@@ -100,7 +142,7 @@ impl QueueTx<'_> {
             Some(old) => {
                 let old = decode(&old).map_err(ConflictableTransactionError::Abort)?;
                 if let Some(due) = old.next_attempt_at_ms {
-                    self.due.remove(&due_key(due, &old))?;
+                    self.due_remove(&due_key(due, &old))?;
                 }
                 if old.state.is_final() {
                     self.finished.remove(&time_key(finished_at(&old), old.id))?;
@@ -111,7 +153,7 @@ impl QueueTx<'_> {
             }
         }
         if let Some(due) = d.next_attempt_at_ms {
-            self.due.insert(&due_key(due, d), &[])?;
+            self.due_insert(&due_key(due, d))?;
         }
         if d.state.is_final() {
             self.finished.insert(&time_key(finished_at(d), d.id), &[])?;
@@ -122,7 +164,7 @@ impl QueueTx<'_> {
 
     fn remove(&self, d: &Delivery) -> TxResult<()> {
         if let Some(due) = d.next_attempt_at_ms {
-            self.due.remove(&due_key(due, d))?;
+            self.due_remove(&due_key(due, d))?;
         }
         if d.state.is_final() {
             self.finished.remove(&time_key(finished_at(d), d.id))?;
@@ -147,16 +189,21 @@ pub struct HookStateUpdate {
 impl Store {
     fn queue_tx<T>(&self, f: impl Fn(&QueueTx<'_>) -> TxResult<T>) -> Result<T> {
         let q = &self.inner.queue;
-        (&q.deliveries, &q.due, &q.by_hook, &q.finished)
+        let (value, due_added) = (&q.deliveries, &q.due, &q.by_hook, &q.finished)
             .transaction(|(deliveries, due, by_hook, finished)| {
-                f(&QueueTx {
-                    deliveries,
-                    due,
-                    by_hook,
-                    finished,
-                })
+                let tx = QueueTx::new(deliveries, due, by_hook, finished);
+                Ok((f(&tx)?, tx.due_added.get()))
             })
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        self.count_due(due_added);
+        Ok(value)
+    }
+
+    fn count_due(&self, added: isize) {
+        self.inner
+            .queue
+            .due_count
+            .fetch_add(added, Ordering::Relaxed);
     }
 
     /// Up to `limit` events from the head of the outbox, with their keys.
@@ -185,7 +232,7 @@ impl Store {
         state: &[HookStateUpdate],
     ) -> Result<()> {
         let q = &self.inner.queue;
-        (
+        let due_added = (
             &self.inner.outbox,
             &q.deliveries,
             &q.due,
@@ -198,12 +245,7 @@ impl Store {
                     for seq in consumed {
                         outbox.remove(&seq.to_be_bytes())?;
                     }
-                    let tx = QueueTx {
-                        deliveries: deliveries_t,
-                        due,
-                        by_hook,
-                        finished,
-                    };
+                    let tx = QueueTx::new(deliveries_t, due, by_hook, finished);
                     for d in deliveries {
                         tx.put(d)?;
                     }
@@ -219,10 +261,12 @@ impl Store {
                             }
                         }
                     }
-                    Ok(())
+                    Ok(tx.due_added.get())
                 },
             )
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        self.count_due(due_added);
+        Ok(())
     }
 
     /// Everything remembered for on_change and snooze: (hook, name, value).
@@ -280,9 +324,14 @@ impl Store {
         }
     }
 
-    /// Number of deliveries waiting for an attempt.
+    /// Number of deliveries waiting for an attempt; cheap (a counter).
     pub fn queue_depth(&self) -> usize {
-        self.inner.queue.due.len()
+        self.inner
+            .queue
+            .due_count
+            .load(Ordering::Relaxed)
+            .max(0)
+            .unsigned_abs()
     }
 
     /// Writes deliveries after attempts (or a redelivery), moving their
@@ -460,6 +509,35 @@ mod tests {
             .unwrap();
         assert_eq!(store.queue_depth(), 0);
         assert_eq!(store.next_due_ms().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn queue_depth_counts_due_deliveries_across_commits_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let hook = Uuid::new_v4();
+        let pending: Vec<Delivery> = (0..3)
+            .map(|i| Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i))
+            .collect();
+        store.commit_dispatch(&[], &pending, &[]).unwrap();
+        assert_eq!(store.queue_depth(), 3);
+        // Rescheduled (a failed attempt): still one entry each.
+        let mut retried = pending[0].clone();
+        retried.next_attempt_at_ms = Some(1_000);
+        store.commit_deliveries(&[retried]).unwrap();
+        assert_eq!(store.queue_depth(), 3);
+        // Written again unchanged: nothing added.
+        store.commit_deliveries(&pending[1..2]).unwrap();
+        assert_eq!(store.queue_depth(), 3);
+        store
+            .commit_deliveries(&[finish(pending[2].clone(), 5, DeliveryState::Dead)])
+            .unwrap();
+        assert_eq!(store.queue_depth(), 2);
+        assert_eq!(store.prune_deliveries(0, i64::MAX).unwrap(), 1);
+        assert_eq!(store.queue_depth(), 2);
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.queue_depth(), 2);
     }
 
     #[tokio::test]
