@@ -39,6 +39,10 @@ struct Args {
     /// order of magnitude slower than the others.
     #[arg(long, default_value_t = 10)]
     fresh_lua_divisor: usize,
+    /// Runs the guests on an engine that counts fuel (the server's
+    /// `sandbox_fuel_metering`), to measure what counting costs.
+    #[arg(long)]
+    fuel_metering: bool,
     /// Directory of the example guests.
     #[arg(long, default_value_os_t = default_guests())]
     guests: PathBuf,
@@ -139,7 +143,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let event = crud_event();
     let data = event.data.to_string();
-    let wasm = wasm::Bench::new(&args.guests, &event)?;
+    let wasm = wasm::Bench::new(&args.guests, &event, args.fuel_metering)?;
     let lua = lua::Shared::new()?;
     check_same_transform(&wasm, &lua, &data)?;
     let n = args.iterations;
@@ -148,9 +152,10 @@ fn main() -> anyhow::Result<()> {
 
     println!(
         "lambda: {} rounds of {n} invocations ({fresh_n} with a fresh Lua state), \
-         event data {} bytes, one thread; {}",
+         event data {} bytes, one thread, fuel metering {}; {}",
         args.rounds,
         data.len(),
+        if args.fuel_metering { "on" } else { "off" },
         load_average()
     );
     let [mut noop, mut transform, mut shared, mut fresh]: [Pooled; 4] = Default::default();

@@ -1,5 +1,6 @@
 //! The wasm side: hookd's sandbox as the server sets it up (default
-//! configuration, default grant), each call a fresh instance.
+//! configuration, default grant, fuel metering as asked), each call a
+//! fresh instance.
 
 use anyhow::{Context, anyhow, bail};
 use hookd_model::Event;
@@ -29,9 +30,12 @@ pub struct Bench {
 }
 
 impl Bench {
-    /// Compiles the `noop` and `transform` guests found under `guests`.
-    pub fn new(guests: &Path, event: &Event) -> anyhow::Result<Self> {
-        let sandbox = Sandbox::new(SandboxConfig::default()).context("building the sandbox")?;
+    /// Compiles the `noop` and `transform` guests found under `guests`,
+    /// for an engine that counts fuel when `fuel_metering`.
+    pub fn new(guests: &Path, event: &Event, fuel_metering: bool) -> anyhow::Result<Self> {
+        let mut config = SandboxConfig::default();
+        config.ceiling.fuel_metering = fuel_metering;
+        let sandbox = Sandbox::new(config).context("building the sandbox")?;
         let ready = |name: &'static str| -> anyhow::Result<Ready> {
             let path = guests.join(name).join(format!("{name}.wasm"));
             let bytes = std::fs::read(&path).with_context(|| {
