@@ -320,6 +320,31 @@ async fn hostile_guests_are_stopped_within_their_limits_and_the_server_carries_o
 }
 
 #[tokio::test]
+async fn fuel_limits_need_fuel_metering_and_then_stop_the_guest() {
+    let config = json!({"functions": ["spin"], "limits": {"fuel": 1_000_000, "timeout_ms": 5_000}});
+    let hook =
+        json!({"source": "crud", "event": "consumers", "handler": "lambda", "config": config});
+
+    let server = Server::start().await;
+    uploaded(&server, "spin", "spin").await;
+    let (status, body) = server.post("/event-hooks", &hook).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["fields"]["config"]["limits"]["fuel"],
+        "fuel is not counted on this server (sandbox_fuel_metering = false)"
+    );
+
+    let metered =
+        Server::start_with(Options::default().env("HOOKD_SANDBOX_FUEL_METERING", "true")).await;
+    uploaded(&metered, "spin", "spin").await;
+    let hook = metered.create("/event-hooks", &hook).await;
+    let (status, answer) = test_hook(&metered, &hook, json!({})).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    let err = answer["err"].as_str().unwrap();
+    assert!(err.contains("ran out of fuel (1000000)"), "{err}");
+}
+
+#[tokio::test]
 async fn ungranted_environment_and_files_stay_out_of_reach() {
     let server = Server::start_with(
         Options::default()
