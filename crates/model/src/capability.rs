@@ -464,14 +464,15 @@ impl SandboxCeiling {
     /// unmetered, bounded by its wall time, and its capabilities say so.
     pub fn resolve_limits(&self, requested: &Limits) -> ResolvedLimits {
         let (d, max) = (&self.default_limits, &self.max_limits);
-        let fuel = requested.fuel.or(d.fuel).filter(|_| self.fuel_metering);
+        let fuel = requested.fuel.or(d.fuel);
         ResolvedLimits {
             memory: requested.memory.unwrap_or(d.memory).min(max.memory),
             timeout_ms: requested
                 .timeout_ms
                 .unwrap_or(d.timeout_ms)
                 .min(max.timeout_ms),
-            fuel: match (fuel, max.fuel.filter(|_| self.fuel_metering)) {
+            fuel: match (fuel, max.fuel) {
+                _ if !self.fuel_metering => None,
                 (Some(f), Some(m)) => Some(f.min(m)),
                 (f, m) => f.or(m),
             },
