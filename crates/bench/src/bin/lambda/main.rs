@@ -139,6 +139,10 @@ impl Pooled {
     }
 }
 
+// hookd's allocator, so that the guests run here as they run in the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let event = crud_event();
