@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Events taken from the outbox per transaction.
+/// Events taken from the outbox per transaction (whole records, so a few
+/// more at times).
 const BATCH: usize = 1024;
 
 /// How often the outbox is looked at without being woken, in case a
@@ -53,7 +54,6 @@ pub(crate) async fn run(engine: Arc<Engine>) {
 /// What one batch of events comes to.
 #[derive(Default)]
 struct Batch {
-    consumed: Vec<u64>,
     deliveries: Vec<Delivery>,
     remembered: Vec<HookStateUpdate>,
 }
@@ -69,7 +69,6 @@ impl Batch {
         memory: &mut HashMap<Uuid, HookMemory>,
         now: i64,
     ) {
-        self.consumed.push(seq);
         engine
             .metrics
             .events
@@ -109,26 +108,23 @@ async fn dispatch_batch(
     engine: &Engine,
     memory: &mut HashMap<Uuid, HookMemory>,
 ) -> Result<usize, Error> {
-    let events = engine.store.outbox_batch(BATCH)?;
-    if events.is_empty() {
+    let taken = engine.store.outbox_batch(BATCH)?;
+    if taken.records.is_empty() {
         return Ok(0);
     }
     let hooks = load_hooks(engine)?;
     let now = engine.clock.now_ms();
+    let events = taken.events.len();
     let mut batch = Batch::default();
-    for item in events {
+    for item in taken.events {
         batch.route(engine, &hooks, item, memory, now);
     }
     engine
         .store
-        .commit_dispatch(&batch.consumed, &batch.deliveries, &batch.remembered)?;
+        .commit_dispatch(&taken.records, &batch.deliveries, &batch.remembered)?;
     engine.store.durable().await?;
-    tracing::debug!(
-        events = batch.consumed.len(),
-        deliveries = batch.deliveries.len(),
-        "dispatched"
-    );
-    Ok(batch.consumed.len())
+    tracing::debug!(events, deliveries = batch.deliveries.len(), "dispatched");
+    Ok(events)
 }
 
 /// Every hook, read afresh for each batch so that created, changed and

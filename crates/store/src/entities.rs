@@ -204,10 +204,9 @@ impl<'a> Tx<'a> {
     }
 
     fn emit(&self, events: Vec<Event>) -> TxResult<()> {
-        for event in events {
-            let seq = self.outbox.generate_id()?;
-            let bytes = serde_json::to_vec(&event).expect("events always serialise");
-            self.put(self.outbox, seq.to_be_bytes().to_vec(), bytes)?;
+        for record in crate::outbox::encode_records(&events) {
+            let key = crate::outbox::next_key(self.outbox)?;
+            self.put(self.outbox, key.to_vec(), record)?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ mod writer;
 pub use audit::AuditFilter;
 pub use entities::{Listed, Page};
 pub use guests::Upload;
+pub use outbox::OutboxBatch;
 pub use queue::HookStateUpdate;
 
 use flusher::Flusher;

@@ -1,25 +1,110 @@
 //! The outbox: events committed with the writes that caused them, waiting
 //! for the dispatcher.
+//!
+//! One record holds the events of one write (an entity's three crud
+//! events, or a published batch), in order: each sled operation costs
+//! about as much whatever its size, so one record instead of one per event
+//! saves the writer and the dispatcher two thirds of their outbox work.
 
 use crate::{Error, Result, Store, tx_error};
 use hookd_model::Event;
+use serde::de::IgnoredAny;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-impl Store {
-    /// Every event in the outbox, oldest first.
-    pub fn outbox_events(&self) -> Result<Vec<Event>> {
-        self.inner
-            .outbox
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(Error::Corrupt))
-            .collect()
+/// Events in one record, at most. An event's place in the outbox order is
+/// its record's key shifted left by [`INDEX_BITS`] plus its index in the
+/// record, so that deliveries of the events of one record keep their order.
+const INDEX_BITS: u32 = 16;
+const RECORD_EVENTS: usize = 1 << INDEX_BITS;
+
+/// Events taken from the head of the outbox.
+#[derive(Debug, Default)]
+pub struct OutboxBatch {
+    /// The keys of the records taken: what the dispatch removes.
+    pub records: Vec<u64>,
+    /// Their events, each with its place in the outbox order.
+    pub events: Vec<(u64, Event)>,
+}
+
+/// The stored records of `events`, each with at most [`RECORD_EVENTS`].
+pub(crate) fn encode_records(events: &[Event]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    events
+        .chunks(RECORD_EVENTS)
+        .map(|chunk| serde_json::to_vec(chunk).expect("events always serialise"))
+}
+
+/// The key of the next record: the database's id sequence only grows, so
+/// records stay in the order they were written.
+pub(crate) fn next_key(
+    outbox: &TransactionalTree,
+) -> std::result::Result<[u8; 8], ConflictableTransactionError<Error>> {
+    Ok(outbox.generate_id()?.to_be_bytes())
+}
+
+fn record_key(key: &[u8]) -> Result<u64> {
+    Ok(u64::from_be_bytes(
+        key.try_into().map_err(|_| Error::CorruptKey)?,
+    ))
+}
+
+/// The events of a record with their places in the outbox order. A record
+/// written before records held several events is a single event object.
+fn decode_record(key: u64, value: &[u8]) -> Result<Vec<(u64, Event)>> {
+    let events: Vec<Event> = if value.first() == Some(&b'[') {
+        serde_json::from_slice(value).map_err(Error::Corrupt)?
+    } else {
+        vec![serde_json::from_slice(value).map_err(Error::Corrupt)?]
+    };
+    let first = key << INDEX_BITS;
+    Ok((first..).zip(events).collect())
+}
+
+/// How many events a record holds, without decoding them.
+fn record_len(value: &[u8]) -> Result<usize> {
+    if value.first() == Some(&b'[') {
+        serde_json::from_slice::<Vec<IgnoredAny>>(value)
+            .map(|events| events.len())
+            .map_err(Error::Corrupt)
+    } else {
+        Ok(1)
     }
 }
 
 impl Store {
+    /// Every event in the outbox, oldest first.
+    pub fn outbox_events(&self) -> Result<Vec<Event>> {
+        Ok(self
+            .outbox_batch(usize::MAX)?
+            .events
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect())
+    }
+
+    /// Whole records from the head of the outbox, until they hold at least
+    /// `limit` events (or the outbox ends).
+    pub fn outbox_batch(&self, limit: usize) -> Result<OutboxBatch> {
+        let mut batch = OutboxBatch::default();
+        for item in self.inner.outbox.iter() {
+            if batch.events.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            let key = record_key(&key)?;
+            batch.records.push(key);
+            batch.events.extend(decode_record(key, &value)?);
+        }
+        Ok(batch)
+    }
+
     /// Number of events waiting in the outbox.
     pub fn outbox_len(&self) -> Result<usize> {
-        Ok(self.inner.outbox.len())
+        self.inner
+            .outbox
+            .iter()
+            .values()
+            .map(|value| record_len(&value?))
+            .sum()
     }
 }
 
@@ -42,21 +127,80 @@ impl Store {
     /// events, health checks) to the outbox, all or none, durably: returns
     /// once they are on disk.
     pub async fn publish(&self, events: &[Event]) -> Result<()> {
-        let encoded: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| serde_json::to_vec(e).expect("events always serialise"))
-            .collect();
+        let records: Vec<Vec<u8>> = encode_records(events).collect();
         self.inner
             .outbox
             .transaction(|outbox| {
-                for bytes in &encoded {
-                    let seq = outbox.generate_id()?;
-                    outbox.insert(&seq.to_be_bytes(), bytes.as_slice())?;
+                for record in &records {
+                    outbox.insert(&next_key(outbox)?, record.as_slice())?;
                 }
                 Ok(())
             })
             .map_err(tx_error)?;
         self.outbox_written();
         self.durable().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(n: i64) -> Event {
+        Event::new("s", "e", json!({"n": n}), n)
+    }
+
+    #[test]
+    fn records_number_their_events_after_their_key() {
+        let events = [event(1), event(2)];
+        let record: Vec<Vec<u8>> = encode_records(&events).collect();
+        let decoded = decode_record(3, &record[0]).unwrap();
+        assert_eq!(
+            decoded,
+            vec![
+                (3 << INDEX_BITS, events[0].clone()),
+                ((3 << INDEX_BITS) + 1, events[1].clone())
+            ]
+        );
+        assert_eq!(record_len(&record[0]).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_single_event_stored_before_records_still_reads() {
+        let e = event(1);
+        let stored = serde_json::to_vec(&e).unwrap();
+        assert_eq!(
+            decode_record(5, &stored).unwrap(),
+            vec![(5 << INDEX_BITS, e)]
+        );
+        assert_eq!(record_len(&stored).unwrap(), 1);
+    }
+
+    #[test]
+    fn large_batches_split_into_records_that_keep_their_order() {
+        let events: Vec<Event> = (0..RECORD_EVENTS as i64 + 1).map(event).collect();
+        let records: Vec<Vec<u8>> = encode_records(&events).collect();
+        assert_eq!(records.len(), 2);
+        let first = decode_record(1, &records[0]).unwrap();
+        let second = decode_record(2, &records[1]).unwrap();
+        assert_eq!(first.len(), RECORD_EVENTS);
+        assert_eq!(second[0].1, events[RECORD_EVENTS]);
+        assert!(first.last().unwrap().0 < second[0].0);
+    }
+
+    #[tokio::test]
+    async fn published_events_come_out_in_order_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.publish(&[event(1), event(2)]).await.unwrap();
+        store.publish(&[event(3)]).await.unwrap();
+        assert_eq!(store.outbox_len().unwrap(), 3);
+        let batch = store.outbox_batch(2).unwrap();
+        assert_eq!(batch.records.len(), 1, "whole records until the limit");
+        let all = store.outbox_batch(10).unwrap();
+        let ns: Vec<i64> = all.events.iter().map(|(_, e)| e.at_ms).collect();
+        assert_eq!(ns, [1, 2, 3]);
+        assert!(all.events.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }

@@ -5,7 +5,6 @@
 //! transaction per batch.
 
 use crate::{Error, Listed, Page, Result, Store, tx_error};
-use hookd_model::Event;
 use hookd_model::delivery::Delivery;
 use serde_json::Value;
 use sled::Transactional;
@@ -206,28 +205,12 @@ impl Store {
             .fetch_add(added, Ordering::Relaxed);
     }
 
-    /// Up to `limit` events from the head of the outbox, with their keys.
-    pub fn outbox_batch(&self, limit: usize) -> Result<Vec<(u64, Event)>> {
-        self.inner
-            .outbox
-            .iter()
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item?;
-                let seq =
-                    u64::from_be_bytes(key.as_ref().try_into().map_err(|_| Error::CorruptKey)?);
-                let event = serde_json::from_slice(&value).map_err(Error::Corrupt)?;
-                Ok((seq, event))
-            })
-            .collect()
-    }
-
-    /// Turns outbox events into deliveries in one transaction: the events
-    /// leave the outbox, the deliveries are queued, the hook memory is
-    /// updated. Not yet durable: await [`Store::durable`].
+    /// Turns outbox records into deliveries in one transaction: the
+    /// records leave the outbox, the deliveries are queued, the hook memory
+    /// is updated. Not yet durable: await [`Store::durable`].
     pub fn commit_dispatch(
         &self,
-        consumed: &[u64],
+        records: &[u64],
         deliveries: &[Delivery],
         state: &[HookStateUpdate],
     ) -> Result<()> {
@@ -242,8 +225,8 @@ impl Store {
         )
             .transaction(
                 |(outbox, deliveries_t, due, by_hook, finished, hook_state)| {
-                    for seq in consumed {
-                        outbox.remove(&seq.to_be_bytes())?;
+                    for key in records {
+                        outbox.remove(&key.to_be_bytes())?;
                     }
                     let tx = QueueTx::new(deliveries_t, due, by_hook, finished);
                     for d in deliveries {
@@ -434,6 +417,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookd_model::Event;
     use hookd_model::delivery::{Attempt, DeliveryState};
     use serde_json::json;
 
@@ -463,23 +447,25 @@ mod tests {
     async fn dispatch_moves_events_into_due_deliveries_atomically() {
         let (_dir, store) = store();
         store
-            .publish(&[
-                Event::new("s", "e", json!({}), 0),
-                Event::new("s", "e", json!({}), 0),
-            ])
+            .publish(&[Event::new("s", "e", json!({}), 0)])
             .await
             .unwrap();
-        let batch = store.outbox_batch(10).unwrap();
-        assert_eq!(batch.len(), 2);
+        store
+            .publish(&[Event::new("s", "e", json!({}), 0)])
+            .await
+            .unwrap();
+        let batch = store.outbox_batch(1).unwrap();
+        assert_eq!(batch.events.len(), 1);
+        let (seq, event) = batch.events[0].clone();
         let hook = Uuid::new_v4();
-        let d = Delivery::new(hook, batch[0].1.clone(), batch[0].0, 100);
+        let d = Delivery::new(hook, event, seq, 100);
         let update = HookStateUpdate {
             hook,
             name: "on_change".into(),
             value: Some(json!("abc")),
         };
         store
-            .commit_dispatch(&[batch[0].0], std::slice::from_ref(&d), &[update])
+            .commit_dispatch(&batch.records, std::slice::from_ref(&d), &[update])
             .unwrap();
         assert_eq!(store.outbox_len().unwrap(), 1);
         assert_eq!(

@@ -202,14 +202,14 @@ mod tests {
         assert_eq!(entities.len(), 2, "the failed insert left its entity");
         assert_eq!(unique.len(), 2, "the failed insert kept its name");
         assert!(children.is_empty());
-        // Three crud events for each consumer, in write order, none for
-        // the failed route.
-        let times: Vec<i64> = outbox
+        // A record of three crud events for each consumer, in write order,
+        // none for the failed route.
+        let times: Vec<Vec<i64>> = outbox
             .iter()
             .values()
-            .map(|v| serde_json::from_slice::<hookd_model::Event>(&v.unwrap()).unwrap())
-            .map(|e| e.at_ms)
+            .map(|v| serde_json::from_slice::<Vec<hookd_model::Event>>(&v.unwrap()).unwrap())
+            .map(|record| record.iter().map(|e| e.at_ms).collect())
             .collect();
-        assert_eq!(times, [1, 1, 1, 3, 3, 3]);
+        assert_eq!(times, [[1, 1, 1], [3, 3, 3]]);
     }
 }
