@@ -556,6 +556,17 @@ async fn webhook_custom_follows_kongs_rules_for_each_content_type() {
     );
     assert_eq!(body.header("x-who").as_deref(), Some("42"));
 
+    // lua-resty-template's escape: a backslash prints the tag as written.
+    let escaped = custom_request(
+        &server,
+        &receiver,
+        json!({"method": "POST",
+        "headers": {"Content-Type": "text/plain"},
+        "body": "\\{{ entity.username }} is {{ operation }}d"}),
+    )
+    .await;
+    assert_eq!(escaped.text(), "{{ entity.username }} is created");
+
     let (status, refused) = server
         .post("/event-hooks", &json!({"source": "crud", "handler": "webhook-custom",
                                        "config": {"url": receiver.url("/"), "method": "POST", "body": "{{ broken"}}))

@@ -216,7 +216,11 @@ fn write_json_string(out: &mut Output, s: &str) -> std::fmt::Result {
     Ok(())
 }
 
-/// Translates Kong's `{* expr *}` into `{{ (expr)|raw }}`.
+/// Translates Kong's `{* expr *}` into `{{ (expr)|raw }}`, and its
+/// backslash escapes as lua-resty-template reads them: `\{{ x }}` prints
+/// `{{ x }}` (likewise `\{*`, `\{%`, `\{#`), and a doubled backslash
+/// prints one backslash before a tag that is evaluated. A tag opener that
+/// is never closed is text, its backslash kept.
 ///
 /// Only template text is translated: a `{*` inside a `{{ }}` or `{% %}`
 /// tag (in a string literal, say), a comment or a `{% raw %}` block stays
@@ -224,14 +228,27 @@ fn write_json_string(out: &mut Output, s: &str) -> std::fmt::Result {
 /// literal. A `{*` without a closing `*}` is text, as in lua-resty-template.
 /// No newline is added or removed, so error lines match the source.
 fn kong_syntax(src: &str) -> Cow<'_, str> {
-    if !src.contains("{*") {
+    if !src.contains("{*") && !src.contains("\\{") {
         return Cow::Borrowed(src);
     }
     let mut out = String::with_capacity(src.len() + 16);
     let mut rest = src;
     while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let tail = &rest[open..];
+        let (text, tail) = rest.split_at(open);
+        match escape_before(text, tail) {
+            Some(Escaped::Literal) => {
+                // The opener is template text: a raw block prints it as is,
+                // whatever the autoescape, and the rest of the tag is text.
+                out.push_str(&text[..text.len() - 1]);
+                out.push_str("{% raw %}");
+                out.push_str(&tail[..2]);
+                out.push_str("{% endraw %}");
+                rest = &tail[2..];
+                continue;
+            }
+            Some(Escaped::Backslash) => out.push_str(&text[..text.len() - 1]),
+            None => out.push_str(text),
+        }
         // The delimiters are ASCII: byte offsets below are char boundaries.
         let consumed = match tail.as_bytes().get(1) {
             Some(b'*') => match find_close(&tail[2..], "*}", true) {
@@ -267,6 +284,39 @@ fn kong_syntax(src: &str) -> Cow<'_, str> {
     }
     out.push_str(rest);
     Cow::Owned(out)
+}
+
+/// What a backslash before a tag opener means.
+#[derive(Debug, PartialEq)]
+enum Escaped {
+    /// `\{{ … }}`: the opener is text.
+    Literal,
+    /// `\\{{ … }}`: one backslash is text, the tag is evaluated.
+    Backslash,
+}
+
+/// Reads the backslashes that end `text` before the opener starting `tail`,
+/// as lua-resty-template does: only before an opener it knows that is
+/// closed later (found plainly, strings not considered).
+fn escape_before(text: &str, tail: &str) -> Option<Escaped> {
+    if !text.ends_with('\\') {
+        return None;
+    }
+    let close = match tail.as_bytes().get(1)? {
+        b'{' => "}}",
+        b'*' => "*}",
+        b'%' => "%}",
+        b'#' => "#}",
+        _ => return None,
+    };
+    if !tail[2..].contains(close) {
+        return None;
+    }
+    if text[..text.len() - 1].ends_with('\\') {
+        Some(Escaped::Backslash)
+    } else {
+        Some(Escaped::Literal)
+    }
 }
 
 /// Copies a tag opened at the start of `tail` through its `close`, or the
@@ -377,6 +427,38 @@ mod tests {
     fn star_braces_print_raw() {
         assert_eq!(html("{* entity.username *}"), "bo\"b\\</>&'");
         assert_eq!(html("{*entity.username*}!"), "bo\"b\\</>&'!");
+    }
+
+    #[test]
+    fn a_backslash_prints_a_tag_as_written() {
+        assert_eq!(
+            html(r"\{{ entity.username }} {{ source }}"),
+            "{{ entity.username }} crud"
+        );
+        assert_eq!(html(r"a\{* rate *}b"), "a{* rate *}b");
+        assert_eq!(
+            html(r"\{% if ok %}x\{% endif %}"),
+            "{% if ok %}x{% endif %}"
+        );
+        assert_eq!(html(r"\{# not a comment #}"), "{# not a comment #}");
+    }
+
+    #[test]
+    fn a_doubled_backslash_prints_one_before_an_evaluated_tag() {
+        assert_eq!(html(r"\\{{ rate }}"), r"\5");
+        assert_eq!(html(r"\\{* source *}"), r"\crud");
+    }
+
+    #[test]
+    fn backslashes_elsewhere_are_text() {
+        // Not before a closed opener: kept as written.
+        assert_eq!(html(r"a\b \{ \{x"), r"a\b \{ \{x");
+        assert_eq!(html(r"C:\dir {{ rate }}"), r"C:\dir 5");
+        // The literal opener is not escaped for where the text goes.
+        assert_eq!(
+            render(r#"{"t": "\{{ x }}"}"#, Escape::JsonString, &ctx()).unwrap(),
+            r#"{"t": "{{ x }}"}"#
+        );
     }
 
     #[test]
