@@ -19,11 +19,13 @@ guests:
 
 # Benchmarks, printed with the load average (no pass/fail on speed; a lost
 # webhook or a failed invocation fails): delivery, entity write to webhook
-# received against a bare hyper client; lambda, a fresh wasm instance per
-# event against LuaJIT. Flags: `target/release/delivery --help`.
+# received against a bare hyper client; store, the store's share of that
+# without HTTP; lambda, a fresh wasm instance per event against LuaJIT.
+# Flags: `target/release/delivery --help`.
 # Both are built in one cargo invocation and run directly: `cargo run -p
 # hookd-bench` would rebuild the shared dependencies for other features.
 bench:
     cargo build --release -p hookd -p hookd-bench
     target/release/delivery
+    target/release/store
     target/release/lambda

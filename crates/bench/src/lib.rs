@@ -1,11 +1,11 @@
-//! What the two benchmark binaries share: latency summaries, the machine's
+//! What the benchmark binaries share: latency summaries, the machine's
 //! load (every figure is printed with it, since these machines are shared
 //! and noisy) and a plain text table.
 //!
 //! The binaries themselves are `delivery` (entity write to webhook
-//! received, against a bare hyper client) and `lambda` (a fresh wasm
-//! instance per event, against LuaJIT as Kong runs it); `just bench` runs
-//! both.
+//! received, against a bare hyper client), `store` (the store's share of
+//! that path, without HTTP) and `lambda` (a fresh wasm instance per event,
+//! against LuaJIT as Kong runs it); `just bench` runs all three.
 #![deny(missing_docs)]
 
 pub mod report;

@@ -1,0 +1,223 @@
+//! The store's share of a delivered event, without HTTP: consumers written
+//! through hookd-store from concurrent tasks (as the Admin API writes
+//! them), a dispatcher turning their outbox records into deliveries and a
+//! completer recording one successful attempt for each, every step made
+//! durable as the server makes it. First the writes alone, then the whole
+//! path on a fresh store; each with events per second and the CPU the
+//! process used per event (sled's I/O threads and hookd's writer and
+//! flusher threads included).
+//!
+//! What it leaves out, the server adds: HTTP in and out, hook matching,
+//! on_change and snooze, the handler. Every event must be delivered; a
+//! missing one fails the run.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hookd_bench::report::{Table, rate};
+use hookd_bench::{load_average, process_cpu_time};
+use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
+use hookd_store::Store;
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+// hookd's allocator, so that the store runs here as it runs in the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Deliveries the completer takes at a time: the server's worker pool size.
+const WORKERS: usize = 64;
+
+/// How long a stage waits for work it expects before it gives up.
+const STALL: Duration = Duration::from_secs(30);
+
+#[derive(Parser)]
+#[command(
+    about = "The store's share of a delivered event: writes, dispatch and completion, no HTTP"
+)]
+struct Args {
+    /// Consumers written, hence deliveries.
+    #[arg(long, short = 'n', default_value_t = 20_000)]
+    events: usize,
+    /// Concurrent writers.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    writers: usize,
+}
+
+/// What one run measured.
+struct Run {
+    events: usize,
+    elapsed: Duration,
+    cpu: Duration,
+}
+
+impl Run {
+    fn row(&self, name: &str) -> Vec<String> {
+        let per_event = self.cpu.as_secs_f64() * 1e6 / self.events as f64;
+        vec![
+            name.into(),
+            rate(self.events as f64 / self.elapsed.as_secs_f64()),
+            format!("{per_event:.0} µs"),
+        ]
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let per_writer = args.events.div_ceil(args.writers.max(1));
+    let events = per_writer * args.writers.max(1);
+    println!(
+        "store: {events} consumers from {} writers, dispatched and completed; {}",
+        args.writers,
+        load_average()
+    );
+    let writes = measure(events, |store| async move {
+        write_consumers(&store, args.writers, per_writer).await
+    })
+    .await?;
+    let path = measure(events, |store| async move {
+        let hook = Uuid::new_v4();
+        let dispatcher = tokio::spawn(dispatch(store.clone(), hook, events));
+        let completer = tokio::spawn(complete(store.clone(), events));
+        write_consumers(&store, args.writers, per_writer).await?;
+        dispatcher.await??;
+        completer.await?
+    })
+    .await?;
+    let mut table = Table::new(&["", "rate", "CPU per event"]);
+    table
+        .row(writes.row("entity writes alone (durable)"))
+        .row(path.row("write -> dispatch -> attempt recorded"));
+    print!("{table}");
+    println!(
+        "CPU: the whole process, sled's and hookd's threads included; at the end, {}",
+        load_average()
+    );
+    Ok(())
+}
+
+/// Runs `work` on a fresh store and measures it.
+async fn measure<F, Fut>(events: usize, work: F) -> anyhow::Result<Run>
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let cpu = || process_cpu_time(std::process::id()).context("reading the process's CPU time");
+    let (cpu_before, started) = (cpu()?, Instant::now());
+    work(store.clone()).await?;
+    let elapsed = started.elapsed();
+    let cpu = cpu()? - cpu_before;
+    store.close();
+    Ok(Run {
+        events,
+        elapsed,
+        cpu,
+    })
+}
+
+async fn write_consumers(store: &Store, writers: usize, each: usize) -> anyhow::Result<()> {
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..each {
+                    let consumer = json!({
+                        "id": Uuid::new_v4(), "username": format!("user-{w}-{i}"),
+                        "custom_id": null, "tags": null, "type": 0,
+                        "created_at": 1_700_000_000, "updated_at": 1_700_000_000,
+                    });
+                    store.insert("consumers", consumer, now_ms()).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// Takes the outbox as the server's dispatcher does: a delivery to `hook`
+/// for each `consumers:create` event, the records removed in the same
+/// transaction, then a flush.
+async fn dispatch(store: Store, hook: Uuid, expected: usize) -> anyhow::Result<()> {
+    let mut queued = 0;
+    let mut idle_since = Instant::now();
+    while queued < expected {
+        let batch = store.outbox_batch(1024)?;
+        if batch.records.is_empty() {
+            stall_check(idle_since, "the dispatcher")?;
+            let _ = tokio::time::timeout(Duration::from_millis(100), store.outbox_changed()).await;
+            continue;
+        }
+        idle_since = Instant::now();
+        let now = now_ms();
+        let deliveries: Vec<Delivery> = batch
+            .events
+            .into_iter()
+            .filter(|(_, e)| e.source == "crud" && e.event == "consumers:create")
+            .map(|(seq, e)| Delivery::new(hook, e, seq, now))
+            .collect();
+        queued += deliveries.len();
+        store.commit_dispatch(&batch.records, &deliveries, &[])?;
+        store.durable().await?;
+    }
+    Ok(())
+}
+
+/// Records one successful attempt for every due delivery, up to a worker
+/// pool's worth per transaction, then flushes.
+async fn complete(store: Store, expected: usize) -> anyhow::Result<()> {
+    let mut done = 0;
+    let mut idle_since = Instant::now();
+    while done < expected {
+        let due = store.due_deliveries(now_ms(), WORKERS, &HashSet::new())?;
+        if due.is_empty() {
+            stall_check(idle_since, "the completer")?;
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            continue;
+        }
+        idle_since = Instant::now();
+        let at_ms = now_ms();
+        let finished: Vec<Delivery> = due
+            .into_iter()
+            .map(|mut d| {
+                d.state = DeliveryState::Succeeded;
+                d.next_attempt_at_ms = None;
+                d.attempts.push(Attempt {
+                    number: 1,
+                    at_ms,
+                    latency_ms: 1,
+                    ok: true,
+                    status: Some(200),
+                    error: None,
+                    response: Some("ok".into()),
+                    result: None,
+                });
+                d
+            })
+            .collect();
+        done += finished.len();
+        store.commit_deliveries(&finished)?;
+        store.durable().await?;
+    }
+    Ok(())
+}
+
+fn stall_check(idle_since: Instant, who: &str) -> anyhow::Result<()> {
+    if idle_since.elapsed() > STALL {
+        bail!("{who} waited {STALL:?} for work that did not come");
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
