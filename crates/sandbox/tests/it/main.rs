@@ -2,6 +2,8 @@
 //! accepted, what each capability grant lets through, how each hostile
 //! guest is stopped, and the compiled cache.
 
+mod upload;
+
 use hookd_model::Event;
 use hookd_model::capability::{AllowedHost, Capabilities, DirGrant, Limits};
 use hookd_model::hook::LambdaConfig;
