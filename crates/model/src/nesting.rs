@@ -1,6 +1,6 @@
 //! How deep JSON nests: a limit on levels of objects and arrays, enforced
-//! while parsing (nothing deeper than the limit is ever built), and the
-//! depth of JSON text, measured without parsing it.
+//! while parsing (nothing deeper than the limit is ever built) or checked
+//! on a value already built.
 //!
 //! Depth counts containers: `1` is 0 levels deep, `{"a": 1}` 1, and
 //! `{"a": [1]}` 2. serde_json counts the same way when it refuses to read
@@ -70,33 +70,36 @@ pub fn parse_json(text: &[u8], limit: usize) -> Result<Value, JsonRefusal> {
     }
 }
 
-/// Levels of objects and arrays in JSON text, counted as serde_json counts
-/// them, in one pass over the bytes. Text that is not valid JSON gets a
-/// number too (brackets outside strings are counted all the same).
-pub fn text_depth(text: &[u8]) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &byte in text {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
+/// Checks that a value nests at most `limit` levels deep, naming the first
+/// container past the limit. Walks no deeper than one level past it.
+pub fn check_depth(value: &Value, limit: usize) -> Result<(), TooDeep> {
+    fn walk(value: &Value, room: usize, path: &mut Vec<PathSeg>) -> bool {
+        let fits = |seg: PathSeg, member: &Value, path: &mut Vec<PathSeg>| {
+            path.push(seg);
+            let fits = walk(member, room - 1, path);
+            if fits {
+                path.pop();
             }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
+            fits
+        };
+        match value {
+            Value::Array(_) | Value::Object(_) if room == 0 => false,
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .all(|(i, item)| fits(PathSeg::Index(i), item, path)),
+            Value::Object(members) => members
+                .iter()
+                .all(|(k, member)| fits(PathSeg::Key(k.clone()), member, path)),
+            _ => true,
         }
     }
-    deepest
+    let mut path = Vec::new();
+    if walk(value, limit, &mut path) {
+        Ok(())
+    } else {
+        Err(TooDeep { path, limit })
+    }
 }
 
 /// The state of one parse: where it is, and where it went too deep.
@@ -263,10 +266,15 @@ mod tests {
     }
 
     #[test]
-    fn text_depth_counts_containers_outside_strings() {
-        assert_eq!(text_depth(b"1"), 0);
-        assert_eq!(text_depth(br#"{"a": [1]}"#), 2);
-        assert_eq!(text_depth(br#"{"a": "[[[{\"", "b": {}}"#), 2);
-        assert_eq!(text_depth(nested(300).as_bytes()), 300);
+    fn check_depth_agrees_with_the_parse() {
+        let text = br#"{"ok": [1], "config": {"a": [0, {"b": 1}]}}"#;
+        let value: Value = serde_json::from_slice(text).unwrap();
+        assert_eq!(check_depth(&value, 4), Ok(()));
+        let Err(JsonRefusal::TooDeep(parsed)) = parse_json(text, 3) else {
+            panic!("expected a refusal");
+        };
+        assert_eq!(check_depth(&value, 3), Err(parsed));
+        assert!(check_depth(&json!({}), 0).is_err());
+        assert_eq!(check_depth(&json!(1), 0), Ok(()));
     }
 }

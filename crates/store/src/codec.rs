@@ -4,9 +4,10 @@
 //! instead of being stored and failing every reader after it.
 
 use crate::{Error, Result};
-use hookd_model::nesting::text_depth;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::ser::Formatter;
+use std::io;
 
 /// Levels of objects and arrays serde_json reads: its recursion limit,
 /// 128, counts the level it refuses.
@@ -24,15 +25,62 @@ pub const MAX_VALUE_DEPTH: usize = READ_DEPTH - ENVELOPE_DEPTH;
 
 /// A record's bytes, unless they nest too deeply to be read back.
 pub(crate) fn encode<T: Serialize + ?Sized>(record: &T) -> Result<Vec<u8>> {
-    let bytes = serde_json::to_vec(record).map_err(Error::Unencodable)?;
-    let depth = text_depth(&bytes);
-    if depth > READ_DEPTH {
+    let mut deepest = 0;
+    let mut bytes = Vec::with_capacity(128);
+    let formatter = DepthCounting {
+        depth: 0,
+        deepest: &mut deepest,
+    };
+    record
+        .serialize(&mut serde_json::Serializer::with_formatter(
+            &mut bytes, formatter,
+        ))
+        .map_err(Error::Unencodable)?;
+    if deepest > READ_DEPTH {
         return Err(Error::TooDeep {
-            depth,
+            depth: deepest,
             limit: READ_DEPTH,
         });
     }
     Ok(bytes)
+}
+
+/// serde_json's compact output (what `to_vec` writes), counting the levels
+/// of objects and arrays as it writes them: no second pass over the bytes.
+struct DepthCounting<'a> {
+    depth: usize,
+    deepest: &'a mut usize,
+}
+
+impl DepthCounting<'_> {
+    fn open<W: ?Sized + io::Write>(&mut self, writer: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        *self.deepest = (*self.deepest).max(self.depth);
+        writer.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + io::Write>(&mut self, writer: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth -= 1;
+        writer.write_all(bracket)
+    }
+}
+
+impl Formatter for DepthCounting<'_> {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.open(writer, b"[")
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.close(writer, b"]")
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.open(writer, b"{")
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.close(writer, b"}")
+    }
 }
 
 /// A record from its bytes.
@@ -65,6 +113,12 @@ mod tests {
                 limit: READ_DEPTH
             })
         ));
+    }
+
+    #[test]
+    fn records_are_written_as_to_vec_writes_them() {
+        let value = json!({"a": [1, {"b": "x\"]}"}, []], "c": {}});
+        assert_eq!(encode(&value).unwrap(), serde_json::to_vec(&value).unwrap());
     }
 
     #[test]
@@ -106,14 +160,10 @@ mod tests {
         )
             .prop_map(|(inner, depth, spine)| {
                 let mut value = inner;
-                while hookd_model::nesting::text_depth(&serde_json::to_vec(&value).unwrap())
-                    >= depth
-                {
+                if levels_of(&value) >= depth {
                     value = Value::Null;
                 }
-                let levels = depth
-                    - 1
-                    - hookd_model::nesting::text_depth(&serde_json::to_vec(&value).unwrap());
+                let levels = depth - 1 - levels_of(&value);
                 for (key, as_list) in spine.into_iter().cycle().take(levels) {
                     value = if as_list {
                         Value::Array(vec![Value::Null, value])
@@ -126,6 +176,14 @@ mod tests {
                     ("value".to_string(), value),
                 ]))
             })
+    }
+
+    fn levels_of(value: &Value) -> usize {
+        match value {
+            Value::Array(items) => 1 + items.iter().map(levels_of).max().unwrap_or(0),
+            Value::Object(members) => 1 + members.values().map(levels_of).max().unwrap_or(0),
+            _ => 0,
+        }
     }
 
     fn delivered(entity: &Value, old: &Value) -> (Vec<Event>, Delivery) {
