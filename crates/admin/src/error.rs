@@ -51,6 +51,13 @@ impl From<Violations> for ApiError {
     }
 }
 
+/// A body nested past the limit: a schema violation naming where.
+impl From<hookd_model::nesting::TooDeep> for ApiError {
+    fn from(too_deep: hookd_model::nesting::TooDeep) -> Self {
+        ApiError::Schema(too_deep.into_violations())
+    }
+}
+
 /// `Result` with the API's error.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -123,6 +130,14 @@ impl IntoResponse for ApiError {
                     ErrorCode::ForeignKeyViolation,
                     text,
                     json!({ "@referenced_by": child }),
+                ),
+                // The nesting limit at the door keeps this from happening;
+                // should it, the write is refused, not the store poisoned.
+                S::TooDeep { .. } => kong(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::SchemaViolation,
+                    format!("schema violation ({text})"),
+                    json!({ "@entity": [text] }),
                 ),
                 S::InvalidOffset => kong(
                     StatusCode::BAD_REQUEST,

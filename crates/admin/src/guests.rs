@@ -80,22 +80,27 @@ pub fn router() -> Api {
         )
 }
 
-/// A guest name follows Kong's rule for names.
+/// A guest name follows Kong's rule for names (`typedefs.name`: ASCII
+/// letters and digits, `.`, `-`, `_` and `~`), and since it is also a path
+/// segment (`/guests/{name or id}`), it is not a UUID and not made only of
+/// dots, which a URL path would resolve away (`/guests/../wasm`).
 fn check_name(name: Option<String>) -> ApiResult<String> {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return Err(Violations::field("name", "required field missing").into());
     };
-    let fine = name
+    let refusal = if !name
         .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~'));
-    if !fine || uuid::Uuid::try_parse(&name).is_ok() {
-        return Err(Violations::field(
-            "name",
-            format!("invalid value '{name}': the only accepted characters are alphanumerics or ., -, _, and ~, and a name may not be a UUID"),
-        )
-        .into());
-    }
-    Ok(name)
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '~'))
+    {
+        "the only accepted ascii characters are alphanumerics or ., -, _, and ~"
+    } else if name.chars().all(|c| c == '.') {
+        "a name may not be made of dots only"
+    } else if uuid::Uuid::try_parse(&name).is_ok() {
+        "a name may not be a UUID"
+    } else {
+        return Ok(name);
+    };
+    Err(Violations::field("name", format!("invalid value '{name}': {refusal}")).into())
 }
 
 /// The uploaded bytes and the name, from either form of upload.
@@ -335,4 +340,39 @@ async fn audit_log(
         .map(|r| serde_json::to_value(r).unwrap_or_default())
         .collect();
     Ok(Json(page_answer(data, listed.next, &query, uri.path())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(name: &str) -> String {
+        match check_name(Some(name.to_string())) {
+            Err(ApiError::Schema(v)) => v.fields()["name"].as_str().unwrap().to_string(),
+            other => panic!("{name:?} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_follow_kongs_rule_and_survive_a_url_path() {
+        for fine in ["echo", "a.b-c_d~1", "...a", "v1.2"] {
+            assert_eq!(check_name(Some(fine.into())).unwrap(), fine);
+        }
+        for dots in [".", "..", "..."] {
+            assert_eq!(
+                refusal(dots),
+                format!("invalid value '{dots}': a name may not be made of dots only")
+            );
+        }
+        for odd in ["a/b", "a b", "é", "a%2e", "a?b"] {
+            assert!(refusal(odd).ends_with(
+                "the only accepted ascii characters are alphanumerics or ., -, _, and ~"
+            ));
+        }
+        assert!(refusal(&uuid::Uuid::nil().to_string()).ends_with("a name may not be a UUID"));
+        assert!(matches!(
+            check_name(Some(String::new())),
+            Err(ApiError::Schema(_))
+        ));
+    }
 }

@@ -56,6 +56,10 @@ pub struct AdminState {
     pub catalogue: Arc<Catalogue>,
     /// Largest request body read, in bytes.
     pub body_limit: usize,
+    /// Most levels of objects and arrays a request body may nest, in any
+    /// format: at most `hookd_store::codec::MAX_VALUE_DEPTH`, so that what
+    /// the API accepts is stored and read back.
+    pub body_max_depth: usize,
     /// What `GET /` answers.
     pub info: Arc<ServerInfo>,
     /// The delivery engine: tests, pings, redelivery.
@@ -189,6 +193,7 @@ mod tests {
             store,
             catalogue,
             body_limit: 1 << 20,
+            body_max_depth: 32,
             info: Arc::new(ServerInfo {
                 version: "test".into(),
                 hostname: "test".into(),

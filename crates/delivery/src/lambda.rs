@@ -4,6 +4,7 @@
 use crate::Engine;
 use hookd_metrics::{CapabilityLabels, InvocationLabels};
 use hookd_model::hook::LambdaConfig;
+use hookd_model::nesting::{JsonRefusal, parse_json};
 use hookd_model::violation::PathSeg;
 use hookd_model::{Event, Violations};
 use hookd_sandbox::{Failure, GuestRef, GuestReport, GuestSource, SourceError, Verdict};
@@ -97,7 +98,19 @@ pub(crate) async fn run(
             .inc();
     }
     let data = outcome.result.map_err(|f| f.to_string())?;
-    serde_json::from_str(&data).map_err(|e| format!("the chain's result is not JSON: {e}"))
+    chain_result(&data)
+}
+
+/// The chain's output as the value an attempt records: JSON no deeper than
+/// a delivery record can hold and read back, or this attempt's failure.
+fn chain_result(output: &str) -> Result<Value, String> {
+    let deepest = hookd_store::codec::MAX_VALUE_DEPTH;
+    parse_json(output.as_bytes(), deepest).map_err(|refusal| match refusal {
+        JsonRefusal::Syntax(e) => format!("the chain's result is not JSON: {e}"),
+        JsonRefusal::TooDeep(_) => {
+            format!("the chain's result nests deeper than {deepest} levels of objects and arrays")
+        }
+    })
 }
 
 /// The metric label of how an invocation failed.
@@ -169,6 +182,22 @@ pub(crate) fn grants(engine: &Engine, lambda: &LambdaConfig) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_too_deep_to_record_fail_the_attempt() {
+        let nested = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+        let deepest = hookd_store::codec::MAX_VALUE_DEPTH;
+        assert!(chain_result(&nested(deepest)).is_ok());
+        assert_eq!(
+            chain_result(&nested(deepest + 1)).unwrap_err(),
+            "the chain's result nests deeper than 124 levels of objects and arrays"
+        );
+        assert!(
+            chain_result("{")
+                .unwrap_err()
+                .starts_with("the chain's result is not JSON")
+        );
+    }
 
     #[test]
     fn digests_are_pinned_with_or_without_prefix() {

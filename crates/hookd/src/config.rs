@@ -26,6 +26,10 @@ pub struct Config {
     pub log_level: String,
     /// Largest Admin API request body, in bytes.
     pub body_limit: usize,
+    /// Most levels of objects and arrays an Admin API request body may
+    /// nest (JSON, form or multipart); at most what stored records can
+    /// hold and read back.
+    pub body_max_depth: usize,
     /// Time allowed for one webhook request.
     pub webhook_timeout: Dur,
     /// Delay before each retry of a failed delivery; the last repeats.
@@ -164,6 +168,7 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             body_limit: 1024 * 1024,
+            body_max_depth: 32,
             webhook_timeout: secs(10),
             retry_schedule: [0, 5, 30, 120, 600, 1800, 3600].map(secs).to_vec(),
             retry_max_attempts: 30,
@@ -247,6 +252,14 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// A limit out of its range.
+    #[error("{key}: {reason}")]
+    Limit {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A custom source that cannot be added to the catalogue.
     #[error("custom_sources.{source_name}: {reason}")]
     CustomSource {
@@ -287,9 +300,27 @@ impl Config {
                 table.insert(key.clone(), value);
             }
         }
-        toml::Value::Table(table)
+        let config: Config = toml::Value::Table(table)
             .try_into()
-            .map_err(ConfigError::Invalid)
+            .map_err(ConfigError::Invalid)?;
+        config.check_limits()?;
+        Ok(config)
+    }
+
+    /// Refuses limits that would let the server accept what it cannot keep.
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        let deepest = hookd_store::codec::MAX_VALUE_DEPTH;
+        if !(1..=deepest).contains(&self.body_max_depth) {
+            return Err(ConfigError::Limit {
+                key: "body_max_depth",
+                reason: format!(
+                    "must be between 1 and {deepest}: records wrap a body in up to {} more levels, and stored records are read back to {} levels",
+                    hookd_store::codec::ENVELOPE_DEPTH,
+                    hookd_store::codec::READ_DEPTH
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Kong's catalogue for these crud entities, with the custom sources added.
@@ -518,6 +549,21 @@ mod tests {
         let c = Config::load(Some(&file), env(&[("HOOKD_BODY_LIMIT", "20")])).unwrap();
         assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.body_limit, 20);
+    }
+
+    #[test]
+    fn body_max_depth_stays_within_what_records_read_back() {
+        let deepest = hookd_store::codec::MAX_VALUE_DEPTH.to_string();
+        let c = Config::load(None, env(&[("HOOKD_BODY_MAX_DEPTH", &deepest)])).unwrap();
+        assert_eq!(c.body_max_depth, hookd_store::codec::MAX_VALUE_DEPTH);
+        for refused in ["0", "125"] {
+            let err = Config::load(None, env(&[("HOOKD_BODY_MAX_DEPTH", refused)])).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("body_max_depth: must be between 1 and 124"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

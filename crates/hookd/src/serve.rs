@@ -80,6 +80,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         catalogue,
         body_limit: config.body_limit,
+        body_max_depth: config.body_max_depth,
         info: Arc::new(info),
         deliveries: deliveries.clone(),
         health: Arc::clone(&health),

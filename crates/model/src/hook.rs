@@ -225,7 +225,9 @@ pub fn schema(handler: Option<&str>) -> Schema {
             .check(Check::OneOf(HANDLERS)),
         Field::new("on_change", Kind::Boolean),
         Field::new("snooze", Kind::Integer).check(Check::Between(0.0, 2147483647.0)),
-        Field::new("config", config).required(),
+        // As Kong: a hook sent without `config` has `{}`, and then its
+        // handler's defaults and required fields apply.
+        Field::new("config", config).required().default(json!({})),
     ])
 }
 
@@ -398,6 +400,38 @@ mod tests {
         };
         assert_eq!(cfg.capabilities, Capabilities::default());
         assert_eq!(cfg.limits, Limits::default());
+    }
+
+    #[test]
+    fn a_missing_config_is_an_empty_one() {
+        let c = catalogue();
+        // Kong's own spec: a log hook needs no config at all.
+        let log = EventHook::validate(
+            &with_identity(json!({"source": "dao:crud", "event": "create", "handler": "log"})),
+            Input::default(),
+            &c,
+        )
+        .unwrap();
+        assert_eq!(log.handler, Handler::Log(LogConfig {}));
+        assert_eq!(log.to_json()["config"], json!({}));
+        let err = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "webhook"})),
+            Input::default(),
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.fields(),
+            json!({"config": {"url": "required field missing"}})
+        );
+        // An explicit null is still no config, as Kong says.
+        let err = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "log", "config": null})),
+            Input::default(),
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(err.fields(), json!({"config": "required field missing"}));
     }
 
     #[test]

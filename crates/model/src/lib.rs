@@ -11,6 +11,7 @@ pub mod entity;
 pub mod event;
 pub mod hook;
 pub mod kong;
+pub mod nesting;
 pub mod outbound;
 pub mod schema;
 pub mod violation;

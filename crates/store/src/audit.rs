@@ -76,7 +76,7 @@ impl Store {
             let tree = self.inner.audit.of(r.verdict);
             let mut key = (r.at_ms.max(0) as u64).to_be_bytes().to_vec();
             key.extend_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
-            tree.insert(key, serde_json::to_vec(r).expect("audit records serialise"))?;
+            tree.insert(key, crate::codec::encode(r)?)?;
         }
         Ok(())
     }
@@ -123,7 +123,7 @@ impl Store {
                 (None, Some(_)) => (&mut denied, 'd'),
             };
             let (key, value) = iter.next().expect("peeked")?;
-            let record: AuditRecord = serde_json::from_slice(&value).map_err(Error::Corrupt)?;
+            let record: AuditRecord = crate::codec::decode(&value)?;
             if !filter.admits(&record) {
                 continue;
             }

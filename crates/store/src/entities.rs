@@ -7,6 +7,7 @@
 //! read is reachable by key: unique values in the `unique` tree, and each
 //! parent's list of children under one key of the `children` tree.
 
+use crate::codec::{decode, encode};
 use crate::{Error, Result, Store};
 use hookd_model::entity::{self, ForeignKey, OnDelete, UniqueKey};
 use hookd_model::event::canonical_json;
@@ -111,14 +112,6 @@ fn lua_table(key: &UniqueKey, value: &Value) -> String {
     format!("{{{}}}", parts.join(","))
 }
 
-fn decode(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(Error::Corrupt)
-}
-
-fn encode(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("a JSON value always serialises")
-}
-
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
 
 fn abort<T>(e: Error) -> TxResult<T> {
@@ -131,7 +124,7 @@ fn tx_decode(bytes: &[u8]) -> TxResult<Value> {
 
 fn read_children(children: &TransactionalTree, parent: &str, id: Uuid) -> TxResult<Vec<ChildRef>> {
     match children.get(entity_key(parent, id))? {
-        Some(bytes) => serde_json::from_slice(&bytes).or_else(|e| abort(Error::Corrupt(e))),
+        Some(bytes) => decode(&bytes).or_else(abort),
         None => Ok(Vec::new()),
     }
 }
@@ -198,13 +191,12 @@ impl<'a> Tx<'a> {
         if list.is_empty() {
             self.del(self.children, key)
         } else {
-            let bytes = serde_json::to_vec(list).expect("child refs always serialise");
-            self.put(self.children, key, bytes)
+            self.put(self.children, key, encode(list).or_else(abort)?)
         }
     }
 
     fn emit(&self, events: Vec<Event>) -> TxResult<()> {
-        for record in crate::outbox::encode_records(&events) {
+        for record in crate::outbox::encode_records(&events).or_else(abort)? {
             let key = crate::outbox::next_key(self.outbox)?;
             self.put(self.outbox, key.to_vec(), record)?;
         }
@@ -291,7 +283,7 @@ impl<'a> Tx<'a> {
         }
         self.claim_unique(name, id, value)?;
         self.link_parents(name, id, value)?;
-        self.put(self.entities, key, encode(value))?;
+        self.put(self.entities, key, encode(value).or_else(abort)?)?;
         self.emit(Event::crud(
             Operation::Create,
             name,
@@ -311,7 +303,7 @@ impl<'a> Tx<'a> {
         self.claim_unique(name, id, value)?;
         self.unlink_parents(name, id, &old)?;
         self.link_parents(name, id, value)?;
-        self.put(self.entities, key, encode(value))?;
+        self.put(self.entities, key, encode(value).or_else(abort)?)?;
         self.emit(Event::crud(
             Operation::Update,
             name,
@@ -455,7 +447,7 @@ impl Store {
         page: &Page,
     ) -> Result<Listed> {
         let list: Vec<ChildRef> = match self.inner.children.get(entity_key(parent, parent_id))? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(Error::Corrupt)?,
+            Some(bytes) => decode(&bytes)?,
             None => Vec::new(),
         };
         let start = page.offset.as_deref().map(parse_offset).transpose()?;

@@ -4,6 +4,7 @@
 //! digest. Older digests stay while their name exists, so a hook may pin
 //! one.
 
+use crate::codec::{decode, encode};
 use crate::{Error, Result, Store, tx_error};
 use serde_json::{Map, Value};
 use sled::Transactional;
@@ -30,14 +31,6 @@ impl GuestTrees {
             blobs: db.open_tree("guest_blobs")?,
         })
     }
-}
-
-fn decode(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(Error::Corrupt)
-}
-
-fn encode(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("JSON values serialise")
 }
 
 /// Whether a guest was new under its name or replaced an older version.
@@ -72,7 +65,7 @@ impl Store {
             .transaction(|(by_name, names, versions, blobs)| {
                 let existing = match by_name.get(name)? {
                     Some(bytes) => Some(
-                        decode(&bytes)
+                        decode::<Value>(&bytes)
                             .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
                     ),
                     None => None,
@@ -112,8 +105,9 @@ impl Store {
                 {
                     names.push(Value::from(name));
                 }
-                versions.insert(digest.as_bytes(), encode(&version))?;
-                by_name.insert(name, encode(&record))?;
+                let abort = sled::transaction::ConflictableTransactionError::Abort;
+                versions.insert(digest.as_bytes(), encode(&version).map_err(abort)?)?;
+                by_name.insert(name, encode(&record).map_err(abort)?)?;
                 names.insert(id.as_bytes(), name.as_bytes())?;
                 Ok((record, upload))
             })
@@ -186,7 +180,7 @@ impl Store {
                         Error::NotFound,
                     ));
                 };
-                let record = decode(&record)
+                let record: Value = decode(&record)
                     .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
                 if let Some(id) = record["id"].as_str().and_then(|s| Uuid::try_parse(s).ok()) {
                     names.remove(id.as_bytes())?;
@@ -196,12 +190,14 @@ impl Store {
                     let Some(bytes) = versions_t.get(digest.as_bytes())? else {
                         continue;
                     };
-                    let mut version = decode(&bytes)
+                    let mut version: Value = decode(&bytes)
                         .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
                     if let Some(names) = version["names"].as_array_mut() {
                         names.retain(|n| n != name);
                         if !names.is_empty() {
-                            versions_t.insert(digest.as_bytes(), encode(&version))?;
+                            let version = encode(&version)
+                                .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                            versions_t.insert(digest.as_bytes(), version)?;
                             continue;
                         }
                     }

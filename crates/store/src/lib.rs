@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+pub mod codec;
 mod entities;
 mod flusher;
 mod guests;
@@ -33,6 +34,19 @@ pub enum Error {
     /// A stored value does not decode.
     #[error("a stored value is corrupt")]
     Corrupt(#[source] serde_json::Error),
+    /// A record nests deeper than it could be read back: refused, not stored.
+    #[error(
+        "a record nesting {depth} levels deep cannot be stored (at most {limit} levels read back)"
+    )]
+    TooDeep {
+        /// Levels of objects and arrays of the encoded record.
+        depth: usize,
+        /// Levels that read back.
+        limit: usize,
+    },
+    /// A record does not encode as JSON.
+    #[error("a record does not encode")]
+    Unencodable(#[source] serde_json::Error),
     /// A stored key does not decode.
     #[error("a stored key is corrupt")]
     CorruptKey,

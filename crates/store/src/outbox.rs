@@ -6,6 +6,7 @@
 //! about as much whatever its size, so one record instead of one per event
 //! saves the writer and the dispatcher two thirds of their outbox work.
 
+use crate::codec::{decode, encode};
 use crate::{Error, Result, Store, tx_error};
 use hookd_model::Event;
 use serde::de::IgnoredAny;
@@ -27,10 +28,8 @@ pub struct OutboxBatch {
 }
 
 /// The stored records of `events`, each with at most [`RECORD_EVENTS`].
-pub(crate) fn encode_records(events: &[Event]) -> impl Iterator<Item = Vec<u8>> + '_ {
-    events
-        .chunks(RECORD_EVENTS)
-        .map(|chunk| serde_json::to_vec(chunk).expect("events always serialise"))
+pub(crate) fn encode_records(events: &[Event]) -> Result<Vec<Vec<u8>>> {
+    events.chunks(RECORD_EVENTS).map(encode).collect()
 }
 
 /// The key of the next record: the database's id sequence only grows, so
@@ -51,9 +50,9 @@ fn record_key(key: &[u8]) -> Result<u64> {
 /// written before records held several events is a single event object.
 fn decode_record(key: u64, value: &[u8]) -> Result<Vec<(u64, Event)>> {
     let events: Vec<Event> = if value.first() == Some(&b'[') {
-        serde_json::from_slice(value).map_err(Error::Corrupt)?
+        decode(value)?
     } else {
-        vec![serde_json::from_slice(value).map_err(Error::Corrupt)?]
+        vec![decode(value)?]
     };
     let first = key << INDEX_BITS;
     Ok((first..).zip(events).collect())
@@ -62,9 +61,7 @@ fn decode_record(key: u64, value: &[u8]) -> Result<Vec<(u64, Event)>> {
 /// How many events a record holds, without decoding them.
 fn record_len(value: &[u8]) -> Result<usize> {
     if value.first() == Some(&b'[') {
-        serde_json::from_slice::<Vec<IgnoredAny>>(value)
-            .map(|events| events.len())
-            .map_err(Error::Corrupt)
+        decode::<Vec<IgnoredAny>>(value).map(|events| events.len())
     } else {
         Ok(1)
     }
@@ -127,7 +124,7 @@ impl Store {
     /// events, health checks) to the outbox, all or none, durably: returns
     /// once they are on disk.
     pub async fn publish(&self, events: &[Event]) -> Result<()> {
-        let records: Vec<Vec<u8>> = encode_records(events).collect();
+        let records = encode_records(events)?;
         self.inner
             .outbox
             .transaction(|outbox| {
@@ -154,7 +151,7 @@ mod tests {
     #[test]
     fn records_number_their_events_after_their_key() {
         let events = [event(1), event(2)];
-        let record: Vec<Vec<u8>> = encode_records(&events).collect();
+        let record = encode_records(&events).unwrap();
         let decoded = decode_record(3, &record[0]).unwrap();
         assert_eq!(
             decoded,
@@ -180,7 +177,7 @@ mod tests {
     #[test]
     fn large_batches_split_into_records_that_keep_their_order() {
         let events: Vec<Event> = (0..RECORD_EVENTS as i64 + 1).map(event).collect();
-        let records: Vec<Vec<u8>> = encode_records(&events).collect();
+        let records = encode_records(&events).unwrap();
         assert_eq!(records.len(), 2);
         let first = decode_record(1, &records[0]).unwrap();
         let second = decode_record(2, &records[1]).unwrap();

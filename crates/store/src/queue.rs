@@ -4,6 +4,7 @@
 //! snooze. The dispatcher and the workers write here in batches, one
 //! transaction per batch.
 
+use crate::codec::{decode, encode};
 use crate::{Error, Listed, Page, Result, Store, tx_error};
 use hookd_model::delivery::Delivery;
 use serde_json::Value;
@@ -82,14 +83,6 @@ fn finished_at(d: &Delivery) -> i64 {
     d.attempts.last().map_or(d.created_at_ms, |a| a.at_ms)
 }
 
-fn encode(d: &Delivery) -> Vec<u8> {
-    serde_json::to_vec(d).expect("deliveries always serialise")
-}
-
-fn decode(bytes: &[u8]) -> Result<Delivery> {
-    serde_json::from_slice(bytes).map_err(Error::Corrupt)
-}
-
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
 
 /// The queue trees inside one transaction.
@@ -139,7 +132,7 @@ impl<'a> QueueTx<'a> {
         let id = d.id.as_bytes();
         match self.deliveries.get(id)? {
             Some(old) => {
-                let old = decode(&old).map_err(ConflictableTransactionError::Abort)?;
+                let old: Delivery = decode(&old).map_err(ConflictableTransactionError::Abort)?;
                 if let Some(due) = old.next_attempt_at_ms {
                     self.due_remove(&due_key(due, &old))?;
                 }
@@ -157,7 +150,8 @@ impl<'a> QueueTx<'a> {
         if d.state.is_final() {
             self.finished.insert(&time_key(finished_at(d), d.id), &[])?;
         }
-        self.deliveries.insert(id, encode(d))?;
+        self.deliveries
+            .insert(id, encode(d).map_err(ConflictableTransactionError::Abort)?)?;
         Ok(())
     }
 
@@ -236,8 +230,9 @@ impl Store {
                         let key = state_key(u.hook, &u.name);
                         match &u.value {
                             Some(v) => {
-                                hook_state
-                                    .insert(key, serde_json::to_vec(v).expect("JSON serialises"))?;
+                                let value =
+                                    encode(v).map_err(ConflictableTransactionError::Abort)?;
+                                hook_state.insert(key, value)?;
                             }
                             None => {
                                 hook_state.remove(key)?;
@@ -265,7 +260,7 @@ impl Store {
                 }
                 let hook = Uuid::from_slice(&key[..16]).map_err(|_| Error::CorruptKey)?;
                 let name = String::from_utf8(key[16..].to_vec()).map_err(|_| Error::CorruptKey)?;
-                let value = serde_json::from_slice(&value).map_err(Error::Corrupt)?;
+                let value = decode(&value)?;
                 Ok((hook, name, value))
             })
             .collect()
@@ -397,7 +392,7 @@ impl Store {
                     // Redelivered since it was read: no longer finished.
                     match tx.deliveries.get(d.id.as_bytes())? {
                         Some(current)
-                            if decode(&current)
+                            if decode::<Delivery>(&current)
                                 .map_err(ConflictableTransactionError::Abort)?
                                 .state
                                 .is_final() =>

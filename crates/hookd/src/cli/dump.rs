@@ -82,8 +82,12 @@ async fn dump_guests(client: &Client, dir: &Path) -> anyhow::Result<Vec<GuestFil
     guests.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let mut files = Vec::with_capacity(guests.len());
     for guest in guests {
-        let (Some(name), Some(digest)) = (guest["name"].as_str(), guest["digest"].as_str()) else {
-            bail!("the server listed a guest without name or digest: {guest}");
+        let (Some(id), Some(name), Some(digest)) = (
+            guest["id"].as_str(),
+            guest["name"].as_str(),
+            guest["digest"].as_str(),
+        ) else {
+            bail!("the server listed a guest without id, name or digest: {guest}");
         };
         // The name becomes a file name: only what the server accepts in
         // names, so that no answer can write outside the guests directory.
@@ -93,8 +97,10 @@ async fn dump_guests(client: &Client, dir: &Path) -> anyhow::Result<Vec<GuestFil
         if !safe || name.is_empty() {
             bail!("the server listed a guest named {name:?}, which cannot be a file name");
         }
+        // By id: a name kept from before names were checked as path
+        // segments (`..`) would not reach its guest.
         let bytes = client
-            .get_bytes(&format!("/guests/{}/wasm", encode(name)))
+            .get_bytes(&format!("/guests/{}/wasm", encode(id)))
             .await?;
         // The record and the bytes are two requests: a new version
         // uploaded in between would pair the old digest with new bytes.
