@@ -3,7 +3,7 @@
 //! first. Allowed and denied decisions are kept apart so that retention
 //! can keep denials far longer: they are what an auditor looks for.
 
-use crate::{Error, Listed, Page, Result, Store};
+use crate::{Error, Listed, Origin, Page, Result, Store};
 use hookd_model::audit::{AuditRecord, Verdict};
 use std::iter::Peekable;
 
@@ -49,6 +49,10 @@ impl AuditFilter {
                 .is_none_or(|g| r.guest.name == g || r.guest.digest == g)
             && self.verdict.is_none_or(|v| r.verdict == v)
     }
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<AuditRecord> {
+    serde_json::from_slice(bytes).map_err(Error::Corrupt)
 }
 
 type Entries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
@@ -123,7 +127,17 @@ impl Store {
                 (None, Some(_)) => (&mut denied, 'd'),
             };
             let (key, value) = iter.next().expect("peeked")?;
-            let record: AuditRecord = serde_json::from_slice(&value).map_err(Error::Corrupt)?;
+            let record = match decode(&value) {
+                Ok(record) => record,
+                Err(e) => {
+                    let origin = match tag {
+                        'a' => Origin::AuditAllowed,
+                        _ => Origin::AuditDenied,
+                    };
+                    self.quarantine(origin, &key, &value, &e)?;
+                    continue;
+                }
+            };
             if !filter.admits(&record) {
                 continue;
             }
