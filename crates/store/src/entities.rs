@@ -461,7 +461,7 @@ impl Store {
             }
         }
         let own = key.to_vec();
-        let release = move |tx: &Tx<'_>| {
+        let release = move |tx: &Tx<'_>| -> TxResult<Value> {
             for index in &claims {
                 if tx.unique.get(index)?.as_deref() == Some(id.as_bytes().as_slice()) {
                     tx.del(tx.unique, index.clone())?;

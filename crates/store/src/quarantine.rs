@@ -125,19 +125,10 @@ impl Quarantined {
 
     fn decode(id: Uuid, bytes: &[u8]) -> Result<Self> {
         let mut rest = bytes;
-        let mut take = |n: usize| -> Result<&[u8]> {
-            let (head, tail) = rest.split_at_checked(n).ok_or(Error::CorruptKey)?;
-            rest = tail;
-            Ok(head)
-        };
-        let origin = Origin::of_tag(take(1)?[0]).ok_or(Error::CorruptKey)?;
-        let at_ms = i64::from_be_bytes(take(8)?.try_into().map_err(|_| Error::CorruptKey)?);
-        let mut part = || -> Result<Vec<u8>> {
-            let len = u32::from_be_bytes(take(4)?.try_into().map_err(|_| Error::CorruptKey)?);
-            Ok(take(len as usize)?.to_vec())
-        };
-        let key = part()?;
-        let error = String::from_utf8_lossy(&part()?).into_owned();
+        let origin = Origin::of_tag(take(&mut rest, 1)?[0]).ok_or(Error::CorruptKey)?;
+        let at_ms = i64::from_be_bytes(take_array(&mut rest)?);
+        let key = take_part(&mut rest)?.to_vec();
+        let error = String::from_utf8_lossy(take_part(&mut rest)?).into_owned();
         Ok(Quarantined {
             id,
             origin,
@@ -147,6 +138,24 @@ impl Quarantined {
             at_ms,
         })
     }
+}
+
+/// The first `n` bytes of `rest`, which moves past them.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+    let whole: &'a [u8] = rest;
+    let (head, tail) = whole.split_at_checked(n).ok_or(Error::CorruptKey)?;
+    *rest = tail;
+    Ok(head)
+}
+
+fn take_array<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N]> {
+    take(rest, N)?.try_into().map_err(|_| Error::CorruptKey)
+}
+
+/// A part written with its length before it.
+fn take_part<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8]> {
+    let len = u32::from_be_bytes(take_array(rest)?);
+    take(rest, len as usize)
 }
 
 /// What a retry came to.
@@ -445,6 +454,26 @@ mod tests {
             (record.origin, record.key_text()),
             (Origin::Deliveries, bad.id.to_string())
         );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_delivery_that_a_dispatch_overwrites_does_not_fail_the_batch() {
+        let (_dir, store) = store();
+        let hook = Uuid::new_v4();
+        let [d, other] = [1, 2].map(|n| {
+            Delivery::new(hook, Event::new("s", "e", json!({}), n), n as u64, n)
+        });
+        store.commit_dispatch(&[], std::slice::from_ref(&d), &[]).unwrap();
+        store.inner.queue.deliveries.insert(d.id.as_bytes(), GARBAGE).unwrap();
+        // The same delivery again (a dispatch repeated after a crash), in a
+        // batch with another.
+        store
+            .commit_dispatch(&[], &[d.clone(), other.clone()], &[])
+            .unwrap();
+        assert_eq!(store.delivery(d.id).unwrap(), Some(d));
+        assert_eq!(store.delivery(other.id).unwrap(), Some(other));
+        assert_eq!(store.queue_depth(), 2);
+        assert_eq!(all(&store)[0].raw, GARBAGE);
     }
 
     #[tokio::test]

@@ -223,6 +223,33 @@ impl Store {
         deliveries: &[Delivery],
         state: &[HookStateUpdate],
     ) -> Result<()> {
+        self.replacing_corrupt(deliveries, || {
+            self.commit_dispatch_once(records, deliveries, state)
+        })
+    }
+
+    /// Runs a commit of `written`; if one of the deliveries it overwrites
+    /// does not decode (which would fail the commit, and the whole batch
+    /// with it, every time), moves those to the quarantine and commits
+    /// again, each new record taking its old one's place.
+    fn replacing_corrupt(&self, written: &[Delivery], commit: impl Fn() -> Result<()>) -> Result<()> {
+        match commit() {
+            Err(Error::Corrupt(_)) => {
+                for d in written {
+                    self.delivery(d.id)?;
+                }
+                commit()
+            }
+            other => other,
+        }
+    }
+
+    fn commit_dispatch_once(
+        &self,
+        records: &[u64],
+        deliveries: &[Delivery],
+        state: &[HookStateUpdate],
+    ) -> Result<()> {
         let q = &self.inner.queue;
         let due_added = (
             &self.inner.outbox,
@@ -325,11 +352,13 @@ impl Store {
     /// Writes deliveries after attempts (or a redelivery), moving their
     /// index entries, in one transaction. Not yet durable.
     pub fn commit_deliveries(&self, updated: &[Delivery]) -> Result<()> {
-        self.queue_tx(|tx| {
-            for d in updated {
-                tx.put(d)?;
-            }
-            Ok(())
+        self.replacing_corrupt(updated, || {
+            self.queue_tx(|tx| {
+                for d in updated {
+                    tx.put(d)?;
+                }
+                Ok(())
+            })
         })
     }
 
