@@ -9,6 +9,7 @@ mod entities;
 mod event_hooks;
 mod health;
 mod hostile_body;
+mod hostile_quarantine;
 mod lambda;
 mod operations;
 mod published;

@@ -12,6 +12,7 @@ mod guests;
 mod health;
 mod observe;
 mod openapi;
+mod quarantine;
 mod rbac;
 mod resource;
 mod root;
@@ -97,6 +98,7 @@ fn api() -> Api {
         .merge(events::router())
         .merge(health::router())
         .merge(guests::router())
+        .merge(quarantine::router())
         .merge(rbac::router())
         .merge(observe::router());
     for e in entity::all() {

@@ -11,7 +11,7 @@ use axum::http::{HeaderName, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use hookd_metrics::{RouteLabels, RouteStatusLabels};
+use hookd_metrics::{OriginLabels, RouteLabels, RouteStatusLabels};
 use std::time::Instant;
 use tower::ServiceBuilder;
 use tower::layer::util::Stack;
@@ -52,6 +52,17 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     m.guests_compiled.set(counters.compiled as i64);
     m.guests_loaded_from_cache
         .set(counters.loaded_from_cache as i64);
+    match state.store.quarantine_counts() {
+        Ok(counts) => {
+            for (origin, n) in counts {
+                let labels = OriginLabels {
+                    origin: origin.as_str().to_string(),
+                };
+                m.quarantined_records.get_or_create(&labels).set(n as i64);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "counting quarantined records failed"),
+    }
     ([(CONTENT_TYPE, hookd_metrics::CONTENT_TYPE)], m.render()).into_response()
 }
 

@@ -222,6 +222,17 @@ fn schemas() -> Map<String, Value> {
                       "verdict": {"type": "string", "enum": ["allowed", "denied"]}, "reason": {"type": "string"}})),
     );
     s.insert(
+        "Quarantined".into(),
+        object(json!({
+            "id": {"type": "string", "format": "uuid"},
+            "origin": {"type": "string", "enum": hookd_store::Origin::ALL.map(hookd_store::Origin::as_str)},
+            "key": {"type": "string", "description": "its key in the tree it came from"},
+            "error": {"type": "string"}, "quarantined_at_ms": {"type": "integer"},
+            "size": {"type": "integer"},
+            "raw": {"type": "string", "format": "byte", "description": "its stored bytes (shown alone only)"},
+            "raw_text": {"type": "string", "description": "the same bytes as UTF-8, lossily"}})),
+    );
+    s.insert(
         "TargetHealth".into(),
         object(json!({"id": {"type": "string"}, "target": {"type": "string"}, "upstream": {"type": "object"},
                       "weight": {"type": "integer"}, "health": {"type": "string"}, "data": {"type": "object"}})),

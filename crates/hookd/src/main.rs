@@ -60,6 +60,9 @@ enum Command {
     /// Deliveries of a running server.
     #[command(subcommand)]
     Deliveries(cli::deliveries::DeliveriesCommand),
+    /// Stored records a server could not decode and moved aside.
+    #[command(subcommand)]
+    Quarantine(cli::quarantine::QuarantineCommand),
     /// Lists the sandbox's run-time decisions for guests (`GET /audit`).
     Audit(cli::audit::AuditArgs),
     /// Writes a server's entities, event hooks and guests as a declarative
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         }
         Command::Hooks(command) => cli::run(&cli.client, Verb::Hooks(command)),
         Command::Deliveries(command) => cli::run(&cli.client, Verb::Deliveries(command)),
+        Command::Quarantine(command) => cli::run(&cli.client, Verb::Quarantine(command)),
         Command::Audit(filter) => cli::run(&cli.client, Verb::Audit(filter)),
         Command::Dump(args) => cli::run(&cli.client, Verb::Dump(args)),
         Command::Apply(args) => cli::run(&cli.client, Verb::Apply(args)),

@@ -57,6 +57,14 @@ pub struct CapabilityLabels {
     pub capability: String,
 }
 
+/// Where a stored record came from: its sled tree.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginLabels {
+    /// `outbox`, `deliveries`, `hook_state`, `entities`, `audit_allowed`,
+    /// `audit_denied`.
+    pub origin: String,
+}
+
 /// An Admin API route.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -107,6 +115,8 @@ pub struct Metrics {
     pub guests_loaded_from_cache: Gauge,
     /// Sandbox decisions that denied a guest something, by capability.
     pub audit_denials: Family<CapabilityLabels, Counter>,
+    /// Stored records in the quarantine (they do not decode), by origin.
+    pub quarantined_records: Family<OriginLabels, Gauge>,
     /// Admin API requests, by method, route and status.
     pub admin_requests: Family<RouteStatusLabels, Counter>,
     /// Admin API request duration, by method and route.
@@ -134,6 +144,7 @@ impl Metrics {
             guests_compiled: Gauge::default(),
             guests_loaded_from_cache: Gauge::default(),
             audit_denials: Family::default(),
+            quarantined_records: Family::default(),
             admin_requests: Family::default(),
             admin_request_seconds: Family::new_with_constructor(latency_histogram),
         };
@@ -179,6 +190,11 @@ impl Metrics {
             "audit_denials",
             "Sandbox decisions denying a guest",
             m.audit_denials.clone(),
+        );
+        r.register(
+            "quarantined_records",
+            "Stored records moved to the quarantine because they do not decode",
+            m.quarantined_records.clone(),
         );
         r.register(
             "admin_requests",

@@ -3,7 +3,7 @@
 //! first. Allowed and denied decisions are kept apart so that retention
 //! can keep denials far longer: they are what an auditor looks for.
 
-use crate::{Error, Listed, Page, Result, Store};
+use crate::{Error, Listed, Origin, Page, Result, Store};
 use hookd_model::audit::{AuditRecord, Verdict};
 use std::iter::Peekable;
 
@@ -123,7 +123,17 @@ impl Store {
                 (None, Some(_)) => (&mut denied, 'd'),
             };
             let (key, value) = iter.next().expect("peeked")?;
-            let record: AuditRecord = crate::codec::decode(&value)?;
+            let record: AuditRecord = match crate::codec::decode(&value) {
+                Ok(record) => record,
+                Err(e) => {
+                    let origin = match tag {
+                        'a' => Origin::AuditAllowed,
+                        _ => Origin::AuditDenied,
+                    };
+                    self.quarantine(origin, &key, &value, &e)?;
+                    continue;
+                }
+            };
             if !filter.admits(&record) {
                 continue;
             }

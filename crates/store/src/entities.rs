@@ -8,7 +8,7 @@
 //! parent's list of children under one key of the `children` tree.
 
 use crate::codec::{decode, encode};
-use crate::{Error, Result, Store};
+use crate::{Error, Origin, Result, Store};
 use hookd_model::entity::{self, ForeignKey, OnDelete, UniqueKey};
 use hookd_model::event::canonical_json;
 use hookd_model::{Event, Operation};
@@ -64,6 +64,16 @@ pub(crate) fn entity_key(name: &str, id: Uuid) -> Vec<u8> {
     k.push(b'/');
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+/// The entity name and id of an `entities` key.
+fn split_entity_key(key: &[u8]) -> Option<(String, Uuid)> {
+    let slash = key.len().checked_sub(17)?;
+    if key[slash] != b'/' {
+        return None;
+    }
+    let name = std::str::from_utf8(&key[..slash]).ok()?;
+    Some((name.to_string(), Uuid::from_slice(&key[slash + 1..]).ok()?))
 }
 
 fn entity_prefix(name: &str) -> Vec<u8> {
@@ -396,10 +406,78 @@ impl Store {
 
     /// The entity with that id.
     pub fn get(&self, name: &str, id: Uuid) -> Result<Option<Value>> {
-        match self.inner.entities.get(entity_key(name, id))? {
-            Some(bytes) => decode(&bytes).map(Some),
+        let key = entity_key(name, id);
+        match self.inner.entities.get(&key)? {
+            Some(bytes) => self.decode_entity(&key, &bytes),
             None => Ok(None),
         }
+    }
+
+    /// The stored entity, or none if it does not decode: then it goes to
+    /// the quarantine, and readers (listings, the dispatcher's hooks, the
+    /// health checker) go on with the others, as if it had been deleted.
+    /// Its unique values and references stay claimed until it is deleted
+    /// from the quarantine, so that a retry puts it back consistent.
+    fn decode_entity(&self, key: &[u8], bytes: &[u8]) -> Result<Option<Value>> {
+        match decode(bytes) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) => {
+                self.quarantine(Origin::Entities, key, bytes, &e)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Gives up what a quarantined entity held in the indexes: its unique
+    /// values, its place in its parents' lists of children, its own list.
+    /// Found by scanning (the entity itself cannot be read), then removed
+    /// in one write that checks each entry again.
+    pub(crate) async fn release_entity_indexes(&self, key: &[u8]) -> Result<()> {
+        let Some((name, id)) = split_entity_key(key) else {
+            return Ok(());
+        };
+        let mut claims = Vec::new();
+        for item in self.inner.unique.scan_prefix(format!("{name}\0")) {
+            let (index, owner) = item?;
+            if owner.as_ref() == id.as_bytes() {
+                claims.push(index);
+            }
+        }
+        let is_this = move |(e, i, _): &ChildRef| *e == name && *i == id;
+        let mut parents = Vec::new();
+        for item in self.inner.children.iter() {
+            let (parent, list) = item?;
+            let list: Vec<ChildRef> = serde_json::from_slice(&list).unwrap_or_default();
+            if list.iter().any(&is_this) {
+                parents.push(parent);
+            }
+        }
+        let own = key.to_vec();
+        let release = move |tx: &Tx<'_>| -> TxResult<Value> {
+            for index in &claims {
+                if tx.unique.get(index)?.as_deref() == Some(id.as_bytes().as_slice()) {
+                    tx.del(tx.unique, index.clone())?;
+                }
+            }
+            for parent in &parents {
+                let Some(list) = tx.children.get(parent)? else {
+                    continue;
+                };
+                let mut list: Vec<ChildRef> =
+                    serde_json::from_slice(&list).or_else(|e| abort(Error::Corrupt(e)))?;
+                list.retain(|entry| !is_this(entry));
+                if list.is_empty() {
+                    tx.del(tx.children, parent.clone())?;
+                } else {
+                    let bytes = serde_json::to_vec(&list).expect("child refs always serialise");
+                    tx.put(tx.children, parent.clone(), bytes)?;
+                }
+            }
+            tx.del(tx.children, own.clone())?;
+            Ok(Value::Null)
+        };
+        self.inner.writer.write(0, Box::new(release)).await?;
+        Ok(())
     }
 
     /// The entity whose unique `field` has this value.
@@ -433,7 +511,7 @@ impl Store {
                     next: Some(id.to_string()),
                 });
             }
-            data.push(decode(&bytes)?);
+            data.extend(self.decode_entity(&key, &bytes)?);
         }
         Ok(Listed { data, next: None })
     }

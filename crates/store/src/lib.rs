@@ -9,6 +9,7 @@ mod entities;
 mod flusher;
 mod guests;
 mod outbox;
+mod quarantine;
 mod queue;
 mod tokens;
 mod writer;
@@ -17,6 +18,7 @@ pub use audit::AuditFilter;
 pub use entities::{Listed, Page};
 pub use guests::Upload;
 pub use outbox::OutboxBatch;
+pub use quarantine::{Origin, Quarantined, Retried};
 pub use queue::HookStateUpdate;
 
 use flusher::Flusher;
@@ -130,6 +132,8 @@ struct Inner {
     guests: guests::GuestTrees,
     audit: audit::AuditTrees,
     tokens: sled::Tree,
+    /// Records moved aside because they do not decode (see `quarantine`).
+    quarantine: sled::Tree,
     outbox_notify: tokio::sync::Notify,
     writer: writer::Writer,
     flusher: Flusher,
@@ -168,6 +172,7 @@ impl Store {
             guests: guests::GuestTrees::open(&db)?,
             audit: audit::AuditTrees::open(&db)?,
             tokens: db.open_tree("admin_tokens")?,
+            quarantine: db.open_tree("quarantine")?,
             outbox_notify: tokio::sync::Notify::new(),
             flusher: Flusher::start(db.clone()),
             db,

@@ -7,7 +7,7 @@
 //! saves the writer and the dispatcher two thirds of their outbox work.
 
 use crate::codec::{decode, encode};
-use crate::{Error, Result, Store, tx_error};
+use crate::{Error, Origin, Result, Store, tx_error};
 use hookd_model::Event;
 use serde::de::IgnoredAny;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -46,6 +46,11 @@ fn record_key(key: &[u8]) -> Result<u64> {
     ))
 }
 
+/// A stored record, key and value, as the dispatcher takes it.
+pub(crate) fn decode_stored(key: &[u8], value: &[u8]) -> Result<Vec<(u64, Event)>> {
+    decode_record(record_key(key)?, value)
+}
+
 /// The events of a record with their places in the outbox order. A record
 /// written before records held several events is a single event object.
 fn decode_record(key: u64, value: &[u8]) -> Result<Vec<(u64, Event)>> {
@@ -79,7 +84,8 @@ impl Store {
     }
 
     /// Whole records from the head of the outbox, until they hold at least
-    /// `limit` events (or the outbox ends).
+    /// `limit` events (or the outbox ends). A record that does not decode
+    /// goes to the quarantine and the batch goes on behind it.
     pub fn outbox_batch(&self, limit: usize) -> Result<OutboxBatch> {
         let mut batch = OutboxBatch::default();
         for item in self.inner.outbox.iter() {
@@ -87,20 +93,26 @@ impl Store {
                 break;
             }
             let (key, value) = item?;
-            let key = record_key(&key)?;
-            batch.records.push(key);
-            batch.events.extend(decode_record(key, &value)?);
+            match decode_stored(&key, &value) {
+                Ok(events) => {
+                    batch.records.push(record_key(&key)?);
+                    batch.events.extend(events);
+                }
+                Err(e) => self.quarantine(Origin::Outbox, &key, &value, &e)?,
+            }
         }
         Ok(batch)
     }
 
-    /// Number of events waiting in the outbox.
+    /// Number of events waiting in the outbox. A record that does not
+    /// decode counts as one: it waits too, for the dispatcher to move it
+    /// to the quarantine.
     pub fn outbox_len(&self) -> Result<usize> {
         self.inner
             .outbox
             .iter()
             .values()
-            .map(|value| record_len(&value?))
+            .map(|value| Ok(record_len(&value?).unwrap_or(1)))
             .sum()
     }
 }

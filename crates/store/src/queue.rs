@@ -5,7 +5,7 @@
 //! transaction per batch.
 
 use crate::codec::{decode, encode};
-use crate::{Error, Listed, Page, Result, Store, tx_error};
+use crate::{Error, Listed, Origin, Page, Quarantined, Result, Store, tx_error};
 use hookd_model::delivery::Delivery;
 use serde_json::Value;
 use sled::Transactional;
@@ -81,6 +81,14 @@ fn state_key(hook: Uuid, name: &str) -> Vec<u8> {
 /// The time a finished delivery finished: its last attempt.
 fn finished_at(d: &Delivery) -> i64 {
     d.attempts.last().map_or(d.created_at_ms, |a| a.at_ms)
+}
+
+/// An entry of the on_change / snooze memory: (hook, name, value).
+pub(crate) fn decode_state(key: &[u8], value: &[u8]) -> Result<(Uuid, String, Value)> {
+    let (hook, name) = key.split_at_checked(16).ok_or(Error::CorruptKey)?;
+    let hook = Uuid::from_slice(hook).map_err(|_| Error::CorruptKey)?;
+    let name = String::from_utf8(name.to_vec()).map_err(|_| Error::CorruptKey)?;
+    Ok((hook, name, decode(value)?))
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
@@ -208,6 +216,33 @@ impl Store {
         deliveries: &[Delivery],
         state: &[HookStateUpdate],
     ) -> Result<()> {
+        self.replacing_corrupt(deliveries, || {
+            self.commit_dispatch_once(records, deliveries, state)
+        })
+    }
+
+    /// Runs a commit of `written`; if one of the deliveries it overwrites
+    /// does not decode (which would fail the commit, and the whole batch
+    /// with it, every time), moves those to the quarantine and commits
+    /// again, each new record taking its old one's place.
+    fn replacing_corrupt(&self, written: &[Delivery], commit: impl Fn() -> Result<()>) -> Result<()> {
+        match commit() {
+            Err(Error::Corrupt(_)) => {
+                for d in written {
+                    self.delivery(d.id)?;
+                }
+                commit()
+            }
+            other => other,
+        }
+    }
+
+    fn commit_dispatch_once(
+        &self,
+        records: &[u64],
+        deliveries: &[Delivery],
+        state: &[HookStateUpdate],
+    ) -> Result<()> {
         let q = &self.inner.queue;
         let due_added = (
             &self.inner.outbox,
@@ -248,22 +283,18 @@ impl Store {
     }
 
     /// Everything remembered for on_change and snooze: (hook, name, value).
+    /// An entry that does not decode goes to the quarantine: that hook
+    /// forgets it, as if it had never been remembered.
     pub fn hook_states(&self) -> Result<Vec<(Uuid, String, Value)>> {
-        self.inner
-            .queue
-            .hook_state
-            .iter()
-            .map(|item| {
-                let (key, value) = item?;
-                if key.len() < 16 {
-                    return Err(Error::CorruptKey);
-                }
-                let hook = Uuid::from_slice(&key[..16]).map_err(|_| Error::CorruptKey)?;
-                let name = String::from_utf8(key[16..].to_vec()).map_err(|_| Error::CorruptKey)?;
-                let value = decode(&value)?;
-                Ok((hook, name, value))
-            })
-            .collect()
+        let mut states = Vec::new();
+        for item in self.inner.queue.hook_state.iter() {
+            let (key, value) = item?;
+            match decode_state(&key, &value) {
+                Ok(state) => states.push(state),
+                Err(e) => self.quarantine(Origin::HookState, &key, &value, &e)?,
+            }
+        }
+        Ok(states)
     }
 
     /// Deliveries due at `now_ms`, soonest first, skipping those in `busy`.
@@ -315,20 +346,79 @@ impl Store {
     /// Writes deliveries after attempts (or a redelivery), moving their
     /// index entries, in one transaction. Not yet durable.
     pub fn commit_deliveries(&self, updated: &[Delivery]) -> Result<()> {
-        self.queue_tx(|tx| {
-            for d in updated {
-                tx.put(d)?;
-            }
-            Ok(())
+        self.replacing_corrupt(updated, || {
+            self.queue_tx(|tx| {
+                for d in updated {
+                    tx.put(d)?;
+                }
+                Ok(())
+            })
         })
     }
 
-    /// One delivery.
+    /// One delivery. One that does not decode goes to the quarantine, with
+    /// its index entries, and is none from then on: whatever loop or
+    /// listing met it goes on without it.
     pub fn delivery(&self, id: Uuid) -> Result<Option<Delivery>> {
-        match self.inner.queue.deliveries.get(id.as_bytes())? {
-            Some(bytes) => decode(&bytes).map(Some),
-            None => Ok(None),
+        let Some(bytes) = self.inner.queue.deliveries.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        match decode(&bytes) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => {
+                self.quarantine(Origin::Deliveries, id.as_bytes(), &bytes, &e)?;
+                Ok(None)
+            }
         }
+    }
+
+    /// Removes the index entries of a delivery that left the `deliveries`
+    /// tree without being decoded: found by scanning, since the keys hold
+    /// times only the delivery knew. Rare (a quarantine), so a scan is fine.
+    pub(crate) fn forget_delivery_indexes(&self, id: Uuid) -> Result<()> {
+        let q = &self.inner.queue;
+        let id = id.as_bytes().as_slice();
+        for (tree, id_at, counted) in [
+            (&q.due, 16, true),
+            (&q.by_hook, 24, false),
+            (&q.finished, 8, false),
+        ] {
+            for key in tree.iter().keys() {
+                let key = key?;
+                if key.get(id_at..) == Some(id) && tree.remove(&key)?.is_some() && counted {
+                    self.count_due(-1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a quarantined delivery back with its index entries, unless its
+    /// id holds a delivery again; false then.
+    pub(crate) fn restore_delivery(&self, record: &Quarantined) -> Result<bool> {
+        let d: Delivery = decode(&record.raw)?;
+        let q = &self.inner.queue;
+        let restored = (
+            &q.deliveries,
+            &q.due,
+            &q.by_hook,
+            &q.finished,
+            &self.inner.quarantine,
+        )
+            .transaction(|(deliveries, due, by_hook, finished, quarantine)| {
+                if deliveries.get(d.id.as_bytes())?.is_some() {
+                    return Ok(None);
+                }
+                let tx = QueueTx::new(deliveries, due, by_hook, finished);
+                tx.put(&d)?;
+                quarantine.remove(record.id.as_bytes())?;
+                Ok(Some(tx.due_added.get()))
+            })
+            .map_err(tx_error)?;
+        if let Some(added) = restored {
+            self.count_due(added);
+        }
+        Ok(restored.is_some())
     }
 
     /// A page of a hook's deliveries, newest first. Offsets are the id of

@@ -1,5 +1,5 @@
 //! The client side of `hookd`: verbs that talk to a running server's
-//! Admin API (hooks, guests, deliveries, audit) and the declarative
+//! Admin API (hooks, guests, deliveries, quarantine, audit) and the declarative
 //! `dump` and `apply`. Each verb group is one module; they share the
 //! [`client::Client`], the [`table`] output and [`read_document`].
 
@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod dump;
 pub mod guests;
 pub mod hooks;
+pub mod quarantine;
 mod table;
 
 use anyhow::Context;
@@ -49,6 +50,8 @@ pub enum Verb {
     Guests(guests::GuestsCommand),
     /// `hookd deliveries ...`.
     Deliveries(deliveries::DeliveriesCommand),
+    /// `hookd quarantine ...`.
+    Quarantine(quarantine::QuarantineCommand),
     /// `hookd audit`.
     Audit(audit::AuditArgs),
     /// `hookd dump`.
@@ -80,6 +83,7 @@ async fn dispatch(args: &ClientArgs, verb: Verb) -> anyhow::Result<()> {
         Verb::Hooks(command) => hooks::run(&client, json, command).await,
         Verb::Guests(command) => guests::run(&client, json, command).await,
         Verb::Deliveries(command) => deliveries::run(&client, json, command).await,
+        Verb::Quarantine(command) => quarantine::run(&client, json, command).await,
         Verb::Audit(filter) => audit::run(&client, json, filter).await,
         Verb::Dump(dump) => dump::run(&client, json, dump).await,
         Verb::Apply(apply) => apply::run(&client, json, apply).await,

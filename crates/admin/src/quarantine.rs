@@ -1,0 +1,119 @@
+//! Stored records that do not decode, moved aside by the loops that met
+//! them: `/quarantine` lists them, `/quarantine/{id}` shows or deletes one,
+//! `/quarantine/{id}/retry` puts one back where it came from.
+
+use crate::AdminState;
+use crate::api::{Api, doc};
+use crate::crud::{page_answer, parse_page};
+use crate::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hookd_store::{Quarantined, Retried};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The routes.
+pub fn router() -> Api {
+    Api::new()
+        .route(
+            "/quarantine",
+            get(list),
+            [doc(
+                Method::GET,
+                "Stored records that do not decode, moved aside, oldest first",
+            )
+            .json(200, "List:Quarantined")],
+        )
+        .route(
+            "/quarantine/{id}",
+            get(one).delete(remove),
+            [
+                doc(Method::GET, "One quarantined record with its raw bytes")
+                    .json(200, "Quarantined"),
+                doc(Method::DELETE, "Delete a quarantined record for good").empty(204),
+            ],
+        )
+        .route(
+            "/quarantine/{id}/retry",
+            post(retry),
+            [doc(
+                Method::POST,
+                "Put a quarantined record back where it came from, if it decodes now",
+            )
+            .json(200, "Quarantined")],
+        )
+}
+
+/// A record as the API shows it; `raw` only when shown alone, since it
+/// may be large.
+fn view(record: &Quarantined, with_raw: bool) -> Value {
+    let mut value = json!({
+        "id": record.id,
+        "origin": record.origin.as_str(),
+        "key": record.key_text(),
+        "error": record.error,
+        "quarantined_at_ms": record.at_ms,
+        "size": record.raw.len(),
+    });
+    if with_raw {
+        value["raw"] = json!(STANDARD.encode(&record.raw));
+        value["raw_text"] = json!(String::from_utf8_lossy(&record.raw));
+    }
+    value
+}
+
+fn record_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::try_parse(id).map_err(|_| ApiError::InvalidPrimaryKey(id.to_string()))
+}
+
+async fn list(
+    State(state): State<AdminState>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let listed = state.store.quarantine_page(&parse_page(&query)?)?;
+    let data = listed.data.iter().map(|r| view(r, false)).collect();
+    Ok(Json(page_answer(data, listed.next, &query, uri.path())))
+}
+
+async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let record = state
+        .store
+        .quarantined(record_id(&id)?)?
+        .ok_or(ApiError::NotFound("Not found"))?;
+    Ok(Json(view(&record, true)))
+}
+
+async fn remove(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    if state.store.delete_quarantined(record_id(&id)?).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("Not found"))
+    }
+}
+
+/// 200 with the record as it was when it went back; 409 when it stays,
+/// with why (the new decode error, or a newer record under its key).
+async fn retry(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = record_id(&id)?;
+    let record = state
+        .store
+        .quarantined(id)?
+        .ok_or(ApiError::NotFound("Not found"))?;
+    match state.store.retry_quarantined(id).await? {
+        Some(Retried::Restored) => Ok(Json(view(&record, false))),
+        Some(Retried::StillCorrupt(again)) => Err(ApiError::Conflict(format!(
+            "the record still does not decode and stays in the quarantine: {}",
+            again.error
+        ))),
+        Some(Retried::Superseded) => Err(ApiError::Conflict(
+            "a newer record is stored under its key; delete this one".into(),
+        )),
+        None => Err(ApiError::NotFound("Not found")),
+    }
+}

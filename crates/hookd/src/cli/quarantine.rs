@@ -1,0 +1,126 @@
+//! `hookd quarantine`: stored records that do not decode, moved aside by
+//! the server's loops; listed, shown, put back or deleted.
+
+use super::client::{Client, encode};
+use super::table::{Table, cell, details, time_ms};
+use super::{print_json, print_list};
+use clap::Subcommand;
+use serde_json::Value;
+
+/// The verbs on quarantined records.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// Lists quarantined records, oldest first.
+    List,
+    /// Shows a quarantined record, its error and its stored bytes.
+    Show {
+        /// Its id.
+        id: String,
+    },
+    /// Puts a record back where it came from if it decodes now (after an
+    /// upgrade); if it still does not, it stays with the new error.
+    Retry {
+        /// Its id.
+        id: String,
+    },
+    /// Deletes a quarantined record for good.
+    Delete {
+        /// Its id.
+        id: String,
+    },
+}
+
+/// Runs one verb.
+pub async fn run(client: &Client, json: bool, command: QuarantineCommand) -> anyhow::Result<()> {
+    match command {
+        QuarantineCommand::List => {
+            let records = client.list("/quarantine").await?;
+            if json {
+                return print_list(records);
+            }
+            print!("{}", table(&records).render());
+        }
+        QuarantineCommand::Show { id } => {
+            let record = client.get(&format!("/quarantine/{}", encode(&id))).await?;
+            if json {
+                return print_json(&record);
+            }
+            print!("{}", describe(&record));
+        }
+        QuarantineCommand::Retry { id } => {
+            let record = client
+                .post_empty(&format!("/quarantine/{}/retry", encode(&id)))
+                .await?;
+            if json {
+                return print_json(&record);
+            }
+            println!(
+                "put back {} record {}",
+                cell(&record["origin"]),
+                cell(&record["key"])
+            );
+        }
+        QuarantineCommand::Delete { id } => {
+            client.delete(&format!("/quarantine/{}", encode(&id))).await?;
+            if !json {
+                println!("deleted quarantined record {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Quarantined records as a table.
+fn table(records: &[Value]) -> Table {
+    let mut table = Table::new(&["ID", "ORIGIN", "KEY", "SIZE", "QUARANTINED", "ERROR"]);
+    for r in records {
+        table.row(vec![
+            cell(&r["id"]),
+            cell(&r["origin"]),
+            cell(&r["key"]),
+            cell(&r["size"]),
+            time_ms(&r["quarantined_at_ms"]),
+            cell(&r["error"]),
+        ]);
+    }
+    table
+}
+
+/// A record for people: its fields, then its bytes as text.
+fn describe(r: &Value) -> String {
+    let mut out = details(&[
+        ("id", cell(&r["id"])),
+        ("origin", cell(&r["origin"])),
+        ("key", cell(&r["key"])),
+        ("quarantined", time_ms(&r["quarantined_at_ms"])),
+        ("error", cell(&r["error"])),
+        ("size", cell(&r["size"])),
+    ]);
+    out.push('\n');
+    out.push_str(&cell(&r["raw_text"]));
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_record_reads_as_its_origin_key_and_error() {
+        let r = json!({"id": "q1", "origin": "outbox", "key": "42", "size": 3,
+            "quarantined_at_ms": 0, "error": "a stored value is corrupt: EOF",
+            "raw_text": "{\"a"});
+        let rendered = table(std::slice::from_ref(&r)).render();
+        let row: Vec<&str> = rendered.lines().nth(1).unwrap().split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(
+            row,
+            ["q1", "outbox", "42", "3", "1970-01-01T00:00:00.000Z", "a stored value is corrupt: EOF"]
+        );
+        let shown = describe(&r);
+        let error = shown.lines().find(|l| l.starts_with("error:")).unwrap();
+        assert!(error.ends_with(" a stored value is corrupt: EOF"), "{shown}");
+        assert!(shown.ends_with("\n{\"a\n"), "{shown}");
+    }
+}
