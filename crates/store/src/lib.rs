@@ -12,7 +12,7 @@ mod queue;
 mod tokens;
 mod writer;
 
-pub use audit::AuditFilter;
+pub use audit::{AuditFilter, Retention};
 pub use entities::{Listed, Page};
 pub use guests::Upload;
 pub use outbox::OutboxBatch;

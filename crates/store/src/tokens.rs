@@ -112,7 +112,11 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let id = Uuid::new_v4();
         // As a store from before tokens died with their admin left it.
-        store.inner.tokens.insert(by_hash(&[1; 32]), id.as_bytes()).unwrap();
+        store
+            .inner
+            .tokens
+            .insert(by_hash(&[1; 32]), id.as_bytes())
+            .unwrap();
         store.inner.tokens.insert(by_admin(id), &[1; 32]).unwrap();
         store.insert(ADMINS, admin(id, "a"), 1).await.unwrap();
         assert_eq!(store.admin_by_token(&[1; 32]).unwrap(), None);
