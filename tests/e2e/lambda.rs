@@ -348,23 +348,23 @@ async fn fuel_limits_need_fuel_metering_and_then_stop_the_guest() {
 async fn ungranted_environment_and_files_stay_out_of_reach() {
     let server = Server::start_with(
         Options::default()
-            .env("HOOKD_SANDBOX_ENV", "HOOKD_TEST_GRANTED")
-            .env("HOOKD_TEST_GRANTED", "visible")
-            .env("HOOKD_TEST_SECRET", "hidden"),
+            .env("HOOKD_SANDBOX_ENV", "GUEST_TEST_GRANTED")
+            .env("GUEST_TEST_GRANTED", "visible")
+            .env("GUEST_TEST_SECRET", "hidden"),
     )
     .await;
     uploaded(&server, "snoop", "snoop").await;
     let hook = lambda_hook(
         &server,
         "consumers",
-        json!({"functions": ["snoop"], "capabilities": {"env": ["HOOKD_TEST_GRANTED"]}}),
+        json!({"functions": ["snoop"], "capabilities": {"env": ["GUEST_TEST_GRANTED"]}}),
     )
     .await;
     let probe = |data: Value| test_hook(&server, &hook, data);
-    let (_, answer) = probe(json!({"probe": "env", "name": "HOOKD_TEST_GRANTED"})).await;
+    let (_, answer) = probe(json!({"probe": "env", "name": "GUEST_TEST_GRANTED"})).await;
     assert_eq!(answer["result"]["ok"], true, "{answer}");
     assert_eq!(answer["result"]["value"], "visible");
-    let (_, answer) = probe(json!({"probe": "env", "name": "HOOKD_TEST_SECRET"})).await;
+    let (_, answer) = probe(json!({"probe": "env", "name": "GUEST_TEST_SECRET"})).await;
     assert_eq!(answer["result"]["ok"], false, "{answer}");
     let secret_file = server.scratch().join("secret.txt");
     std::fs::write(&secret_file, "top secret").unwrap();

@@ -10,6 +10,7 @@ mod event_hooks;
 mod health;
 mod hostile_body;
 mod hostile_quarantine;
+mod hostile_guests;
 mod lambda;
 mod operations;
 mod published;

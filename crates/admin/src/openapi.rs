@@ -219,7 +219,9 @@ fn schemas() -> Map<String, Value> {
         "AuditRecord".into(),
         object(json!({"at_ms": {"type": "integer"}, "hook_id": {"type": "string", "format": "uuid"},
                       "guest": {"type": "object"}, "capability": {"type": "string"}, "target": {"type": "string"},
-                      "verdict": {"type": "string", "enum": ["allowed", "denied"]}, "reason": {"type": "string"}})),
+                      "verdict": {"type": "string", "enum": ["allowed", "denied"]}, "reason": {"type": "string"},
+                      "count": {"type": "integer", "minimum": 1,
+                                "description": "times the guest met this decision in the call"}})),
     );
     s.insert(
         "Quarantined".into(),

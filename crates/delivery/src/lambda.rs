@@ -95,7 +95,7 @@ pub(crate) async fn run(
             .get_or_create(&CapabilityLabels {
                 capability: denial.capability.as_str().into(),
             })
-            .inc();
+            .inc_by(denial.count);
     }
     let data = outcome.result.map_err(|f| f.to_string())?;
     chain_result(&data)
@@ -131,13 +131,7 @@ fn failure_kind(f: &Failure) -> &'static str {
 /// Checks a lambda hook at save time: the mode and the ceiling admit what
 /// it asks for, and every function names a guest that exists.
 pub(crate) fn check(engine: &Engine, lambda: &LambdaConfig) -> Result<(), Violations> {
-    let config = engine.sandbox.config();
-    let mut violations = match hookd_model::capability::check_lambda(
-        config.mode,
-        &config.ceiling,
-        &lambda.capabilities,
-        &lambda.limits,
-    ) {
+    let mut violations = match engine.sandbox.check_lambda(lambda) {
         Ok(()) => Violations::new(),
         Err(v) => v,
     };

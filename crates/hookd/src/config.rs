@@ -2,7 +2,7 @@
 //! `HOOKD_<KEY>` environment variables (as Kong's `KONG_*`), then flags.
 
 use hookd_model::capability::{
-    self, AllowedHost, DirGrant, ResolvedLimits, SandboxCeiling, UntrustedWasm,
+    self, AllowedHost, DirGrant, ResolvedLimits, SandboxCeiling, ServerSecrets, UntrustedWasm,
 };
 use hookd_model::{Catalogue, EventInfo};
 use serde::{Deserialize, Serialize};
@@ -86,14 +86,30 @@ pub struct Config {
     pub audit_retention_count: usize,
     /// Allowed audit decisions kept no longer than this.
     pub audit_retention_age: Dur,
+    /// Denied audit decisions kept, at most.
+    pub audit_denied_retention_count: usize,
     /// Denied audit decisions kept no longer than this.
     pub audit_denied_retention_age: Dur,
+    /// Distinct audit records one guest call may make; repeats of a
+    /// decision are counted in its record, and decisions past this in one
+    /// record per capability and verdict.
+    pub sandbox_audit_records_per_call: usize,
+    /// Lines one guest call may put in the server log from each of its
+    /// `log` calls, its stdout and its stderr; one more line says how many
+    /// were dropped.
+    pub sandbox_log_lines_per_call: usize,
+    /// Longest guest line logged, bytes; the rest of a line is dropped.
+    pub sandbox_log_line_bytes: usize,
     /// Whether every Admin API request needs a token (`Kong-Admin-Token`
     /// or `Authorization: Bearer`), as Kong's `enforce_rbac`.
     pub enforce_rbac: bool,
     /// A super-admin token for bootstrapping, e.g. to create the first
     /// admins; empty for none.
     pub admin_token: String,
+    /// The file this was read from, if any: not a key, but one of hookd's
+    /// secrets that no guest may be granted.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// A duration written as humans write them: `500ms`, `5s`, `2m`, `1h`, `7d`.
@@ -194,9 +210,14 @@ impl Default for Config {
             guest_size_limit: hookd_sandbox::MAX_GUEST_BYTES,
             audit_retention_count: 100_000,
             audit_retention_age: secs(7 * 24 * 3600),
+            audit_denied_retention_count: 100_000,
             audit_denied_retention_age: secs(90 * 24 * 3600),
+            sandbox_audit_records_per_call: hookd_sandbox::MAX_AUDIT_RECORDS,
+            sandbox_log_lines_per_call: hookd_sandbox::MAX_LOG_LINES,
+            sandbox_log_line_bytes: hookd_sandbox::MAX_LINE_BYTES,
             enforce_rbac: false,
             admin_token: String::new(),
+            file: None,
         }
     }
 }
@@ -300,9 +321,10 @@ impl Config {
                 table.insert(key.clone(), value);
             }
         }
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(ConfigError::Invalid)?;
+        config.file = file.map(Path::to_path_buf);
         config.check_limits()?;
         Ok(config)
     }
@@ -358,9 +380,50 @@ impl Config {
         Ok(catalogue)
     }
 
+    /// hookd's own secrets, which no guest is granted in any mode: the
+    /// data directory and the configuration file, by their real paths.
+    fn secrets(&self) -> ServerSecrets {
+        ServerSecrets {
+            data_dir: Some(hookd_sandbox::resolve_path(&self.data_dir)),
+            config_file: self.file.as_deref().map(hookd_sandbox::resolve_path),
+        }
+    }
+
+    /// Refuses a ceiling that would hand hookd's own secrets to guests.
+    fn check_ceiling_secrets(&self, secrets: &ServerSecrets) -> Result<(), ConfigError> {
+        if let Some(name) = self
+            .sandbox_env
+            .iter()
+            .find(|n| ServerSecrets::is_secret_env(n))
+        {
+            return Err(ConfigError::Sandbox {
+                key: "sandbox_env",
+                reason: format!(
+                    "{name} is hookd's own ({}*), which is never granted to a guest",
+                    capability::SECRET_ENV_PREFIX
+                ),
+            });
+        }
+        for dir in &self.sandbox_dirs {
+            let real = hookd_sandbox::resolve_path(Path::new(&dir.host));
+            if let Some(exposed) = secrets.exposed_by(&real) {
+                return Err(ConfigError::Sandbox {
+                    key: "sandbox_dirs",
+                    reason: format!(
+                        "{} would expose {exposed}, which is never granted to a guest",
+                        dir.host
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The sandbox of lambda guests, its precompiled guests kept in
     /// `<data_dir>/compiled`.
     pub fn sandbox(&self) -> Result<hookd_sandbox::SandboxConfig, ConfigError> {
+        let secrets = self.secrets();
+        self.check_ceiling_secrets(&secrets)?;
         let allowed_hosts = self
             .sandbox_allowed_hosts
             .iter()
@@ -391,6 +454,7 @@ impl Config {
                 fuel(self.sandbox_max_fuel),
             ),
             fuel_metering: self.sandbox_fuel_metering,
+            secrets,
         };
         if !self.sandbox_fuel_metering {
             for (key, value) in [
@@ -423,6 +487,9 @@ impl Config {
             outbound: self.outbound_policy(),
             cache_dir: Some(self.data_dir.join("compiled")),
             max_guest_bytes: self.guest_size_limit,
+            max_audit_records: self.sandbox_audit_records_per_call,
+            max_log_lines: self.sandbox_log_lines_per_call,
+            max_line_bytes: self.sandbox_log_line_bytes,
             ..hookd_sandbox::SandboxConfig::default()
         })
     }
@@ -662,6 +729,66 @@ mod tests {
         assert!(ceiling.fuel_metering);
         assert_eq!(ceiling.max_limits.fuel, Some(1000));
         assert!(!Config::default().sandbox().unwrap().ceiling.fuel_metering);
+    }
+
+    #[test]
+    fn the_ceiling_cannot_hold_hookds_own_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        let file = etc.join("hookd.toml");
+        std::fs::write(
+            &file,
+            format!("data_dir = {:?}\n", data.display().to_string()),
+        )
+        .unwrap();
+        let load = |vars: &[(&str, &str)]| Config::load(Some(&file), env(vars)).unwrap().sandbox();
+
+        let err = load(&[("HOOKD_SANDBOX_ENV", "REGION,HOOKD_ADMIN_TOKEN")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sandbox_env: HOOKD_ADMIN_TOKEN is hookd's own (HOOKD_*), which is never granted to a guest"
+        );
+        let real = |p: &Path| hookd_sandbox::resolve_path(p).display().to_string();
+        let grant = |host: &Path| {
+            format!(
+                "[{{host = {:?}, guest = \"/d\"}}]",
+                host.display().to_string()
+            )
+        };
+        // The data directory (not created yet), inside it, around it.
+        for host in [
+            data.clone(),
+            data.join("compiled"),
+            dir.path().to_path_buf(),
+        ] {
+            let err = load(&[("HOOKD_SANDBOX_DIRS", &grant(&host))]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "sandbox_dirs: {} would expose hookd's data directory {}, which is never granted to a guest",
+                    host.display(),
+                    real(&data)
+                )
+            );
+        }
+        let err = load(&[("HOOKD_SANDBOX_DIRS", &grant(&etc))]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("hookd's configuration file {}", real(&file))),
+            "{err}"
+        );
+        // Beside them, or below the configuration's directory without the file: fine.
+        let beside = dir.path().join("srv");
+        let below = etc.join("guests");
+        for host in [beside, below] {
+            let c = load(&[("HOOKD_SANDBOX_DIRS", &grant(&host))]).unwrap();
+            assert_eq!(
+                c.ceiling.secrets.data_dir,
+                Some(hookd_sandbox::resolve_path(&data))
+            );
+        }
     }
 
     #[test]

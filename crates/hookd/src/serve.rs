@@ -150,11 +150,16 @@ fn hostname() -> String {
 async fn prune_audit(store: Store, config: Config) {
     loop {
         let now = hookd_delivery::clock::Clock::now_ms(&SystemClock);
-        let before = |age: crate::config::Dur| now - age.0.as_millis() as i64;
+        let keep = |keep: usize, age: crate::config::Dur| hookd_store::Retention {
+            keep,
+            before_ms: now - age.0.as_millis() as i64,
+        };
         match store.prune_audit(
-            config.audit_retention_count,
-            before(config.audit_retention_age),
-            before(config.audit_denied_retention_age),
+            keep(config.audit_retention_count, config.audit_retention_age),
+            keep(
+                config.audit_denied_retention_count,
+                config.audit_denied_retention_age,
+            ),
         ) {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "audit decisions past retention removed"),

@@ -116,7 +116,7 @@ pub struct GuestRef {
 }
 
 /// What was decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// The guest got it.
@@ -143,6 +143,16 @@ pub struct AuditRecord {
     pub verdict: Verdict,
     /// Why, when there is more to say than the verdict.
     pub reason: Option<String>,
+    /// How many times the call met this decision: the same hook, guest,
+    /// capability, target and verdict within one call make one record,
+    /// stamped with the first time. Records stored before decisions were
+    /// counted read as 1.
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 #[cfg(test)]
@@ -207,10 +217,20 @@ mod tests {
             target: "evil.com:443".into(),
             verdict: Verdict::Denied,
             reason: Some("not granted".into()),
+            count: 3,
         };
-        let json = serde_json::to_value(&record).unwrap();
+        let mut json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["capability"], "http");
         assert_eq!(json["verdict"], "denied");
-        assert_eq!(serde_json::from_value::<AuditRecord>(json).unwrap(), record);
+        assert_eq!(json["count"], 3);
+        assert_eq!(
+            serde_json::from_value::<AuditRecord>(json.clone()).unwrap(),
+            record
+        );
+        json.as_object_mut().unwrap().remove("count");
+        assert_eq!(
+            serde_json::from_value::<AuditRecord>(json).unwrap().count,
+            1
+        );
     }
 }

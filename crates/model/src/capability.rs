@@ -13,7 +13,7 @@ use crate::violation::{PathSeg, Violations};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 /// The capabilities a lambda hook requests for its guests.
@@ -386,6 +386,63 @@ fn env_error(name: &str) -> Option<&'static str> {
         .then_some("an environment variable name must be non-empty, without '=' or NUL")
 }
 
+/// Environment variables that start with this (ASCII case ignored) are
+/// hookd's own: its configuration (`HOOKD_ADMIN_TOKEN`, ...) and the CLI's.
+pub const SECRET_ENV_PREFIX: &str = "HOOKD_";
+
+/// What is hookd's own and never a guest's, in any mode (`untrusted_wasm =
+/// on` included): its `HOOKD_*` environment variables, its data directory
+/// (the store, precompiled guests) and its configuration file.
+///
+/// Paths are compared component by component, both sides resolved
+/// (symlinks followed; see [`check_lambda`]'s `resolve`). A granted
+/// directory exposes the data directory when it is that directory, lies
+/// inside it or contains it; it exposes the configuration file when it
+/// contains the file at any depth (the file's own directory or any above
+/// it). A directory beside them, or below the configuration file's
+/// directory without containing the file, exposes neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerSecrets {
+    /// The data directory, resolved.
+    pub data_dir: Option<PathBuf>,
+    /// The configuration file, resolved.
+    pub config_file: Option<PathBuf>,
+}
+
+impl ServerSecrets {
+    /// Whether an environment variable is hookd's own.
+    pub fn is_secret_env(name: &str) -> bool {
+        name.get(..SECRET_ENV_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(SECRET_ENV_PREFIX))
+    }
+
+    /// What of hookd's the host directory `dir` (resolved) would expose to
+    /// a guest granted it, if anything.
+    pub fn exposed_by(&self, dir: &Path) -> Option<String> {
+        if let Some(data) = &self.data_dir
+            && (dir.starts_with(data) || data.starts_with(dir))
+        {
+            return Some(format!("hookd's data directory {}", data.display()));
+        }
+        if let Some(file) = &self.config_file
+            && file.starts_with(dir)
+        {
+            return Some(format!("hookd's configuration file {}", file.display()));
+        }
+        None
+    }
+}
+
+fn secret_env_error(name: &str) -> String {
+    format!(
+        "environment variable '{name}' is hookd's own ({SECRET_ENV_PREFIX}*) and is never granted to a guest"
+    )
+}
+
+fn secret_dir_error(dir: &str, exposed: &str) -> String {
+    format!("directory '{dir}' would expose {exposed}, which is never granted to a guest")
+}
+
 /// Whether the directory `dir` fits in `ceiling`: at or below its host
 /// path, and written only where the ceiling allows writing. The paths are
 /// compared as written (no I/O here); the sandbox checks the resolved
@@ -432,6 +489,11 @@ pub struct SandboxCeiling {
     /// for; off, no hook may set `limits.fuel`.
     #[serde(default)]
     pub fuel_metering: bool,
+    /// hookd's own environment and files, refused to every hook in every
+    /// mode. Not serialised: where the data and configuration live is not
+    /// a guest author's business.
+    #[serde(skip)]
+    pub secrets: ServerSecrets,
 }
 
 impl Default for SandboxCeiling {
@@ -451,6 +513,7 @@ impl Default for SandboxCeiling {
                 fuel: MAX_FUEL,
             },
             fuel_metering: false,
+            secrets: ServerSecrets::default(),
         }
     }
 }
@@ -508,13 +571,17 @@ fn under(path: &[&str], index: Option<usize>) -> Vec<PathSeg> {
 /// each capability that does not fit under `config`, e.g.
 /// `config.capabilities.http.1: host 'evil.com' is not within the sandbox
 /// ceiling (sandbox_allowed_hosts)`. Mode `off` refuses every lambda hook
-/// at `handler`; mode `on` has no ceiling, but malformed requests and
-/// limits above the maxima are refused in every mode.
+/// at `handler`; mode `on` has no ceiling, but malformed requests, limits
+/// above the maxima and hookd's own secrets ([`ServerSecrets`]) are
+/// refused in every mode. `resolve` gives the real path of a requested
+/// directory (symlinks followed; this crate does no I/O), so that a link
+/// cannot lead to the secrets.
 pub fn check_lambda(
     mode: UntrustedWasm,
     ceiling: &SandboxCeiling,
     caps: &Capabilities,
     limits: &Limits,
+    resolve: impl Fn(&Path) -> PathBuf,
 ) -> Result<(), Violations> {
     if mode == UntrustedWasm::Off {
         return Err(Violations::field("handler", DISABLED));
@@ -539,6 +606,8 @@ pub fn check_lambda(
         let path = under(&[caps_path[0], caps_path[1], "env"], Some(i));
         if let Some(e) = env_error(name) {
             v.push(path, e);
+        } else if ServerSecrets::is_secret_env(name) {
+            v.push(path, secret_env_error(name));
         } else if sandboxed && !ceiling.admits_env(name) {
             v.push(
                 path,
@@ -552,6 +621,8 @@ pub fn check_lambda(
         let path = under(&[caps_path[0], caps_path[1], "dirs"], Some(i));
         if let Some(e) = dir_error(dir) {
             v.push(path, e);
+        } else if let Some(exposed) = ceiling.secrets.exposed_by(&resolve(Path::new(&dir.host))) {
+            v.push(path, secret_dir_error(&dir.host, &exposed));
         } else if sandboxed && !ceiling.admits_dir(dir) {
             let what = if dir.write
                 && ceiling.admits_dir(&DirGrant {
@@ -678,6 +749,8 @@ impl EffectiveGrant {
                 withhold(CapabilityClass::Environment, item, DISABLED);
             } else if let Some(e) = env_error(name) {
                 withhold(CapabilityClass::Environment, item, e);
+            } else if ServerSecrets::is_secret_env(name) {
+                withhold(CapabilityClass::Environment, item, &secret_env_error(name));
             } else if sandboxed && !ceiling.admits_env(name) {
                 withhold(
                     CapabilityClass::Environment,
@@ -700,6 +773,12 @@ impl EffectiveGrant {
                 withhold(CapabilityClass::Filesystem, item, DISABLED);
             } else if let Some(e) = dir_error(dir) {
                 withhold(CapabilityClass::Filesystem, item, e);
+            } else if let Some(exposed) = ceiling.secrets.exposed_by(Path::new(&dir.host)) {
+                withhold(
+                    CapabilityClass::Filesystem,
+                    item,
+                    &secret_dir_error(&dir.host, &exposed),
+                );
             } else if sandboxed && !ceiling.admits_dir(dir) {
                 withhold(
                     CapabilityClass::Filesystem,
@@ -757,6 +836,11 @@ mod tests {
 
     fn host(p: &str) -> AllowedHost {
         AllowedHost::parse(p).unwrap()
+    }
+
+    /// Paths resolve to themselves: no I/O in these tests.
+    fn as_written(p: &Path) -> PathBuf {
+        p.to_path_buf()
     }
 
     fn reason(p: &str) -> &'static str {
@@ -904,7 +988,14 @@ mod tests {
             timeout_ms: Some(10),
             fuel: None,
         };
-        let err = check_lambda(UntrustedWasm::Sandbox, &ceiling(), &caps, &limits).unwrap_err();
+        let err = check_lambda(
+            UntrustedWasm::Sandbox,
+            &ceiling(),
+            &caps,
+            &limits,
+            as_written,
+        )
+        .unwrap_err();
         assert_eq!(
             err.fields(),
             json!({"config": {
@@ -940,30 +1031,117 @@ mod tests {
             &ceiling(),
             &Capabilities::default(),
             &Limits::default(),
+            as_written,
         )
         .unwrap_err();
         assert_eq!(
             err.message(),
             "schema violation (handler: lambda hooks are disabled (untrusted_wasm = off))"
         );
-        assert!(check_lambda(UntrustedWasm::On, &ceiling(), &caps, &Limits::default()).is_ok());
+        assert!(
+            check_lambda(
+                UntrustedWasm::On,
+                &ceiling(),
+                &caps,
+                &Limits::default(),
+                as_written
+            )
+            .is_ok()
+        );
         let bad = Capabilities {
             http: vec!["a/b".into()],
             env: vec!["A=B".into()],
             dirs: vec![dir("/a/../b", false)],
         };
-        let err =
-            check_lambda(UntrustedWasm::On, &ceiling(), &bad, &Limits::default()).unwrap_err();
+        let err = check_lambda(
+            UntrustedWasm::On,
+            &ceiling(),
+            &bad,
+            &Limits::default(),
+            as_written,
+        )
+        .unwrap_err();
         assert_eq!(err.iter().count(), 3);
         let huge = Limits {
             timeout_ms: Some(MAX_TIMEOUT_MS + 1),
             ..Limits::default()
         };
-        let err = check_lambda(UntrustedWasm::On, &ceiling(), &caps, &huge).unwrap_err();
+        let err =
+            check_lambda(UntrustedWasm::On, &ceiling(), &caps, &huge, as_written).unwrap_err();
         assert!(
             err.message()
                 .contains("config.limits.timeout_ms: 60001 exceeds the server maximum 60000")
         );
+    }
+
+    #[test]
+    fn hookds_own_secrets_are_refused_in_every_mode() {
+        let secrets = ServerSecrets {
+            data_dir: Some("/var/lib/hookd".into()),
+            config_file: Some("/etc/hookd/hookd.toml".into()),
+        };
+        let names = ["HOOKD_ADMIN_TOKEN", "hookd_config", "HOOKDX"].map(String::from);
+        // A ceiling that admits everything asked for, secrets included.
+        let ceiling = SandboxCeiling {
+            env: names.to_vec(),
+            dirs: vec![dir("/", true)],
+            secrets,
+            ..ceiling()
+        };
+        let dirs = [
+            "/var/lib/hookd",
+            "/var/lib/hookd/compiled",
+            "/var",
+            "/etc/hookd",
+            "/",
+            "/etc/hookd/guests",
+            "/var/lib/hookd-other",
+            "/srv/link",
+        ];
+        let caps = Capabilities {
+            http: Vec::new(),
+            env: names.to_vec(),
+            dirs: dirs.iter().map(|d| dir(d, false)).collect(),
+        };
+        let resolve = |p: &Path| match p.to_str() {
+            Some("/srv/link") => PathBuf::from("/var/lib/hookd/compiled"),
+            _ => p.to_path_buf(),
+        };
+        let data =
+            "would expose hookd's data directory /var/lib/hookd, which is never granted to a guest";
+        let config = "would expose hookd's configuration file /etc/hookd/hookd.toml, which is never granted to a guest";
+        for mode in [UntrustedWasm::Sandbox, UntrustedWasm::On] {
+            let err = check_lambda(mode, &ceiling, &caps, &Limits::default(), resolve).unwrap_err();
+            assert_eq!(
+                err.fields(),
+                json!({"config": {"capabilities": {
+                    "env": {
+                        "1": "environment variable 'HOOKD_ADMIN_TOKEN' is hookd's own (HOOKD_*) and is never granted to a guest",
+                        "2": "environment variable 'hookd_config' is hookd's own (HOOKD_*) and is never granted to a guest",
+                    },
+                    "dirs": {
+                        "1": format!("directory '/var/lib/hookd' {data}"),
+                        "2": format!("directory '/var/lib/hookd/compiled' {data}"),
+                        "3": format!("directory '/var' {data}"),
+                        "4": format!("directory '/etc/hookd' {config}"),
+                        "5": format!("directory '/' {data}"),
+                        "8": format!("directory '/srv/link' {data}"),
+                    }
+                }}}),
+                "{mode}"
+            );
+            // What is not refused at create is not granted either: a hook
+            // stored before the rule keeps none of it.
+            let imports = [CapabilityClass::Environment, CapabilityClass::Filesystem];
+            let grant = EffectiveGrant::new(mode, &ceiling, &caps, &Limits::default(), &imports);
+            assert_eq!(grant.env, ["HOOKDX"]);
+            let granted: Vec<&str> = grant.dirs.iter().map(|d| d.host.as_str()).collect();
+            // The link is followed by the sandbox when it opens it.
+            assert_eq!(
+                granted,
+                ["/etc/hookd/guests", "/var/lib/hookd-other", "/srv/link"]
+            );
+        }
     }
 
     #[test]
@@ -1006,7 +1184,8 @@ mod tests {
         };
         let off = SandboxCeiling::default();
         for mode in [UntrustedWasm::Sandbox, UntrustedWasm::On] {
-            let err = check_lambda(mode, &off, &Capabilities::default(), &asks_fuel).unwrap_err();
+            let err = check_lambda(mode, &off, &Capabilities::default(), &asks_fuel, as_written)
+                .unwrap_err();
             assert_eq!(
                 err.fields(),
                 json!({"config": {"limits": {
@@ -1032,7 +1211,8 @@ mod tests {
                 UntrustedWasm::Sandbox,
                 &on,
                 &Capabilities::default(),
-                &asks_fuel
+                &asks_fuel,
+                as_written
             )
             .is_ok()
         );

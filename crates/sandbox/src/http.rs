@@ -7,7 +7,7 @@
 //! pointing at a private address would slip through; the client below
 //! resolves once, checks, and dials the checked address.
 
-use crate::invoke::Auditor;
+use crate::audit::Auditor;
 use crate::{CapabilityClass, Verdict};
 use hookd_model::capability::AllowedHost;
 use hookd_model::outbound::OutboundPolicy;
@@ -237,6 +237,7 @@ mod tests {
                 digest: "d".into(),
             },
             || 7,
+            100,
         );
         let p = HttpPolicy {
             hosts: hosts

@@ -1,15 +1,15 @@
 //! One guest call: a fresh `Store`, the WASI context built from the grant,
 //! limits, captured output, and the failure told apart.
 
+use crate::audit::Auditor;
 use crate::engine::TICK;
 use crate::guest::{Guest, Prepared};
 use crate::http::HttpPolicy;
-use crate::output::{Capture, truncate};
+use crate::output::{Capture, LineBudget};
 use crate::{
     AuditRecord, CapabilityClass, EffectiveGrant, GuestRef, Sandbox, UntrustedWasm, Verdict,
 };
-use hookd_model::UnixMillis;
-use hookd_model::capability::{DirGrant, ResolvedLimits, dir_within};
+use hookd_model::capability::{DirGrant, ResolvedLimits, ServerSecrets, dir_within};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -96,6 +96,9 @@ pub struct OutputStats {
     pub stderr_bytes: u64,
     /// Bytes of stdout and stderr not logged, past the bound.
     pub stdio_dropped_bytes: u64,
+    /// Lines of stdout and stderr not logged (or cut short), past the
+    /// bounds of lines per call and bytes per line.
+    pub stdio_dropped_lines: u64,
     /// `log` calls logged.
     pub log_lines: u64,
     /// `log` calls dropped (or cut short), past the bound.
@@ -113,59 +116,6 @@ pub struct Outcome {
     pub output: OutputStats,
     /// Wall time of the call, instantiation included.
     pub elapsed: Duration,
-}
-
-/// The audit records of one call; shared with the HTTP client tasks.
-#[derive(Clone)]
-pub(crate) struct Auditor(Arc<AuditInner>);
-
-struct AuditInner {
-    hook_id: Uuid,
-    guest: GuestRef,
-    clock: fn() -> UnixMillis,
-    records: Mutex<Vec<AuditRecord>>,
-}
-
-impl Auditor {
-    pub fn new(hook_id: Uuid, guest: GuestRef, clock: fn() -> UnixMillis) -> Self {
-        Auditor(Arc::new(AuditInner {
-            hook_id,
-            guest,
-            clock,
-            records: Mutex::new(Vec::new()),
-        }))
-    }
-
-    pub fn record(
-        &self,
-        capability: CapabilityClass,
-        target: String,
-        verdict: Verdict,
-        reason: Option<String>,
-    ) {
-        let a = &self.0;
-        let record = AuditRecord {
-            at_ms: (a.clock)(),
-            hook_id: a.hook_id,
-            guest: a.guest.clone(),
-            capability,
-            target,
-            verdict,
-            reason,
-        };
-        if verdict == Verdict::Denied {
-            tracing::info!(target: "hookd::audit", hook = %a.hook_id, guest = %a.guest.name,
-                capability = %record.capability, target = %record.target, reason = ?record.reason, "denied");
-        }
-        a.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record);
-    }
-
-    pub fn take(&self) -> Vec<AuditRecord> {
-        std::mem::take(&mut *self.0.records.lock().unwrap_or_else(|e| e.into_inner()))
-    }
 }
 
 /// `StoreLimits` with `trap_on_grow_failure(true)`, remembering that it
@@ -235,9 +185,10 @@ impl ResourceLimiter for Limiter {
 struct GuestLog {
     hook_id: Uuid,
     guest: String,
-    lines_left: usize,
-    bytes_left: usize,
+    budget: LineBudget,
+    /// Calls logged.
     lines: u64,
+    /// Calls dropped or cut short.
     dropped: u64,
 }
 
@@ -255,16 +206,13 @@ macro_rules! at_level {
 
 impl GuestLog {
     fn log(&mut self, level: Level, message: &str) {
-        if self.lines_left == 0 || self.bytes_left == 0 {
+        let Some(kept) = self.budget.admit(message) else {
             self.dropped += 1;
             return;
-        }
-        let kept = truncate(message, self.bytes_left);
+        };
         if kept.len() < message.len() {
             self.dropped += 1;
         }
-        self.lines_left -= 1;
-        self.bytes_left -= kept.len();
         self.lines += 1;
         at_level!(level, target: "hookd::guest", hook = %self.hook_id, guest = %self.guest, "{kept}");
     }
@@ -338,6 +286,8 @@ struct Io {
     stdout: Capture,
     stderr: Capture,
     log: Arc<Mutex<GuestLog>>,
+    /// What each of stdout and stderr may put in the server log.
+    stdio_lines: LineBudget,
 }
 
 impl Sandbox {
@@ -365,18 +315,31 @@ impl Sandbox {
             name: inv.guest_name.to_string(),
             digest: guest.digest().to_string(),
         };
-        let audit = Auditor::new(inv.hook_id, guest_ref, config.clock);
+        let audit = Auditor::new(
+            inv.hook_id,
+            guest_ref,
+            config.clock,
+            config.max_audit_records,
+        );
         let io = Io {
             stdout: Capture::new(config.max_stdio_bytes),
             stderr: Capture::new(config.max_stdio_bytes),
             log: Arc::new(Mutex::new(GuestLog {
                 hook_id: inv.hook_id,
                 guest: inv.guest_name.to_string(),
-                lines_left: config.max_log_lines,
-                bytes_left: config.max_log_bytes,
+                budget: LineBudget::new(
+                    config.max_log_lines,
+                    config.max_log_bytes,
+                    config.max_line_bytes,
+                ),
                 lines: 0,
                 dropped: 0,
             })),
+            stdio_lines: LineBudget::new(
+                config.max_log_lines,
+                config.max_stdio_bytes,
+                config.max_line_bytes,
+            ),
         };
         let limits = grant.limits;
         let (hook_id, name) = (inv.hook_id, inv.guest_name);
@@ -536,6 +499,17 @@ impl Sandbox {
             Box::pin(async { false })
         });
         for name in &grant.env {
+            // A grant is computed without hookd's own variables; one made
+            // any other way still does not get them.
+            if ServerSecrets::is_secret_env(name) {
+                audit.record(
+                    CapabilityClass::Environment,
+                    name.clone(),
+                    Verdict::Denied,
+                    Some("hookd's own environment is never granted".into()),
+                );
+                continue;
+            }
             // Read at call time; a granted name that is unset is absent.
             if let Ok(value) = std::env::var(name) {
                 b.env(name, value);
@@ -560,10 +534,18 @@ impl Sandbox {
         dir: &DirGrant,
         mode: UntrustedWasm,
     ) -> Result<(), String> {
+        // The grant was computed on the paths as written; a symlink must
+        // lead neither to hookd's own files (in any mode: a hook stored
+        // before they were refused at save is refused here) nor out of the
+        // ceiling. What is opened is the path checked.
+        let real = std::fs::canonicalize(&dir.host).map_err(|e| format!("cannot open: {e}"))?;
+        if let Some(exposed) = self.inner.config.ceiling.secrets.exposed_by(&real) {
+            return Err(format!(
+                "resolves to {}, which would expose {exposed}: never granted",
+                real.display()
+            ));
+        }
         if mode == UntrustedWasm::Sandbox {
-            // The ceiling was checked on the paths as written; a symlink
-            // below a ceiling directory must not lead out of it.
-            let real = std::fs::canonicalize(&dir.host).map_err(|e| format!("cannot open: {e}"))?;
             let fits = self.inner.config.ceiling.dirs.iter().any(|c| {
                 std::fs::canonicalize(&c.host).is_ok_and(|ceiling| {
                     dir_within(
@@ -590,7 +572,7 @@ impl Sandbox {
         } else {
             FsPerms::ReadOnly
         };
-        b.preopened_dir(&dir.host, &dir.guest, perms)
+        b.preopened_dir(&real, &dir.guest, perms)
             .map(|_| ())
             .map_err(|e| format!("cannot open: {e:#}"))
     }
@@ -647,14 +629,22 @@ fn failure<T: Limited>(
     }
 }
 
-/// Writes the captured stdio into the server log, tagged, and counts.
+/// Writes the captured stdio into the server log, tagged and within each
+/// stream's line budget, and counts; one line says what was dropped.
 fn emit_output(hook_id: Uuid, guest: &str, io: &Io) -> OutputStats {
     let mut stats = OutputStats::default();
     for (stream, capture) in [("stdout", &io.stdout), ("stderr", &io.stderr)] {
         let (kept, written) = capture.take();
         let text = String::from_utf8_lossy(&kept);
+        let mut budget = io.stdio_lines;
         for line in text.lines().filter(|l| !l.is_empty()) {
-            tracing::info!(target: "hookd::guest", hook = %hook_id, guest, stream, "{line}");
+            match budget.admit(line) {
+                Some(shown) => {
+                    stats.stdio_dropped_lines += u64::from(shown.len() < line.len());
+                    tracing::info!(target: "hookd::guest", hook = %hook_id, guest, stream, "{shown}");
+                }
+                None => stats.stdio_dropped_lines += 1,
+            }
         }
         stats.stdio_dropped_bytes += written - kept.len() as u64;
         if stream == "stdout" {
@@ -666,9 +656,10 @@ fn emit_output(hook_id: Uuid, guest: &str, io: &Io) -> OutputStats {
     let log = io.log.lock().unwrap_or_else(|e| e.into_inner());
     stats.log_lines = log.lines;
     stats.log_dropped = log.dropped;
-    if stats.stdio_dropped_bytes > 0 || log.dropped > 0 {
+    if stats.stdio_dropped_bytes > 0 || stats.stdio_dropped_lines > 0 || log.dropped > 0 {
         tracing::warn!(target: "hookd::guest", hook = %hook_id, guest,
-            stdio_dropped_bytes = stats.stdio_dropped_bytes, log_dropped = log.dropped,
+            stdio_dropped_bytes = stats.stdio_dropped_bytes,
+            stdio_dropped_lines = stats.stdio_dropped_lines, log_dropped = log.dropped,
             "guest output past its bounds was dropped");
     }
     stats
@@ -683,18 +674,16 @@ mod tests {
         let mut log = GuestLog {
             hook_id: Uuid::nil(),
             guest: "g".into(),
-            lines_left: 3,
-            bytes_left: 10,
+            budget: LineBudget::new(3, 10, 100),
             lines: 0,
             dropped: 0,
         };
         log.log(Level::Info, "12345");
         log.log(Level::Info, "1234567890");
         log.log(Level::Info, "more");
-        assert_eq!((log.lines, log.dropped, log.bytes_left), (2, 2, 0));
+        assert_eq!((log.lines, log.dropped), (2, 2));
         let mut log = GuestLog {
-            lines_left: 1,
-            bytes_left: 100,
+            budget: LineBudget::new(1, 100, 100),
             lines: 0,
             dropped: 0,
             ..log

@@ -14,18 +14,21 @@
 //! - [`Sandbox::run_chain`] runs a hook's `functions` in order.
 #![deny(missing_docs)]
 
+mod audit;
 mod chain;
 mod engine;
 mod guest;
 mod http;
 mod invoke;
 mod output;
+mod secrets;
 
 pub use chain::{ChainFailure, ChainOutcome, GuestSource, SourceError, Step};
 pub use guest::{CacheCounters, Guest, GuestKind, GuestRejected, GuestReport, digest};
 pub use hookd_model::audit::{AuditRecord, CapabilityClass, GuestRef, Verdict};
-pub use hookd_model::capability::{EffectiveGrant, SandboxCeiling, UntrustedWasm};
+pub use hookd_model::capability::{EffectiveGrant, SandboxCeiling, ServerSecrets, UntrustedWasm};
 pub use invoke::{Failure, Invocation, Outcome, OutputStats};
+pub use secrets::resolve_path;
 
 use hookd_model::UnixMillis;
 use hookd_model::outbound::OutboundPolicy;
@@ -60,8 +63,15 @@ pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
 /// Bytes of a guest's stdout and of its stderr kept per invocation by
 /// default: 16 KiB each; the rest is counted and dropped.
 pub const MAX_STDIO_BYTES: usize = 16 << 10;
-/// `log` calls a guest may make per invocation by default.
+/// Lines per invocation a guest may put in the server log by default, from
+/// each of its `log` calls, its stdout and its stderr.
 pub const MAX_LOG_LINES: usize = 100;
+/// Longest guest line logged by default (a `log` message, a line of stdout
+/// or stderr): 1 KiB; the rest of the line is dropped.
+pub const MAX_LINE_BYTES: usize = 1 << 10;
+/// Distinct audit records per invocation by default (repeats of a decision
+/// are counted in its record; see [`AuditRecord::count`]).
+pub const MAX_AUDIT_RECORDS: usize = 100;
 /// Bytes of `log` messages kept per invocation by default: 16 KiB.
 pub const MAX_LOG_BYTES: usize = 16 << 10;
 
@@ -75,8 +85,11 @@ pub const MAX_LOG_BYTES: usize = 16 << 10;
 /// policy that refuses every private, loopback and link-local address, no
 /// on-disk cache, guests up to [`MAX_GUEST_BYTES`] (64 MiB), results up to
 /// [`MAX_OUTPUT_BYTES`] (1 MiB), [`MAX_STDIO_BYTES`] (16 KiB) kept of each
-/// of stdout and stderr, and at most [`MAX_LOG_LINES`] (100) `log` calls or
-/// [`MAX_LOG_BYTES`] (16 KiB) of them per invocation.
+/// of stdout and stderr, at most [`MAX_LOG_LINES`] (100) lines logged of
+/// each of `log` calls, stdout and stderr per invocation, each at most
+/// [`MAX_LINE_BYTES`] (1 KiB), `log` calls at most [`MAX_LOG_BYTES`]
+/// (16 KiB) in all, and [`MAX_AUDIT_RECORDS`] (100) distinct audit records
+/// per invocation.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// `untrusted_wasm`.
@@ -94,8 +107,13 @@ pub struct SandboxConfig {
     pub max_output_bytes: usize,
     /// Bytes kept of each of stdout and stderr per invocation.
     pub max_stdio_bytes: usize,
-    /// `log` calls kept per invocation.
+    /// Lines logged per invocation from each of `log`, stdout and stderr.
     pub max_log_lines: usize,
+    /// Longest line logged; longer lines are cut.
+    pub max_line_bytes: usize,
+    /// Distinct audit records per invocation; past them, decisions are
+    /// counted in one record per capability and verdict.
+    pub max_audit_records: usize,
     /// Bytes of `log` messages kept per invocation.
     pub max_log_bytes: usize,
     /// The clock of audit records.
@@ -114,6 +132,8 @@ impl Default for SandboxConfig {
             max_stdio_bytes: MAX_STDIO_BYTES,
             max_log_lines: MAX_LOG_LINES,
             max_log_bytes: MAX_LOG_BYTES,
+            max_line_bytes: MAX_LINE_BYTES,
+            max_audit_records: MAX_AUDIT_RECORDS,
             clock: system_clock,
         }
     }
@@ -275,5 +295,6 @@ mod tests {
             (64 << 20, 1 << 20, 16 << 10)
         );
         assert_eq!((c.max_log_lines, c.max_log_bytes), (100, 16 << 10));
+        assert_eq!((c.max_line_bytes, c.max_audit_records), (1 << 10, 100));
     }
 }

@@ -1,4 +1,5 @@
-//! Bounded capture of a guest's stdout and stderr.
+//! Bounded capture of a guest's stdout and stderr, and the budget of what
+//! a call may put in the server log.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -75,6 +76,38 @@ impl StdoutStream for Capture {
     }
 }
 
+/// What one source of a call's lines (its `log` calls, its stdout, its
+/// stderr) may put in the server log: a number of lines, each cut at a
+/// length, and a number of bytes in all.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineBudget {
+    lines_left: usize,
+    bytes_left: usize,
+    line_bytes: usize,
+}
+
+impl LineBudget {
+    pub fn new(lines: usize, bytes: usize, line_bytes: usize) -> Self {
+        LineBudget {
+            lines_left: lines,
+            bytes_left: bytes,
+            line_bytes,
+        }
+    }
+
+    /// The part of `line` that may be logged, cut to the line length and
+    /// the bytes left; `None` once the lines or the bytes are spent.
+    pub fn admit<'a>(&mut self, line: &'a str) -> Option<&'a str> {
+        if self.lines_left == 0 || self.bytes_left == 0 {
+            return None;
+        }
+        let kept = truncate(line, self.line_bytes.min(self.bytes_left));
+        self.lines_left -= 1;
+        self.bytes_left -= kept.len();
+        Some(kept)
+    }
+}
+
 /// Cuts `s` to at most `max` bytes on a character boundary.
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
     &s[..s.floor_char_boundary(max.min(s.len()))]
@@ -92,6 +125,18 @@ mod tests {
         w.write_all(b"abc").await.unwrap();
         w.write_all(b"defgh").await.unwrap();
         assert_eq!(c.take(), (b"abcd".to_vec(), 8));
+    }
+
+    #[test]
+    fn a_line_budget_bounds_lines_their_length_and_bytes() {
+        let mut b = LineBudget::new(3, 8, 4);
+        assert_eq!(b.admit("ab"), Some("ab"));
+        assert_eq!(b.admit("cdefgh"), Some("cdef"));
+        assert_eq!(b.admit("ijkl"), Some("ij"), "2 bytes left");
+        assert_eq!(b.admit("m"), None);
+        let mut b = LineBudget::new(2, 100, 100);
+        assert!(b.admit("a").is_some() && b.admit("b").is_some());
+        assert_eq!(b.admit("c"), None, "out of lines");
     }
 
     #[test]

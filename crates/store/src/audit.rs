@@ -29,6 +29,15 @@ impl AuditTrees {
     }
 }
 
+/// How much of one verdict's decisions the audit log keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Records kept, at most (the newest).
+    pub keep: usize,
+    /// Records from before this instant (unix milliseconds) go.
+    pub before_ms: i64,
+}
+
 /// Which records a listing wants.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -147,18 +156,13 @@ impl Store {
         }
     }
 
-    /// Forgets allowed decisions beyond `keep_allowed` or older than
-    /// `allowed_before_ms`, and denials older than `denied_before_ms`.
-    /// Returns how many went.
-    pub fn prune_audit(
-        &self,
-        keep_allowed: usize,
-        allowed_before_ms: i64,
-        denied_before_ms: i64,
-    ) -> Result<usize> {
+    /// Forgets, oldest first, allowed decisions beyond `allowed.keep` or
+    /// older than `allowed.before_ms`, and denials beyond `denied.keep` or
+    /// older than `denied.before_ms`. Returns how many went.
+    pub fn prune_audit(&self, allowed: Retention, denied: Retention) -> Result<usize> {
         let audit = &self.inner.audit;
-        let mut removed = prune_tree(&audit.allowed, keep_allowed, allowed_before_ms)?;
-        removed += prune_tree(&audit.denied, usize::MAX, denied_before_ms)?;
+        let mut removed = prune_tree(&audit.allowed, allowed.keep, allowed.before_ms)?;
+        removed += prune_tree(&audit.denied, denied.keep, denied.before_ms)?;
         Ok(removed)
     }
 }
@@ -196,6 +200,7 @@ mod tests {
             target: "example.com:443".into(),
             verdict,
             reason: None,
+            count: 1,
         }
     }
 
@@ -284,7 +289,13 @@ mod tests {
             .collect();
         store.append_audit(&records).unwrap();
         // Allowed: keep 3 and nothing before 15 → 0 and 10 go. Denied: nothing before 5 → 0 goes.
-        assert_eq!(store.prune_audit(3, 15, 5).unwrap(), 3);
+        let (keep, before_ms) = (usize::MAX, 5);
+        let denied = Retention { keep, before_ms };
+        let allowed = Retention {
+            keep: 3,
+            before_ms: 15,
+        };
+        assert_eq!(store.prune_audit(allowed, denied).unwrap(), 3);
         let left = store
             .audit_page(
                 &AuditFilter::default(),
@@ -306,5 +317,25 @@ mod tests {
                 (10, Verdict::Denied)
             ]
         );
+        // Denials have a count cap as well as an age: the newest stay.
+        let denied = Retention {
+            keep: 1,
+            before_ms: 0,
+        };
+        assert_eq!(store.prune_audit(allowed, denied).unwrap(), 2);
+        let denials = store
+            .audit_page(
+                &AuditFilter {
+                    verdict: Some(Verdict::Denied),
+                    ..Default::default()
+                },
+                &Page {
+                    size: 100,
+                    offset: None,
+                },
+            )
+            .unwrap()
+            .data;
+        assert_eq!(denials.iter().map(|r| r.at_ms).collect::<Vec<_>>(), [30]);
     }
 }

@@ -122,9 +122,9 @@ fn lua_table(key: &UniqueKey, value: &Value) -> String {
     format!("{{{}}}", parts.join(","))
 }
 
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+pub(crate) type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
 
-fn abort<T>(e: Error) -> TxResult<T> {
+pub(crate) fn abort<T>(e: Error) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
@@ -147,13 +147,14 @@ pub(crate) struct Tx<'a> {
     unique: &'a TransactionalTree,
     children: &'a TransactionalTree,
     outbox: &'a TransactionalTree,
+    pub(crate) tokens: &'a TransactionalTree,
     at_ms: i64,
     journal: RefCell<Vec<(&'a TransactionalTree, IVec, Option<IVec>)>>,
 }
 
 impl<'a> Tx<'a> {
     pub(crate) fn new(
-        (entities, unique, children, outbox): &'a crate::writer::TxTrees,
+        (entities, unique, children, outbox, tokens): &'a crate::writer::TxTrees,
         at_ms: i64,
     ) -> Self {
         Tx {
@@ -161,6 +162,7 @@ impl<'a> Tx<'a> {
             unique,
             children,
             outbox,
+            tokens,
             at_ms,
             journal: RefCell::new(Vec::new()),
         }
@@ -178,7 +180,7 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    fn del(&self, tree: &'a TransactionalTree, key: impl Into<IVec>) -> TxResult<()> {
+    pub(crate) fn del(&self, tree: &'a TransactionalTree, key: impl Into<IVec>) -> TxResult<()> {
         let key = key.into();
         let old = tree.remove(key.clone())?;
         self.journal.borrow_mut().push((tree, key, old));
@@ -293,6 +295,9 @@ impl<'a> Tx<'a> {
         }
         self.claim_unique(name, id, value)?;
         self.link_parents(name, id, value)?;
+        if name == crate::tokens::ADMINS {
+            self.revoke_admin_token(id)?;
+        }
         self.put(self.entities, key, encode(value).or_else(abort)?)?;
         self.emit(Event::crud(
             Operation::Create,
@@ -355,6 +360,9 @@ impl<'a> Tx<'a> {
         }
         self.release_unique(name, &old)?;
         self.unlink_parents(name, id, &old)?;
+        if name == crate::tokens::ADMINS {
+            self.revoke_admin_token(id)?;
+        }
         self.del(self.entities, key)?;
         self.emit(Event::crud(Operation::Delete, name, &old, None, self.at_ms))?;
         Ok(old)

@@ -14,7 +14,7 @@ mod queue;
 mod tokens;
 mod writer;
 
-pub use audit::AuditFilter;
+pub use audit::{AuditFilter, Retention};
 pub use entities::{Listed, Page};
 pub use guests::Upload;
 pub use outbox::OutboxBatch;
@@ -150,11 +150,12 @@ impl Store {
     /// Opens (or creates) the store in a directory.
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new().path(dir).open()?;
-        let (entities, unique, children, outbox) = (
+        let (entities, unique, children, outbox, tokens) = (
             db.open_tree("entities")?,
             db.open_tree("unique")?,
             db.open_tree("children")?,
             db.open_tree("outbox")?,
+            db.open_tree("admin_tokens")?,
         );
         let inner = Inner {
             writer: writer::Writer::start([
@@ -162,6 +163,7 @@ impl Store {
                 unique.clone(),
                 children.clone(),
                 outbox.clone(),
+                tokens.clone(),
             ]),
             entities,
             unique,
@@ -171,7 +173,7 @@ impl Store {
             queue: queue::QueueTrees::open(&db)?,
             guests: guests::GuestTrees::open(&db)?,
             audit: audit::AuditTrees::open(&db)?,
-            tokens: db.open_tree("admin_tokens")?,
+            tokens,
             quarantine: db.open_tree("quarantine")?,
             outbox_notify: tokio::sync::Notify::new(),
             flusher: Flusher::start(db.clone()),

@@ -20,8 +20,10 @@ use tokio::sync::oneshot;
 const MAX_BATCH: usize = 256;
 
 /// The views a transaction over the entity trees gives: entities, unique,
-/// children, outbox.
+/// children, outbox, admin tokens (an admin's tokens die in the
+/// transaction that deletes it).
 pub(crate) type TxTrees = (
+    TransactionalTree,
     TransactionalTree,
     TransactionalTree,
     TransactionalTree,
@@ -48,8 +50,8 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the thread that writes to these trees: entities, unique,
-    /// children, outbox.
-    pub(crate) fn start(trees: [sled::Tree; 4]) -> Self {
+    /// children, outbox, admin tokens.
+    pub(crate) fn start(trees: [sled::Tree; 5]) -> Self {
         let (requests, pending) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("hookd-writer".into())
@@ -91,9 +93,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn run(trees: &[sled::Tree; 4], pending: &mpsc::Receiver<Request>) {
+fn run(trees: &[sled::Tree; 5], pending: &mpsc::Receiver<Request>) {
     use sled::Transactional;
-    let [entities, unique, children, outbox] = trees;
+    let [entities, unique, children, outbox, tokens] = trees;
     while let Ok(first) = pending.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -102,7 +104,7 @@ fn run(trees: &[sled::Tree; 4], pending: &mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let committed = (entities, unique, children, outbox).transaction(|views| {
+        let committed = (entities, unique, children, outbox, tokens).transaction(|views| {
             let mut answers = Vec::with_capacity(batch.len());
             for request in &batch {
                 let tx = Tx::new(views, request.at_ms);
@@ -165,7 +167,8 @@ mod tests {
     fn a_failed_write_is_undone_alone_in_its_batch() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let trees = ["entities", "unique", "children", "outbox"].map(|t| db.open_tree(t).unwrap());
+        let trees = ["entities", "unique", "children", "outbox", "admin_tokens"]
+            .map(|t| db.open_tree(t).unwrap());
         let alice = json!({ "id": Uuid::new_v4(), "username": "alice" });
         // Claims its unique name, then fails on the service that is not there.
         let dangling = json!({
@@ -198,7 +201,7 @@ mod tests {
             matches!(answers[1], Err(Error::ForeignKey { .. })),
             "{answers:?}"
         );
-        let [entities, unique, children, outbox] = &trees;
+        let [entities, unique, children, outbox, _] = &trees;
         assert_eq!(entities.len(), 2, "the failed insert left its entity");
         assert_eq!(unique.len(), 2, "the failed insert kept its name");
         assert!(children.is_empty());

@@ -63,6 +63,7 @@ pub async fn run(client: &Client, json: bool, filter: AuditArgs) -> anyhow::Resu
         "CAPABILITY",
         "TARGET",
         "VERDICT",
+        "COUNT",
         "REASON",
     ]);
     for r in &records {
@@ -73,6 +74,7 @@ pub async fn run(client: &Client, json: bool, filter: AuditArgs) -> anyhow::Resu
             cell(&r["capability"]),
             cell(&r["target"]),
             cell(&r["verdict"]),
+            cell(&r["count"]),
             cell(&r["reason"]),
         ]);
     }

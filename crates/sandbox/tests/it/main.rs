@@ -514,7 +514,7 @@ async fn only_granted_environment_variables_are_visible() {
         ceiling: hookd_sandbox::SandboxCeiling {
             env: vec![
                 "CARGO_MANIFEST_DIR".into(),
-                "HOOKD_TEST_UNSET_VARIABLE".into(),
+                "GUEST_TEST_UNSET_VARIABLE".into(),
             ],
             ..Default::default()
         },
@@ -523,7 +523,7 @@ async fn only_granted_environment_variables_are_visible() {
     let caps = Capabilities {
         env: vec![
             "CARGO_MANIFEST_DIR".into(),
-            "HOOKD_TEST_UNSET_VARIABLE".into(),
+            "GUEST_TEST_UNSET_VARIABLE".into(),
         ],
         ..Capabilities::default()
     };
@@ -542,7 +542,7 @@ async fn only_granted_environment_variables_are_visible() {
         "snoop",
         caps.clone(),
         Limits::default(),
-        read("HOOKD_TEST_UNSET_VARIABLE"),
+        read("GUEST_TEST_UNSET_VARIABLE"),
     )
     .await;
     assert!(!probe(&unset).0);
