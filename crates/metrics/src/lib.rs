@@ -58,20 +58,24 @@ pub struct CapabilityLabels {
 }
 
 /// An Admin API route.
+///
+/// Label values never come from the request as sent, or every made-up
+/// method or path would add a series for good: the method is one of a
+/// fixed set (a static string), the route a template of the router.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    /// The HTTP method.
-    pub method: String,
-    /// The route's path template, e.g. `/event-hooks/{key}`.
+    /// The HTTP method: a standard one, or `other`.
+    pub method: &'static str,
+    /// The route's path template, e.g. `/event-hooks/{key}`, or `unmatched`.
     pub route: String,
 }
 
 /// An Admin API route and the status answered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteStatusLabels {
-    /// The HTTP method.
-    pub method: String,
-    /// The route's path template.
+    /// The HTTP method: a standard one, or `other`.
+    pub method: &'static str,
+    /// The route's path template, or `unmatched`.
     pub route: String,
     /// The status code.
     pub status: u16,
