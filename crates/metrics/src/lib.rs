@@ -81,6 +81,13 @@ pub struct RouteStatusLabels {
     pub status: u16,
 }
 
+/// The listener limit a connection was dropped under.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionTimeoutLabels {
+    /// `header_read_timeout`, `idle_timeout` or `request_body_timeout`.
+    pub limit: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms to ~33 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -115,6 +122,10 @@ pub struct Metrics {
     pub admin_requests: Family<RouteStatusLabels, Counter>,
     /// Admin API request duration, by method and route.
     pub admin_request_seconds: Latencies<RouteLabels>,
+    /// Admin API connections open.
+    pub connections_open: Gauge,
+    /// Admin API connections dropped for outliving a limit, by limit.
+    pub connections_timed_out: Family<ConnectionTimeoutLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -140,6 +151,8 @@ impl Metrics {
             audit_denials: Family::default(),
             admin_requests: Family::default(),
             admin_request_seconds: Family::new_with_constructor(latency_histogram),
+            connections_open: Gauge::default(),
+            connections_timed_out: Family::default(),
         };
         let r = &mut m.registry;
         r.register("events", "Events taken from the outbox", m.events.clone());
@@ -193,6 +206,16 @@ impl Metrics {
             "admin_request_duration_seconds",
             "Admin API request duration",
             m.admin_request_seconds.clone(),
+        );
+        r.register(
+            "admin_connections_open",
+            "Admin API connections open",
+            m.connections_open.clone(),
+        );
+        r.register(
+            "admin_connections_timed_out",
+            "Admin API connections dropped for outliving a listener limit",
+            m.connections_timed_out.clone(),
         );
         m
     }
