@@ -152,6 +152,12 @@ fn schemas() -> Map<String, Value> {
     for e in entity::all() {
         s.insert(e.name.to_string(), record_schema(&e.schema.fields));
     }
+    // The answer that creates an admin (POST, or a PUT that creates) carries
+    // its token, once; it is never sent.
+    s["admins"]["properties"]["token"] = json!({
+        "type": "string", "readOnly": true,
+        "description": "in the answer that created the admin only; store it"
+    });
     let mut hook_schema = record_schema(&hook::schema(None).fields);
     let configs: Vec<Value> = HANDLERS
         .iter()

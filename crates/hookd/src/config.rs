@@ -30,6 +30,15 @@ pub struct Config {
     /// nest (JSON, form or multipart); at most what stored records can
     /// hold and read back.
     pub body_max_depth: usize,
+    /// Time a client has to send a request's headers, from connecting or
+    /// from the first byte of its next request.
+    pub header_read_timeout: Dur,
+    /// Time a kept-alive connection may rest between requests.
+    pub idle_timeout: Dur,
+    /// Time a client has to send a request's body once its headers are in.
+    pub request_body_timeout: Dur,
+    /// Admin API connections open at once; more wait to be accepted.
+    pub max_connections: usize,
     /// Time allowed for one webhook request.
     pub webhook_timeout: Dur,
     /// Delay before each retry of a failed delivery; the last repeats.
@@ -185,6 +194,10 @@ impl Default for Config {
             log_level: "info".into(),
             body_limit: 1024 * 1024,
             body_max_depth: 32,
+            header_read_timeout: secs(10),
+            idle_timeout: secs(60),
+            request_body_timeout: secs(60),
+            max_connections: 512,
             webhook_timeout: secs(10),
             retry_schedule: [0, 5, 30, 120, 600, 1800, 3600].map(secs).to_vec(),
             retry_max_attempts: 30,
@@ -497,6 +510,16 @@ impl Config {
     /// Where webhooks, guests and health probes may connect.
     pub fn outbound_policy(&self) -> hookd_model::outbound::OutboundPolicy {
         hookd_model::outbound::OutboundPolicy::allowing(self.outbound_allow_cidrs.clone())
+    }
+
+    /// The Admin API listener's limits.
+    pub fn listener(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            header_read_timeout: self.header_read_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            request_body_timeout: self.request_body_timeout.0,
+            max_connections: self.max_connections.max(1),
+        }
     }
 
     /// The delivery engine's settings.

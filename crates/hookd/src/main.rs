@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod inspect;
+mod listener;
 mod serve;
 
 use clap::{Parser, Subcommand};

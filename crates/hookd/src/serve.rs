@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
-/// How long shutdown waits for delivery attempts under way.
+/// How long shutdown waits for requests, then for delivery attempts, under way.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -86,7 +86,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         health: Arc::clone(&health),
         sandbox,
         guest_size_limit: config.guest_size_limit,
-        metrics,
+        metrics: Arc::clone(&metrics),
         rbac: Rbac::new(config.enforce_rbac, &config.admin_token),
     };
     if config.enforce_rbac && config.admin_token.is_empty() {
@@ -100,14 +100,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %config.data_dir.display(), "hookd admin API listening on http://{addr}");
-    let app = hookd_admin::app(state);
-    axum::serve(
+    crate::listener::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        hookd_admin::app(state),
+        config.listener(),
+        metrics,
+        shutdown_signal(),
+        SHUTDOWN_GRACE,
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving the Admin API")?;
+    .await;
     // Attempts under way finish and are recorded; one that outlasts this
     // wait runs again after the next start (at least once).
     if tokio::time::timeout(SHUTDOWN_GRACE, deliveries.shutdown())

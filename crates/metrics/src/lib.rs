@@ -66,23 +66,34 @@ pub struct OriginLabels {
 }
 
 /// An Admin API route.
+///
+/// Label values never come from the request as sent, or every made-up
+/// method or path would add a series for good: the method is one of a
+/// fixed set (a static string), the route a template of the router.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    /// The HTTP method.
-    pub method: String,
-    /// The route's path template, e.g. `/event-hooks/{key}`.
+    /// The HTTP method: a standard one, or `other`.
+    pub method: &'static str,
+    /// The route's path template, e.g. `/event-hooks/{key}`, or `unmatched`.
     pub route: String,
 }
 
 /// An Admin API route and the status answered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteStatusLabels {
-    /// The HTTP method.
-    pub method: String,
-    /// The route's path template.
+    /// The HTTP method: a standard one, or `other`.
+    pub method: &'static str,
+    /// The route's path template, or `unmatched`.
     pub route: String,
     /// The status code.
     pub status: u16,
+}
+
+/// The listener limit a connection was dropped under.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionTimeoutLabels {
+    /// `header_read_timeout`, `idle_timeout` or `request_body_timeout`.
+    pub limit: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -121,6 +132,10 @@ pub struct Metrics {
     pub admin_requests: Family<RouteStatusLabels, Counter>,
     /// Admin API request duration, by method and route.
     pub admin_request_seconds: Latencies<RouteLabels>,
+    /// Admin API connections open.
+    pub connections_open: Gauge,
+    /// Admin API connections dropped for outliving a limit, by limit.
+    pub connections_timed_out: Family<ConnectionTimeoutLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -147,6 +162,8 @@ impl Metrics {
             quarantined_records: Family::default(),
             admin_requests: Family::default(),
             admin_request_seconds: Family::new_with_constructor(latency_histogram),
+            connections_open: Gauge::default(),
+            connections_timed_out: Family::default(),
         };
         let r = &mut m.registry;
         r.register("events", "Events taken from the outbox", m.events.clone());
@@ -205,6 +222,16 @@ impl Metrics {
             "admin_request_duration_seconds",
             "Admin API request duration",
             m.admin_request_seconds.clone(),
+        );
+        r.register(
+            "admin_connections_open",
+            "Admin API connections open",
+            m.connections_open.clone(),
+        );
+        r.register(
+            "admin_connections_timed_out",
+            "Admin API connections dropped for outliving a listener limit",
+            m.connections_timed_out.clone(),
         );
         m
     }
