@@ -29,3 +29,4 @@ bench:
     target/release/delivery
     target/release/store
     target/release/lambda
+    target/release/template

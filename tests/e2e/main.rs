@@ -8,6 +8,7 @@ mod durability;
 mod entities;
 mod event_hooks;
 mod health;
+mod hostile_templates;
 mod lambda;
 mod operations;
 mod published;

@@ -68,6 +68,10 @@ enum Command {
     /// Makes a server hold what a declarative document says, writing only
     /// what differs.
     Apply(cli::apply::ApplyArgs),
+    /// Renders webhook-custom templates for `hookd serve`, which starts
+    /// it: requests on stdin, answers on stdout.
+    #[command(hide = true)]
+    TemplateWorker,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         })
     };
     match cli.command {
+        Command::TemplateWorker => hookd_template::worker::main(),
         Command::Serve {
             listen,
             data_dir,

@@ -58,6 +58,25 @@ pub struct EngineLimits {
 
 const JSON_STRING: &str = "json-string";
 
+/// Why a template rendered nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What went wrong and on which line.
+    pub message: String,
+    /// Whether it went over a limit (fuel, output size, a filter's cap),
+    /// rather than meeting a mistake or data it cannot handle.
+    pub over_budget: bool,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The end of every message of the filters' caps ([`too_long`]).
+const OVER_OUTPUT_LIMIT: &str = "longer than the output limit";
+
 /// One environment per escape, configured alike.
 pub struct Engine {
     html: Environment<'static>,
@@ -85,24 +104,35 @@ impl Engine {
     }
 
     /// Renders `source`; the error says what went wrong and on which line.
-    pub fn render(&self, source: &str, escape: Escape, ctx: &Value) -> Result<String, String> {
+    pub fn render(&self, source: &str, escape: Escape, ctx: &Value) -> Result<String, Failure> {
+        let failure = |message: String, over_budget: bool| Failure {
+            message,
+            over_budget,
+        };
         let source = kong_syntax(source);
         let template = self
             .environment(escape)
             .template_from_str(&source)
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| failure(describe(&e), false))?;
         let mut out = Bounded {
             text: Vec::new(),
             limit: self.output_limit,
             overflowed: false,
         };
         match template.render_captured_to(ctx, &mut out) {
-            Ok(_) => String::from_utf8(out.text).map_err(|e| e.to_string()),
-            Err(_) if out.overflowed => Err(format!(
-                "the rendered text is longer than {} bytes",
-                self.output_limit
+            Ok(_) => String::from_utf8(out.text).map_err(|e| failure(e.to_string(), false)),
+            Err(_) if out.overflowed => Err(failure(
+                format!(
+                    "the rendered text is longer than {} bytes",
+                    self.output_limit
+                ),
+                true,
             )),
-            Err(e) => Err(describe(&e)),
+            Err(e) => {
+                let over_budget = e.kind() == ErrorKind::OutOfFuel
+                    || e.detail().is_some_and(|d| d.contains(OVER_OUTPUT_LIMIT));
+                Err(failure(describe(&e), over_budget))
+            }
         }
     }
 }
@@ -162,7 +192,7 @@ fn environment(escape: AutoEscape, limits: EngineLimits) -> Environment<'static>
 fn too_long(filter: &str, max: usize) -> Error {
     Error::new(
         ErrorKind::InvalidOperation,
-        format!("{filter} would make a string longer than the output limit ({max} bytes)"),
+        format!("{filter} would make a string {OVER_OUTPUT_LIMIT} ({max} bytes)"),
     )
 }
 
@@ -448,7 +478,9 @@ mod tests {
     };
 
     fn render(source: &str, escape: Escape, ctx: &Value) -> Result<String, String> {
-        Engine::new(LIMITS).render(source, escape, ctx)
+        Engine::new(LIMITS)
+            .render(source, escape, ctx)
+            .map_err(|f| f.message)
     }
 
     fn ctx() -> Value {
@@ -644,5 +676,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn filters_refuse_strings_longer_than_the_output() {
+        let engine = Engine::new(LIMITS);
+        for source in [
+            r#"{{ "a\nb"|indent(1000000000000) }}"#,
+            "{{ 'abc'|replace('', 'x' * 600000) }}",
+        ] {
+            let failure = engine.render(source, Escape::None, &ctx()).unwrap_err();
+            assert!(failure.over_budget, "{source}: {failure}");
+            assert!(failure.message.contains("longer than the output limit"), "{failure}");
+        }
+        // Within the limit they are minijinja's own.
+        assert_eq!(render("{{ 'a\nb'|indent(2) }}", Escape::None, &ctx()).unwrap(), "a\n  b");
+        assert_eq!(render("{{ 'ab'|replace('a', 'c') }}", Escape::None, &ctx()).unwrap(), "cb");
+    }
+
+    #[test]
+    fn only_limits_count_as_over_budget() {
+        let engine = Engine::new(LIMITS);
+        let over = |source: &str| engine.render(source, Escape::None, &ctx()).unwrap_err().over_budget;
+        assert!(over("{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}"));
+        assert!(over("{{ 'x' * 2000000 }}"));
+        assert!(!over("{{ 'a' + 1 }}"));
+        assert!(!over("{{ oops"));
     }
 }

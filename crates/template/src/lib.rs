@@ -15,6 +15,8 @@ mod pool;
 mod protocol;
 pub mod worker;
 
-pub use engine::{Engine, EngineLimits, Escape, compile};
+pub use engine::{Engine, EngineLimits, Escape, Failure, compile};
+/// What a template reads: the event data, converted once per render.
+pub use minijinja::Value as Context;
 pub use pool::{Limits, PoolError, Renderer, WorkerCommand};
 pub use protocol::{Answers, Template};

@@ -33,6 +33,24 @@ pub struct Limits {
     pub engine: EngineLimits,
 }
 
+impl Default for Limits {
+    /// 2 s, at most 5 s waiting, 2 workers of 64 MiB, 100,000 instructions
+    /// and 1 MiB of text per template: Kong's typical templates take tens
+    /// of instructions, a few KiB and well under a millisecond.
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(2),
+            queue_timeout: Duration::from_secs(5),
+            workers: 2,
+            memory: 64 * 1024 * 1024,
+            engine: EngineLimits {
+                fuel: 100_000,
+                output: 1024 * 1024,
+            },
+        }
+    }
+}
+
 /// How to start a worker: `hookd template-worker` in production.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerCommand {
@@ -70,6 +88,15 @@ struct Pool {
     idle: Mutex<Vec<Worker>>,
 }
 
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("command", &self.pool.command)
+            .field("limits", &self.pool.limits)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Renderer {
     /// A pool that starts workers with `command` when renders need them.
     pub fn new(command: WorkerCommand, limits: Limits) -> Renderer {
@@ -81,10 +108,6 @@ impl Renderer {
                 limits,
             }),
         }
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.pool.limits
     }
 
     /// Renders `templates` with `context`, within the limits.

@@ -3,7 +3,7 @@
 //! JSON. The first frame the server sends is the worker's [`Hello`]; then
 //! each [`Request`] is answered by one frame of per-template results.
 
-use crate::engine::{EngineLimits, Escape};
+use crate::engine::{EngineLimits, Escape, Failure};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
@@ -39,7 +39,7 @@ pub(crate) struct OwnedRequest {
 }
 
 /// Each template's text, or what went wrong with it, in request order.
-pub type Answers = Vec<Result<String, String>>;
+pub type Answers = Vec<Result<String, Failure>>;
 
 fn too_long(len: usize, max: usize) -> io::Error {
     io::Error::new(
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn frames_round_trip_and_end_cleanly() {
         let mut buf = Vec::new();
-        write(&mut buf, &vec![Ok::<_, String>("a".to_string())]).unwrap();
+        write(&mut buf, &vec![Ok::<_, Failure>("a".to_string())]).unwrap();
         let mut input = buf.as_slice();
         let answers: Option<Answers> = read(&mut input, 100).unwrap();
         assert_eq!(answers, Some(vec![Ok("a".to_string())]));

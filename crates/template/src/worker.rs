@@ -10,7 +10,7 @@
 
 use crate::engine::Engine;
 use crate::protocol::{self, Answers, Hello, OwnedRequest};
-use rustix::process::{Resource, Rlimit, setrlimit};
+use rustix::process::{Resource, Rlimit, Signal, set_parent_process_death_signal, setrlimit};
 use std::io;
 use std::process::ExitCode;
 
@@ -29,6 +29,9 @@ pub fn main() -> ExitCode {
 }
 
 fn serve(input: &mut impl io::Read, output: &mut impl io::Write) -> io::Result<()> {
+    // A worker outliving a killed server would render on alone: its end
+    // of the pipes is only read between renders.
+    set_parent_process_death_signal(Some(Signal::KILL))?;
     let Some(hello) = protocol::read::<Hello>(input, MAX_HELLO)? else {
         return Ok(());
     };

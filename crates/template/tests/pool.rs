@@ -1,7 +1,7 @@
 //! The box against hostile templates, with real worker processes.
 
 use hookd_template::{
-    EngineLimits, Escape, Limits, PoolError, Renderer, Template, WorkerCommand,
+    EngineLimits, Escape, Failure, Limits, PoolError, Renderer, Template, WorkerCommand,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ fn template(source: &str) -> Template {
     }
 }
 
-async fn render_one(renderer: &Renderer, source: &str) -> Result<Result<String, String>, PoolError> {
+async fn render_one(renderer: &Renderer, source: &str) -> Result<Result<String, Failure>, PoolError> {
     let context = json!({"entity": {"username": "bob"}, "event": "consumers", "source": "crud"});
     let mut answers = renderer.render(&[template(source)], &context).await?;
     Ok(answers.remove(0))
@@ -66,17 +66,21 @@ async fn renders_each_template_with_the_context() {
         .unwrap();
     assert_eq!(answers[0].as_deref(), Ok("&lt;b&gt;"));
     assert_eq!(answers[1].as_deref(), Ok("<b>"));
-    assert!(answers[2].as_ref().unwrap_err().starts_with("syntax error"));
+    let failure = answers[2].as_ref().unwrap_err();
+    assert!(failure.message.starts_with("syntax error"), "{failure}");
+    assert!(!failure.over_budget);
 }
 
 #[tokio::test]
 async fn a_huge_indent_is_refused_by_the_filter() {
     let renderer = renderer(LIMITS);
     let answer = render_one(&renderer, r#"{{ "a\nb"|indent(1000000000000) }}"#).await.unwrap();
+    let failure = answer.unwrap_err();
     assert_eq!(
-        answer.unwrap_err(),
+        failure.message,
         "invalid operation: indent would make a string longer than the output limit (1048576 bytes) (line 1)"
     );
+    assert!(failure.over_budget);
     still_renders(&renderer).await;
 }
 
