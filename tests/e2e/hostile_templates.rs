@@ -56,10 +56,13 @@ async fn still_delivers(server: &Server, receiver: &Receiver, username: &str) {
     let (status, _) = server.get("/").await;
     assert_eq!(status, StatusCode::OK);
     let before = receiver.received().len();
-    server.create("/consumers", &json!({"username": username})).await;
+    server
+        .create("/consumers", &json!({"username": username}))
+        .await;
     let got = receiver.wait_for(before + 1).await;
     assert!(
-        got.iter().any(|r| r.json()["entity"]["username"] == username),
+        got.iter()
+            .any(|r| r.json()["entity"]["username"] == username),
         "no webhook for {username}"
     );
 }
@@ -68,22 +71,41 @@ async fn still_delivers(server: &Server, receiver: &Receiver, username: &str) {
 async fn hostile_templates_over_budget_without_data_are_refused_at_save() {
     let server = server().await;
     let receiver = Receiver::start().await;
-    let (status, refused) = server.post("/event-hooks", &custom_hook(&receiver, INDENT_BOMB)).await;
+    let (status, refused) = server
+        .post("/event-hooks", &custom_hook(&receiver, INDENT_BOMB))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     assert_eq!(refused["name"], "schema violation");
-    let message = refused["fields"]["config"]["body"].as_str().unwrap_or_default();
-    assert!(message.contains("indent would make a string longer"), "{refused}");
+    let message = refused["fields"]["config"]["body"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("indent would make a string longer"),
+        "{refused}"
+    );
 
     // Through PATCH too, and the running loop is stopped at the deadline.
-    let hook = server.create("/event-hooks", &custom_hook(&receiver, "{{ entity.username }}")).await;
+    let hook = server
+        .create(
+            "/event-hooks",
+            &custom_hook(&receiver, "{{ entity.username }}"),
+        )
+        .await;
     let path = format!("/event-hooks/{}", hook["id"].as_str().unwrap());
-    let unconditional = "{% set s = 'ab' %}{% for i in range(10000) %}{% set x = s * 5000000 %}{% endfor %}";
+    let unconditional =
+        "{% set s = 'ab' %}{% for i in range(10000) %}{% set x = s * 5000000 %}{% endfor %}";
     let started = Instant::now();
-    let (status, refused) = server.patch(&path, &json!({"config": {"body": unconditional}})).await;
+    let (status, refused) = server
+        .patch(&path, &json!({"config": {"body": unconditional}}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     let message = refused["fields"]["config"].as_str().unwrap_or_default();
     assert!(message.contains("template_timeout"), "{refused}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let (_, kept) = server.get(&path).await;
     assert_eq!(kept["config"]["body"], "{{ entity.username }}");
 }
@@ -93,21 +115,33 @@ async fn hostile_templates_fail_their_own_test_and_memory_stays_bounded() {
     let server = server().await;
     let receiver = Receiver::start().await;
     server
-        .create("/event-hooks", &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                                        "config": {"url": receiver.url("/plain")}}))
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
+                                        "config": {"url": receiver.url("/plain")}}),
+        )
         .await;
     let resident_before = resident_kib(&server);
     for (name, body) in [("macro", DOUBLING_MACRO), ("namespace", DOUBLING_NAMESPACE)] {
-        let hook = server.create("/event-hooks", &custom_hook(&receiver, body)).await;
+        let hook = server
+            .create("/event-hooks", &custom_hook(&receiver, body))
+            .await;
         let (status, answer) = test_hook(&server, &hook).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{name}: {answer}");
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{name}: {answer}"
+        );
         let err = answer["err"].as_str().unwrap_or_default();
         assert!(err.contains("template_memory"), "{name}: {answer}");
     }
     let grown = resident_kib(&server).saturating_sub(resident_before);
     assert!(grown < 64 * 1024, "the server grew by {grown} KiB");
     assert!(
-        !receiver.received().iter().any(|r| r.uri.starts_with("/custom")),
+        !receiver
+            .received()
+            .iter()
+            .any(|r| r.uri.starts_with("/custom")),
         "a hostile template was sent"
     );
     still_delivers(&server, &receiver, "after-test").await;
@@ -118,13 +152,18 @@ async fn hostile_templates_fail_their_own_delivery_across_restarts() {
     let mut server = server().await;
     let receiver = Receiver::start().await;
     server
-        .create("/event-hooks", &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                                        "config": {"url": receiver.url("/plain")}}))
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
+                                        "config": {"url": receiver.url("/plain")}}),
+        )
         .await;
     let hook = server
         .create("/event-hooks", &custom_hook(&receiver, DOUBLING_NAMESPACE))
         .await;
-    server.create("/consumers", &json!({"username": "alice"})).await;
+    server
+        .create("/consumers", &json!({"username": "alice"}))
+        .await;
     let failed = server
         .newest_delivery(&hook, "a failed attempt", attempted)
         .await;
@@ -147,7 +186,16 @@ async fn hostile_templates_fail_their_own_delivery_across_restarts() {
 async fn hostile_templates_that_run_long_hold_no_runtime_thread() {
     let server = server().await;
     let receiver = Receiver::start().await;
-    let hook = server.create("/event-hooks", &custom_hook(&receiver, SLOW)).await;
+    let hook = server
+        .create("/event-hooks", &custom_hook(&receiver, SLOW))
+        .await;
+    server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
+                    "config": {"url": receiver.url("/plain")}}),
+        )
+        .await;
     let started = Instant::now();
     let slow = futures::future::join(test_hook(&server, &hook), test_hook(&server, &hook));
     let meanwhile = async {
@@ -166,9 +214,19 @@ async fn hostile_templates_that_run_long_hold_no_runtime_thread() {
     for (status, answer) in [(first, a), (second, b)] {
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
         let err = answer["err"].as_str().unwrap_or_default();
-        assert!(err.contains("took longer than 1s (template_timeout)"), "{answer}");
+        assert!(
+            err.contains("took longer than 1s (template_timeout)"),
+            "{answer}"
+        );
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
-    assert!(slowest < Duration::from_millis(500), "GET / took {slowest:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        slowest < Duration::from_millis(500),
+        "GET / took {slowest:?}"
+    );
     still_delivers(&server, &receiver, "after-slow").await;
 }

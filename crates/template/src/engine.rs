@@ -687,18 +687,34 @@ mod tests {
         ] {
             let failure = engine.render(source, Escape::None, &ctx()).unwrap_err();
             assert!(failure.over_budget, "{source}: {failure}");
-            assert!(failure.message.contains("longer than the output limit"), "{failure}");
+            assert!(
+                failure.message.contains("longer than the output limit"),
+                "{failure}"
+            );
         }
         // Within the limit they are minijinja's own.
-        assert_eq!(render("{{ 'a\nb'|indent(2) }}", Escape::None, &ctx()).unwrap(), "a\n  b");
-        assert_eq!(render("{{ 'ab'|replace('a', 'c') }}", Escape::None, &ctx()).unwrap(), "cb");
+        assert_eq!(
+            render("{{ 'a\nb'|indent(2) }}", Escape::None, &ctx()).unwrap(),
+            "a\n  b"
+        );
+        assert_eq!(
+            render("{{ 'ab'|replace('a', 'c') }}", Escape::None, &ctx()).unwrap(),
+            "cb"
+        );
     }
 
     #[test]
     fn only_limits_count_as_over_budget() {
         let engine = Engine::new(LIMITS);
-        let over = |source: &str| engine.render(source, Escape::None, &ctx()).unwrap_err().over_budget;
-        assert!(over("{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}"));
+        let over = |source: &str| {
+            engine
+                .render(source, Escape::None, &ctx())
+                .unwrap_err()
+                .over_budget
+        };
+        assert!(over(
+            "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}"
+        ));
         assert!(over("{{ 'x' * 2000000 }}"));
         assert!(!over("{{ 'a' + 1 }}"));
         assert!(!over("{{ oops"));

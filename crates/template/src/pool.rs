@@ -130,8 +130,7 @@ impl Renderer {
             None => pool.start().await?,
         };
         let request = Request { templates, context };
-        match tokio::time::timeout(limits.timeout, worker.exchange(&request, limits.memory)).await
-        {
+        match tokio::time::timeout(limits.timeout, worker.exchange(&request, limits.memory)).await {
             Ok(Ok(answers)) => {
                 pool.idle
                     .lock()
@@ -167,7 +166,9 @@ impl Pool {
             .spawn()
             .map_err(PoolError::Spawn)?;
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(PoolError::Spawn(io::Error::other("the worker has no pipes")));
+            return Err(PoolError::Spawn(io::Error::other(
+                "the worker has no pipes",
+            )));
         };
         let hello = Hello {
             engine: self.limits.engine,
@@ -208,16 +209,16 @@ impl Worker {
             Ok(Ok(status)) => status,
             _ => return PoolError::Worker(error.to_string()),
         };
-        describe_exit(status, memory).unwrap_or_else(|| PoolError::Worker(error.to_string()))
+        describe_exit(status, memory)
     }
 }
 
 /// A failed allocation aborts (SIGABRT): the memory limit was reached.
-fn describe_exit(status: ExitStatus, memory: u64) -> Option<PoolError> {
+fn describe_exit(status: ExitStatus, memory: u64) -> PoolError {
     const SIGABRT: i32 = 6;
     match status.signal() {
-        Some(SIGABRT) => Some(PoolError::Memory { limit: memory }),
-        Some(signal) => Some(PoolError::Worker(format!("killed by signal {signal}"))),
-        None => Some(PoolError::Worker(format!("exited with {status}"))),
+        Some(SIGABRT) => PoolError::Memory { limit: memory },
+        Some(signal) => PoolError::Worker(format!("killed by signal {signal}")),
+        None => PoolError::Worker(format!("exited with {status}")),
     }
 }

@@ -58,7 +58,10 @@ fn encode(value: &impl Serialize) -> io::Result<Vec<u8>> {
 }
 
 /// Reads one frame; `None` at the end of input before a frame starts.
-pub(crate) fn read<T: DeserializeOwned>(input: &mut impl Read, max: usize) -> io::Result<Option<T>> {
+pub(crate) fn read<T: DeserializeOwned>(
+    input: &mut impl Read,
+    max: usize,
+) -> io::Result<Option<T>> {
     let mut len = [0; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}

@@ -38,7 +38,8 @@ fn expression() -> impl Strategy<Value = String> {
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} ~ {b})")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} * {b})")),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} + {b})")),
-            (inner.clone(), filter(), inner.clone()).prop_map(|(a, f, b)| format!("({a}|{f}({b}))")),
+            (inner.clone(), filter(), inner.clone())
+                .prop_map(|(a, f, b)| format!("({a}|{f}({b}))")),
             (inner.clone(), inner.clone(), inner.clone())
                 .prop_map(|(a, b, c)| format!("({a}|replace({b}, {c}))")),
             inner.clone().prop_map(|a| format!("range({a})")),
@@ -49,8 +50,19 @@ fn expression() -> impl Strategy<Value = String> {
 
 fn filter() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![
-        "indent", "join", "truncate", "default", "batch", "center", "wordwrap", "format",
-        "urlencode", "tojson", "list", "unique", "length",
+        "indent",
+        "join",
+        "truncate",
+        "default",
+        "batch",
+        "center",
+        "wordwrap",
+        "format",
+        "urlencode",
+        "tojson",
+        "list",
+        "unique",
+        "length",
     ])
 }
 

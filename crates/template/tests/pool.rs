@@ -34,7 +34,10 @@ fn template(source: &str) -> Template {
     }
 }
 
-async fn render_one(renderer: &Renderer, source: &str) -> Result<Result<String, Failure>, PoolError> {
+async fn render_one(
+    renderer: &Renderer,
+    source: &str,
+) -> Result<Result<String, Failure>, PoolError> {
     let context = json!({"entity": {"username": "bob"}, "event": "consumers", "source": "crud"});
     let mut answers = renderer.render(&[template(source)], &context).await?;
     Ok(answers.remove(0))
@@ -42,7 +45,9 @@ async fn render_one(renderer: &Renderer, source: &str) -> Result<Result<String, 
 
 /// After each attack the pool still renders an ordinary template.
 async fn still_renders(renderer: &Renderer) {
-    let answer = render_one(renderer, "hello {{ entity.username }}").await.unwrap();
+    let answer = render_one(renderer, "hello {{ entity.username }}")
+        .await
+        .unwrap();
     assert_eq!(answer.unwrap(), "hello bob");
 }
 
@@ -74,7 +79,9 @@ async fn renders_each_template_with_the_context() {
 #[tokio::test]
 async fn a_huge_indent_is_refused_by_the_filter() {
     let renderer = renderer(LIMITS);
-    let answer = render_one(&renderer, r#"{{ "a\nb"|indent(1000000000000) }}"#).await.unwrap();
+    let answer = render_one(&renderer, r#"{{ "a\nb"|indent(1000000000000) }}"#)
+        .await
+        .unwrap();
     let failure = answer.unwrap_err();
     assert_eq!(
         failure.message,
@@ -89,7 +96,10 @@ async fn a_doubling_macro_runs_out_of_memory_alone() {
     let renderer = renderer(LIMITS);
     let doubling = "{% macro d(s, n) %}{% if n > 0 %}{{ d(s ~ s, n - 1) }}{% endif %}{% endmacro %}{{ d('ab', 60) }}";
     let err = render_one(&renderer, doubling).await.unwrap_err();
-    assert!(matches!(err, PoolError::Memory { limit } if limit == LIMITS.memory), "{err}");
+    assert!(
+        matches!(err, PoolError::Memory { limit } if limit == LIMITS.memory),
+        "{err}"
+    );
     still_renders(&renderer).await;
 }
 
@@ -111,7 +121,11 @@ async fn a_slow_template_is_stopped_at_the_deadline() {
     let started = Instant::now();
     let err = render_one(&renderer, slow).await.unwrap_err();
     assert!(matches!(err, PoolError::Timeout { .. }), "{err}");
-    assert!(started.elapsed() < LIMITS.timeout * 2, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < LIMITS.timeout * 2,
+        "{:?}",
+        started.elapsed()
+    );
     still_renders(&renderer).await;
 }
 

@@ -5,11 +5,10 @@ use super::outbound::{Outbound, Request, append_header, header_value, parse_url}
 use super::response::Response;
 use super::{AttemptId, HandlerError};
 use hookd_model::hook::WebhookCustomConfig;
-use hookd_template::{Answers, Escape, Failure, PoolError, Renderer, Template};
 use hookd_model::violation::{PathSeg, Violations};
+use hookd_template::{Answers, Escape, Failure, PoolError, Renderer, Template};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use uuid::Uuid;
@@ -55,8 +54,11 @@ impl Outbound {
         templates: &Renderer,
     ) -> Result<Response, HandlerError> {
         let context = attempt.event.payload();
-        let render = async |batch: &[Template]| templates.render(batch, &context).await;
-        let request = build(cfg, attempt.delivery_id, render).await?;
+        let boxed = InWorkers {
+            renderer: templates,
+            context: &context,
+        };
+        let request = build(cfg, attempt.delivery_id, &boxed).await?;
         self.send(request, attempt).await
     }
 }
@@ -115,10 +117,18 @@ pub fn check_templates(cfg: &WebhookCustomConfig) -> Result<(), Violations> {
 /// naming the limit. Only limits refuse: a template that merely errs
 /// without data may well render with it. When the box cannot answer (no
 /// worker free), the save goes ahead: deliveries are bounded anyway.
-pub async fn check_budget(cfg: &WebhookCustomConfig, renderer: &Renderer) -> Result<(), Violations> {
+pub async fn check_budget(
+    cfg: &WebhookCustomConfig,
+    renderer: &Renderer,
+) -> Result<(), Violations> {
     let mut fields = Vec::new();
     if cfg.payload_format {
-        fields.extend(cfg.payload.iter().flatten().map(|(key, source)| (field(&["payload", key]), source)));
+        fields.extend(
+            cfg.payload
+                .iter()
+                .flatten()
+                .map(|(key, source)| (field(&["payload", key]), source)),
+        );
     }
     if cfg.body_format
         && let Some(body) = &cfg.body
@@ -126,7 +136,11 @@ pub async fn check_budget(cfg: &WebhookCustomConfig, renderer: &Renderer) -> Res
         fields.push((field(&["body"]), body));
     }
     if cfg.headers_format {
-        fields.extend(cfg.headers.iter().map(|(name, source)| (field(&["headers", name]), source)));
+        fields.extend(
+            cfg.headers
+                .iter()
+                .map(|(name, source)| (field(&["headers", name]), source)),
+        );
     }
     if fields.is_empty() {
         return Ok(());
@@ -139,7 +153,10 @@ pub async fn check_budget(cfg: &WebhookCustomConfig, renderer: &Renderer) -> Res
                 if let Err(failure) = answer
                     && failure.over_budget
                 {
-                    violations.push(path, format!("over its budget without any event data: {failure}"));
+                    violations.push(
+                        path,
+                        format!("over its budget without any event data: {failure}"),
+                    );
                 }
             }
         }
@@ -169,13 +186,14 @@ fn field(path: &[&str]) -> Vec<PathSeg> {
 async fn build<'a>(
     cfg: &'a WebhookCustomConfig,
     delivery_id: Uuid,
-    render: impl AsyncFn(&[Template]) -> Result<Answers, PoolError>,
+    renderer: &impl Render,
 ) -> Result<Request<'a>, HandlerError> {
     let render = async |batch: Vec<Template>| {
         if batch.is_empty() {
             return Ok(Vec::new().into_iter());
         }
-        render(&batch)
+        renderer
+            .render(&batch)
             .await
             .map(Vec::into_iter)
             .map_err(HandlerError::Templates)
@@ -263,6 +281,27 @@ async fn build<'a>(
         secret: cfg.secret.as_deref(),
         ssl_verify: cfg.ssl_verify,
     })
+}
+
+/// Renders a batch of templates with one event's context.
+trait Render {
+    fn render(&self, batch: &[Template])
+    -> impl Future<Output = Result<Answers, PoolError>> + Send;
+}
+
+/// The server's way: in the template workers.
+struct InWorkers<'a> {
+    renderer: &'a Renderer,
+    context: &'a serde_json::Value,
+}
+
+impl Render for InWorkers<'_> {
+    fn render(
+        &self,
+        batch: &[Template],
+    ) -> impl Future<Output = Result<Answers, PoolError>> + Send {
+        self.renderer.render(batch, self.context)
+    }
 }
 
 /// Templates of one escape, in the order of `sources`.
@@ -458,18 +497,32 @@ mod tests {
         event: &Event,
         delivery_id: Uuid,
     ) -> Result<Request<'a>, HandlerError> {
-        let engine = Engine::new(EngineLimits {
-            fuel: 100_000,
-            output: 1 << 20,
-        });
-        let context = Context::from_serialize(event.payload());
-        let render = async |batch: &[Template]| {
-            Ok(batch
-                .iter()
-                .map(|t| engine.render(&t.source, t.escape, &context))
-                .collect())
+        let in_process = InProcess {
+            engine: Engine::new(EngineLimits {
+                fuel: 100_000,
+                output: 1 << 20,
+            }),
+            context: Context::from_serialize(event.payload()),
         };
-        futures::executor::block_on(super::build(cfg, delivery_id, render))
+        futures::executor::block_on(super::build(cfg, delivery_id, &in_process))
+    }
+
+    struct InProcess {
+        engine: Engine,
+        context: Context,
+    }
+
+    impl Render for InProcess {
+        fn render(
+            &self,
+            batch: &[Template],
+        ) -> impl Future<Output = Result<Answers, PoolError>> + Send {
+            let answers = batch
+                .iter()
+                .map(|t| self.engine.render(&t.source, t.escape, &self.context))
+                .collect();
+            std::future::ready(Ok(answers))
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ struct Args {
 }
 
 /// Kong's example body with the username and operation, as JSON.
-const BODY: &str = r#"{"text": "Admin account `{{ entity.username }}` {{ operation }}d; id {{ entity.id }}"}"#;
+const BODY: &str =
+    r#"{"text": "Admin account `{{ entity.username }}` {{ operation }}d; id {{ entity.id }}"}"#;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -42,7 +43,9 @@ fn main() -> anyhow::Result<()> {
     let in_process = measure(&args, || {
         // The server would convert the event once per render, as the worker does.
         let ctx = Context::from_serialize(&context);
-        engine.render(&template.source, template.escape, &ctx).is_ok()
+        engine
+            .render(&template.source, template.escape, &ctx)
+            .is_ok()
     });
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -90,5 +93,9 @@ fn measure(args: &Args, mut render: impl FnMut() -> bool) -> Summary {
         assert!(render(), "a render failed");
         latencies.push(one.elapsed());
     }
-    Summary::new(args.iterations, started.elapsed().max(Duration::from_nanos(1)), latencies)
+    Summary::new(
+        args.iterations,
+        started.elapsed().max(Duration::from_nanos(1)),
+        latencies,
+    )
 }
