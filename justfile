@@ -35,3 +35,4 @@ bench:
     target/release/delivery
     target/release/store
     target/release/lambda
+    target/release/template

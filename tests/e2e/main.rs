@@ -12,6 +12,7 @@ mod hostile_body;
 mod hostile_guests;
 mod hostile_listener;
 mod hostile_quarantine;
+mod hostile_templates;
 mod lambda;
 mod operations;
 mod published;

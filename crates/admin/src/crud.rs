@@ -317,7 +317,7 @@ async fn create(
         obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
     }
     r.stamp(&mut obj, id, None, now_s());
-    let entity = r.validate(&state, obj, how)?;
+    let entity = r.validate(&state, obj, how).await?;
     let entity = state
         .store
         .insert(r.name(), entity, crate::now_ms())
@@ -371,7 +371,7 @@ async fn patch(
         obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
     }
     r.stamp(&mut obj, id, created_at, now_s());
-    let entity = r.validate(&state, obj, how)?;
+    let entity = r.validate(&state, obj, how).await?;
     state
         .store
         .update(r.name(), entity.clone(), crate::now_ms())
@@ -406,7 +406,7 @@ async fn put(
         obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
     }
     r.stamp(&mut obj, id, created_at, now_s());
-    let entity = r.validate(&state, obj, how)?;
+    let entity = r.validate(&state, obj, how).await?;
     let at = crate::now_ms();
     if existing.is_some() {
         state.store.update(r.name(), entity.clone(), at).await?;

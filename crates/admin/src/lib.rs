@@ -177,6 +177,14 @@ mod tests {
             workers: 1,
             http: Default::default(),
             retention: Default::default(),
+            // These tests render no template: no worker is ever started.
+            templates: hookd_template::Renderer::new(
+                hookd_template::WorkerCommand {
+                    program: "hookd".into(),
+                    args: vec!["template-worker".into()],
+                },
+                Default::default(),
+            ),
         };
         let deliveries = hookd_delivery::Deliveries::new(
             store.clone(),

@@ -46,7 +46,7 @@ impl Resource {
     }
 
     /// Validates a complete entity: `obj` carries everything, id included.
-    pub fn validate(
+    pub async fn validate(
         self,
         state: &AdminState,
         mut obj: Map<String, Value>,
@@ -65,7 +65,7 @@ impl Resource {
             }
             Resource::Hooks => {
                 let hook = EventHook::validate(&Value::Object(obj), how, &state.catalogue)?;
-                state.deliveries.check_hook(&hook)?;
+                state.deliveries.check_hook(&hook).await?;
                 Ok(hook.to_json())
             }
         }

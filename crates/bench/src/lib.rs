@@ -10,7 +10,28 @@
 
 pub mod report;
 
+use anyhow::{Context, bail};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// `HOOKD_BIN` if set; otherwise the `hookd` built next to this benchmark
+/// (`just bench` builds both in one cargo invocation, so neither is stale
+/// and cargo does not rebuild one for the other's features).
+pub fn locate_hookd() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("HOOKD_BIN") {
+        return Ok(bin.into());
+    }
+    let exe = std::env::current_exe().context("locating this benchmark's executable")?;
+    let bin = exe.with_file_name(format!("hookd{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        bail!(
+            "no hookd next to {}: run `just bench`, or build it with \
+             `cargo build --release -p hookd -p hookd-bench`, or set HOOKD_BIN",
+            exe.display()
+        );
+    }
+    Ok(bin)
+}
 
 /// Rate and latency of one measured run.
 #[derive(Debug, Clone, Copy)]

@@ -27,6 +27,7 @@ use hookd_model::hook::Handler;
 use hookd_model::{Catalogue, EventHook, Violations};
 use hookd_sandbox::Sandbox;
 use hookd_store::Store;
+use hookd_template::Renderer;
 use retry::RetryPolicy;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +92,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// How long finished deliveries are kept.
     pub retention: Retention,
+    /// Where webhook-custom templates are rendered.
+    pub templates: Renderer,
 }
 
 /// The shared insides of the engine.
@@ -307,11 +310,15 @@ impl Deliveries {
     }
 
     /// Checks, when a hook is saved, what its handler needs beyond the
-    /// schema: templates that compile; for lambda hooks, a request the
-    /// mode and ceiling admit and guests that exist.
-    pub fn check_hook(&self, hook: &EventHook) -> Result<(), Violations> {
+    /// schema: templates that compile and are within their budget without
+    /// data; for lambda hooks, a request the mode and ceiling admit and
+    /// guests that exist.
+    pub async fn check_hook(&self, hook: &EventHook) -> Result<(), Violations> {
         match &hook.handler {
-            Handler::WebhookCustom(cfg) => handler::check_templates(cfg),
+            Handler::WebhookCustom(cfg) => {
+                handler::check_templates(cfg)?;
+                handler::check_budget(cfg, &self.engine.settings.templates).await
+            }
             Handler::Lambda(cfg) => lambda::check(&self.engine, cfg),
             _ => Ok(()),
         }

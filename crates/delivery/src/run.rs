@@ -78,7 +78,12 @@ pub(crate) async fn handle(
     };
     let answer = match &hook.handler {
         Handler::Webhook(cfg) => engine.outbound.webhook(cfg, &attempt).await,
-        Handler::WebhookCustom(cfg) => engine.outbound.webhook_custom(cfg, &attempt).await,
+        Handler::WebhookCustom(cfg) => {
+            engine
+                .outbound
+                .webhook_custom(cfg, &attempt, &engine.settings.templates)
+                .await
+        }
         Handler::Log(_) => {
             crate::handler::log_event(hook.id, event);
             return Outcome {
@@ -131,7 +136,12 @@ pub(crate) async fn test(engine: &Engine, hook: &EventHook, data: Value) -> Resu
     };
     let response = match &hook.handler {
         Handler::Webhook(cfg) => engine.outbound.webhook(cfg, &attempt).await,
-        Handler::WebhookCustom(cfg) => engine.outbound.webhook_custom(cfg, &attempt).await,
+        Handler::WebhookCustom(cfg) => {
+            engine
+                .outbound
+                .webhook_custom(cfg, &attempt, &engine.settings.templates)
+                .await
+        }
         Handler::Log(_) => {
             crate::handler::log_event(hook.id, &event);
             return Ok(Value::Null);

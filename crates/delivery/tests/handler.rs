@@ -13,6 +13,7 @@ use hookd_delivery::handler::{
 use hookd_model::Event;
 use hookd_model::hook::{WebhookConfig, WebhookCustomConfig};
 use hookd_model::outbound::{OutboundPolicy, Restricted};
+use hookd_template::{Limits, Renderer, WorkerCommand};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -149,6 +150,17 @@ fn outbound(policy: OutboundPolicy, kong_signature: KongSignature) -> Outbound {
         kong_signature,
     })
     .unwrap()
+}
+
+/// Template workers built with these tests (see support/template_worker.rs).
+fn templates() -> Renderer {
+    Renderer::new(
+        WorkerCommand {
+            program: env!("CARGO_BIN_EXE_hookd-delivery-template-worker").into(),
+            args: Vec::new(),
+        },
+        Limits::default(),
+    )
 }
 
 fn event(username: &str) -> Event {
@@ -326,7 +338,9 @@ async fn custom_get_sends_the_payload_as_query_string_and_signs_the_empty_body()
     cfg.secret = Some("k".into());
     let event = event("bob & alice");
 
-    out.webhook_custom(&cfg, &attempt(&event)).await.unwrap();
+    out.webhook_custom(&cfg, &attempt(&event), &templates())
+        .await
+        .unwrap();
 
     let seen = receiver.only();
     assert_eq!(seen.method, "GET");
@@ -351,7 +365,9 @@ async fn custom_json_body_escapes_values_as_json_strings() {
     let nasty = r#"b"o\b</script>"#;
     let event = event(nasty);
 
-    out.webhook_custom(&cfg, &attempt(&event)).await.unwrap();
+    out.webhook_custom(&cfg, &attempt(&event), &templates())
+        .await
+        .unwrap();
 
     let seen = receiver.only();
     assert_eq!(seen.header("content-type"), Some("application/json"));
@@ -370,7 +386,9 @@ async fn custom_text_body_is_html_escaped_and_raw_braces_are_not() {
     cfg.body = Some("escaped={{ entity.username }} raw={* entity.username *}".into());
     let event = event("<b>&'");
 
-    out.webhook_custom(&cfg, &attempt(&event)).await.unwrap();
+    out.webhook_custom(&cfg, &attempt(&event), &templates())
+        .await
+        .unwrap();
 
     let seen = receiver.only();
     assert_eq!(seen.method, "PUT");
@@ -389,7 +407,9 @@ async fn custom_payload_as_json() {
     ]));
     let event = event(r#"q"uo\te"#);
 
-    out.webhook_custom(&cfg, &attempt(&event)).await.unwrap();
+    out.webhook_custom(&cfg, &attempt(&event), &templates())
+        .await
+        .unwrap();
 
     let body: Value = serde_json::from_slice(&receiver.only().body).unwrap();
     assert_eq!(body, json!({"user": r#"q"uo\te"#, "schema": "consumers"}));
@@ -407,7 +427,9 @@ async fn custom_payload_as_form() {
     ]));
     let event = event("a b&c=d");
 
-    out.webhook_custom(&cfg, &attempt(&event)).await.unwrap();
+    out.webhook_custom(&cfg, &attempt(&event), &templates())
+        .await
+        .unwrap();
 
     let seen = receiver.only();
     assert_eq!(seen.method, "PATCH");
@@ -436,7 +458,9 @@ async fn custom_payload_as_multipart_gets_a_boundary() {
     cfg.payload = Some(map(&[("user", "{{ entity.username }}")]));
     let event = event("bob");
 
-    out.webhook_custom(&cfg, &attempt(&event)).await.unwrap();
+    out.webhook_custom(&cfg, &attempt(&event), &templates())
+        .await
+        .unwrap();
 
     let seen = receiver.only();
     let boundary = format!("hookd-{}", DELIVERY.simple());
@@ -461,7 +485,9 @@ async fn custom_payload_without_content_type_is_multipart_and_the_header_is_adde
     cfg.secret = Some("k".into());
     let event = event("bob");
 
-    out.webhook_custom(&cfg, &attempt(&event)).await.unwrap();
+    out.webhook_custom(&cfg, &attempt(&event), &templates())
+        .await
+        .unwrap();
 
     let seen = receiver.only();
     let boundary = format!("hookd-{}", DELIVERY.simple());
@@ -492,7 +518,7 @@ async fn custom_render_error_fails_before_connecting() {
     let event = event("bob");
 
     let err = out
-        .webhook_custom(&cfg, &attempt(&event))
+        .webhook_custom(&cfg, &attempt(&event), &templates())
         .await
         .unwrap_err();
 
@@ -653,7 +679,7 @@ async fn loopback_is_refused_without_the_allowlist() {
     let mut cfg = custom(format!("http://localhost:{port}/"), "POST");
     cfg.payload = Some(map(&[("a", "1")]));
     let err = out
-        .webhook_custom(&cfg, &attempt(&event))
+        .webhook_custom(&cfg, &attempt(&event), &templates())
         .await
         .unwrap_err();
     assert!(matches!(err, HandlerError::Refused { .. }), "{err}");

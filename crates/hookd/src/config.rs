@@ -91,6 +91,20 @@ pub struct Config {
     pub sandbox_max_fuel: u64,
     /// Largest guest upload, bytes.
     pub guest_size_limit: usize,
+    /// Wall time of one webhook-custom render (all templates of one
+    /// attempt or `/test`); the worker is killed past it.
+    pub template_timeout: Dur,
+    /// Memory of one template worker process, bytes.
+    pub template_memory: u64,
+    /// Template worker processes, so renders at once.
+    pub template_workers: usize,
+    /// How long a render waits for a free worker before it fails.
+    pub template_queue_timeout: Dur,
+    /// Instructions one template may execute.
+    pub template_fuel: u64,
+    /// Longest text one template may render to (and longest string a
+    /// filter may make), bytes.
+    pub template_output_limit: usize,
     /// Allowed audit decisions kept, at most.
     pub audit_retention_count: usize,
     /// Allowed audit decisions kept no longer than this.
@@ -187,6 +201,7 @@ pub enum LogFormat {
 
 impl Default for Config {
     fn default() -> Self {
+        let templates = hookd_template::Limits::default();
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             data_dir: default_data_dir(),
@@ -221,6 +236,12 @@ impl Default for Config {
             sandbox_default_fuel: capability::DEFAULT_FUEL.unwrap_or(0),
             sandbox_max_fuel: capability::MAX_FUEL.unwrap_or(0),
             guest_size_limit: hookd_sandbox::MAX_GUEST_BYTES,
+            template_timeout: Dur(templates.timeout),
+            template_memory: templates.memory,
+            template_workers: templates.workers,
+            template_queue_timeout: Dur(templates.queue_timeout),
+            template_fuel: templates.engine.fuel,
+            template_output_limit: templates.engine.output,
             audit_retention_count: 100_000,
             audit_retention_age: secs(7 * 24 * 3600),
             audit_denied_retention_count: 100_000,
@@ -522,8 +543,23 @@ impl Config {
         }
     }
 
-    /// The delivery engine's settings.
-    pub fn delivery(&self) -> hookd_delivery::Settings {
+    /// What one webhook-custom render may use.
+    pub fn template_limits(&self) -> hookd_template::Limits {
+        hookd_template::Limits {
+            timeout: self.template_timeout.0,
+            queue_timeout: self.template_queue_timeout.0,
+            workers: self.template_workers.max(1),
+            memory: self.template_memory,
+            engine: hookd_template::EngineLimits {
+                fuel: self.template_fuel,
+                output: self.template_output_limit,
+            },
+        }
+    }
+
+    /// The delivery engine's settings; webhook-custom templates are
+    /// rendered by `templates`.
+    pub fn delivery(&self, templates: hookd_template::Renderer) -> hookd_delivery::Settings {
         use hookd_delivery::handler::{HttpSettings, KongSignature as Algorithm};
         hookd_delivery::Settings {
             retry: hookd_delivery::retry::RetryPolicy {
@@ -545,6 +581,7 @@ impl Config {
                 count: self.delivery_retention_count,
                 age: self.delivery_retention_age.0,
             },
+            templates,
         }
     }
 

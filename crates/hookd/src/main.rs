@@ -72,6 +72,10 @@ enum Command {
     /// Makes a server hold what a declarative document says, writing only
     /// what differs.
     Apply(cli::apply::ApplyArgs),
+    /// Renders webhook-custom templates for `hookd serve`, which starts
+    /// it: requests on stdin, answers on stdout.
+    #[command(hide = true)]
+    TemplateWorker,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         })
     };
     match cli.command {
+        Command::TemplateWorker => hookd_template::worker::main(),
         Command::Serve {
             listen,
             data_dir,

@@ -51,7 +51,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let deliveries = Deliveries::new(
         store.clone(),
         Arc::clone(&catalogue),
-        config.delivery(),
+        config.delivery(template_renderer(&config)?),
         Arc::new(SystemClock),
         Arc::new(ThreadRandom),
         sandbox.clone(),
@@ -138,6 +138,20 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
     }
+}
+
+/// Templates are rendered by this same program, run as
+/// `hookd template-worker` (see hookd_template::worker).
+fn template_renderer(config: &Config) -> anyhow::Result<hookd_template::Renderer> {
+    let program = std::env::current_exe().context("finding hookd's own executable")?;
+    let command = hookd_template::WorkerCommand {
+        program,
+        args: vec!["template-worker".into()],
+    };
+    Ok(hookd_template::Renderer::new(
+        command,
+        config.template_limits(),
+    ))
 }
 
 fn hostname() -> String {

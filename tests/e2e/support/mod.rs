@@ -159,6 +159,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     /// Sends SIGTERM and waits for the server to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("server running");

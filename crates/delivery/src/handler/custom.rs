@@ -3,14 +3,12 @@
 
 use super::outbound::{Outbound, Request, append_header, header_value, parse_url};
 use super::response::Response;
-use super::template::{self, Escape};
 use super::{AttemptId, HandlerError};
-use hookd_model::Event;
 use hookd_model::hook::WebhookCustomConfig;
 use hookd_model::violation::{PathSeg, Violations};
+use hookd_template::{Answers, Escape, Failure, PoolError, Renderer, Template};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use uuid::Uuid;
@@ -47,13 +45,21 @@ impl Outbound {
     /// - A rendered header value may not contain a line break.
     /// - With a secret, the exact body bytes sent are signed (the empty body
     ///   when there is none, as for a GET).
+    /// - Templates are rendered by `templates`, in worker processes within
+    ///   its limits: a template over its time or memory fails this attempt.
     pub async fn webhook_custom(
         &self,
         cfg: &WebhookCustomConfig,
         attempt: &AttemptId<'_>,
+        templates: &Renderer,
     ) -> Result<Response, HandlerError> {
-        self.send(build(cfg, attempt.event, attempt.delivery_id)?, attempt)
-            .await
+        let context = attempt.event.payload();
+        let boxed = InWorkers {
+            renderer: templates,
+            context: &context,
+        };
+        let request = build(cfg, attempt.delivery_id, &boxed).await?;
+        self.send(request, attempt).await
     }
 }
 
@@ -64,7 +70,7 @@ impl Outbound {
 pub fn check_templates(cfg: &WebhookCustomConfig) -> Result<(), Violations> {
     let mut violations = Violations::new();
     let mut check = |path: Vec<PathSeg>, source: &str| {
-        if let Err(message) = template::compile(source) {
+        if let Err(message) = hookd_template::compile(source) {
             violations.push(path, format!("invalid template: {message}"));
         }
     };
@@ -105,6 +111,66 @@ pub fn check_templates(cfg: &WebhookCustomConfig) -> Result<(), Violations> {
     violations.into_result(())
 }
 
+/// Save-time check of what a webhook-custom config's templates cost: they
+/// are rendered once, with no event data, in the box. A template that goes
+/// over its budget even so would fail every delivery, so it is refused,
+/// naming the limit. Only limits refuse: a template that merely errs
+/// without data may well render with it. When the box cannot answer (no
+/// worker free), the save goes ahead: deliveries are bounded anyway.
+pub async fn check_budget(
+    cfg: &WebhookCustomConfig,
+    renderer: &Renderer,
+) -> Result<(), Violations> {
+    let mut fields = Vec::new();
+    if cfg.payload_format {
+        fields.extend(
+            cfg.payload
+                .iter()
+                .flatten()
+                .map(|(key, source)| (field(&["payload", key]), source)),
+        );
+    }
+    if cfg.body_format
+        && let Some(body) = &cfg.body
+    {
+        fields.push((field(&["body"]), body));
+    }
+    if cfg.headers_format {
+        fields.extend(
+            cfg.headers
+                .iter()
+                .map(|(name, source)| (field(&["headers", name]), source)),
+        );
+    }
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let batch = templates(fields.iter().map(|(_, source)| source), Escape::None);
+    let mut violations = Violations::new();
+    match renderer.render(&batch, &serde_json::json!({})).await {
+        Ok(answers) => {
+            for ((path, _), answer) in fields.into_iter().zip(answers) {
+                if let Err(failure) = answer
+                    && failure.over_budget
+                {
+                    violations.push(
+                        path,
+                        format!("over its budget without any event data: {failure}"),
+                    );
+                }
+            }
+        }
+        Err(e @ (PoolError::Timeout { .. } | PoolError::Memory { .. })) => {
+            violations.push(
+                field(&[]),
+                format!("a template is over its budget without any event data: {e}"),
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "templates saved without a trial render"),
+    }
+    violations.into_result(())
+}
+
 fn field(path: &[&str]) -> Vec<PathSeg> {
     std::iter::once("config")
         .chain(path.iter().copied())
@@ -112,17 +178,25 @@ fn field(path: &[&str]) -> Vec<PathSeg> {
         .collect()
 }
 
-/// The request a webhook-custom hook sends for `event`. `delivery_id`
-/// seeds the multipart boundary, so a retry sends the same bytes.
-fn build<'a>(
+/// The request a webhook-custom hook sends. `render` renders a batch of
+/// templates with the event's context: header values first, since the
+/// body's escape follows the Content-Type they make, then the body and the
+/// payload values together. `delivery_id` seeds the multipart boundary, so
+/// a retry sends the same bytes.
+async fn build<'a>(
     cfg: &'a WebhookCustomConfig,
-    event: &Event,
     delivery_id: Uuid,
+    renderer: &impl Render,
 ) -> Result<Request<'a>, HandlerError> {
-    let ctx = template::context(event);
-    let render = |field: String, source: &str, escape: Escape| {
-        template::render(source, escape, &ctx)
-            .map_err(|message| HandlerError::Render { field, message })
+    let render = async |batch: Vec<Template>| {
+        if batch.is_empty() {
+            return Ok(Vec::new().into_iter());
+        }
+        renderer
+            .render(&batch)
+            .await
+            .map(Vec::into_iter)
+            .map_err(HandlerError::Templates)
     };
 
     let method =
@@ -135,45 +209,55 @@ fn build<'a>(
     let mut url = parse_url(&cfg.url)?;
 
     let mut headers = HeaderMap::new();
-    for (name, value) in &cfg.headers {
-        let value = if cfg.headers_format {
+    if cfg.headers_format {
+        let mut answers = render(templates(cfg.headers.values(), Escape::Html)).await?;
+        for name in cfg.headers.keys() {
             let field = format!("config.headers.{name}");
-            let rendered = render(field.clone(), value, Escape::Html)?;
+            let rendered = answer(&mut answers, field.clone())?;
             if rendered.contains(['\r', '\n']) {
                 return Err(HandlerError::Render {
                     field,
                     message: "the rendered value contains a line break".into(),
                 });
             }
-            Cow::Owned(rendered)
-        } else {
-            Cow::Borrowed(value.as_str())
-        };
-        append_header(&mut headers, name, &value)?;
+            append_header(&mut headers, name, &rendered)?;
+        }
+    } else {
+        for (name, value) in &cfg.headers {
+            append_header(&mut headers, name, value)?;
+        }
     }
     let content_type = headers
         .get(CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
 
     let body = cfg.body.as_deref().filter(|b| !b.is_empty());
+    let mut batch = Vec::new();
+    if let Some(source) = body.filter(|_| cfg.body_format) {
+        let escape = match content_type.as_deref().map(media_type) {
+            Some(media) if is_json(&media) => Escape::JsonString,
+            _ => Escape::Html,
+        };
+        batch.extend(templates([source], escape));
+    }
+    let rendered_payload = cfg.payload.as_ref().filter(|_| cfg.payload_format);
+    if let Some(payload) = rendered_payload {
+        batch.extend(templates(payload.values(), Escape::None));
+    }
+    let mut answers = render(batch).await?;
+
     let mut bytes = match body {
-        Some(source) if cfg.body_format => {
-            let escape = match content_type.as_deref().map(media_type) {
-                Some(media) if is_json(&media) => Escape::JsonString,
-                _ => Escape::Html,
-            };
-            render("config.body".into(), source, escape)?.into_bytes()
-        }
+        Some(_) if cfg.body_format => answer(&mut answers, "config.body".into())?.into_bytes(),
         Some(source) => source.as_bytes().to_vec(),
         None => Vec::new(),
     };
 
     if let Some(payload) = &cfg.payload {
-        let payload = if cfg.payload_format {
+        let payload = if rendered_payload.is_some() {
             payload
-                .iter()
-                .map(|(key, source)| {
-                    let value = render(format!("config.payload.{key}"), source, Escape::None)?;
+                .keys()
+                .map(|key| {
+                    let value = answer(&mut answers, format!("config.payload.{key}"))?;
                     Ok((key.clone(), value))
                 })
                 .collect::<Result<BTreeMap<_, _>, HandlerError>>()?
@@ -197,6 +281,56 @@ fn build<'a>(
         secret: cfg.secret.as_deref(),
         ssl_verify: cfg.ssl_verify,
     })
+}
+
+/// Renders a batch of templates with one event's context.
+trait Render {
+    fn render(&self, batch: &[Template])
+    -> impl Future<Output = Result<Answers, PoolError>> + Send;
+}
+
+/// The server's way: in the template workers.
+struct InWorkers<'a> {
+    renderer: &'a Renderer,
+    context: &'a serde_json::Value,
+}
+
+impl Render for InWorkers<'_> {
+    fn render(
+        &self,
+        batch: &[Template],
+    ) -> impl Future<Output = Result<Answers, PoolError>> + Send {
+        self.renderer.render(batch, self.context)
+    }
+}
+
+/// Templates of one escape, in the order of `sources`.
+fn templates<S: AsRef<str>>(sources: impl IntoIterator<Item = S>, escape: Escape) -> Vec<Template> {
+    sources
+        .into_iter()
+        .map(|source| Template {
+            source: source.as_ref().to_string(),
+            escape,
+        })
+        .collect()
+}
+
+/// The next answer of a batch, as the text of the template at `field`.
+fn answer(
+    answers: &mut impl Iterator<Item = Result<String, Failure>>,
+    field: String,
+) -> Result<String, HandlerError> {
+    match answers.next() {
+        Some(Ok(text)) => Ok(text),
+        Some(Err(failure)) => Err(HandlerError::Render {
+            field,
+            message: failure.message,
+        }),
+        None => Err(HandlerError::Render {
+            field,
+            message: "the template worker gave no answer".into(),
+        }),
+    }
 }
 
 /// How a payload is encoded for a Content-Type.
@@ -319,6 +453,8 @@ fn multipart(payload: &BTreeMap<String, String>, boundary: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookd_model::Event;
+    use hookd_template::{Context, Engine, EngineLimits};
     use serde_json::json;
 
     fn config(method: &str) -> WebhookCustomConfig {
@@ -353,6 +489,41 @@ mod tests {
     }
 
     const ID: Uuid = Uuid::from_u128(0xabc);
+
+    /// `build` with the templates rendered in this process: these tests
+    /// are about the request, the worker has its own.
+    fn build<'a>(
+        cfg: &'a WebhookCustomConfig,
+        event: &Event,
+        delivery_id: Uuid,
+    ) -> Result<Request<'a>, HandlerError> {
+        let in_process = InProcess {
+            engine: Engine::new(EngineLimits {
+                fuel: 100_000,
+                output: 1 << 20,
+            }),
+            context: Context::from_serialize(event.payload()),
+        };
+        futures::executor::block_on(super::build(cfg, delivery_id, &in_process))
+    }
+
+    struct InProcess {
+        engine: Engine,
+        context: Context,
+    }
+
+    impl Render for InProcess {
+        fn render(
+            &self,
+            batch: &[Template],
+        ) -> impl Future<Output = Result<Answers, PoolError>> + Send {
+            let answers = batch
+                .iter()
+                .map(|t| self.engine.render(&t.source, t.escape, &self.context))
+                .collect();
+            std::future::ready(Ok(answers))
+        }
+    }
 
     #[test]
     fn payload_values_are_rendered_unescaped() {

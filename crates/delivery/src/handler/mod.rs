@@ -19,10 +19,9 @@ mod custom;
 mod outbound;
 mod response;
 pub mod signature;
-mod template;
 mod webhook;
 
-pub use custom::check_templates;
+pub use custom::{check_budget, check_templates};
 pub use outbound::{HttpSettings, MAX_RESPONSE_BODY, Outbound};
 pub use response::{EXCERPT_LIMIT, Response, RetryAfter};
 pub use signature::KongSignature;
@@ -87,6 +86,10 @@ pub enum HandlerError {
         /// What went wrong.
         message: String,
     },
+    /// The templates got no answer: the render went over its time or
+    /// memory, or no worker was free in time.
+    #[error("cannot render the templates: {0}")]
+    Templates(#[source] hookd_template::PoolError),
     /// The configured URL does not parse.
     #[error("invalid url {url:?}: {source}")]
     InvalidUrl {

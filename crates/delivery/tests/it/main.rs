@@ -16,6 +16,7 @@ use hookd_model::outbound::OutboundPolicy;
 use hookd_model::{Catalogue, Event};
 use hookd_sandbox::{Sandbox, SandboxConfig};
 use hookd_store::{Page, Store};
+use hookd_template::{Limits, Renderer, WorkerCommand};
 use receiver::Receiver;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -51,6 +52,13 @@ impl Rig {
                 kong_signature: KongSignature::Sha1,
             },
             retention: Retention::default(),
+            templates: Renderer::new(
+                WorkerCommand {
+                    program: env!("CARGO_BIN_EXE_hookd-delivery-template-worker").into(),
+                    args: Vec::new(),
+                },
+                Limits::default(),
+            ),
         };
         let deliveries = Deliveries::new(
             store.clone(),

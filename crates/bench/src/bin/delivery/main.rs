@@ -47,7 +47,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let bin = server::locate()?;
+    let bin = hookd_bench::locate_hookd()?;
     let hookd = Hookd::start(&bin)?;
     let clock = Clock::start();
     let (receiver, arrivals) = receiver::start(args.events, clock).await?;

@@ -1,12 +1,12 @@
 //! The real `hookd` binary, release build, on a free loopback port with a
 //! fresh data directory, killed when dropped.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use hookd_bench::process_cpu_time;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -16,25 +16,6 @@ const LOG_TAIL: usize = 40;
 
 /// The line hookd logs once it accepts requests.
 const LISTENING: &str = "listening on http://";
-
-/// `HOOKD_BIN` if set; otherwise the `hookd` built next to this benchmark
-/// (`just bench` builds both in one cargo invocation, so neither is stale
-/// and cargo does not rebuild one for the other's features).
-pub fn locate() -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("HOOKD_BIN") {
-        return Ok(bin.into());
-    }
-    let exe = std::env::current_exe().context("locating this benchmark's executable")?;
-    let bin = exe.with_file_name(format!("hookd{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        bail!(
-            "no hookd next to {}: run `just bench`, or build it with \
-             `cargo build --release -p hookd -p hookd-bench`, or set HOOKD_BIN",
-            exe.display()
-        );
-    }
-    Ok(bin)
-}
 
 /// A running hookd.
 pub struct Hookd {

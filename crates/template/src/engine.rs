@@ -1,4 +1,6 @@
-//! Kong's webhook-custom templates, on minijinja.
+//! Kong's webhook-custom templates, on minijinja: the engine a worker
+//! runs (see [`crate::worker`]); nothing here is bounded in time or memory
+//! by itself, the worker process is.
 //!
 //! Kong's templates are lua-resty-template: `{{ expr }}` prints escaped,
 //! `{* expr *}` prints raw. minijinja has the first; the second is
@@ -15,22 +17,25 @@
 //! - Objects and arrays print as JSON, where Kong printed a useless
 //!   `table: 0x…`, so `{* entity *}` puts the entity into a JSON body.
 //! - `{{ }}` escapes for where the text goes ([`Escape`]).
-//! - A render is bounded by [`FUEL`] instructions and [`MAX_RENDERED`]
-//!   bytes of output: a template is admin input, and a loop must neither
-//!   hold a worker nor fill its memory.
+//! - A render is bounded by its fuel (instructions) and its output size;
+//!   the filters that can make a long string from a short one (`indent`,
+//!   `replace`) refuse to make one longer than the output could hold, so
+//!   the common bombs fail at once with a clear error. Operators (`~`, `*`,
+//!   `+`), `{% set %}` blocks and macros have no such hook: the worker's
+//!   memory limit and the pool's deadline bound those.
 
-use hookd_model::Event;
-use minijinja::value::ValueKind;
+use minijinja::value::{Kwargs, StringInput, ValueKind};
 use minijinja::{
     AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value,
 };
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 
 /// How `{{ }}` escapes what it prints. `{* *}` never escapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Escape {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Escape {
     /// HTML entities, as lua-resty-template writes them: `& < > " ' /`.
     Html,
     /// The content of a JSON string: a value printed between quotes in a
@@ -40,80 +45,167 @@ pub(crate) enum Escape {
     None,
 }
 
-/// Instructions one render may execute. Kong's typical templates use tens.
-pub(crate) const FUEL: u64 = 100_000;
-
-/// The longest text one template may render to, in bytes.
-pub(crate) const MAX_RENDERED: usize = 1024 * 1024;
+/// What one render may use inside the engine; time and memory are the
+/// worker's and the pool's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineLimits {
+    /// Instructions one render may execute.
+    pub fuel: u64,
+    /// The longest text one template may render to, in bytes; no filter
+    /// makes a longer string either.
+    pub output: usize,
+}
 
 const JSON_STRING: &str = "json-string";
 
-struct Engines {
+/// Why a template rendered nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What went wrong and on which line.
+    pub message: String,
+    /// Whether it went over a limit (fuel, output size, a filter's cap),
+    /// rather than meeting a mistake or data it cannot handle.
+    pub over_budget: bool,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The end of every message of the filters' caps ([`too_long`]).
+const OVER_OUTPUT_LIMIT: &str = "longer than the output limit";
+
+/// One environment per escape, configured alike.
+pub struct Engine {
     html: Environment<'static>,
     json_string: Environment<'static>,
     none: Environment<'static>,
+    output_limit: usize,
 }
 
-static ENGINES: LazyLock<Engines> = LazyLock::new(|| Engines {
-    html: engine(AutoEscape::Html),
-    json_string: engine(AutoEscape::Custom(JSON_STRING)),
-    none: engine(AutoEscape::None),
-});
+impl Engine {
+    pub fn new(limits: EngineLimits) -> Engine {
+        Engine {
+            html: environment(AutoEscape::Html, limits),
+            json_string: environment(AutoEscape::Custom(JSON_STRING), limits),
+            none: environment(AutoEscape::None, limits),
+            output_limit: limits.output,
+        }
+    }
 
-fn engine(escape: AutoEscape) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Chainable);
-    // Debug info clones the source into every error; the message is enough.
-    env.set_debug(false);
-    env.set_fuel(Some(FUEL));
-    env.set_auto_escape_callback(move |_| escape);
-    env.set_formatter(format);
-    env.add_filter("raw", raw);
-    env
-}
+    fn environment(&self, escape: Escape) -> &Environment<'static> {
+        match escape {
+            Escape::Html => &self.html,
+            Escape::JsonString => &self.json_string,
+            Escape::None => &self.none,
+        }
+    }
 
-impl Escape {
-    fn engine(self) -> &'static Environment<'static> {
-        match self {
-            Escape::Html => &ENGINES.html,
-            Escape::JsonString => &ENGINES.json_string,
-            Escape::None => &ENGINES.none,
+    /// Renders `source`; the error says what went wrong and on which line.
+    pub fn render(&self, source: &str, escape: Escape, ctx: &Value) -> Result<String, Failure> {
+        let failure = |message: String, over_budget: bool| Failure {
+            message,
+            over_budget,
+        };
+        let source = kong_syntax(source);
+        let template = self
+            .environment(escape)
+            .template_from_str(&source)
+            .map_err(|e| failure(describe(&e), false))?;
+        let mut out = Bounded {
+            text: Vec::new(),
+            limit: self.output_limit,
+            overflowed: false,
+        };
+        match template.render_captured_to(ctx, &mut out) {
+            Ok(_) => String::from_utf8(out.text).map_err(|e| failure(e.to_string(), false)),
+            Err(_) if out.overflowed => Err(failure(
+                format!(
+                    "the rendered text is longer than {} bytes",
+                    self.output_limit
+                ),
+                true,
+            )),
+            Err(e) => {
+                let over_budget = e.kind() == ErrorKind::OutOfFuel
+                    || e.detail().is_some_and(|d| d.contains(OVER_OUTPUT_LIMIT));
+                Err(failure(describe(&e), over_budget))
+            }
         }
     }
 }
 
-/// The template context: the event data with `event` and `source` added.
-pub(crate) fn context(event: &Event) -> Value {
-    Value::from_serialize(event.payload())
+fn environment(escape: AutoEscape, limits: EngineLimits) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    // Debug info clones the source into every error; the message is enough.
+    env.set_debug(false);
+    env.set_fuel(Some(limits.fuel));
+    env.set_auto_escape_callback(move |_| escape);
+    env.set_formatter(format);
+    env.add_filter("raw", raw);
+    let max = limits.output;
+    env.add_filter(
+        "indent",
+        move |value: StringInput<'_>,
+              width: Option<usize>,
+              first: Option<bool>,
+              blank: Option<bool>,
+              kwargs: Kwargs| {
+            let lines = value.as_str().split('\n').count();
+            let width_asked = width.or(kwargs.peek::<Option<usize>>("width")?);
+            let grown = width_asked
+                .unwrap_or(4)
+                .checked_mul(lines)
+                .and_then(|n| n.checked_add(value.as_str().len()));
+            if grown.is_none_or(|n| n > max) {
+                return Err(too_long("indent", max));
+            }
+            minijinja::filters::indent(value, width, first, blank, kwargs)
+        },
+    );
+    env.add_filter(
+        "replace",
+        move |state: &State, value: StringInput<'_>, from: StringInput<'_>, to: StringInput<'_>| {
+            let text = value.as_str();
+            let (from_text, to_text) = (from.as_str(), to.as_str());
+            // An empty pattern matches between every two characters.
+            let matches = if from_text.is_empty() {
+                text.chars().count() + 1
+            } else {
+                text.matches(from_text).count()
+            };
+            let grown = matches
+                .checked_mul(to_text.len())
+                .and_then(|n| n.checked_add(text.len()));
+            if grown.is_none_or(|n| n > max) {
+                return Err(too_long("replace", max));
+            }
+            minijinja::filters::replace(state, value, from, to)
+        },
+    );
+    env
 }
 
-/// Renders `source`; the error says what went wrong and on which line.
-pub(crate) fn render(source: &str, escape: Escape, ctx: &Value) -> Result<String, String> {
-    let source = kong_syntax(source);
-    let template = escape
-        .engine()
-        .template_from_str(&source)
-        .map_err(|e| describe(&e))?;
-    let mut out = Bounded::default();
-    match template.render_captured_to(ctx, &mut out) {
-        Ok(_) => String::from_utf8(out.text).map_err(|e| e.to_string()),
-        Err(_) if out.overflowed => Err(format!(
-            "the rendered text is longer than {MAX_RENDERED} bytes"
-        )),
-        Err(e) => Err(describe(&e)),
-    }
+fn too_long(filter: &str, max: usize) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("{filter} would make a string {OVER_OUTPUT_LIMIT} ({max} bytes)"),
+    )
 }
 
-/// Where a render writes: refuses to grow past [`MAX_RENDERED`].
-#[derive(Default)]
+/// Where a render writes: refuses to grow past its limit.
 struct Bounded {
     text: Vec<u8>,
+    limit: usize,
     overflowed: bool,
 }
 
 impl std::io::Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.text.len() + buf.len() > MAX_RENDERED {
+        if self.text.len() + buf.len() > self.limit {
             self.overflowed = true;
             return Err(std::io::Error::other("rendered text too long"));
         }
@@ -126,17 +218,16 @@ impl std::io::Write for Bounded {
     }
 }
 
-/// Compiles `source` without rendering it.
-pub(crate) fn compile(source: &str) -> Result<(), String> {
+/// Compiles `source` without rendering it: a syntax check, cheap and
+/// bounded (minijinja's parser limits nesting), so it runs in the server.
+pub fn compile(source: &str) -> Result<(), String> {
     let source = kong_syntax(source);
-    Escape::None
-        .engine()
+    Environment::new()
         .template_from_str(&source)
         .map(drop)
         .map_err(|e| describe(&e))
 }
 
-/// `syntax error: unexpected end of input (line 1)`: minijinja's message
 /// without the template name, which the caller reports as a field.
 fn describe(err: &Error) -> String {
     let mut message = match err.detail() {
@@ -381,14 +472,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const LIMITS: EngineLimits = EngineLimits {
+        fuel: 100_000,
+        output: 1024 * 1024,
+    };
+
+    fn render(source: &str, escape: Escape, ctx: &Value) -> Result<String, String> {
+        Engine::new(LIMITS)
+            .render(source, escape, ctx)
+            .map_err(|f| f.message)
+    }
+
     fn ctx() -> Value {
-        let event = Event::new(
-            "crud",
-            "consumers",
-            json!({"operation": "create", "entity": {"id": "1", "username": "bo\"b\\</>&'", "tags": ["a", "b"]}, "rate": 5, "ok": true, "gone": null}),
-            0,
-        );
-        context(&event)
+        Value::from_serialize(
+            json!({"operation": "create", "entity": {"id": "1", "username": "bo\"b\\</>&'", "tags": ["a", "b"]}, "rate": 5, "ok": true, "gone": null, "event": "consumers", "source": "crud"}),
+        )
     }
 
     fn html(source: &str) -> String {
@@ -565,7 +663,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err,
-            format!("the rendered text is longer than {MAX_RENDERED} bytes")
+            format!("the rendered text is longer than {} bytes", LIMITS.output)
         );
     }
 
@@ -578,5 +676,47 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn filters_refuse_strings_longer_than_the_output() {
+        let engine = Engine::new(LIMITS);
+        for source in [
+            r#"{{ "a\nb"|indent(1000000000000) }}"#,
+            "{{ 'abc'|replace('', 'x' * 600000) }}",
+        ] {
+            let failure = engine.render(source, Escape::None, &ctx()).unwrap_err();
+            assert!(failure.over_budget, "{source}: {failure}");
+            assert!(
+                failure.message.contains("longer than the output limit"),
+                "{failure}"
+            );
+        }
+        // Within the limit they are minijinja's own.
+        assert_eq!(
+            render("{{ 'a\nb'|indent(2) }}", Escape::None, &ctx()).unwrap(),
+            "a\n  b"
+        );
+        assert_eq!(
+            render("{{ 'ab'|replace('a', 'c') }}", Escape::None, &ctx()).unwrap(),
+            "cb"
+        );
+    }
+
+    #[test]
+    fn only_limits_count_as_over_budget() {
+        let engine = Engine::new(LIMITS);
+        let over = |source: &str| {
+            engine
+                .render(source, Escape::None, &ctx())
+                .unwrap_err()
+                .over_budget
+        };
+        assert!(over(
+            "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}"
+        ));
+        assert!(over("{{ 'x' * 2000000 }}"));
+        assert!(!over("{{ 'a' + 1 }}"));
+        assert!(!over("{{ oops"));
     }
 }
