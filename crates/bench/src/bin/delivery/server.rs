@@ -1,7 +1,7 @@
 //! The real `hookd` binary, release build, on a free loopback port with a
 //! fresh data directory, killed when dropped.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use hookd_bench::process_cpu_time;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
