@@ -63,7 +63,12 @@ fn metric(text: &str, origin: &str) -> Option<u64> {
 }
 
 async fn metrics(server: &Server) -> String {
-    let response = server.http.get(server.url("/metrics")).send().await.unwrap();
+    let response = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     response.text().await.unwrap()
 }
 
@@ -79,7 +84,11 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
         )
         .await;
     server.terminate();
-    write_into(&server, "outbox", &[&too_deep(), b"\xff\xfe not even utf-8"]);
+    write_into(
+        &server,
+        "outbox",
+        &[&too_deep(), b"\xff\xfe not even utf-8"],
+    );
     server.restart();
 
     // Events written after the poisoned records flow past them.
@@ -101,8 +110,16 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
         assert_eq!(r["origin"], "outbox");
         assert!(r["error"].as_str().unwrap().contains("corrupt"), "{r}");
     }
-    let is_deep = |r: &&Value| r["error"].as_str().unwrap().contains("recursion limit exceeded");
-    let deep = records.iter().find(is_deep).expect("the deep record, with its error");
+    let is_deep = |r: &&Value| {
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit exceeded")
+    };
+    let deep = records
+        .iter()
+        .find(is_deep)
+        .expect("the deep record, with its error");
     let other = records.iter().find(|r| !is_deep(r)).unwrap();
     assert_eq!(metric(&metrics(&server).await, "outbox"), Some(2));
     let (_, status) = server.get("/status").await;
@@ -150,7 +167,9 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
     assert_eq!(metric(&metrics(&server).await, "outbox"), Some(0));
 
     // And a normal event is still delivered.
-    let later = server.create("/consumers", &json!({"username": "last"})).await;
+    let later = server
+        .create("/consumers", &json!({"username": "last"}))
+        .await;
     eventually("the last consumer's event", || async {
         receiver
             .received()
@@ -194,7 +213,9 @@ async fn a_corrupt_entity_leaves_its_listing_and_its_hooks_working() {
     let (status, listed) = server.get("/consumers").await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert_eq!(listed["data"], json!([good]));
-    let (status, _) = server.get(&format!("/consumers/{}", bad["id"].as_str().unwrap())).await;
+    let (status, _) = server
+        .get(&format!("/consumers/{}", bad["id"].as_str().unwrap()))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let records = quarantined(&server).await;
     assert_eq!(records.len(), 1, "{records:?}");
@@ -210,7 +231,9 @@ async fn a_corrupt_entity_leaves_its_listing_and_its_hooks_working() {
     let id = records[0]["id"].as_str().unwrap();
     let (status, _) = server.delete(&format!("/quarantine/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let again = server.create("/consumers", &json!({"username": "bad"})).await;
+    let again = server
+        .create("/consumers", &json!({"username": "bad"}))
+        .await;
     eventually("the new consumer's event", || async {
         receiver
             .received()

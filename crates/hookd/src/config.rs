@@ -123,6 +123,14 @@ pub struct Config {
     pub sandbox_log_lines_per_call: usize,
     /// Longest guest line logged, bytes; the rest of a line is dropped.
     pub sandbox_log_line_bytes: usize,
+    /// Bytes of `log` messages one guest call may write; the rest is
+    /// counted and dropped.
+    pub sandbox_log_bytes_per_call: usize,
+    /// Bytes kept of each of a guest call's stdout and stderr.
+    pub sandbox_stdio_bytes_per_call: usize,
+    /// Largest result one guest call may return, bytes; a larger one fails
+    /// the call.
+    pub sandbox_max_output: usize,
     /// Whether every Admin API request needs a token (`Kong-Admin-Token`
     /// or `Authorization: Bearer`), as Kong's `enforce_rbac`.
     pub enforce_rbac: bool,
@@ -249,6 +257,9 @@ impl Default for Config {
             sandbox_audit_records_per_call: hookd_sandbox::MAX_AUDIT_RECORDS,
             sandbox_log_lines_per_call: hookd_sandbox::MAX_LOG_LINES,
             sandbox_log_line_bytes: hookd_sandbox::MAX_LINE_BYTES,
+            sandbox_log_bytes_per_call: hookd_sandbox::MAX_LOG_BYTES,
+            sandbox_stdio_bytes_per_call: hookd_sandbox::MAX_STDIO_BYTES,
+            sandbox_max_output: hookd_sandbox::MAX_OUTPUT_BYTES,
             enforce_rbac: false,
             admin_token: String::new(),
             file: None,
@@ -524,6 +535,9 @@ impl Config {
             max_audit_records: self.sandbox_audit_records_per_call,
             max_log_lines: self.sandbox_log_lines_per_call,
             max_line_bytes: self.sandbox_log_line_bytes,
+            max_log_bytes: self.sandbox_log_bytes_per_call,
+            max_stdio_bytes: self.sandbox_stdio_bytes_per_call,
+            max_output_bytes: self.sandbox_max_output,
             ..hookd_sandbox::SandboxConfig::default()
         })
     }

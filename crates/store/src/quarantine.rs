@@ -11,9 +11,9 @@
 //! that holds them must never fail the same way.
 
 use crate::codec::decode;
+use crate::{Error, Listed, Page, Result, Store, tx_error};
 use hookd_model::audit::AuditRecord;
 use hookd_model::delivery::Delivery;
-use crate::{Error, Listed, Page, Result, Store, tx_error};
 use sled::Transactional;
 use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
@@ -463,11 +463,17 @@ mod tests {
     async fn a_corrupt_delivery_that_a_dispatch_overwrites_does_not_fail_the_batch() {
         let (_dir, store) = store();
         let hook = Uuid::new_v4();
-        let [d, other] = [1, 2].map(|n| {
-            Delivery::new(hook, Event::new("s", "e", json!({}), n), n as u64, n)
-        });
-        store.commit_dispatch(&[], std::slice::from_ref(&d), &[]).unwrap();
-        store.inner.queue.deliveries.insert(d.id.as_bytes(), GARBAGE).unwrap();
+        let [d, other] =
+            [1, 2].map(|n| Delivery::new(hook, Event::new("s", "e", json!({}), n), n as u64, n));
+        store
+            .commit_dispatch(&[], std::slice::from_ref(&d), &[])
+            .unwrap();
+        store
+            .inner
+            .queue
+            .deliveries
+            .insert(d.id.as_bytes(), GARBAGE)
+            .unwrap();
         // The same delivery again (a dispatch repeated after a crash), in a
         // batch with another.
         store

@@ -225,7 +225,11 @@ impl Store {
     /// does not decode (which would fail the commit, and the whole batch
     /// with it, every time), moves those to the quarantine and commits
     /// again, each new record taking its old one's place.
-    fn replacing_corrupt(&self, written: &[Delivery], commit: impl Fn() -> Result<()>) -> Result<()> {
+    fn replacing_corrupt(
+        &self,
+        written: &[Delivery],
+        commit: impl Fn() -> Result<()>,
+    ) -> Result<()> {
         match commit() {
             Err(Error::Corrupt(_)) => {
                 for d in written {

@@ -61,7 +61,9 @@ pub async fn run(client: &Client, json: bool, command: QuarantineCommand) -> any
             );
         }
         QuarantineCommand::Delete { id } => {
-            client.delete(&format!("/quarantine/{}", encode(&id))).await?;
+            client
+                .delete(&format!("/quarantine/{}", encode(&id)))
+                .await?;
             if !json {
                 println!("deleted quarantined record {id}");
             }
@@ -113,14 +115,31 @@ mod tests {
             "quarantined_at_ms": 0, "error": "a stored value is corrupt: EOF",
             "raw_text": "{\"a"});
         let rendered = table(std::slice::from_ref(&r)).render();
-        let row: Vec<&str> = rendered.lines().nth(1).unwrap().split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        let row: Vec<&str> = rendered
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
         assert_eq!(
             row,
-            ["q1", "outbox", "42", "3", "1970-01-01T00:00:00.000Z", "a stored value is corrupt: EOF"]
+            [
+                "q1",
+                "outbox",
+                "42",
+                "3",
+                "1970-01-01T00:00:00.000Z",
+                "a stored value is corrupt: EOF"
+            ]
         );
         let shown = describe(&r);
         let error = shown.lines().find(|l| l.starts_with("error:")).unwrap();
-        assert!(error.ends_with(" a stored value is corrupt: EOF"), "{shown}");
+        assert!(
+            error.ends_with(" a stored value is corrupt: EOF"),
+            "{shown}"
+        );
         assert!(shown.ends_with("\n{\"a\n"), "{shown}");
     }
 }
