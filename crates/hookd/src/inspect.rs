@@ -16,7 +16,7 @@ pub fn run(config: &Config, file: &Path, json: bool) -> anyhow::Result<()> {
     })?;
     let report = sandbox
         .inspect(&bytes)
-        .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!(hookd_model::error_chain(&e)))
         .with_context(|| format!("{} is not a guest hookd can run", file.display()))?;
     let audit = sandbox.audit(&report);
     if json {

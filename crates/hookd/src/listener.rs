@@ -9,11 +9,9 @@
 
 mod connection;
 
-use connection::{Activity, Deadline, Tracked, Watched};
+use connection::{Activity, AdminService, Deadline, Tracked, Watched};
 use hookd_metrics::{ConnectionTimeoutLabels, Metrics};
-use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -45,14 +43,7 @@ pub async fn serve<S>(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) where
-    S: tower::Service<
-            Request<axum::body::Body>,
-            Response = Response<axum::body::Body>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: AdminService,
 {
     let slots = u32::try_from(limits.max_connections)
         .unwrap_or(u32::MAX)
@@ -122,14 +113,7 @@ async fn serve_connection<S>(
     metrics: &Metrics,
     mut stopping: watch::Receiver<bool>,
 ) where
-    S: tower::Service<
-            Request<axum::body::Body>,
-            Response = Response<axum::body::Body>,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: AdminService,
 {
     // Answers are written whole; waiting to coalesce them only adds latency.
     let _ = stream.set_nodelay(true);

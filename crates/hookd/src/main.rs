@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     // talks to a server that has its own.
     let config = || {
         Config::load(cli.config.as_deref(), |k| std::env::var(k).ok()).map_err(|e| {
-            eprintln!("hookd: {}", error_chain(&e));
+            eprintln!("hookd: {}", hookd_model::error_chain(&e));
             ExitCode::from(2)
         })
     };
@@ -154,16 +154,4 @@ fn main() -> ExitCode {
         Command::Dump(args) => cli::run(&cli.client, Verb::Dump(args)),
         Command::Apply(args) => cli::run(&cli.client, Verb::Apply(args)),
     }
-}
-
-/// An error with its causes, on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -8,6 +8,7 @@ pub mod capability;
 pub mod catalogue;
 pub mod delivery;
 pub mod entity;
+mod error_chain;
 pub mod event;
 pub mod hook;
 pub mod kong;
@@ -17,6 +18,7 @@ pub mod schema;
 pub mod violation;
 
 pub use catalogue::{Catalogue, EventInfo};
+pub use error_chain::error_chain;
 pub use event::{Event, Operation};
 pub use hook::{EventHook, Handler};
 pub use violation::Violations;

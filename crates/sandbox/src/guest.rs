@@ -69,7 +69,7 @@ pub enum GuestRejected {
         max: usize,
     },
     /// wasmtime could not compile it.
-    #[error("not a valid WebAssembly {kind}: {}", chain(.source.as_ref()))]
+    #[error("not a valid WebAssembly {kind}: {}", hookd_model::error_chain(.source.as_ref()))]
     Invalid {
         /// What its header claims it is.
         kind: GuestKind,
@@ -96,7 +96,7 @@ pub enum GuestRejected {
     /// `handle` of the wrong type.
     #[error(
         "the component's `handle` export has the wrong type: expected func(event: event) -> result<option<string>, string> ({})",
-        chain(.source.as_ref())
+        hookd_model::error_chain(.source.as_ref())
     )]
     WrongSignature {
         /// wasmtime's type check.
@@ -111,19 +111,6 @@ pub enum GuestRejected {
         /// Why.
         reason: String,
     },
-}
-
-/// An error and its causes, `: `-separated: a rejection's text must say
-/// what wasmtime found, not only where it looked.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }
 
 /// How many guests were compiled and how many were loaded precompiled

@@ -172,18 +172,6 @@ pub enum Retried {
     Superseded,
 }
 
-/// The error with its causes, whatever decoder produced it.
-pub(crate) fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -218,7 +206,7 @@ impl Store {
             origin,
             key: key.to_vec(),
             raw: raw.to_vec(),
-            error: describe(error),
+            error: hookd_model::error_chain(error),
             at_ms: now_ms(),
         };
         let moved = (self.origin_tree(origin), &self.inner.quarantine)
@@ -315,7 +303,7 @@ impl Store {
             return Ok(None);
         };
         if let Err(e) = self.check_decodes(&record) {
-            record.error = describe(&e);
+            record.error = hookd_model::error_chain(&e);
             record.at_ms = now_ms();
             self.inner
                 .quarantine

@@ -167,14 +167,24 @@ pub(super) struct Tracked<S> {
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
-impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+/// What the listener serves: the Admin API, or any service shaped like it.
+pub trait AdminService:
+    tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> AdminService for S where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
         + Clone
         + Send
-        + 'static,
-    S::Future: Send,
+        + 'static
 {
+}
+
+impl<S: AdminService> hyper::service::Service<Request<Incoming>> for Tracked<S> {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Answer;
