@@ -29,7 +29,7 @@ impl Runtime {
         let mut pool = PoolingAllocationConfig::new();
         let max_memory = usize::try_from(config.ceiling.max_limits.memory).unwrap_or(usize::MAX);
         pool.max_memory_size(max_memory);
-        // Measured (wasmtime-48-notes.md): keeping 2 MiB of memory and 64 KiB
+        // Measured (docs/measurements.md): keeping 2 MiB of memory and 64 KiB
         // of tables resident doubles fresh-instance throughput, but only
         // with PAGEMAP_SCAN (Linux >= 6.7); without it the kept region is
         // memset whole, which is slower than the defaults.
