@@ -1,7 +1,17 @@
-//! `GET /openapi.json`: an OpenAPI 3 document of the whole Admin API,
-//! generated from the route registrations ([`crate::api`]) and from the
-//! schemas that validate input (the model's entity schemas and handler
-//! configurations), so it cannot drift from the code.
+//! `GET /openapi.json`: an OpenAPI 3 document of the whole Admin API.
+//!
+//! What is generated, and so cannot drift: the paths, methods, statuses and
+//! media types (from the route registrations, [`crate::api`]), and the
+//! entity and event hook schemas (from the schemas that validate input: the
+//! model's entity schemas and handler configurations).
+//!
+//! What is written here by hand: the schemas of the other answers
+//! (deliveries, audit records, quarantined records, guests, ...). Two checks
+//! hold them to the code: the tests below serialise a sample of each typed
+//! answer with every optional field set and require the schema to name
+//! exactly its properties, with matching types and enum values; and CI runs
+//! Schemathesis (`.ci/schemathesis`), which checks every answer of a running
+//! server against the document.
 
 use crate::api::{Answer, Op};
 use hookd_model::entity;
@@ -166,7 +176,7 @@ fn schemas() -> Map<String, Value> {
         .collect();
     hook_schema["properties"]["config"] =
         json!({"oneOf": configs, "description": "shape depends on handler"});
-    s.insert("event_hooks".into(), hook_schema);
+    s.insert(hook::ENTITY.into(), hook_schema);
     s.insert("Object".into(), json!({"type": "object"}));
     s.insert(
         "KongError".into(),
@@ -250,4 +260,115 @@ fn schemas() -> Map<String, Value> {
         object(json!({"token": {"type": "string", "description": "shown once; store it"}})),
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookd_model::Event;
+    use hookd_model::audit::{AuditRecord, CapabilityClass, GuestRef, Verdict};
+    use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
+    use hookd_store::{Origin, Quarantined};
+    use std::collections::BTreeSet;
+    use uuid::Uuid;
+
+    /// `schema` describes `value` exactly: the same properties (the sample
+    /// sets every optional one), the JSON types the schema names, and enum
+    /// values it lists. A schema without `properties` (`{"type": "object"}`,
+    /// `{}`) leaves the inside open.
+    fn assert_describes(schema: &Value, value: &Value, at: &str) {
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+            assert!(
+                allowed.contains(value),
+                "{at}: {value} is not in the schema's enum {allowed:?}"
+            );
+        }
+        if let Some(ty) = schema.get("type").and_then(Value::as_str) {
+            let fits = match ty {
+                "integer" => value.is_i64() || value.is_u64(),
+                "string" => value.is_string(),
+                "boolean" => value.is_boolean(),
+                "object" => value.is_object(),
+                "array" => value.is_array(),
+                other => panic!("{at}: unexpected schema type {other}"),
+            };
+            assert!(fits, "{at}: {value} is not of the schema's type {ty}");
+        }
+        if let (Some(items), Some(elements)) = (schema.get("items"), value.as_array()) {
+            for (i, element) in elements.iter().enumerate() {
+                assert_describes(items, element, &format!("{at}[{i}]"));
+            }
+        }
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        let object = value
+            .as_object()
+            .unwrap_or_else(|| panic!("{at}: not an object"));
+        let named: BTreeSet<&String> = properties.keys().collect();
+        let answered: BTreeSet<&String> = object.keys().collect();
+        assert_eq!(
+            named, answered,
+            "{at}: the schema's properties and the answer's differ"
+        );
+        for (key, field) in object {
+            assert_describes(&properties[key], field, &format!("{at}.{key}"));
+        }
+    }
+
+    fn schema(name: &str) -> Value {
+        schemas()[name].clone()
+    }
+
+    #[test]
+    fn the_delivery_schema_describes_a_delivery() {
+        let event = Event::new("crud", "consumers", json!({"operation": "create"}), 0);
+        let mut delivery = Delivery::new(Uuid::new_v4(), event, 7, 1_000);
+        delivery.state = DeliveryState::Failed;
+        delivery.attempts.push(Attempt {
+            number: 1,
+            at_ms: 1_000,
+            latency_ms: 3,
+            ok: false,
+            status: Some(500),
+            error: Some("the receiver answered 500".into()),
+            response: Some("oops".into()),
+            result: Some(json!({"any": "value"})),
+        });
+        let value = serde_json::to_value(&delivery).unwrap();
+        assert_describes(&schema("Delivery"), &value, "Delivery");
+    }
+
+    #[test]
+    fn the_audit_record_schema_describes_an_audit_record() {
+        let record = AuditRecord {
+            at_ms: 1_000,
+            hook_id: Uuid::new_v4(),
+            guest: GuestRef {
+                name: "transform".into(),
+                digest: "ab".repeat(32),
+            },
+            capability: CapabilityClass::Http,
+            target: "example.com:443".into(),
+            verdict: Verdict::Denied,
+            reason: Some("not granted".into()),
+            count: 2,
+        };
+        let value = serde_json::to_value(&record).unwrap();
+        assert_describes(&schema("AuditRecord"), &value, "AuditRecord");
+    }
+
+    #[test]
+    fn the_quarantined_schema_describes_a_quarantined_record() {
+        let record = Quarantined {
+            id: Uuid::now_v7(),
+            origin: Origin::Deliveries,
+            key: Uuid::new_v4().as_bytes().to_vec(),
+            raw: b"{not json".to_vec(),
+            error: "expected value at line 1 column 2".into(),
+            at_ms: 1_000,
+        };
+        let value = crate::quarantine::view(&record, true);
+        assert_describes(&schema("Quarantined"), &value, "Quarantined");
+    }
 }

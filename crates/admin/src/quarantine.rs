@@ -51,7 +51,7 @@ pub fn router() -> Api {
 
 /// A record as the API shows it; `raw` only when shown alone, since it
 /// may be large.
-fn view(record: &Quarantined, with_raw: bool) -> Value {
+pub(crate) fn view(record: &Quarantined, with_raw: bool) -> Value {
     let mut value = json!({
         "id": record.id,
         "origin": record.origin.as_str(),
