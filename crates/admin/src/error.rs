@@ -31,6 +31,15 @@ pub enum ApiError {
     /// A published event of a source or event not in the catalogue (404).
     #[error("{0}")]
     UnknownEvent(String),
+    /// No valid admin token with RBAC enforced (401).
+    #[error("Invalid credentials. Token or User credentials required")]
+    Unauthorized,
+    /// An admin whose role may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A path that exists, asked with a method it does not answer (405).
+    #[error("Method not allowed")]
+    MethodNotAllowed,
     /// Nothing at this path (404 with Kong's message).
     #[error("{0}")]
     NotFound(&'static str),
@@ -95,6 +104,9 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => message(StatusCode::BAD_REQUEST, text),
             ApiError::TooLarge(_) => message(StatusCode::PAYLOAD_TOO_LARGE, text),
             ApiError::UnsupportedMediaType(_) => message(StatusCode::UNSUPPORTED_MEDIA_TYPE, text),
+            ApiError::Unauthorized => message(StatusCode::UNAUTHORIZED, text),
+            ApiError::Forbidden(_) => message(StatusCode::FORBIDDEN, text),
+            ApiError::MethodNotAllowed => message(StatusCode::METHOD_NOT_ALLOWED, text),
             ApiError::NotFound(m) => message(StatusCode::NOT_FOUND, m),
             ApiError::UnknownEvent(_) => message(StatusCode::NOT_FOUND, text),
             ApiError::Conflict(_) => message(StatusCode::CONFLICT, text),

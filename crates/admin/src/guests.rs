@@ -236,7 +236,7 @@ fn hooks(state: &AdminState) -> ApiResult<Vec<EventHook>> {
     };
     Ok(state
         .store
-        .list(crate::resource::HOOKS, &page)?
+        .list(hookd_model::hook::ENTITY, &page)?
         .data
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())

@@ -23,12 +23,10 @@ pub use rbac::Rbac;
 
 use api::Api;
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use hookd_model::Catalogue;
 use hookd_model::entity;
 use hookd_store::Store;
-use resource::{HOOKS, Resource};
+use resource::Resource;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -75,12 +73,6 @@ pub struct AdminState {
     pub metrics: Arc<hookd_metrics::Metrics>,
     /// How requests are authenticated.
     pub rbac: Rbac,
-}
-
-/// Names of everything whose writes cause crud events: the gateway
-/// entities and event hooks themselves, as in Kong.
-pub fn crud_entities() -> impl Iterator<Item = &'static str> {
-    entity::all().iter().map(|e| e.name).chain([HOOKS])
 }
 
 /// The Admin API, with trailing slashes ignored as Kong ignores them.
@@ -132,13 +124,7 @@ fn router(state: AdminState) -> Router {
     let (routes, _) = api().into_parts();
     routes
         .fallback(|| async { ApiError::NotFound("Not found") })
-        .method_not_allowed_fallback(|| async {
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                axum::Json(serde_json::json!({"message": "Method not allowed"})),
-            )
-                .into_response()
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rbac::authorize,
@@ -169,7 +155,7 @@ mod tests {
 
     fn state(dir: &std::path::Path) -> AdminState {
         let store = Store::open(dir).unwrap();
-        let catalogue = Arc::new(Catalogue::builtin(crud_entities()));
+        let catalogue = Arc::new(Catalogue::builtin(entity::crud_entities()));
         let sandbox = hookd_sandbox::Sandbox::new(hookd_sandbox::SandboxConfig::default()).unwrap();
         let metrics = Arc::new(hookd_metrics::Metrics::new());
         let settings = hookd_delivery::Settings {

@@ -82,8 +82,6 @@ pub struct Principal {
     pub role: Role,
 }
 
-const INVALID: &str = "Invalid credentials. Token or User credentials required";
-
 fn token(req: &Request) -> Option<&str> {
     let headers = req.headers();
     if let Some(t) = headers
@@ -149,12 +147,12 @@ pub async fn authorize(State(state): State<AdminState>, mut req: Request, next: 
         return next.run(req).await;
     }
     let Some(token) = token(&req) else {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"message": INVALID}))).into_response();
+        return ApiError::Unauthorized.into_response();
     };
     let who = match principal(&state, token) {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return (StatusCode::UNAUTHORIZED, Json(json!({"message": INVALID}))).into_response();
+            return ApiError::Unauthorized.into_response();
         }
         Err(e) => return e.into_response(),
     };
@@ -164,7 +162,7 @@ pub async fn authorize(State(state): State<AdminState>, mut req: Request, next: 
             who.name,
             action(req.method())
         );
-        return (StatusCode::FORBIDDEN, Json(json!({"message": message}))).into_response();
+        return ApiError::Forbidden(message).into_response();
     }
     req.extensions_mut().insert(who);
     next.run(req).await

@@ -20,15 +20,12 @@ pub enum Resource {
     Hooks,
 }
 
-/// Store name of event hooks, and the crud event their writes cause.
-pub const HOOKS: &str = "event_hooks";
-
 impl Resource {
     /// The store and crud name, e.g. `services`, `event_hooks`.
     pub fn name(self) -> &'static str {
         match self {
             Resource::Entity(e) => e.name,
-            Resource::Hooks => HOOKS,
+            Resource::Hooks => hookd_model::hook::ENTITY,
         }
     }
 

@@ -136,7 +136,7 @@ fn load_hooks(engine: &Engine) -> Result<Vec<EventHook>, Error> {
         offset: None,
     };
     loop {
-        let listed = engine.store.list(crate::HOOKS, &page)?;
+        let listed = engine.store.list(hookd_model::hook::ENTITY, &page)?;
         for value in listed.data {
             match serde_json::from_value::<EventHook>(value) {
                 Ok(h) => hooks.push(h),

@@ -37,9 +37,6 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// Store name of event hooks.
-pub const HOOKS: &str = "event_hooks";
-
 /// Failures of the delivery engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

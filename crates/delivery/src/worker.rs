@@ -2,8 +2,8 @@
 //! attempts, and a completer commits their outcomes in batches (one
 //! transaction and one shared flush for many attempts).
 
+use crate::Engine;
 use crate::run::Outcome;
-use crate::{Engine, HOOKS};
 use hookd_metrics::{HandlerLabels, OutcomeLabels};
 use hookd_model::EventHook;
 use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
@@ -148,7 +148,10 @@ fn record(engine: &Engine, handler: &str, ok: bool, state: DeliveryState, elapse
 }
 
 fn load_hook(engine: &Engine, delivery: &Delivery) -> Result<EventHook, String> {
-    match engine.store.get(HOOKS, delivery.hook_id) {
+    match engine
+        .store
+        .get(hookd_model::hook::ENTITY, delivery.hook_id)
+    {
         Ok(Some(value)) => serde_json::from_value(value)
             .map_err(|e| format!("the event hook does not decode: {e}")),
         Ok(None) => Err(crate::run::HOOK_GONE.to_string()),

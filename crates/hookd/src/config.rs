@@ -1,6 +1,7 @@
 //! Configuration: defaults that work with no file, a TOML file, then
 //! `HOOKD_<KEY>` environment variables (as Kong's `KONG_*`), then flags.
 
+use hookd_delivery::handler::KongSignature;
 use hookd_model::capability::{
     self, AllowedHost, DirGrant, ResolvedLimits, SandboxCeiling, ServerSecrets, UntrustedWasm,
 };
@@ -185,16 +186,6 @@ impl<'de> Deserialize<'de> for Dur {
 
 fn secs(s: u64) -> Dur {
     Dur(Duration::from_secs(s))
-}
-
-/// Which HMAC signs `X-Kong-Signature`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KongSignature {
-    /// HMAC-SHA1, as Kong up to 3.13.
-    Sha1,
-    /// HMAC-SHA256, as Kong 3.14.
-    Sha256,
 }
 
 /// How log lines are written.
@@ -574,7 +565,7 @@ impl Config {
     /// The delivery engine's settings; webhook-custom templates are
     /// rendered by `templates`.
     pub fn delivery(&self, templates: hookd_template::Renderer) -> hookd_delivery::Settings {
-        use hookd_delivery::handler::{HttpSettings, KongSignature as Algorithm};
+        use hookd_delivery::handler::HttpSettings;
         hookd_delivery::Settings {
             retry: hookd_delivery::retry::RetryPolicy {
                 schedule: self.retry_schedule.iter().map(|d| d.0).collect(),
@@ -586,10 +577,7 @@ impl Config {
             http: HttpSettings {
                 timeout: self.webhook_timeout.0,
                 policy: self.outbound_policy(),
-                kong_signature: match self.kong_signature {
-                    KongSignature::Sha1 => Algorithm::Sha1,
-                    KongSignature::Sha256 => Algorithm::Sha256,
-                },
+                kong_signature: self.kong_signature,
             },
             retention: hookd_delivery::Retention {
                 count: self.delivery_retention_count,

@@ -45,7 +45,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let catalogue = Arc::new(config.catalogue(hookd_admin::crud_entities())?);
+    let catalogue = Arc::new(config.catalogue(hookd_model::entity::crud_entities())?);
     let metrics = Arc::new(Metrics::new());
     let sandbox = Sandbox::new(config.sandbox()?).context("setting up the WebAssembly sandbox")?;
     let deliveries = Deliveries::new(

@@ -121,6 +121,12 @@ impl EntitySchema {
     }
 }
 
+/// Names of everything whose writes cause crud events: the gateway
+/// entities and event hooks themselves, as in Kong.
+pub fn crud_entities() -> impl Iterator<Item = &'static str> {
+    all().iter().map(|e| e.name).chain([crate::hook::ENTITY])
+}
+
 /// All gateway entities, in the order their endpoints are documented.
 pub fn all() -> &'static [EntitySchema] {
     static ALL: LazyLock<Vec<EntitySchema>> = LazyLock::new(|| {

@@ -10,6 +10,10 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// The entity name of event hooks: their store name, their section in
+/// `hookd dump`, and the crud event their own writes cause (as in Kong).
+pub const ENTITY: &str = "event_hooks";
+
 /// An event hook: which events it listens to and what handles them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventHook {

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-/// The kinds of error Kong's DAO reports, with Kong's numbering.
+/// The kinds of error Kong's DAO reports that hookd answers, with Kong's
+/// numbering (Kong's 6, not found, and 8, database error, are answered as
+/// `{"message"}` alone, as Kong's Admin API does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// A path id or key that is not valid for the entity.
@@ -17,12 +19,8 @@ pub enum ErrorCode {
     ForeignKeyViolation = 4,
     /// A unique value already taken.
     UniqueViolation = 5,
-    /// Nothing there.
-    NotFound = 6,
     /// A pagination offset that does not decode.
     InvalidOffset = 7,
-    /// The store failed.
-    DatabaseError = 8,
     /// A page size out of range.
     InvalidSize = 9,
 }
@@ -36,9 +34,7 @@ impl ErrorCode {
             ErrorCode::PrimaryKeyViolation => "primary key violation",
             ErrorCode::ForeignKeyViolation => "foreign key violation",
             ErrorCode::UniqueViolation => "unique constraint violation",
-            ErrorCode::NotFound => "not found",
             ErrorCode::InvalidOffset => "invalid offset",
-            ErrorCode::DatabaseError => "database error",
             ErrorCode::InvalidSize => "invalid size",
         }
     }
@@ -66,11 +62,5 @@ impl KongError {
             message: message.into(),
             fields,
         }
-    }
-}
-
-impl From<&crate::Violations> for KongError {
-    fn from(v: &crate::Violations) -> Self {
-        KongError::new(ErrorCode::SchemaViolation, v.message(), v.fields())
     }
 }

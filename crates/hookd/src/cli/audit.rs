@@ -1,7 +1,7 @@
 //! `hookd audit`: the sandbox's run-time decisions (`GET /audit`).
 
 use super::client::{Client, encode};
-use super::print_list;
+use super::print_listing;
 use super::table::{Table, cell, time_ms};
 
 /// A verdict to filter on.
@@ -53,33 +53,21 @@ impl AuditArgs {
 /// Lists the decisions, every page.
 pub async fn run(client: &Client, json: bool, filter: AuditArgs) -> anyhow::Result<()> {
     let records = client.list(&filter.path()).await?;
-    if json {
-        return print_list(records);
-    }
-    let mut table = Table::new(&[
-        "TIME",
-        "HOOK",
-        "GUEST",
-        "CAPABILITY",
-        "TARGET",
-        "VERDICT",
-        "COUNT",
-        "REASON",
-    ]);
-    for r in &records {
-        table.row(vec![
-            time_ms(&r["at_ms"]),
-            cell(&r["hook_id"]),
-            cell(&r["guest"]["name"]),
-            cell(&r["capability"]),
-            cell(&r["target"]),
-            cell(&r["verdict"]),
-            cell(&r["count"]),
-            cell(&r["reason"]),
-        ]);
-    }
-    print!("{}", table.render());
-    Ok(())
+    print_listing(json, records, |records| {
+        Table::of(
+            records,
+            &[
+                ("TIME", |r| time_ms(&r["at_ms"])),
+                ("HOOK", |r| cell(&r["hook_id"])),
+                ("GUEST", |r| cell(&r["guest"]["name"])),
+                ("CAPABILITY", |r| cell(&r["capability"])),
+                ("TARGET", |r| cell(&r["target"])),
+                ("VERDICT", |r| cell(&r["verdict"])),
+                ("COUNT", |r| cell(&r["count"])),
+                ("REASON", |r| cell(&r["reason"])),
+            ],
+        )
+    })
 }
 
 #[cfg(test)]

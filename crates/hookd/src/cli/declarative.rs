@@ -94,7 +94,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Entity(e) => e.name,
-            Kind::Hooks => "event_hooks",
+            Kind::Hooks => hookd_model::hook::ENTITY,
         }
     }
 

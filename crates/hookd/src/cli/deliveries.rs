@@ -1,8 +1,8 @@
 //! `hookd deliveries`: one delivery with its attempts, and redelivery.
 
 use super::client::{Client, encode};
-use super::print_json;
 use super::table::{Table, cell, details, time_ms};
+use super::{print_json, print_record};
 use clap::Subcommand;
 use serde_json::Value;
 
@@ -27,10 +27,7 @@ pub async fn run(client: &Client, json: bool, command: DeliveriesCommand) -> any
     match command {
         DeliveriesCommand::Show { id } => {
             let delivery = client.get(&format!("/deliveries/{}", encode(&id))).await?;
-            if json {
-                return print_json(&delivery);
-            }
-            print!("{}", describe(&delivery));
+            print_record(json, &delivery, describe)?;
         }
         DeliveriesCommand::Retry { id } => {
             let delivery = client
@@ -48,23 +45,22 @@ pub async fn run(client: &Client, json: bool, command: DeliveriesCommand) -> any
 /// Deliveries as a table: the essentials of each, the last attempt's
 /// outcome included.
 pub fn table(deliveries: &[Value]) -> Table {
-    let mut table = Table::new(&["ID", "STATE", "ATTEMPTS", "LAST", "EVENT", "CREATED"]);
-    for d in deliveries {
-        let attempts = d["attempts"].as_array().map_or(0, Vec::len);
-        table.row(vec![
-            cell(&d["id"]),
-            cell(&d["state"]),
-            attempts.to_string(),
-            last_outcome(d),
-            format!(
-                "{} {}",
-                cell(&d["event"]["source"]),
-                cell(&d["event"]["event"])
-            ),
-            time_ms(&d["created_at_ms"]),
-        ]);
-    }
-    table
+    Table::of(
+        deliveries,
+        &[
+            ("ID", |d| cell(&d["id"])),
+            ("STATE", |d| cell(&d["state"])),
+            ("ATTEMPTS", |d| {
+                d["attempts"].as_array().map_or(0, Vec::len).to_string()
+            }),
+            ("LAST", last_outcome),
+            ("EVENT", |d| {
+                let event = &d["event"];
+                format!("{} {}", cell(&event["source"]), cell(&event["event"]))
+            }),
+            ("CREATED", |d| time_ms(&d["created_at_ms"])),
+        ],
+    )
 }
 
 /// The last attempt's status or error: `200`, `503 …`, `-` before any.

@@ -2,7 +2,7 @@
 
 use super::client::{Client, encode};
 use super::table::{Table, cell, details, time_s};
-use super::{print_json, print_list};
+use super::{print_listing, print_record};
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
@@ -46,24 +46,22 @@ pub async fn run(client: &Client, json: bool, command: GuestsCommand) -> anyhow:
     match command {
         GuestsCommand::List => {
             let guests = client.list("/guests").await?;
-            if json {
-                return print_list(guests);
-            }
-            let mut table = Table::new(&["NAME", "KIND", "SIZE", "DIGEST", "UPDATED"]);
-            for g in &guests {
-                table.row(vec![
-                    cell(&g["name"]),
-                    cell(&g["kind"]),
-                    cell(&g["size"]),
-                    short_digest(&g["digest"]),
-                    time_s(&g["updated_at"]),
-                ]);
-            }
-            print!("{}", table.render());
+            print_listing(json, guests, |guests| {
+                Table::of(
+                    guests,
+                    &[
+                        ("NAME", |g| cell(&g["name"])),
+                        ("KIND", |g| cell(&g["kind"])),
+                        ("SIZE", |g| cell(&g["size"])),
+                        ("DIGEST", |g| short_digest(&g["digest"])),
+                        ("UPDATED", |g| time_s(&g["updated_at"])),
+                    ],
+                )
+            })?;
         }
         GuestsCommand::Show { name } => {
             let guest = client.get(&format!("/guests/{}", encode(&name))).await?;
-            show(json, &guest)?;
+            print_record(json, &guest, describe)?;
         }
         GuestsCommand::Upload { file, name } => {
             let name = match name {
@@ -77,7 +75,7 @@ pub async fn run(client: &Client, json: bool, command: GuestsCommand) -> anyhow:
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let guest = client.upload_guest(&name, bytes).await?;
-            show(json, &guest)?;
+            print_record(json, &guest, describe)?;
         }
         GuestsCommand::Delete { name } => {
             client.delete(&format!("/guests/{}", encode(&name))).await?;
@@ -89,10 +87,7 @@ pub async fn run(client: &Client, json: bool, command: GuestsCommand) -> anyhow:
             let audit = client
                 .get(&format!("/guests/{}/audit", encode(&name)))
                 .await?;
-            if json {
-                return print_json(&audit);
-            }
-            print!("{}", describe_audit(&audit));
+            print_record(json, &audit, describe_audit)?;
         }
     }
     Ok(())
@@ -114,10 +109,8 @@ fn joined(list: &Value) -> String {
     }
 }
 
-fn show(json: bool, guest: &Value) -> anyhow::Result<()> {
-    if json {
-        return print_json(guest);
-    }
+/// A guest for people: its fields, then its imports a line each.
+fn describe(guest: &Value) -> String {
     let mut out = details(&[
         ("name", cell(&guest["name"])),
         ("id", cell(&guest["id"])),
@@ -133,8 +126,7 @@ fn show(json: bool, guest: &Value) -> anyhow::Result<()> {
     for import in guest["imports"].as_array().into_iter().flatten() {
         out.push_str(&format!("  {}\n", cell(import)));
     }
-    print!("{out}");
-    Ok(())
+    out
 }
 
 /// The server's audit of a guest, laid out as `hookd guest inspect` lays

@@ -2,7 +2,7 @@
 
 use super::client::{Client, encode};
 use super::table::{Table, cell, details, indented_json, time_s};
-use super::{deliveries, print_json, print_list, read_document};
+use super::{deliveries, print_json, print_listing, print_record, read_document};
 use clap::Subcommand;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -51,31 +51,28 @@ pub async fn run(client: &Client, json: bool, command: HooksCommand) -> anyhow::
     match command {
         HooksCommand::List => {
             let hooks = client.list("/event-hooks").await?;
-            if json {
-                return print_list(hooks);
-            }
-            let mut table =
-                Table::new(&["ID", "SOURCE", "EVENT", "HANDLER", "ON_CHANGE", "SNOOZE"]);
-            for h in &hooks {
-                table.row(vec![
-                    cell(&h["id"]),
-                    cell(&h["source"]),
-                    cell(&h["event"]),
-                    cell(&h["handler"]),
-                    cell(&h["on_change"]),
-                    cell(&h["snooze"]),
-                ]);
-            }
-            print!("{}", table.render());
+            print_listing(json, hooks, |hooks| {
+                Table::of(
+                    hooks,
+                    &[
+                        ("ID", |h| cell(&h["id"])),
+                        ("SOURCE", |h| cell(&h["source"])),
+                        ("EVENT", |h| cell(&h["event"])),
+                        ("HANDLER", |h| cell(&h["handler"])),
+                        ("ON_CHANGE", |h| cell(&h["on_change"])),
+                        ("SNOOZE", |h| cell(&h["snooze"])),
+                    ],
+                )
+            })?;
         }
         HooksCommand::Show { id } => {
             let hook = client.get(&format!("/event-hooks/{}", encode(&id))).await?;
-            show(json, &hook)?;
+            print_record(json, &hook, describe)?;
         }
         HooksCommand::Create { file } => {
             let body = read_document(&file)?;
             let hook = client.post("/event-hooks", &body).await?;
-            show(json, &hook)?;
+            print_record(json, &hook, describe)?;
         }
         HooksCommand::Delete { id } => {
             client
@@ -98,32 +95,22 @@ pub async fn run(client: &Client, json: bool, command: HooksCommand) -> anyhow::
             let list = client
                 .list(&format!("/event-hooks/{}/deliveries", encode(&id)))
                 .await?;
-            if json {
-                return print_list(list);
-            }
-            print!("{}", deliveries::table(&list).render());
+            print_listing(json, list, deliveries::table)?;
         }
     }
     Ok(())
 }
 
-/// One hook, as details or as the server's JSON.
-fn show(json: bool, hook: &Value) -> anyhow::Result<()> {
-    if json {
-        return print_json(hook);
-    }
-    print!(
-        "{}",
-        details(&[
-            ("id", cell(&hook["id"])),
-            ("created_at", time_s(&hook["created_at"])),
-            ("source", cell(&hook["source"])),
-            ("event", cell(&hook["event"])),
-            ("handler", cell(&hook["handler"])),
-            ("on_change", cell(&hook["on_change"])),
-            ("snooze", cell(&hook["snooze"])),
-            ("config", indented_json(&hook["config"])),
-        ])
-    );
-    Ok(())
+/// One hook for people.
+fn describe(hook: &Value) -> String {
+    details(&[
+        ("id", cell(&hook["id"])),
+        ("created_at", time_s(&hook["created_at"])),
+        ("source", cell(&hook["source"])),
+        ("event", cell(&hook["event"])),
+        ("handler", cell(&hook["handler"])),
+        ("on_change", cell(&hook["on_change"])),
+        ("snooze", cell(&hook["snooze"])),
+        ("config", indented_json(&hook["config"])),
+    ])
 }

@@ -20,6 +20,7 @@ use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
+use table::Table;
 
 /// Where the server is and how to talk to it: global options, so they go
 /// before or after the verb (`serve` and `config` ignore them).
@@ -120,7 +121,30 @@ pub(crate) fn print_json(value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a list, as one `{"data": [...]}` with `--json`.
-pub(crate) fn print_list(items: Vec<Value>) -> anyhow::Result<()> {
-    print_json(&serde_json::json!({ "data": items }))
+/// Prints a listing: one `{"data": [...]}` with `--json`, else the table
+/// `layout` makes of it.
+pub(crate) fn print_listing(
+    json: bool,
+    items: Vec<Value>,
+    layout: impl Fn(&[Value]) -> Table,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(&serde_json::json!({ "data": items }));
+    }
+    print!("{}", layout(&items).render());
+    Ok(())
+}
+
+/// Prints one record: the server's JSON with `--json`, else as `describe`
+/// lays it out for people.
+pub(crate) fn print_record(
+    json: bool,
+    record: &Value,
+    describe: impl Fn(&Value) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(record);
+    }
+    print!("{}", describe(record));
+    Ok(())
 }

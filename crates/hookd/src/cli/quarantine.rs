@@ -3,7 +3,7 @@
 
 use super::client::{Client, encode};
 use super::table::{Table, cell, details, time_ms};
-use super::{print_json, print_list};
+use super::{print_json, print_listing, print_record};
 use clap::Subcommand;
 use serde_json::Value;
 
@@ -35,17 +35,11 @@ pub async fn run(client: &Client, json: bool, command: QuarantineCommand) -> any
     match command {
         QuarantineCommand::List => {
             let records = client.list("/quarantine").await?;
-            if json {
-                return print_list(records);
-            }
-            print!("{}", table(&records).render());
+            print_listing(json, records, table)?;
         }
         QuarantineCommand::Show { id } => {
             let record = client.get(&format!("/quarantine/{}", encode(&id))).await?;
-            if json {
-                return print_json(&record);
-            }
-            print!("{}", describe(&record));
+            print_record(json, &record, describe)?;
         }
         QuarantineCommand::Retry { id } => {
             let record = client
@@ -74,18 +68,17 @@ pub async fn run(client: &Client, json: bool, command: QuarantineCommand) -> any
 
 /// Quarantined records as a table.
 fn table(records: &[Value]) -> Table {
-    let mut table = Table::new(&["ID", "ORIGIN", "KEY", "SIZE", "QUARANTINED", "ERROR"]);
-    for r in records {
-        table.row(vec![
-            cell(&r["id"]),
-            cell(&r["origin"]),
-            cell(&r["key"]),
-            cell(&r["size"]),
-            time_ms(&r["quarantined_at_ms"]),
-            cell(&r["error"]),
-        ]);
-    }
-    table
+    Table::of(
+        records,
+        &[
+            ("ID", |r| cell(&r["id"])),
+            ("ORIGIN", |r| cell(&r["origin"])),
+            ("KEY", |r| cell(&r["key"])),
+            ("SIZE", |r| cell(&r["size"])),
+            ("QUARANTINED", |r| time_ms(&r["quarantined_at_ms"])),
+            ("ERROR", |r| cell(&r["error"])),
+        ],
+    )
 }
 
 /// A record for people: its fields, then its bytes as text.

@@ -14,7 +14,20 @@ pub struct Table {
     rows: Vec<Vec<String>>,
 }
 
+/// A column of a listing: its header, and how it shows a record.
+pub type Column = (&'static str, fn(&Value) -> String);
+
 impl Table {
+    /// A table of `records`, a row each, a cell per column.
+    pub fn of(records: &[Value], columns: &[Column]) -> Table {
+        let headers: Vec<&'static str> = columns.iter().map(|(header, _)| *header).collect();
+        let mut table = Table::new(&headers);
+        for record in records {
+            table.row(columns.iter().map(|(_, show)| show(record)).collect());
+        }
+        table
+    }
+
     /// An empty table with these column headers.
     pub fn new(headers: &[&'static str]) -> Table {
         Table {
