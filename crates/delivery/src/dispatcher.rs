@@ -1,14 +1,22 @@
 //! The dispatcher: takes events from the outbox in order, matches them to
 //! hooks, applies on_change and snooze, and queues one delivery per hook
 //! taking the event, in the same transaction that removes the events.
+//!
+//! A hook's on_change and snooze memory belongs to one incarnation of the
+//! hook: the `event_hooks` crud event of its creation or deletion, met in
+//! the outbox in order with every other event, clears it. A hook deleted
+//! leaves nothing behind, and one created again under the same id starts
+//! clean.
 
-use crate::gate::{self, HookMemory};
+use crate::gate::{self, HookMemory, Remember};
 use crate::{Engine, Error};
 use hookd_metrics::EventLabels;
 use hookd_model::delivery::Delivery;
+use hookd_model::event::Operation;
 use hookd_model::{Event, EventHook};
 use hookd_store::{HookStateUpdate, Page};
-use std::collections::HashMap;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -30,6 +38,9 @@ pub(crate) async fn run(engine: Arc<Engine>) {
             HashMap::new()
         }
     };
+    if let Err(e) = forget_deleted_hooks(&engine, &mut memory).await {
+        tracing::error!(error = %e, "cannot drop the on_change/snooze memory of deleted hooks");
+    }
     loop {
         if engine.is_shutting_down() {
             return;
@@ -77,6 +88,11 @@ impl Batch {
                 event: event.event.clone(),
             })
             .inc();
+        if let Some(hook) = begun_or_ended(&event)
+            && let Some(old) = memory.remove(&hook)
+        {
+            self.remembered.extend(updates(hook, gate::forget(&old)));
+        }
         let unique = engine
             .catalogue
             .event(&event.source, &event.event)
@@ -87,12 +103,7 @@ impl Batch {
         {
             let memory = memory.entry(hook.id).or_default();
             let (fire, remember) = gate::admit(hook, &event, unique, memory, now);
-            self.remembered
-                .extend(remember.into_iter().map(|(name, value)| HookStateUpdate {
-                    hook: hook.id,
-                    name,
-                    value,
-                }));
+            self.remembered.extend(updates(hook.id, remember));
             if fire {
                 self.deliveries
                     .push(Delivery::new(hook.id, event.clone(), seq, now));
@@ -101,6 +112,50 @@ impl Batch {
             }
         }
     }
+}
+
+/// The store's form of what a hook remembers or forgets.
+fn updates(hook: Uuid, remember: Vec<Remember>) -> impl Iterator<Item = HookStateUpdate> {
+    remember
+        .into_iter()
+        .map(move |(name, value)| HookStateUpdate { hook, name, value })
+}
+
+/// The hook whose creation or deletion `event` reports: whatever was
+/// remembered under its id belonged to another incarnation.
+fn begun_or_ended(event: &Event) -> Option<Uuid> {
+    if event.source != "crud" || event.event != hookd_model::hook::ENTITY {
+        return None;
+    }
+    match Operation::deserialize(event.data.get("operation")?).ok()? {
+        Operation::Create | Operation::Delete => {}
+        Operation::Update => return None,
+    }
+    Uuid::try_parse(event.data.get("entity")?.get("id")?.as_str()?).ok()
+}
+
+/// Drops the memory of hooks that no longer exist: those deleted before
+/// their deletion cleared it (by an older hookd, or while an entry was in
+/// the quarantine).
+async fn forget_deleted_hooks(
+    engine: &Engine,
+    memory: &mut HashMap<Uuid, HookMemory>,
+) -> Result<(), Error> {
+    let stored: HashSet<Uuid> = load_hooks(engine)?.iter().map(|h| h.id).collect();
+    let mut forgotten = Vec::new();
+    memory.retain(|id, old| {
+        let exists = stored.contains(id);
+        if !exists {
+            forgotten.extend(updates(*id, gate::forget(old)));
+        }
+        exists
+    });
+    if forgotten.is_empty() {
+        return Ok(());
+    }
+    engine.store.commit_dispatch(&[], &[], &forgotten)?;
+    engine.store.durable().await?;
+    Ok(())
 }
 
 /// Dispatches one batch; returns how many events it consumed.

@@ -80,6 +80,18 @@ pub fn admit(
     }
 }
 
+/// What to forget of a hook's memory so that the store keeps none of it:
+/// the inverse of what [`admit`] asked to remember.
+pub fn forget(memory: &HookMemory) -> Vec<Remember> {
+    let on_change = memory.last_digest.as_ref().map(|_| ON_CHANGE.to_string());
+    let snoozes = memory.snoozed_until.keys().map(|k| format!("{SNOOZE}{k}"));
+    on_change
+        .into_iter()
+        .chain(snoozes)
+        .map(|name| (name, None))
+        .collect()
+}
+
 /// Rebuilds the memory of every hook from what the store kept.
 pub fn load(entries: Vec<(Uuid, String, Value)>) -> HashMap<Uuid, HookMemory> {
     let mut all: HashMap<Uuid, HookMemory> = HashMap::new();
@@ -203,5 +215,43 @@ mod tests {
             .filter_map(|(name, value)| Some((Uuid::nil(), name, value?)))
             .collect();
         assert_eq!(load(entries)[&Uuid::nil()], memory);
+    }
+
+    #[test]
+    fn forgetting_names_every_entry_remembered() {
+        let h = hook(Some(true), Some(60));
+        let mut memory = HookMemory::default();
+        let mut remembered = Vec::new();
+        for (second, v) in [(0, 1), (1, 2)] {
+            let (_, remember) = admit(
+                &h,
+                &event(json!({"v": v})),
+                None,
+                &mut memory,
+                second * 1000,
+            );
+            remembered.extend(remember.into_iter().map(|(name, _)| name));
+        }
+        let mut forgotten: Vec<String> = forget(&memory)
+            .into_iter()
+            .map(|(name, value)| {
+                assert_eq!(value, None);
+                name
+            })
+            .collect();
+        forgotten.sort();
+        remembered.sort();
+        remembered.dedup();
+        assert_eq!(forgotten, remembered);
+        let on_change_only = hook(Some(true), None);
+        let mut memory = HookMemory::default();
+        admit(
+            &on_change_only,
+            &event(json!({"v": 1})),
+            None,
+            &mut memory,
+            0,
+        );
+        assert_eq!(forget(&memory), [(ON_CHANGE.to_string(), None)]);
     }
 }

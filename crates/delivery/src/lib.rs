@@ -14,7 +14,6 @@ pub mod clock;
 mod dispatcher;
 pub mod gate;
 pub mod handler;
-mod lambda;
 pub mod retry;
 mod run;
 mod worker;
@@ -103,6 +102,8 @@ pub(crate) struct Engine {
     outbound: Outbound,
     sandbox: Sandbox,
     metrics: Arc<Metrics>,
+    /// Deliveries claimed by an attempt or a redelivery: whoever claimed
+    /// one is the only writer of its record until it releases it.
     in_flight: Mutex<HashSet<Uuid>>,
     /// New deliveries are due.
     work: Notify,
@@ -128,20 +129,32 @@ impl Engine {
             .clone()
     }
 
-    fn mark_in_flight(&self, id: Uuid) {
+    /// Claims a delivery; false when an attempt or a redelivery holds it.
+    /// Checking and taking are one step, so two writers never both hold it.
+    fn claim(&self, id: Uuid) -> bool {
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id);
+            .insert(id)
     }
 
-    fn finish_in_flight(&self, ids: impl Iterator<Item = Uuid>) {
+    fn release(&self, ids: impl Iterator<Item = Uuid>) {
         let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         for id in ids {
             set.remove(&id);
         }
         drop(set);
         self.slot_freed.notify_one();
+    }
+
+    /// Rewrites a delivery the caller has claimed as due now.
+    fn requeue(&self, id: Uuid) -> Result<Delivery, Error> {
+        let mut delivery = self.store.delivery(id)?.ok_or(Error::NotFound)?;
+        delivery.state = DeliveryState::Queued;
+        delivery.next_attempt_at_ms = Some(self.clock.now_ms());
+        self.store
+            .commit_deliveries(std::slice::from_ref(&delivery))?;
+        Ok(delivery)
     }
 }
 
@@ -290,42 +303,34 @@ impl Deliveries {
     }
 
     /// Queues a delivery for another attempt now, dead letters included.
+    /// The delivery is claimed while it is rewritten, so no attempt starts
+    /// on it meanwhile and then records over the redelivery.
     pub async fn redeliver(&self, id: Uuid) -> Result<Delivery, Error> {
         let engine = &self.engine;
-        if engine.in_flight_ids().contains(&id) {
+        if !engine.claim(id) {
             return Err(Error::InFlight);
         }
-        let mut delivery = engine.store.delivery(id)?.ok_or(Error::NotFound)?;
-        delivery.state = DeliveryState::Queued;
-        delivery.next_attempt_at_ms = Some(engine.clock.now_ms());
-        engine
-            .store
-            .commit_deliveries(std::slice::from_ref(&delivery))?;
+        let requeued = engine.requeue(id);
+        engine.release(std::iter::once(id));
+        let delivery = requeued?;
         engine.store.durable().await?;
         engine.work_queued();
         Ok(delivery)
     }
 
     /// Checks, when a hook is saved, what its handler needs beyond the
-    /// schema: templates that compile and are within their budget without
-    /// data; for lambda hooks, a request the mode and ceiling admit and
-    /// guests that exist.
+    /// schema (for webhook-custom, templates that compile and are within
+    /// their budget without data; for lambda, a request the mode and
+    /// ceiling admit and guests that exist).
     pub async fn check_hook(&self, hook: &EventHook) -> Result<(), Violations> {
-        match &hook.handler {
-            Handler::WebhookCustom(cfg) => {
-                handler::check_templates(cfg)?;
-                handler::check_budget(cfg, &self.engine.settings.templates).await
-            }
-            Handler::Lambda(cfg) => lambda::check(&self.engine, cfg),
-            _ => Ok(()),
-        }
+        handler::of(&hook.handler).check(&self.engine).await
     }
 
     /// What each guest of a lambda hook is granted (mode ∩ ceiling ∩
     /// request ∩ imports), or none for other handlers.
     pub fn capabilities(&self, hook: &EventHook) -> Option<Vec<serde_json::Value>> {
         match &hook.handler {
-            Handler::Lambda(cfg) => Some(lambda::grants(&self.engine, cfg)),
+            Handler::Lambda(cfg) => Some(handler::lambda::grants(&self.engine, cfg)),
             _ => None,
         }
     }

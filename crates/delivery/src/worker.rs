@@ -3,10 +3,10 @@
 //! transaction and one shared flush for many attempts).
 
 use crate::Engine;
-use crate::run::Outcome;
+use crate::handler::Outcome;
 use hookd_metrics::{HandlerLabels, OutcomeLabels};
 use hookd_model::EventHook;
-use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
+use hookd_model::delivery::{Delivery, DeliveryState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
@@ -34,17 +34,13 @@ async fn schedule(engine: &Arc<Engine>, done: mpsc::UnboundedSender<Delivery>) {
         let free = permits.available_permits();
         let mut started = 0;
         if free > 0 {
-            let busy = engine.in_flight_ids();
-            match engine
-                .store
-                .due_deliveries(engine.clock.now_ms(), free, &busy)
-            {
+            match take_due(engine, free) {
                 Ok(due) => {
                     for delivery in due {
                         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                            break;
+                            engine.release(std::iter::once(delivery.id));
+                            continue;
                         };
-                        engine.mark_in_flight(delivery.id);
                         started += 1;
                         let engine = Arc::clone(engine);
                         let done = done.clone();
@@ -81,49 +77,55 @@ async fn schedule(engine: &Arc<Engine>, done: mpsc::UnboundedSender<Delivery>) {
     }
 }
 
+/// Claims up to `limit` due deliveries for attempts. One that a
+/// redelivery holds is left for the next look. A delivery redelivered
+/// between the read and the claim is attempted from the copy read: it
+/// differs from the stored one only in the state and due time the attempt
+/// sets anyway.
+fn take_due(engine: &Engine, limit: usize) -> Result<Vec<Delivery>, hookd_store::Error> {
+    let busy = engine.in_flight_ids();
+    let due = engine
+        .store
+        .due_deliveries(engine.clock.now_ms(), limit, &busy)?;
+    Ok(due.into_iter().filter(|d| engine.claim(d.id)).collect())
+}
+
 /// One attempt at a delivery; returns the delivery as it now stands.
 async fn attempt(engine: &Engine, mut delivery: Delivery) -> Delivery {
     let at_ms = engine.clock.now_ms();
     let number = delivery.attempts.len() as u32 + 1;
     let started = Instant::now();
     let (outcome, handler) = match load_hook(engine, &delivery) {
-        Ok(hook) => (
+        Ok(Some(hook)) => (
             crate::run::handle(engine, &hook, &delivery.event, delivery.id, at_ms).await,
             hook.handler.name(),
         ),
+        Ok(None) => (Outcome::HookGone, "unknown"),
         Err(reason) => (Outcome::failed(reason), "unknown"),
     };
     let elapsed = started.elapsed();
-    let latency_ms = elapsed.as_millis() as u64;
-    if !outcome.ok {
-        tracing::warn!(delivery = %delivery.id, hook = %delivery.hook_id, attempt = number,
-            status = ?outcome.status, error = ?outcome.error, "delivery attempt failed");
-    }
-    let next = if outcome.ok || outcome.gone {
-        None
-    } else {
-        engine
-            .settings
-            .retry
-            .next_delay(number, outcome.retry_after, engine.random.as_ref())
+    let next = match &outcome {
+        Outcome::Failed { retry_after, .. } => engine.settings.retry.next_delay(
+            number,
+            retry_after.map(|r| r.delay_from(at_ms)),
+            engine.random.as_ref(),
+        ),
+        Outcome::Delivered { .. } | Outcome::HookGone => None,
     };
-    delivery.state = match (outcome.ok, next) {
+    let delivered = outcome.is_delivered();
+    delivery.state = match (delivered, next) {
         (true, _) => DeliveryState::Succeeded,
         (false, Some(_)) => DeliveryState::Failed,
         (false, None) => DeliveryState::Dead,
     };
-    record(engine, handler, outcome.ok, delivery.state, elapsed);
+    record(engine, handler, delivered, delivery.state, elapsed);
     delivery.next_attempt_at_ms = next.map(|d| at_ms + d.as_millis() as i64);
-    delivery.attempts.push(Attempt {
-        number,
-        at_ms,
-        latency_ms,
-        ok: outcome.ok,
-        status: outcome.status,
-        error: outcome.error,
-        response: outcome.response,
-        result: outcome.result,
-    });
+    let attempt = outcome.into_attempt(number, at_ms, elapsed.as_millis() as u64);
+    if !attempt.ok {
+        tracing::warn!(delivery = %delivery.id, hook = %delivery.hook_id, attempt = number,
+            status = ?attempt.status, error = ?attempt.error, "delivery attempt failed");
+    }
+    delivery.attempts.push(attempt);
     delivery
 }
 
@@ -147,14 +149,13 @@ fn record(engine: &Engine, handler: &str, ok: bool, state: DeliveryState, elapse
     }
 }
 
-fn load_hook(engine: &Engine, delivery: &Delivery) -> Result<EventHook, String> {
-    match engine
-        .store
-        .get(hookd_model::hook::ENTITY, delivery.hook_id)
-    {
+/// The delivery's hook; none when it was deleted.
+fn load_hook(engine: &Engine, delivery: &Delivery) -> Result<Option<EventHook>, String> {
+    match engine.store.get(hookd_model::hook::ENTITY, delivery.hook_id) {
         Ok(Some(value)) => serde_json::from_value(value)
+            .map(Some)
             .map_err(|e| format!("the event hook does not decode: {e}")),
-        Ok(None) => Err(crate::run::HOOK_GONE.to_string()),
+        Ok(None) => Ok(None),
         Err(e) => Err(format!("reading the event hook failed: {e}")),
     }
 }
@@ -176,7 +177,98 @@ async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Deliver
         if let Err(e) = engine.store.durable().await {
             tracing::error!(error = %e, "flushing delivery attempts failed");
         }
-        engine.finish_in_flight(batch.iter().map(|d| d.id));
+        engine.release(batch.iter().map(|d| d.id));
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{FixedRandom, ManualClock};
+    use crate::handler::HttpSettings;
+    use crate::{Deliveries, Retention, Settings};
+    use hookd_model::{Catalogue, Event};
+    use hookd_sandbox::{Sandbox, SandboxConfig};
+    use hookd_store::Store;
+    use hookd_template::{Limits, Renderer, WorkerCommand};
+    use uuid::Uuid;
+
+    const T0: i64 = 1_800_000_000_000;
+
+    /// An engine that is not started: the test plays the scheduler.
+    fn engine(dir: &std::path::Path) -> Deliveries {
+        let settings = Settings {
+            retry: Default::default(),
+            workers: 1,
+            http: HttpSettings::default(),
+            retention: Retention::default(),
+            templates: Renderer::new(
+                WorkerCommand {
+                    program: "never-started".into(),
+                    args: Vec::new(),
+                },
+                Limits::default(),
+            ),
+        };
+        Deliveries::new(
+            Store::open(dir).unwrap(),
+            Arc::new(Catalogue::builtin(["consumers"])),
+            settings,
+            Arc::new(ManualClock::at(T0)),
+            Arc::new(FixedRandom(0.5)),
+            Sandbox::new(SandboxConfig::default()).unwrap(),
+            Arc::new(hookd_metrics::Metrics::new()),
+        )
+        .unwrap()
+    }
+
+    /// A failed delivery whose next attempt is due now.
+    fn failed_and_due(store: &Store) -> Delivery {
+        let event = Event::new("crud", "consumers", serde_json::json!({}), T0);
+        let mut delivery = Delivery::new(Uuid::new_v4(), event, 0, T0 - 60_000);
+        delivery.state = DeliveryState::Failed;
+        delivery.next_attempt_at_ms = Some(T0);
+        store
+            .commit_deliveries(std::slice::from_ref(&delivery))
+            .unwrap();
+        delivery
+    }
+
+    #[test]
+    fn the_scheduler_leaves_a_delivery_being_redelivered_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let deliveries = engine(dir.path());
+        let engine = &deliveries.engine;
+        let delivery = failed_and_due(&engine.store);
+
+        // A redelivery has claimed the delivery and not yet rewritten it
+        // when the scheduler looks at the queue.
+        assert!(engine.claim(delivery.id));
+        assert!(take_due(engine, 10).unwrap().is_empty());
+        let requeued = engine.requeue(delivery.id).unwrap();
+        engine.release(std::iter::once(delivery.id));
+        assert_eq!(requeued.state, DeliveryState::Queued);
+
+        // Then the attempt starts from the redelivered record.
+        let taken = take_due(engine, 10).unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].state, DeliveryState::Queued);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_being_attempted_is_not_redelivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let deliveries = engine(dir.path());
+        let delivery = failed_and_due(&deliveries.engine.store);
+        assert_eq!(take_due(&deliveries.engine, 10).unwrap().len(), 1);
+        assert!(matches!(
+            deliveries.redeliver(delivery.id).await,
+            Err(crate::Error::InFlight)
+        ));
+        let stored = deliveries.engine.store.delivery(delivery.id).unwrap();
+        assert_eq!(stored.unwrap().state, DeliveryState::Failed);
+        deliveries.engine.release(std::iter::once(delivery.id));
+        assert!(deliveries.redeliver(delivery.id).await.is_ok());
     }
 }

@@ -34,38 +34,56 @@ pub struct EventHook {
     pub handler: Handler,
 }
 
-/// A handler with its configuration; serialised as Kong's `handler` and
-/// `config` members.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "handler", content = "config")]
-pub enum Handler {
-    /// POSTs the event to a URL.
-    #[serde(rename = "webhook")]
-    Webhook(WebhookConfig),
-    /// A templated request.
-    #[serde(rename = "webhook-custom")]
-    WebhookCustom(WebhookCustomConfig),
-    /// Writes the event to the server log.
-    #[serde(rename = "log")]
-    Log(LogConfig),
-    /// Runs a chain of WebAssembly guests.
-    #[serde(rename = "lambda")]
-    Lambda(LambdaConfig),
+/// Declares the handlers once: each variant with its configuration and the
+/// name it has in `handler`. The enum's serde names, [`Handler::name`],
+/// [`HANDLERS`] and [`config_fields`] all come from this one list.
+macro_rules! handlers {
+    ($( $(#[$doc:meta])* $variant:ident($config:ty) = $name:literal, )+) => {
+        /// A handler with its configuration; serialised as Kong's `handler`
+        /// and `config` members.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "handler", content = "config")]
+        pub enum Handler {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant($config), )+
+        }
+
+        /// Names of the handlers, as accepted in `handler`.
+        pub const HANDLERS: &[&str] = &[$($name),+];
+
+        impl Handler {
+            /// The handler's name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Handler::$variant(_) => $name, )+
+                }
+            }
+        }
+
+        /// The `config` fields of a handler.
+        pub fn config_fields(handler: &str) -> Option<Vec<Field>> {
+            match handler {
+                $( $name => Some(<$config as HandlerConfig>::fields()), )+
+                _ => None,
+            }
+        }
+    };
 }
 
-/// Names of the handlers, as accepted in `handler`.
-pub const HANDLERS: &[&str] = &["webhook", "webhook-custom", "log", "lambda"];
+handlers! {
+    /// POSTs the event to a URL.
+    Webhook(WebhookConfig) = "webhook",
+    /// A templated request.
+    WebhookCustom(WebhookCustomConfig) = "webhook-custom",
+    /// Writes the event to the server log.
+    Log(LogConfig) = "log",
+    /// Runs a chain of WebAssembly guests.
+    Lambda(LambdaConfig) = "lambda",
+}
 
-impl Handler {
-    /// The handler's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Handler::Webhook(_) => "webhook",
-            Handler::WebhookCustom(_) => "webhook-custom",
-            Handler::Log(_) => "log",
-            Handler::Lambda(_) => "lambda",
-        }
-    }
+/// A handler's configuration, as its schema describes it.
+pub trait HandlerConfig {
+    /// The fields of `config`, with their defaults and checks.
+    fn fields() -> Vec<Field>;
 }
 
 /// `webhook` configuration.
@@ -144,16 +162,20 @@ fn url_field() -> Field {
         .check(Check::Custom(http_url_check))
 }
 
-/// The `config` fields of a handler.
-pub fn config_fields(handler: &str) -> Option<Vec<Field>> {
-    let fields = match handler {
-        "webhook" => vec![
+impl HandlerConfig for WebhookConfig {
+    fn fields() -> Vec<Field> {
+        vec![
             url_field(),
             string_map("headers").default(json!({})),
             Field::new("secret", Kind::String),
             Field::new("ssl_verify", Kind::Boolean).default(json!(false)),
-        ],
-        "webhook-custom" => vec![
+        ]
+    }
+}
+
+impl HandlerConfig for WebhookCustomConfig {
+    fn fields() -> Vec<Field> {
+        vec![
             url_field(),
             Field::new("method", Kind::String)
                 .required()
@@ -166,50 +188,56 @@ pub fn config_fields(handler: &str) -> Option<Vec<Field>> {
             Field::new("headers_format", Kind::Boolean).default(json!(false)),
             Field::new("secret", Kind::String),
             Field::new("ssl_verify", Kind::Boolean).default(json!(false)),
-        ],
-        "log" => vec![],
-        "lambda" => {
-            let strings = || Kind::Array(Box::new(Field::element(Kind::String)));
-            let positive = || Check::Between(1.0, 9.0e15);
-            vec![
-                Field::new(
-                    "functions",
-                    Kind::Array(Box::new(
-                        Field::element(Kind::String).check(Check::LenMin(1)),
-                    )),
-                )
-                .required()
-                .check(Check::LenMin(1)),
-                Field::new(
-                    "capabilities",
-                    Kind::Record(vec![
-                        Field::new("http", strings()).default(json!([])),
-                        Field::new("env", strings()).default(json!([])),
-                        Field::new(
-                            "dirs",
-                            Kind::Array(Box::new(Field::element(Kind::Record(vec![
-                                Field::new("host", Kind::String).required(),
-                                Field::new("guest", Kind::String).required(),
-                                Field::new("write", Kind::Boolean).default(json!(false)),
-                            ])))),
-                        )
-                        .default(json!([])),
-                    ]),
-                ),
-                Field::new(
-                    "limits",
-                    Kind::Record(vec![
-                        Field::new("memory", Kind::Integer).check(positive()),
-                        Field::new("timeout_ms", Kind::Integer).check(positive()),
-                        Field::new("fuel", Kind::Integer).check(positive()),
-                    ]),
-                )
-                .default(json!({"memory": null, "timeout_ms": null, "fuel": null})),
-            ]
-        }
-        _ => return None,
-    };
-    Some(fields)
+        ]
+    }
+}
+
+impl HandlerConfig for LogConfig {
+    fn fields() -> Vec<Field> {
+        Vec::new()
+    }
+}
+
+impl HandlerConfig for LambdaConfig {
+    fn fields() -> Vec<Field> {
+        let strings = || Kind::Array(Box::new(Field::element(Kind::String)));
+        let positive = || Check::Between(1.0, 9.0e15);
+        vec![
+            Field::new(
+                "functions",
+                Kind::Array(Box::new(
+                    Field::element(Kind::String).check(Check::LenMin(1)),
+                )),
+            )
+            .required()
+            .check(Check::LenMin(1)),
+            Field::new(
+                "capabilities",
+                Kind::Record(vec![
+                    Field::new("http", strings()).default(json!([])),
+                    Field::new("env", strings()).default(json!([])),
+                    Field::new(
+                        "dirs",
+                        Kind::Array(Box::new(Field::element(Kind::Record(vec![
+                            Field::new("host", Kind::String).required(),
+                            Field::new("guest", Kind::String).required(),
+                            Field::new("write", Kind::Boolean).default(json!(false)),
+                        ])))),
+                    )
+                    .default(json!([])),
+                ]),
+            ),
+            Field::new(
+                "limits",
+                Kind::Record(vec![
+                    Field::new("memory", Kind::Integer).check(positive()),
+                    Field::new("timeout_ms", Kind::Integer).check(positive()),
+                    Field::new("fuel", Kind::Integer).check(positive()),
+                ]),
+            )
+            .default(json!({"memory": null, "timeout_ms": null, "fuel": null})),
+        ]
+    }
 }
 
 /// The schema of an event hook whose handler is `handler` (any config

@@ -29,11 +29,13 @@ use minijinja::{
     AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value,
 };
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// How `{{ }}` escapes what it prints. `{* *}` never escapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Escape {
     /// HTML entities, as lua-resty-template writes them: `& < > " ' /`.
@@ -77,12 +79,14 @@ impl std::fmt::Display for Failure {
 /// The end of every message of the filters' caps ([`too_long`]).
 const OVER_OUTPUT_LIMIT: &str = "longer than the output limit";
 
-/// One environment per escape, configured alike.
+/// One environment per escape, configured alike, each holding the
+/// templates it compiled (see [`Kept`]).
 pub struct Engine {
     html: Environment<'static>,
     json_string: Environment<'static>,
     none: Environment<'static>,
     output_limit: usize,
+    kept: Kept,
 }
 
 impl Engine {
@@ -92,6 +96,7 @@ impl Engine {
             json_string: environment(AutoEscape::Custom(JSON_STRING), limits),
             none: environment(AutoEscape::None, limits),
             output_limit: limits.output,
+            kept: Kept::default(),
         }
     }
 
@@ -103,16 +108,46 @@ impl Engine {
         }
     }
 
+    fn environment_mut(&mut self, escape: Escape) -> &mut Environment<'static> {
+        match escape {
+            Escape::Html => &mut self.html,
+            Escape::JsonString => &mut self.json_string,
+            Escape::None => &mut self.none,
+        }
+    }
+
+    /// How many templates this engine has compiled: rendering one it keeps
+    /// compiles nothing.
+    pub fn compilations(&self) -> u64 {
+        self.kept.compilations
+    }
+
+    /// The name under which `source` is compiled for `escape`, compiling
+    /// it unless it is kept, and letting the least recently used go when
+    /// more are kept than [`Kept`] allows.
+    fn compiled(&mut self, source: &str, escape: Escape) -> Result<String, Error> {
+        let key = (escape, digest(source));
+        if self.kept.touch(&key) {
+            return Ok(key.1);
+        }
+        self.kept.compilations += 1;
+        self.environment_mut(escape)
+            .add_template_owned(key.1.clone(), kong_syntax(source).into_owned())?;
+        for (escape, name) in self.kept.insert(key.clone(), source.len()) {
+            self.environment_mut(escape).remove_template(&name);
+        }
+        Ok(key.1)
+    }
+
     /// Renders `source`; the error says what went wrong and on which line.
-    pub fn render(&self, source: &str, escape: Escape, ctx: &Value) -> Result<String, Failure> {
+    pub fn render(&mut self, source: &str, escape: Escape, ctx: &Value) -> Result<String, Failure> {
         let failure = |message: String, over_budget: bool| Failure {
             message,
             over_budget,
         };
-        let source = kong_syntax(source);
         let template = self
-            .environment(escape)
-            .template_from_str(&source)
+            .compiled(source, escape)
+            .and_then(|name| self.environment(escape).get_template(&name))
             .map_err(|e| failure(describe(&e), false))?;
         let mut out = Bounded {
             text: Vec::new(),
@@ -135,6 +170,73 @@ impl Engine {
             }
         }
     }
+}
+
+/// The most templates an engine keeps compiled, and the most bytes of
+/// source they may have together: a worker renders the templates of every
+/// webhook-custom hook, and its memory (`template_memory`) is for
+/// rendering. A template longer than the budget is kept alone.
+const KEPT_TEMPLATES: usize = 256;
+const KEPT_BYTES: usize = 1024 * 1024;
+
+/// A kept template: the escape of its environment and its name there (the
+/// digest of its source, so a template cannot guess another's name to
+/// include it).
+type Key = (Escape, String);
+
+/// Which compiled templates an engine keeps, so that a hook's templates
+/// are compiled once per worker rather than at every attempt, and which
+/// to let go first.
+#[derive(Default)]
+struct Kept {
+    /// Each kept template's source length and when it was last used.
+    templates: HashMap<Key, (usize, u64)>,
+    bytes: usize,
+    clock: u64,
+    compilations: u64,
+}
+
+impl Kept {
+    /// Marks a kept template used; false when it is not kept.
+    fn touch(&mut self, key: &Key) -> bool {
+        self.clock += 1;
+        match self.templates.get_mut(key) {
+            Some((_, used)) => {
+                *used = self.clock;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps a template just compiled; returns those to let go, least
+    /// recently used first, until the rest are within the bounds.
+    fn insert(&mut self, key: Key, len: usize) -> Vec<Key> {
+        self.templates.insert(key.clone(), (len, self.clock));
+        self.bytes += len;
+        let mut evicted = Vec::new();
+        while self.templates.len() > KEPT_TEMPLATES
+            || (self.bytes > KEPT_BYTES && self.templates.len() > 1)
+        {
+            let oldest = self
+                .templates
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            let Some(oldest) = oldest else { break };
+            if let Some((len, _)) = self.templates.remove(&oldest) {
+                self.bytes -= len;
+            }
+            evicted.push(oldest);
+        }
+        evicted
+    }
+}
+
+/// The hex SHA-256 of a template's source.
+fn digest(source: &str) -> String {
+    format!("{:x}", Sha256::digest(source.as_bytes()))
 }
 
 fn environment(escape: AutoEscape, limits: EngineLimits) -> Environment<'static> {
@@ -680,7 +782,7 @@ mod tests {
 
     #[test]
     fn filters_refuse_strings_longer_than_the_output() {
-        let engine = Engine::new(LIMITS);
+        let mut engine = Engine::new(LIMITS);
         for source in [
             r#"{{ "a\nb"|indent(1000000000000) }}"#,
             "{{ 'abc'|replace('', 'x' * 600000) }}",
@@ -705,8 +807,8 @@ mod tests {
 
     #[test]
     fn only_limits_count_as_over_budget() {
-        let engine = Engine::new(LIMITS);
-        let over = |source: &str| {
+        let mut engine = Engine::new(LIMITS);
+        let mut over = |source: &str| {
             engine
                 .render(source, Escape::None, &ctx())
                 .unwrap_err()
@@ -718,5 +820,68 @@ mod tests {
         assert!(over("{{ 'x' * 2000000 }}"));
         assert!(!over("{{ 'a' + 1 }}"));
         assert!(!over("{{ oops"));
+    }
+
+    #[test]
+    fn a_template_rendered_again_is_not_compiled_again() {
+        let mut engine = Engine::new(LIMITS);
+        let body = "Admin account `{{ entity.username }}` {{ operation }}d";
+        for _ in 0..3 {
+            assert_eq!(
+                engine.render(body, Escape::Html, &ctx()).unwrap(),
+                "Admin account `bo&quot;b\\&lt;&#47;&gt;&amp;&#39;` created"
+            );
+        }
+        assert_eq!(engine.compilations(), 1);
+        // The same source for another escape is another template.
+        engine.render(body, Escape::None, &ctx()).unwrap();
+        assert_eq!(engine.compilations(), 2);
+        // One that does not compile is not kept, and errs the same each time.
+        for _ in 0..2 {
+            assert!(engine.render("{{ oops", Escape::Html, &ctx()).is_err());
+        }
+        assert_eq!(engine.compilations(), 4);
+    }
+
+    #[test]
+    fn the_least_recently_used_template_goes_first() {
+        let mut engine = Engine::new(LIMITS);
+        let source = |i: usize| format!("{{{{ rate }}}} {i}");
+        for i in 0..KEPT_TEMPLATES {
+            engine.render(&source(i), Escape::None, &ctx()).unwrap();
+        }
+        // 0 is used again, so 1 is now the least recently used.
+        engine.render(&source(0), Escape::None, &ctx()).unwrap();
+        engine
+            .render(&source(KEPT_TEMPLATES), Escape::None, &ctx())
+            .unwrap();
+        let compiled = engine.compilations();
+        assert_eq!(compiled, KEPT_TEMPLATES as u64 + 1);
+        engine.render(&source(0), Escape::None, &ctx()).unwrap();
+        assert_eq!(engine.compilations(), compiled, "0 was kept");
+        assert_eq!(
+            engine.render(&source(1), Escape::None, &ctx()).unwrap(),
+            "5 1"
+        );
+        assert_eq!(engine.compilations(), compiled + 1, "1 was let go");
+        assert_eq!(engine.html.templates().count(), 0);
+        assert_eq!(engine.none.templates().count(), KEPT_TEMPLATES);
+    }
+
+    #[test]
+    fn kept_sources_stay_within_their_bytes() {
+        let mut engine = Engine::new(LIMITS);
+        let long = |c: char| c.to_string().repeat(KEPT_BYTES / 2);
+        engine.render(&long('a'), Escape::None, &ctx()).unwrap();
+        engine.render(&long('b'), Escape::None, &ctx()).unwrap();
+        assert_eq!(engine.kept.bytes, KEPT_BYTES);
+        engine.render(&long('c'), Escape::None, &ctx()).unwrap();
+        assert_eq!(engine.kept.bytes, KEPT_BYTES);
+        assert_eq!(engine.none.templates().count(), 2);
+        // Longer than the budget: kept alone.
+        let longest = format!("{{# {} #}}", "d".repeat(KEPT_BYTES));
+        assert_eq!(engine.render(&longest, Escape::None, &ctx()).unwrap(), "");
+        assert_eq!(engine.kept.bytes, longest.len());
+        assert_eq!(engine.none.templates().count(), 1);
     }
 }

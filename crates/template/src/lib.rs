@@ -8,7 +8,9 @@
 //! processes ([`worker`]) that cap their own memory, under a deadline at
 //! which the server kills them ([`Renderer`]). A template over its budget
 //! fails its own render with an error that names the limit; nothing else
-//! notices.
+//! notices. A worker compiles a template the first time it renders it and
+//! keeps it for the next renders ([`Engine`]), so a hook's templates are
+//! not parsed again at every attempt.
 
 mod engine;
 mod pool;

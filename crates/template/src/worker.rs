@@ -36,7 +36,7 @@ fn serve(input: &mut impl io::Read, output: &mut impl io::Write) -> io::Result<(
         return Ok(());
     };
     limit_memory(hello.memory)?;
-    let engine = Engine::new(hello.engine);
+    let mut engine = Engine::new(hello.engine);
     let max_request = usize::try_from(hello.memory).unwrap_or(usize::MAX);
     while let Some(request) = protocol::read::<OwnedRequest>(input, max_request)? {
         let context = minijinja::Value::from_serialize(&request.context);

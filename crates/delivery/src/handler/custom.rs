@@ -2,16 +2,60 @@
 //! [`Outbound::webhook_custom`].
 
 use super::outbound::{Outbound, Request, append_header, header_value, parse_url};
+use super::outcome::{Outcome, test_answer};
 use super::response::Response;
-use super::{AttemptId, HandlerError};
+use super::{AttemptId, HandlerError, HookHandler};
+use crate::Engine;
+use futures::future::{BoxFuture, FutureExt};
 use hookd_model::hook::WebhookCustomConfig;
 use hookd_model::violation::{PathSeg, Violations};
 use hookd_template::{Answers, Escape, Failure, PoolError, Renderer, Template};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use uuid::Uuid;
+
+/// The `webhook-custom` handler of one hook.
+pub(crate) struct WebhookCustom<'a>(pub(crate) &'a WebhookCustomConfig);
+
+impl HookHandler for WebhookCustom<'_> {
+    /// Templates that compile and are within their budget without data.
+    fn check<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
+        async move {
+            check_templates(self.0)?;
+            check_budget(self.0, &engine.settings.templates).await
+        }
+        .boxed()
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        engine: &'a Engine,
+        _hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Outcome> {
+        engine
+            .outbound
+            .webhook_custom(self.0, attempt, &engine.settings.templates)
+            .map(Outcome::of_request)
+            .boxed()
+    }
+
+    fn test<'a>(
+        &'a self,
+        engine: &'a Engine,
+        _hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        engine
+            .outbound
+            .webhook_custom(self.0, attempt, &engine.settings.templates)
+            .map(test_answer)
+            .boxed()
+    }
+}
 
 impl Outbound {
     /// Kong's webhook-custom: the configured method, URL and headers, and a
@@ -67,7 +111,7 @@ impl Outbound {
 /// make: every template compiles, and a payload can be encoded for a
 /// (non-templated) Content-Type. Errors name the field, e.g. `config.body`,
 /// `config.payload.<key>`, `config.headers.<name>`.
-pub fn check_templates(cfg: &WebhookCustomConfig) -> Result<(), Violations> {
+fn check_templates(cfg: &WebhookCustomConfig) -> Result<(), Violations> {
     let mut violations = Violations::new();
     let mut check = |path: Vec<PathSeg>, source: &str| {
         if let Err(message) = hookd_template::compile(source) {
@@ -117,10 +161,7 @@ pub fn check_templates(cfg: &WebhookCustomConfig) -> Result<(), Violations> {
 /// naming the limit. Only limits refuse: a template that merely errs
 /// without data may well render with it. When the box cannot answer (no
 /// worker free), the save goes ahead: deliveries are bounded anyway.
-pub async fn check_budget(
-    cfg: &WebhookCustomConfig,
-    renderer: &Renderer,
-) -> Result<(), Violations> {
+async fn check_budget(cfg: &WebhookCustomConfig, renderer: &Renderer) -> Result<(), Violations> {
     let mut fields = Vec::new();
     if cfg.payload_format {
         fields.extend(
@@ -456,6 +497,7 @@ mod tests {
     use hookd_model::Event;
     use hookd_template::{Context, Engine, EngineLimits};
     use serde_json::json;
+    use std::sync::Mutex;
 
     fn config(method: &str) -> WebhookCustomConfig {
         WebhookCustomConfig {
@@ -498,17 +540,17 @@ mod tests {
         delivery_id: Uuid,
     ) -> Result<Request<'a>, HandlerError> {
         let in_process = InProcess {
-            engine: Engine::new(EngineLimits {
+            engine: Mutex::new(Engine::new(EngineLimits {
                 fuel: 100_000,
                 output: 1 << 20,
-            }),
+            })),
             context: Context::from_serialize(event.payload()),
         };
         futures::executor::block_on(super::build(cfg, delivery_id, &in_process))
     }
 
     struct InProcess {
-        engine: Engine,
+        engine: Mutex<Engine>,
         context: Context,
     }
 
@@ -517,9 +559,10 @@ mod tests {
             &self,
             batch: &[Template],
         ) -> impl Future<Output = Result<Answers, PoolError>> + Send {
+            let mut engine = self.engine.lock().unwrap();
             let answers = batch
                 .iter()
-                .map(|t| self.engine.render(&t.source, t.escape, &self.context))
+                .map(|t| engine.render(&t.source, t.escape, &self.context))
                 .collect();
             std::future::ready(Ok(answers))
         }

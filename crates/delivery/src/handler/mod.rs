@@ -1,5 +1,6 @@
-//! The handlers that talk to the outside: Kong's `webhook`, `webhook-custom`
-//! and `log`, and the `ping` sent when a webhook hook is saved.
+//! The handlers: Kong's `webhook`, `webhook-custom` and `log`, and the
+//! `lambda` handler of WebAssembly guests, each behind [`HookHandler`] in a
+//! module of its own; [`of`] is the one place that picks a hook's.
 //!
 //! [`Outbound`] is built once from the server's [`HttpSettings`] and shared
 //! by every worker. It never connects where the [`OutboundPolicy`] refuses:
@@ -16,21 +17,65 @@
 //! [`OutboundPolicy`]: hookd_model::outbound::OutboundPolicy
 
 mod custom;
+pub(crate) mod lambda;
+mod log;
 mod outbound;
+mod outcome;
 mod response;
 pub mod signature;
 mod webhook;
 
-pub use custom::{check_budget, check_templates};
 pub use outbound::{HttpSettings, MAX_RESPONSE_BODY, Outbound};
+pub(crate) use outcome::Outcome;
 pub use response::{EXCERPT_LIMIT, Response, RetryAfter};
 pub use signature::KongSignature;
 
-use hookd_model::Event;
+use crate::Engine;
+use futures::future::{self, BoxFuture, FutureExt};
+use hookd_model::hook::Handler;
 use hookd_model::outbound::Restricted;
+use hookd_model::{Event, Violations};
+use serde_json::Value;
 use std::net::IpAddr;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// What a handler does with a hook's events, given its configuration: the
+/// checks its configuration needs when the hook is saved, one delivery
+/// attempt, and the answer to `/event-hooks/{id}/test`.
+pub(crate) trait HookHandler: Send + Sync {
+    /// Checks what the schema cannot, when the hook is saved.
+    fn check<'a>(&'a self, _engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
+        future::ready(Ok(())).boxed()
+    }
+
+    /// One attempt at delivering `attempt`'s event for hook `hook_id`.
+    fn deliver<'a>(
+        &'a self,
+        engine: &'a Engine,
+        hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Outcome>;
+
+    /// Runs the handler at once, outside the queue: Kong's `result` of
+    /// `/test`, or why it failed.
+    fn test<'a>(
+        &'a self,
+        engine: &'a Engine,
+        hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Result<Value, String>>;
+}
+
+/// The implementation of a hook's handler, with its configuration.
+pub(crate) fn of(handler: &Handler) -> Box<dyn HookHandler + '_> {
+    match handler {
+        Handler::Webhook(cfg) => Box::new(webhook::Webhook(cfg)),
+        Handler::WebhookCustom(cfg) => Box::new(custom::WebhookCustom(cfg)),
+        Handler::Log(_) => Box::new(log::Log),
+        Handler::Lambda(cfg) => Box::new(lambda::Lambda(cfg)),
+    }
+}
 
 /// One attempt: the event it carries and how the receiver tells attempts
 /// apart (the Standard Webhooks headers).
@@ -154,72 +199,9 @@ fn root_cause(err: &DynError) -> String {
     causes(err).last().unwrap_or(err).to_string()
 }
 
-/// The log handler: one structured line (target `hookd::event`, level info;
-/// Kong logs at notice, which tracing does not have) with the hook, the
-/// source, the event and the data as JSON.
-pub fn log_event(hook_id: Uuid, event: &Event) {
-    tracing::info!(
-        target: "hookd::event",
-        hook_id = %hook_id,
-        source = %event.source,
-        event = %event.event,
-        data = %event.data,
-        "event hook"
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn log_event_writes_one_structured_line() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .finish();
-        let hook_id = Uuid::nil();
-        let event = Event::new(
-            "crud",
-            "consumers",
-            json!({"operation": "create", "entity": {"username": "bob"}}),
-            0,
-        );
-        tracing::subscriber::with_default(subscriber, || log_event(hook_id, &event));
-
-        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 1, "{out}");
-        let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-        assert_eq!(line["target"], "hookd::event");
-        assert_eq!(line["level"], "INFO");
-        let fields = &line["fields"];
-        assert_eq!(fields["hook_id"], hook_id.to_string());
-        assert_eq!(fields["source"], "crud");
-        assert_eq!(fields["event"], "consumers");
-        let data: serde_json::Value =
-            serde_json::from_str(fields["data"].as_str().unwrap()).unwrap();
-        assert_eq!(data, event.data);
-    }
 
     #[test]
     fn refusal_message_names_address_and_range() {

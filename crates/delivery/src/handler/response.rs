@@ -4,7 +4,7 @@ use super::HandlerError;
 use super::outbound::classify;
 use reqwest::header::RETRY_AFTER;
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// The most of a body [`Response::excerpt`] returns, in bytes.
 pub const EXCERPT_LIMIT: usize = 4096;
@@ -43,6 +43,21 @@ impl RetryAfter {
             return Some(RetryAfter::Seconds(value.parse().unwrap_or(u64::MAX)));
         }
         httpdate::parse_http_date(value).ok().map(RetryAfter::At)
+    }
+
+    /// How long from `now_ms` (unix ms) the receiver asked to wait; a time
+    /// already past is no wait.
+    pub fn delay_from(&self, now_ms: i64) -> Duration {
+        match self {
+            RetryAfter::Seconds(s) => Duration::from_secs(*s),
+            RetryAfter::At(at) => {
+                let at_ms = at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or_default();
+                Duration::from_millis((at_ms - now_ms).max(0) as u64)
+            }
+        }
     }
 }
 
@@ -100,7 +115,6 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn response(status: u16, body: &str) -> Response {
         Response {

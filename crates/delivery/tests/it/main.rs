@@ -82,13 +82,23 @@ impl Rig {
 
     async fn hook(&self, source: &str, on_change: Option<bool>, snooze: Option<i64>) -> Uuid {
         let id = Uuid::new_v4();
+        self.hook_with_id(id, source, on_change, snooze).await;
+        id
+    }
+
+    async fn hook_with_id(
+        &self,
+        id: Uuid,
+        source: &str,
+        on_change: Option<bool>,
+        snooze: Option<i64>,
+    ) {
         let hook = json!({"id": id.to_string(), "created_at": 0, "source": source, "event": null,
                           "on_change": on_change, "snooze": snooze, "handler": "webhook",
                           "config": {"url": self.receiver.url("/"), "headers": {}, "secret": null, "ssl_verify": false}});
         self.store.insert("event_hooks", hook, T0).await.unwrap();
         // The hook's own crud events must not count: dispatch them first.
         self.settle().await;
-        id
     }
 
     /// Publishes an event at `second` seconds after T0 and waits until it
@@ -202,4 +212,35 @@ async fn failed_attempts_wait_for_the_schedule_on_the_injected_clock() {
     let statuses: Vec<Option<u16>> = d.attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [Some(500), Some(503), Some(200)]);
     assert_eq!(d.state, DeliveryState::Succeeded);
+}
+
+#[tokio::test]
+async fn a_deleted_hook_leaves_no_memory_and_its_successor_starts_clean() {
+    let rig = Rig::new().await;
+    let source = "rate-limiting-advanced";
+    let id = rig.hook(source, Some(true), Some(60)).await;
+    rig.publish_at(0, rate("A", 0)).await;
+    let remembered = |store: &Store| {
+        store
+            .hook_states()
+            .unwrap()
+            .into_iter()
+            .filter(|(hook, _, _)| *hook == id)
+            .count()
+    };
+    assert_eq!(remembered(&rig.store), 1, "the snooze window of A");
+
+    rig.store.delete("event_hooks", id, T0).await.unwrap();
+    rig.settle().await;
+    assert_eq!(
+        remembered(&rig.store),
+        0,
+        "the deleted hook's memory is gone"
+    );
+
+    // The same id again (as `PUT /event-hooks/{id}` or `hookd apply` make
+    // it), within the old snooze window: a new hook, not snoozed.
+    rig.hook_with_id(id, source, Some(true), Some(60)).await;
+    rig.publish_at(1, rate("A", 1)).await;
+    assert_eq!(rig.received_values("rate"), [json!(0), json!(1)]);
 }

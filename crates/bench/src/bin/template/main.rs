@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     };
     let limits = Limits::default();
 
-    let engine = Engine::new(limits.engine);
+    let mut engine = Engine::new(limits.engine);
     let in_process = measure(&args, || {
         // The server would convert the event once per render, as the worker does.
         let ctx = Context::from_serialize(&context);

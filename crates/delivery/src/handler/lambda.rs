@@ -1,7 +1,9 @@
 //! The lambda handler: a hook's chain of guests, run in the sandbox with
 //! guests from the store, and the checks of a lambda hook when it is saved.
 
+use super::{AttemptId, HookHandler, Outcome};
 use crate::Engine;
+use futures::future::{self, BoxFuture, FutureExt};
 use hookd_metrics::{CapabilityLabels, InvocationLabels};
 use hookd_model::hook::LambdaConfig;
 use hookd_model::nesting::{JsonRefusal, parse_json};
@@ -11,6 +13,43 @@ use hookd_sandbox::{Failure, GuestRef, GuestReport, GuestSource, SourceError, Ve
 use hookd_store::Store;
 use serde_json::Value;
 use uuid::Uuid;
+
+/// The `lambda` handler of one hook.
+pub(crate) struct Lambda<'a>(pub(crate) &'a LambdaConfig);
+
+impl HookHandler for Lambda<'_> {
+    /// The mode and the ceiling admit what the hook asks for, and every
+    /// function names a guest that exists.
+    fn check<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
+        future::ready(check(engine, self.0)).boxed()
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        engine: &'a Engine,
+        hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Outcome> {
+        run(engine, hook_id, self.0, attempt.event)
+            .map(|ran| match ran {
+                Ok(data) => Outcome::Delivered {
+                    answer: None,
+                    result: Some(data),
+                },
+                Err(error) => Outcome::failed(error),
+            })
+            .boxed()
+    }
+
+    fn test<'a>(
+        &'a self,
+        engine: &'a Engine,
+        hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        run(engine, hook_id, self.0, attempt.event).boxed()
+    }
+}
 
 /// Guests as the store keeps them: a function names a guest, or pins the
 /// digest of one version (`sha256:<hex>` or bare hex).
@@ -64,7 +103,7 @@ impl GuestSource for StoreGuests<'_> {
 
 /// Runs the chain on the event; the final data, or why it failed. Every
 /// checked decision goes to the audit log.
-pub(crate) async fn run(
+async fn run(
     engine: &Engine,
     hook_id: Uuid,
     lambda: &LambdaConfig,
@@ -130,7 +169,7 @@ fn failure_kind(f: &Failure) -> &'static str {
 
 /// Checks a lambda hook at save time: the mode and the ceiling admit what
 /// it asks for, and every function names a guest that exists.
-pub(crate) fn check(engine: &Engine, lambda: &LambdaConfig) -> Result<(), Violations> {
+fn check(engine: &Engine, lambda: &LambdaConfig) -> Result<(), Violations> {
     let mut violations = match engine.sandbox.check_lambda(lambda) {
         Ok(()) => Violations::new(),
         Err(v) => v,

@@ -1,0 +1,104 @@
+//! Kong's `log` handler: one structured line (target `hookd::event`, level
+//! info; Kong logs at notice, which tracing does not have) with the hook,
+//! the source, the event and the data as JSON.
+
+use super::{AttemptId, HookHandler, Outcome};
+use crate::Engine;
+use futures::future::{self, BoxFuture, FutureExt};
+use hookd_model::Event;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The `log` handler; it has nothing to configure.
+pub(crate) struct Log;
+
+impl HookHandler for Log {
+    fn deliver<'a>(
+        &'a self,
+        _engine: &'a Engine,
+        hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Outcome> {
+        log_event(hook_id, attempt.event);
+        future::ready(Outcome::Delivered {
+            answer: None,
+            result: None,
+        })
+        .boxed()
+    }
+
+    fn test<'a>(
+        &'a self,
+        _engine: &'a Engine,
+        hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        log_event(hook_id, attempt.event);
+        future::ready(Ok(Value::Null)).boxed()
+    }
+}
+
+fn log_event(hook_id: Uuid, event: &Event) {
+    tracing::info!(
+        target: "hookd::event",
+        hook_id = %hook_id,
+        source = %event.source,
+        event = %event.event,
+        data = %event.data,
+        "event hook"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_event_writes_one_structured_line() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        let hook_id = Uuid::nil();
+        let event = Event::new(
+            "crud",
+            "consumers",
+            json!({"operation": "create", "entity": {"username": "bob"}}),
+            0,
+        );
+        tracing::subscriber::with_default(subscriber, || log_event(hook_id, &event));
+
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(line["target"], "hookd::event");
+        assert_eq!(line["level"], "INFO");
+        let fields = &line["fields"];
+        assert_eq!(fields["hook_id"], hook_id.to_string());
+        assert_eq!(fields["source"], "crud");
+        assert_eq!(fields["event"], "consumers");
+        let data: serde_json::Value =
+            serde_json::from_str(fields["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data, event.data);
+    }
+}

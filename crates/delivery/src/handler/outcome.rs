@@ -1,0 +1,127 @@
+//! What one attempt came to, as the workers record and schedule it.
+
+use super::{HandlerError, Response, RetryAfter};
+use hookd_model::delivery::Attempt;
+use serde_json::{Value, json};
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The receiver answered 2xx, the event was logged, or the chain of
+    /// guests returned its result.
+    Delivered {
+        /// What the receiver answered, for the webhook handlers.
+        answer: Option<Answer>,
+        /// The chain's final data, for lambda hooks.
+        result: Option<Value>,
+    },
+    /// Not delivered: tried again on the schedule.
+    Failed {
+        /// Why, as the attempt records it.
+        error: String,
+        /// What the receiver answered, when it answered.
+        answer: Option<Answer>,
+        /// When the receiver asked to be tried again.
+        retry_after: Option<RetryAfter>,
+    },
+    /// The hook was deleted: trying again cannot help, the delivery dies.
+    HookGone,
+}
+
+/// What a receiver answered, as an attempt keeps it.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    status: u16,
+    /// The start of the body ([`Response::excerpt`]).
+    excerpt: String,
+}
+
+impl Outcome {
+    /// Why an attempt failed before any handler ran.
+    pub(crate) fn failed(error: String) -> Outcome {
+        Outcome::Failed {
+            error,
+            answer: None,
+            retry_after: None,
+        }
+    }
+
+    /// The outcome of sending a request: delivered on a 2xx answer only.
+    pub(crate) fn of_request(sent: Result<Response, HandlerError>) -> Outcome {
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => return Outcome::failed(error_text(&e)),
+        };
+        let answer = Answer {
+            status: response.status,
+            excerpt: response.excerpt(),
+        };
+        if response.is_success() {
+            Outcome::Delivered {
+                answer: Some(answer),
+                result: None,
+            }
+        } else {
+            Outcome::Failed {
+                error: format!("the receiver answered {}", response.status),
+                answer: Some(answer),
+                retry_after: response.retry_after,
+            }
+        }
+    }
+
+    /// Whether the event got where it was going.
+    pub(crate) fn is_delivered(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. })
+    }
+
+    /// The attempt record of this outcome.
+    pub(crate) fn into_attempt(self, number: u32, at_ms: i64, latency_ms: u64) -> Attempt {
+        let ok = self.is_delivered();
+        let (answer, error, result) = match self {
+            Outcome::Delivered { answer, result } => (answer, None, result),
+            Outcome::Failed { error, answer, .. } => (answer, Some(error), None),
+            Outcome::HookGone => (None, Some(HOOK_GONE.to_string()), None),
+        };
+        let (status, response) = answer.map(|a| (a.status, a.excerpt)).unzip();
+        Attempt {
+            number,
+            at_ms,
+            latency_ms,
+            ok,
+            status,
+            error,
+            response,
+            result,
+        }
+    }
+}
+
+/// What an attempt of a deleted hook's delivery records.
+const HOOK_GONE: &str = "the event hook no longer exists";
+
+/// Kong's `result` of `/test` for a request: `{body, headers, status}`,
+/// whatever the status.
+pub(crate) fn test_answer(sent: Result<Response, HandlerError>) -> Result<Value, String> {
+    let response = sent.map_err(|e| error_text(&e))?;
+    Ok(json!({
+        "body": response.body,
+        "headers": response.headers,
+        "status": response.status,
+    }))
+}
+
+/// The error with its causes, as recorded on an attempt.
+fn error_text(e: &HandlerError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
