@@ -20,6 +20,15 @@ pub struct KongBody {
     pub from_form: bool,
 }
 
+impl KongBody {
+    /// How the schema reads the body's values.
+    pub fn input(&self) -> hookd_model::schema::Input {
+        hookd_model::schema::Input {
+            from_form: self.from_form,
+        }
+    }
+}
+
 impl FromRequest<AdminState> for KongBody {
     type Rejection = ApiError;
 

@@ -14,7 +14,6 @@ use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::get;
 use hookd_model::entity::{EntitySchema, ForeignKey};
-use hookd_model::schema::Input;
 use hookd_store::Page;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -301,9 +300,7 @@ async fn create(
     scope: Option<(Scope, Uuid)>,
     body: KongBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let how = Input {
-        from_form: body.from_form,
-    };
+    let how = body.input();
     let mut obj = body_object(body.value)?;
     let id = match obj.get("id") {
         Some(Value::String(s)) => Uuid::try_parse(s)
@@ -356,9 +353,7 @@ async fn patch(
     key: String,
     body: KongBody,
 ) -> ApiResult<Json<Value>> {
-    let how = Input {
-        from_form: body.from_form,
-    };
+    let how = body.input();
     let patch = body_object(body.value)?;
     let existing = find(&state, r, scope, &key)?.ok_or(ApiError::NotFound("Not found"))?;
     let id = entity_id(&existing)?;
@@ -387,9 +382,7 @@ async fn put(
     key: String,
     body: KongBody,
 ) -> ApiResult<Json<Value>> {
-    let how = Input {
-        from_form: body.from_form,
-    };
+    let how = body.input();
     let mut obj = body_object(body.value)?;
     let path_key = r.parse_key(&key)?;
     if let PathKey::Unique(field, value) = &path_key {

@@ -198,15 +198,14 @@ fn name_check(v: &Value) -> Result<(), String> {
     if s.is_empty() {
         return Err("length must be at least 1".into());
     }
-    if s.chars()
+    s.chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~'))
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid value '{s}': the only accepted ascii characters are alphanumerics or ., -, _, and ~"
-        ))
-    }
+        .then_some(())
+        .ok_or_else(|| {
+            format!(
+                "invalid value '{s}': the only accepted ascii characters are alphanumerics or ., -, _, and ~"
+            )
+        })
 }
 
 fn host_check(v: &Value) -> Result<(), String> {
@@ -216,11 +215,8 @@ fn host_check(v: &Value) -> Result<(), String> {
         && s.chars().all(|c| {
             c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '*')
         });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("invalid hostname: {s}"))
-    }
+    ok.then_some(())
+        .ok_or_else(|| format!("invalid hostname: {s}"))
 }
 
 fn services() -> EntitySchema {
@@ -357,22 +353,16 @@ fn endpoint_list() -> Kind {
 
 fn method_check(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid value '{s}': expected an uppercase HTTP method"
-        ))
-    }
+    (!s.is_empty() && s.chars().all(|c| c.is_ascii_uppercase()))
+        .then_some(())
+        .ok_or_else(|| format!("invalid value '{s}': expected an uppercase HTTP method"))
 }
 
 fn route_path_check(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
-    if s.starts_with('/') || s.starts_with("~/") {
-        Ok(())
-    } else {
-        Err("should start with: / (fixed path) or ~/ (regex path)".into())
-    }
+    (s.starts_with('/') || s.starts_with("~/"))
+        .then_some(())
+        .ok_or_else(|| "should start with: / (fixed path) or ~/ (regex path)".into())
 }
 
 /// Kong refuses an http(s) route that matches nothing.
@@ -687,19 +677,15 @@ fn has_pem_block(v: &Value, label: &str) -> bool {
 }
 
 fn cert_check(v: &Value) -> Result<(), String> {
-    if has_pem_block(v, "CERTIFICATE") {
-        Ok(())
-    } else {
-        Err("invalid certificate: expected a PEM-encoded certificate".into())
-    }
+    has_pem_block(v, "CERTIFICATE")
+        .then_some(())
+        .ok_or_else(|| "invalid certificate: expected a PEM-encoded certificate".into())
 }
 
 fn key_check(v: &Value) -> Result<(), String> {
-    if has_pem_block(v, "PRIVATE KEY") {
-        Ok(())
-    } else {
-        Err("invalid key: expected a PEM-encoded private key".into())
-    }
+    has_pem_block(v, "PRIVATE KEY")
+        .then_some(())
+        .ok_or_else(|| "invalid key: expected a PEM-encoded private key".into())
 }
 
 fn certificates() -> EntitySchema {

@@ -173,24 +173,31 @@ impl<'a> Fields<'a> {
         (!v.is_null()).then_some(v)
     }
 
+    /// The value at `path` read by `read`, none when missing; a value
+    /// `read` refuses is `expected` (e.g. "a boolean") in the error.
+    fn typed<T>(
+        &self,
+        path: &[&str],
+        field: &'static str,
+        expected: &str,
+        read: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Result<Option<T>, Error> {
+        let Some(v) = self.get(path) else {
+            return Ok(None);
+        };
+        read(v)
+            .map(Some)
+            .ok_or_else(|| invalid(field, format!("expected {expected}, got {v}")))
+    }
+
     fn number(&self, path: &[&str], field: &'static str) -> Result<Option<f64>, Error> {
-        match self.get(path) {
-            None => Ok(None),
-            Some(v) => match v.as_f64() {
-                Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
-                _ => Err(invalid(field, format!("expected a number >= 0, got {v}"))),
-            },
-        }
+        self.typed(path, field, "a number >= 0", |v| {
+            v.as_f64().filter(|n| n.is_finite() && *n >= 0.0)
+        })
     }
 
     fn integer(&self, path: &[&str], field: &'static str) -> Result<Option<u64>, Error> {
-        match self.get(path) {
-            None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| invalid(field, format!("expected an integer >= 0, got {v}"))),
-        }
+        self.typed(path, field, "an integer >= 0", Value::as_u64)
     }
 
     fn count(&self, path: &[&str], field: &'static str) -> Result<u32, Error> {
@@ -199,23 +206,11 @@ impl<'a> Fields<'a> {
     }
 
     fn string(&self, path: &[&str], field: &'static str) -> Result<Option<&'a str>, Error> {
-        match self.get(path) {
-            None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(Some)
-                .ok_or_else(|| invalid(field, format!("expected a string, got {v}"))),
-        }
+        self.typed(path, field, "a string", Value::as_str)
     }
 
     fn boolean(&self, path: &[&str], field: &'static str) -> Result<Option<bool>, Error> {
-        match self.get(path) {
-            None => Ok(None),
-            Some(v) => v
-                .as_bool()
-                .map(Some)
-                .ok_or_else(|| invalid(field, format!("expected a boolean, got {v}"))),
-        }
+        self.typed(path, field, "a boolean", Value::as_bool)
     }
 
     fn interval(&self, state: &str, field: &'static str) -> Result<Option<Duration>, Error> {

@@ -147,20 +147,17 @@ impl TargetHealth {
             refused: refused.map(|r| r.to_string()),
         };
         let (health, addresses, dns) = match checking {
-            Checking::Off => {
+            Checking::Off | Checking::Pending => {
+                // Kong too reports a new target healthy before its first probe.
+                let status = match checking {
+                    Checking::Off => HealthStatus::HealthchecksOff,
+                    _ => HealthStatus::Healthy,
+                };
                 let addresses = literal
-                    .map(|ip| address(ip, HealthStatus::HealthchecksOff, None))
+                    .map(|ip| address(ip, status, None))
                     .into_iter()
                     .collect();
-                (HealthStatus::HealthchecksOff, addresses, None)
-            }
-            // Kong too reports a new target healthy before its first probe.
-            Checking::Pending => {
-                let addresses = literal
-                    .map(|ip| address(ip, HealthStatus::Healthy, None))
-                    .into_iter()
-                    .collect();
-                (HealthStatus::Healthy, addresses, None)
+                (status, addresses, None)
             }
             Checking::Live(live) => {
                 let addresses: Vec<AddressHealth> = live

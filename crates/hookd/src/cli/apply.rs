@@ -56,40 +56,31 @@ enum Action {
 }
 
 impl Action {
-    /// As named in the JSON report.
+    /// The action in words: as named in the JSON report, as a failed
+    /// change is introduced, as a change made is listed, and as a change
+    /// planned by `--dry-run` is listed.
+    fn words(self) -> [&'static str; 4] {
+        match self {
+            Action::Create => ["create", "creating", "created", "would create"],
+            Action::Update => ["update", "updating", "updated", "would update"],
+            Action::Delete => ["delete", "deleting", "deleted", "would delete"],
+        }
+    }
+
     fn name(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "delete",
-        }
+        self.words()[0]
     }
 
-    /// As a failed change is introduced.
     fn doing(self) -> &'static str {
-        match self {
-            Action::Create => "creating",
-            Action::Update => "updating",
-            Action::Delete => "deleting",
-        }
+        self.words()[1]
     }
 
-    /// As a change made is listed.
     fn done(self) -> &'static str {
-        match self {
-            Action::Create => "created",
-            Action::Update => "updated",
-            Action::Delete => "deleted",
-        }
+        self.words()[2]
     }
 
-    /// As a change planned by `--dry-run` is listed.
     fn planned(self) -> &'static str {
-        match self {
-            Action::Create => "would create",
-            Action::Update => "would update",
-            Action::Delete => "would delete",
-        }
+        self.words()[3]
     }
 }
 
