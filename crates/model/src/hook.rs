@@ -200,8 +200,6 @@ impl HandlerConfig for LogConfig {
 
 impl HandlerConfig for LambdaConfig {
     fn fields() -> Vec<Field> {
-        let strings = || Kind::Array(Box::new(Field::element(Kind::String)));
-        let positive = || Check::Between(1.0, 9.0e15);
         vec![
             Field::new(
                 "functions",
@@ -211,31 +209,8 @@ impl HandlerConfig for LambdaConfig {
             )
             .required()
             .check(Check::LenMin(1)),
-            Field::new(
-                "capabilities",
-                Kind::Record(vec![
-                    Field::new("http", strings()).default(json!([])),
-                    Field::new("env", strings()).default(json!([])),
-                    Field::new(
-                        "dirs",
-                        Kind::Array(Box::new(Field::element(Kind::Record(vec![
-                            Field::new("host", Kind::String).required(),
-                            Field::new("guest", Kind::String).required(),
-                            Field::new("write", Kind::Boolean).default(json!(false)),
-                        ])))),
-                    )
-                    .default(json!([])),
-                ]),
-            ),
-            Field::new(
-                "limits",
-                Kind::Record(vec![
-                    Field::new("memory", Kind::Integer).check(positive()),
-                    Field::new("timeout_ms", Kind::Integer).check(positive()),
-                    Field::new("fuel", Kind::Integer).check(positive()),
-                ]),
-            )
-            .default(json!({"memory": null, "timeout_ms": null, "fuel": null})),
+            Capabilities::schema_field(),
+            Limits::schema_field(),
         ]
     }
 }

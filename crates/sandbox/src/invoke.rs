@@ -1,6 +1,7 @@
 //! One guest call: a fresh `Store`, the WASI context built from the grant,
 //! limits, captured output, and the failure told apart.
 
+use crate::apply::{self, GuestContext};
 use crate::audit::Auditor;
 use crate::engine::TICK;
 use crate::guest::{Guest, Prepared};
@@ -9,7 +10,7 @@ use crate::output::{Capture, LineBudget};
 use crate::{
     AuditRecord, CapabilityClass, EffectiveGrant, GuestRef, Sandbox, UntrustedWasm, Verdict,
 };
-use hookd_model::capability::{DirGrant, ResolvedLimits, ServerSecrets, dir_within};
+use hookd_model::capability::ResolvedLimits;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub(crate) mod bindings {
@@ -372,14 +373,18 @@ impl Sandbox {
         audit: &Auditor,
     ) -> Result<Option<String>, Failure> {
         let rt = &self.inner.runtime;
-        let mut wasi = self.wasi_builder(grant, audit);
+        let GuestContext {
+            mut wasi,
+            http_hosts,
+            ..
+        } = self.wasi_builder(grant, audit);
         wasi.stdout(io.stdout.clone()).stderr(io.stderr.clone());
         let state = ComponentState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: HttpPolicy {
-                hosts: grant.http.iter().cloned().collect(),
+                hosts: http_hosts.into(),
                 outbound: self.inner.outbound.clone(),
                 tls: rt.tls.clone(),
                 audit: audit.clone(),
@@ -420,7 +425,8 @@ impl Sandbox {
         // stdout is the result: kept whole up to the limit, one byte more
         // tells that it was exceeded.
         let result = Capture::new(max.saturating_add(1));
-        let mut wasi = self.wasi_builder(grant, audit);
+        // A command has no wasi:http: the granted hosts go unused.
+        let mut wasi = self.wasi_builder(grant, audit).wasi;
         wasi.stdin(MemoryInputPipe::new(inv.data))
             .stdout(result.clone())
             .stderr(io.stderr.clone())
@@ -479,17 +485,18 @@ impl Sandbox {
         Ok(out)
     }
 
-    /// A WASI context with nothing but the grant: no inherited stdio, env,
-    /// args or network; sockets and name lookup off.
-    fn wasi_builder(&self, grant: &EffectiveGrant, audit: &Auditor) -> WasiCtxBuilder {
-        let mut b = WasiCtxBuilder::new();
-        b.allow_tcp(false)
+    /// A WASI context with nothing but the grant (no inherited stdio, env,
+    /// args or network; sockets and name lookup off), and the granted
+    /// hosts for the wasi-http hook.
+    fn wasi_builder(&self, grant: &EffectiveGrant, audit: &Auditor) -> GuestContext<'_> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         // Unreachable while TCP and UDP are off; kept so that a future
         // switch cannot open the network without an audit trail.
         let sockets = audit.clone();
-        b.socket_addr_check(move |addr, used| {
+        wasi.socket_addr_check(move |addr, used| {
             sockets.record(
                 CapabilityClass::Network,
                 addr.to_string(),
@@ -498,83 +505,14 @@ impl Sandbox {
             );
             Box::pin(async { false })
         });
-        for name in &grant.env {
-            // A grant is computed without hookd's own variables; one made
-            // any other way still does not get them.
-            if ServerSecrets::is_secret_env(name) {
-                audit.record(
-                    CapabilityClass::Environment,
-                    name.clone(),
-                    Verdict::Denied,
-                    Some("hookd's own environment is never granted".into()),
-                );
-                continue;
-            }
-            // Read at call time; a granted name that is unset is absent.
-            if let Ok(value) = std::env::var(name) {
-                b.env(name, value);
-            }
-        }
-        for dir in &grant.dirs {
-            if let Err(reason) = self.preopen(&mut b, dir, grant.mode) {
-                audit.record(
-                    CapabilityClass::Filesystem,
-                    dir.host.clone(),
-                    Verdict::Denied,
-                    Some(reason),
-                );
-            }
-        }
-        b
-    }
-
-    fn preopen(
-        &self,
-        b: &mut WasiCtxBuilder,
-        dir: &DirGrant,
-        mode: UntrustedWasm,
-    ) -> Result<(), String> {
-        // The grant was computed on the paths as written; a symlink must
-        // lead neither to hookd's own files (in any mode: a hook stored
-        // before they were refused at save is refused here) nor out of the
-        // ceiling. What is opened is the path checked.
-        let real = std::fs::canonicalize(&dir.host).map_err(|e| format!("cannot open: {e}"))?;
-        if let Some(exposed) = self.inner.config.ceiling.secrets.exposed_by(&real) {
-            return Err(format!(
-                "resolves to {}, which would expose {exposed}: never granted",
-                real.display()
-            ));
-        }
-        if mode == UntrustedWasm::Sandbox {
-            let fits = self.inner.config.ceiling.dirs.iter().any(|c| {
-                std::fs::canonicalize(&c.host).is_ok_and(|ceiling| {
-                    dir_within(
-                        &DirGrant {
-                            host: real.to_string_lossy().into_owned(),
-                            ..dir.clone()
-                        },
-                        &DirGrant {
-                            host: ceiling.to_string_lossy().into_owned(),
-                            ..c.clone()
-                        },
-                    )
-                })
-            });
-            if !fits {
-                return Err(format!(
-                    "resolves to {} outside the sandbox ceiling",
-                    real.display()
-                ));
-            }
-        }
-        let perms = if dir.write {
-            FsPerms::ReadWrite
-        } else {
-            FsPerms::ReadOnly
+        let mut context = GuestContext {
+            wasi,
+            http_hosts: Vec::new(),
+            mode: grant.mode,
+            ceiling: &self.inner.config.ceiling,
         };
-        b.preopened_dir(&real, &dir.guest, perms)
-            .map(|_| ())
-            .map_err(|e| format!("cannot open: {e:#}"))
+        apply::apply(grant, &mut context, audit);
+        context
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`Sandbox::run_chain`] runs a hook's `functions` in order.
 #![deny(missing_docs)]
 
+mod apply;
 mod audit;
 mod chain;
 mod engine;
@@ -235,32 +236,8 @@ pub struct ImportClass {
 impl Sandbox {
     /// The static audit of a guest under this server's mode and ceiling.
     pub fn audit(&self, report: &GuestReport) -> GuestAudit {
-        use hookd_model::capability::{Capabilities, Limits};
         let c = &self.inner.config;
-        // The widest request: the ceiling itself, or in `on` any host.
-        let widest = match c.mode {
-            UntrustedWasm::On => Capabilities {
-                http: vec!["*:*".into()],
-                ..Capabilities::default()
-            },
-            _ => Capabilities {
-                http: c
-                    .ceiling
-                    .allowed_hosts
-                    .iter()
-                    .map(|h| h.to_string())
-                    .collect(),
-                env: c.ceiling.env.clone(),
-                dirs: c.ceiling.dirs.clone(),
-            },
-        };
-        let grant = EffectiveGrant::new(
-            c.mode,
-            &c.ceiling,
-            &widest,
-            &Limits::default(),
-            &report.capabilities,
-        );
+        let grant = EffectiveGrant::widest(c.mode, &c.ceiling, &report.capabilities);
         GuestAudit {
             imports: report
                 .imports
@@ -296,5 +273,30 @@ mod tests {
         );
         assert_eq!((c.max_log_lines, c.max_log_bytes), (100, 16 << 10));
         assert_eq!((c.max_line_bytes, c.max_audit_records), (1 << 10, 100));
+    }
+
+    #[test]
+    fn the_audit_in_on_mode_grants_every_kind_the_guest_imports() {
+        let sandbox = Sandbox::new(SandboxConfig {
+            mode: UntrustedWasm::On,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let imported = [
+            CapabilityClass::Http,
+            CapabilityClass::Filesystem,
+            CapabilityClass::Environment,
+        ];
+        let report = GuestReport {
+            digest: digest(b""),
+            size: 0,
+            kind: GuestKind::Component,
+            imports: Vec::new(),
+            exports: Vec::new(),
+            capabilities: imported.to_vec(),
+        };
+        let audit = sandbox.audit(&report);
+        assert_eq!(audit.would_grant, imported);
+        assert!(audit.would_deny.is_empty(), "{:?}", audit.would_deny);
     }
 }

@@ -58,7 +58,7 @@ impl Store {
         let digest = report
             .get("digest")
             .and_then(Value::as_str)
-            .ok_or(Error::MissingId)?
+            .ok_or(Error::GuestWithoutDigest)?
             .to_string();
         let g = &self.inner.guests;
         let outcome = (&g.by_name, &g.names, &g.versions, &g.blobs)
@@ -268,6 +268,20 @@ mod tests {
         let mut digests = store.guest_digests("t").unwrap();
         digests.sort();
         assert_eq!(digests, ["d1", "d2"]);
+    }
+
+    #[tokio::test]
+    async fn a_guest_without_a_digest_is_refused_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut no_digest = report("d");
+        no_digest.remove("digest");
+        let err = store
+            .put_guest("t", b"one", &no_digest, 0)
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "the guest has no digest");
+        assert!(store.guest("t").unwrap().is_none());
     }
 
     #[tokio::test]

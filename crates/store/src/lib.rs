@@ -58,9 +58,14 @@ pub enum Error {
     /// No such entity.
     #[error("not found")]
     NotFound,
-    /// An entity without an `id` member was given to be written.
+    /// An entity has no `id` member: one given to be written, or a stored
+    /// one read back.
     #[error("the entity has no id")]
     MissingId,
+    /// A guest's report was given to be stored without the digest its
+    /// bytes are kept under.
+    #[error("the guest has no digest")]
+    GuestWithoutDigest,
     /// An entity with that id exists.
     #[error("primary key violation on key '{{id=\"{id}\"}}'")]
     PrimaryKey {

@@ -1,0 +1,72 @@
+//! What a lambda hook asks its guests to be allowed, the limits of one
+//! invocation, and how both are checked against the server's
+//! `untrusted_wasm` mode ([`UntrustedWasm`]) and the operator's
+//! [`SandboxCeiling`].
+//!
+//! Each kind of capability is one module implementing [`CapabilityKind`]
+//! (after spin's factors): [`HttpHosts`] (`http`), [`EnvVars`] (`env`) and
+//! [`Dirs`] (`dirs`). Items are parsed, typed values with a `parse` and a
+//! ceiling test (after spin's `AllowedHostConfig`). One decision per item,
+//! written once for every kind (`grant`), makes the [`EffectiveGrant`]
+//! (recomputed at run time as an intersection, so that a ceiling that
+//! shrank later takes effect without touching stored hooks); the refusals
+//! at create ([`check_lambda`]) are that decision's withheld items.
+//! [`Limits`] are resolved rather than granted, in their own module.
+
+mod ceiling;
+mod check;
+mod dirs;
+mod env;
+mod grant;
+mod http;
+mod kind;
+mod limits;
+mod mode;
+mod secrets;
+#[cfg(test)]
+mod testing;
+
+pub use ceiling::SandboxCeiling;
+pub use check::check_lambda;
+pub use dirs::{DirGrant, Dirs, dir_within};
+pub use env::EnvVars;
+pub use grant::{EffectiveGrant, Withheld};
+pub use http::{AllowedHost, HttpHosts, InvalidHostPattern};
+pub use kind::{CapabilityKind, kind_keys};
+pub use limits::{
+    DEFAULT_FUEL, DEFAULT_MEMORY, DEFAULT_TIMEOUT_MS, Limits, MAX_FUEL, MAX_MEMORY, MAX_TIMEOUT_MS,
+    ResolvedLimits,
+};
+pub use mode::UntrustedWasm;
+pub use secrets::{SECRET_ENV_PREFIX, ServerSecrets};
+
+use crate::schema::{Field, Kind};
+use kind::KINDS;
+use serde::{Deserialize, Serialize};
+
+/// The capabilities a lambda hook requests for its guests: one member per
+/// kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Host patterns the guest may call over HTTP ([`AllowedHost`]).
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Names of environment variables the guest may read.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Host directories preopened for the guest.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+}
+
+impl Capabilities {
+    /// The `capabilities` field of a lambda hook's configuration: one
+    /// member per kind.
+    pub fn schema_field() -> Field {
+        Field::new(
+            "capabilities",
+            Kind::Record(KINDS.iter().map(|kind| kind.schema_field()).collect()),
+        )
+    }
+}
