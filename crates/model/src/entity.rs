@@ -600,11 +600,10 @@ fn targets() -> EntitySchema {
 
 fn target_check(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
-    let (host, port) = split_host_port(s).unwrap_or((s, None));
+    let invalid_host = || format!("Invalid target ('{s}'); not a valid hostname or ip address");
+    let (host, port) = split_host_port(s).map_err(|_| invalid_host())?;
     if host.is_empty() || host_check(&Value::from(host)).is_err() {
-        return Err(format!(
-            "Invalid target ('{s}'); not a valid hostname or ip address"
-        ));
+        return Err(invalid_host());
     }
     match port {
         None => Ok(()),
@@ -838,8 +837,9 @@ mod tests {
         assert_eq!(target("[::1]:81").unwrap()["target"], "[::1]:81");
         assert_eq!(target("[::1]").unwrap()["target"], "[::1]:8000");
         assert_eq!(target("fe80::1").unwrap()["target"], "[fe80::1]:8000");
-        // Once the text after ']' was dropped and the target saved as
-        // `[::1]:8000`; a name in brackets passed as that name.
+        // Once the text after ']' was dropped (saved as `[::1]:8000`), a
+        // name in brackets passed as that name and `[::1` was saved as
+        // `[[::1]:8000`.
         assert!(target("[::1]81").is_err());
         assert!(target("[api.example]:80").is_err());
         assert!(target("[::1").is_err());

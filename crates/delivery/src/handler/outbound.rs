@@ -109,7 +109,9 @@ impl Outbound {
         if let Some(ip) = literal {
             // The port plays no part in the decision.
             let port = req.url.port_or_known_default().unwrap_or(0);
-            self.dialer.check(SocketAddr::new(ip, port)).map_err(refused)?;
+            self.dialer
+                .check(SocketAddr::new(ip, port))
+                .map_err(refused)?;
         }
         let mut headers = req.headers;
         for (name, value) in self.signature_headers(req.secret, attempt, &req.body) {
