@@ -1,6 +1,7 @@
 //! The gateway entities whose writes make the crud source, described as
 //! data so that one engine (store and Admin API) serves all of them.
 
+use crate::host_port::split_host_port;
 use crate::schema::{Check, EntityCheck, Field, Kind, Schema};
 use crate::violation::{PathSeg, Violations};
 use serde_json::{Map, Value, json};
@@ -595,11 +596,10 @@ fn targets() -> EntitySchema {
 
 fn target_check(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
-    let (host, port) = split_host_port(s);
+    let invalid_host = || format!("Invalid target ('{s}'); not a valid hostname or ip address");
+    let (host, port) = split_host_port(s).map_err(|_| invalid_host())?;
     if host.is_empty() || host_check(&Value::from(host)).is_err() {
-        return Err(format!(
-            "Invalid target ('{s}'); not a valid hostname or ip address"
-        ));
+        return Err(invalid_host());
     }
     match port {
         None => Ok(()),
@@ -608,24 +608,11 @@ fn target_check(v: &Value) -> Result<(), String> {
     }
 }
 
-/// Splits `host:port`, `[v6]:port`, `host` or a bare IPv6 address.
-pub fn split_host_port(s: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = s.strip_prefix('[')
-        && let Some((host, after)) = rest.split_once(']')
-    {
-        return (host, after.strip_prefix(':'));
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => (host, Some(port)),
-        _ => (s, None),
-    }
-}
-
 /// Kong gives a target without a port the port 8000.
 fn target_default_port(obj: &mut Map<String, Value>) {
     if let Some(Value::String(t)) = obj.get_mut("target") {
-        let (host, port) = split_host_port(t);
-        if port.is_none() {
+        // A target that does not split was refused by `target_check`.
+        if let Ok((host, None)) = split_host_port(t) {
             *t = if host.contains(':') {
                 format!("[{host}]:8000")
             } else {
@@ -833,6 +820,21 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn bracketed_targets_hold_an_ipv6_address() {
+        let id = uuid::Uuid::new_v4().to_string();
+        let target = |t: &str| validate("targets", json!({"target": t, "upstream": {"id": id}}));
+        assert_eq!(target("[::1]:81").unwrap()["target"], "[::1]:81");
+        assert_eq!(target("[::1]").unwrap()["target"], "[::1]:8000");
+        assert_eq!(target("fe80::1").unwrap()["target"], "[fe80::1]:8000");
+        // Once the text after ']' was dropped (saved as `[::1]:8000`), a
+        // name in brackets passed as that name and `[::1` was saved as
+        // `[[::1]:8000`.
+        assert!(target("[::1]81").is_err());
+        assert!(target("[api.example]:80").is_err());
+        assert!(target("[::1").is_err());
     }
 
     #[test]

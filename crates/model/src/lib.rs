@@ -11,6 +11,7 @@ pub mod entity;
 mod error_chain;
 pub mod event;
 pub mod hook;
+pub mod host_port;
 pub mod kong;
 pub mod nesting;
 pub mod outbound;

@@ -55,15 +55,7 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_async(&mut commands, |s: &mut CommandState| &mut s.wasi)
             .map_err(engine_error)?;
 
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(engine_error)?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        })
-        .with_no_client_auth();
+        let tls = hookd_outbound::tls::verified().map_err(engine_error)?;
 
         Ok(Runtime {
             _ticker: Ticker::start(engine.clone()).map_err(engine_error)?,

@@ -1,6 +1,7 @@
 //! Outbound HTTP of guests: the host allowlist in the wasi-http
-//! `send_request` hook, then the outbound address policy on every resolved
-//! address, and a connection only to an address that passed.
+//! `send_request` hook, then hookd-outbound's [`Dialer`]: the outbound
+//! address policy on every resolved address, each decision audited, and a
+//! connection only to an address that passed.
 //!
 //! `wasmtime_wasi_http::default_send_request` dials the authority itself
 //! (the name is resolved again at connect time), so an allowlisted name
@@ -10,11 +11,10 @@
 use crate::audit::Auditor;
 use crate::{CapabilityClass, Verdict};
 use hookd_model::capability::AllowedHost;
-use hookd_model::outbound::OutboundPolicy;
+use hookd_outbound::Dialer;
 use http::uri::Scheme;
 use http_body_util::BodyExt;
 use std::future::{Future, poll_fn};
-use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
@@ -35,7 +35,7 @@ type SendFuture =
 /// The wasi-http hooks of one invocation.
 pub(crate) struct HttpPolicy {
     pub hosts: Arc<[AllowedHost]>,
-    pub outbound: Arc<OutboundPolicy>,
+    pub outbound: Dialer,
     pub tls: Arc<rustls::ClientConfig>,
     pub audit: Auditor,
 }
@@ -92,7 +92,7 @@ trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
 
 struct Client {
-    outbound: Arc<OutboundPolicy>,
+    outbound: Dialer,
     tls: Option<Arc<rustls::ClientConfig>>,
     audit: Auditor,
 }
@@ -178,26 +178,25 @@ impl Client {
     /// (each decision audited) and connects to the first that passed and
     /// answers.
     async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, Error> {
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|e| Error::DnsError {
-                    rcode: Some(e.to_string()),
-                    info_code: None,
-                })?
-                .collect(),
-        };
+        let decisions = self
+            .outbound
+            .resolve(host, port)
+            .await
+            .map_err(|e| Error::DnsError {
+                rcode: Some(e.to_string()),
+                info_code: None,
+            })?;
         let mut passed = Vec::new();
-        for addr in addrs {
-            match self.outbound.check(addr.ip()) {
-                Ok(()) => passed.push(addr),
-                Err(why) => self.audit.record(
+        for decision in decisions {
+            match decision {
+                Ok(admitted) => passed.push(admitted),
+                Err(refused) => self.audit.record(
                     CapabilityClass::Network,
-                    addr.to_string(),
+                    refused.addr.to_string(),
                     Verdict::Denied,
                     Some(format!(
-                        "{host} resolves to a {why} address, refused by the outbound policy"
+                        "{host} resolves to a {} address, refused by the outbound policy",
+                        refused.reason
                     )),
                 ),
             }
@@ -206,12 +205,12 @@ impl Client {
             return Err(Error::DestinationIpProhibited);
         }
         let mut last = Error::ConnectionRefused;
-        for addr in passed {
-            match TcpStream::connect(addr).await {
+        for admitted in passed {
+            match admitted.connect().await {
                 Ok(stream) => {
                     self.audit.record(
                         CapabilityClass::Network,
-                        addr.to_string(),
+                        admitted.addr().to_string(),
                         Verdict::Allowed,
                         Some(format!("resolved from {host}")),
                     );
@@ -244,16 +243,8 @@ mod tests {
                 .iter()
                 .map(|h| AllowedHost::parse(h).unwrap())
                 .collect(),
-            outbound: Arc::new(OutboundPolicy::default()),
-            tls: Arc::new(
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-            ),
+            outbound: Dialer::default(),
+            tls: Arc::new(hookd_outbound::tls::verified().unwrap()),
             audit: audit.clone(),
         };
         (p, audit)

@@ -33,6 +33,7 @@ pub use secrets::resolve_path;
 
 use hookd_model::UnixMillis;
 use hookd_model::outbound::OutboundPolicy;
+use hookd_outbound::Dialer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -154,8 +155,8 @@ pub struct Sandbox {
 
 struct Inner {
     config: SandboxConfig,
-    /// `config.outbound`, shared with each call's HTTP hooks.
-    outbound: Arc<OutboundPolicy>,
+    /// Dials under `config.outbound`, shared with each call's HTTP hooks.
+    outbound: Dialer,
     runtime: engine::Runtime,
     guests: guest::Guests,
 }
@@ -173,7 +174,7 @@ impl Sandbox {
         let runtime = engine::Runtime::new(&config)?;
         Ok(Sandbox {
             inner: Arc::new(Inner {
-                outbound: Arc::new(config.outbound.clone()),
+                outbound: Dialer::new(config.outbound.clone()),
                 config,
                 runtime,
                 guests: guest::Guests::default(),

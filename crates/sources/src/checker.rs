@@ -7,6 +7,7 @@ use crate::probe::Prober;
 use crate::target::{self, Plan, TargetConfig, TargetSpec};
 use crate::{Chain, Error, Result};
 use hookd_model::outbound::OutboundPolicy;
+use hookd_outbound::Dialer;
 use hookd_store::{Listed, Page, Store};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -52,7 +53,7 @@ fn system_now_ms() -> i64 {
 /// What the reconciler and the target tasks share.
 pub(crate) struct Shared {
     pub(crate) store: Store,
-    pub(crate) policy: OutboundPolicy,
+    pub(crate) dialer: Dialer,
     pub(crate) prober: Prober,
     pub(crate) now_ms: fn() -> i64,
     refresh: Duration,
@@ -93,11 +94,12 @@ impl HealthChecker {
     /// A checker of the upstreams in `store`; nothing runs before
     /// [`HealthChecker::start`].
     pub fn new(store: Store, settings: Settings) -> Result<Self> {
+        let dialer = Dialer::new(settings.policy);
         Ok(HealthChecker {
             shared: Arc::new(Shared {
                 store,
-                prober: Prober::new(settings.policy.clone())?,
-                policy: settings.policy,
+                dialer: dialer.clone(),
+                prober: Prober::new(dialer)?,
                 now_ms: settings.now_ms,
                 refresh: settings.refresh,
                 live: Mutex::new(HashMap::new()),

@@ -36,9 +36,9 @@
 //! - **grpc and grpcs** probes are not run: Kong's own health checker
 //!   refuses these types too. Such an upstream is logged once and reported
 //!   `HEALTHCHECKS_OFF`.
-//! - **Outbound policy**: the checker resolves names itself and checks each
-//!   resolved address against the [`OutboundPolicy`] right before
-//!   connecting. A refused address is never connected to; each probe of it
+//! - **Outbound policy**: the checker resolves names itself through
+//!   hookd-outbound, which checks each resolved address against the
+//!   [`OutboundPolicy`], and checks it again right before connecting. A refused address is never connected to; each probe of it
 //!   counts as a TCP failure (for hookd it is as unreachable as a refused
 //!   connection), so it turns unhealthy by the same rules as an unreachable
 //!   target, and its entry in the health report names the reason
@@ -60,7 +60,6 @@ mod counter;
 mod health;
 mod probe;
 mod target;
-mod tls;
 
 pub use checker::{HealthChecker, Settings};
 pub use health::{

@@ -1,20 +1,20 @@
 //! One probe of one address, the way lua-resty-healthcheck runs it, and
 //! what its answer counts as.
 //!
-//! The prober is the only place that connects, and it checks the address
-//! against the outbound policy right before, so what is checked is what is
-//! dialled.
+//! The prober is the only place that connects, and it has hookd-outbound's
+//! [`Dialer`] check the address right before, so what is checked is what
+//! is dialled.
 
 use crate::config::{ActiveChecks, ProbeKind};
 use crate::counter::Outcome;
-use crate::tls::Connectors;
 use crate::{Error, Result};
-use hookd_model::outbound::OutboundPolicy;
+use hookd_outbound::{Dialer, tls};
 use rustls::pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 /// The most of a status line read. A longer line is judged by its start,
 /// where the status is; the rest is not read, so a target cannot make the
@@ -34,16 +34,25 @@ pub(crate) enum Answer {
 
 /// Connects and asks, within the configured timeouts.
 pub(crate) struct Prober {
-    policy: OutboundPolicy,
-    tls: Connectors,
+    dialer: Dialer,
+    /// For `https_verify_certificate: true`.
+    verified: TlsConnector,
+    /// For `https_verify_certificate: false`: any certificate is accepted.
+    unverified: TlsConnector,
 }
 
 impl Prober {
-    /// A prober obeying `policy`.
-    pub(crate) fn new(policy: OutboundPolicy) -> Result<Self> {
+    /// A prober connecting through `dialer`.
+    pub(crate) fn new(dialer: Dialer) -> Result<Self> {
+        let connector = |config: std::result::Result<rustls::ClientConfig, rustls::Error>| {
+            config
+                .map(|config| TlsConnector::from(Arc::new(config)))
+                .map_err(Error::TlsSetup)
+        };
         Ok(Prober {
-            policy,
-            tls: Connectors::new()?,
+            dialer,
+            verified: connector(tls::verified())?,
+            unverified: connector(tls::accepting_any_certificate())?,
         })
     }
 
@@ -56,14 +65,12 @@ impl Prober {
         host: &str,
         checks: &ActiveChecks,
     ) -> Result<Answer> {
-        self.policy
-            .check(addr.ip())
-            .map_err(|reason| Error::Refused {
-                addr: addr.ip(),
-                reason,
-            })?;
+        let admitted = self.dialer.check(addr).map_err(|refused| Error::Refused {
+            addr: addr.ip(),
+            reason: refused.reason,
+        })?;
         let timeout = checks.timeout;
-        let stream = within(timeout, addr, TcpStream::connect(addr))
+        let stream = within(timeout, addr, admitted.connect())
             .await?
             .map_err(|source| Error::Connect { addr, source })?;
         match checks.kind {
@@ -77,9 +84,9 @@ impl Prober {
                         source,
                     })?;
                 let connector = if checks.verify_certificate {
-                    &self.tls.verified
+                    &self.verified
                 } else {
-                    &self.tls.unverified
+                    &self.unverified
                 };
                 let stream = within(timeout, addr, connector.connect(name, stream))
                     .await?

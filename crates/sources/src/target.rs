@@ -12,10 +12,11 @@ use crate::health::{LiveAddress, LiveTarget};
 use crate::probe::{self, Answer};
 use crate::{Chain, Error, Result};
 use hookd_model::Event;
-use hookd_model::entity::split_host_port;
+use hookd_model::host_port::split_host_port;
 use hookd_model::outbound::Restricted;
+use hookd_outbound::Dialer;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +56,7 @@ impl TargetSpec {
     pub(crate) fn of_entity(entity: &Value) -> Option<Self> {
         let id = entity.get("id")?.as_str()?.parse().ok()?;
         let upstream = entity.get("upstream")?.get("id")?.as_str()?.parse().ok()?;
-        let (host, port) = split_host_port(entity.get("target")?.as_str()?);
+        let (host, port) = split_host_port(entity.get("target")?.as_str()?).ok()?;
         let port = match port {
             Some(p) => p.parse().ok()?,
             None => DEFAULT_PORT,
@@ -263,7 +264,7 @@ impl Target {
     /// addresses are kept.
     async fn resolve(&mut self, shared: &Shared) {
         self.resolved_at = Instant::now();
-        let found = match lookup(&self.spec.host, self.spec.port).await {
+        let found = match lookup(&shared.dialer, &self.spec.host, self.spec.port).await {
             Ok(found) => found,
             Err(e) => {
                 let error = Chain(&e).to_string();
@@ -275,11 +276,10 @@ impl Target {
             }
         };
         self.dns_error = None;
-        self.addresses.retain(|ip, _| found.contains(ip));
+        self.addresses.retain(|ip, _| found.contains_key(ip));
         let now = Instant::now();
-        for ip in found {
+        for (ip, refused) in found {
             self.addresses.entry(ip).or_insert_with(|| {
-                let refused = shared.policy.check(ip).err();
                 if let Some(reason) = refused {
                     tracing::warn!(
                         target_id = %self.spec.id,
@@ -313,10 +313,14 @@ impl Target {
     }
 }
 
-/// The addresses of `host`: itself when it is an IP address, else what the
-/// system resolver answers.
-async fn lookup(host: &str, port: u16) -> Result<BTreeSet<IpAddr>> {
-    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
+/// The addresses of `host` (itself when it is an IP address), each with
+/// the reason the outbound policy refuses it, if it does.
+async fn lookup(
+    dialer: &Dialer,
+    host: &str,
+    port: u16,
+) -> Result<BTreeMap<IpAddr, Option<Restricted>>> {
+    let found = tokio::time::timeout(RESOLVE_TIMEOUT, dialer.resolve(host, port))
         .await
         .map_err(|_| Error::ResolveTimeout {
             host: host.to_string(),
@@ -326,7 +330,13 @@ async fn lookup(host: &str, port: u16) -> Result<BTreeSet<IpAddr>> {
             host: host.to_string(),
             source,
         })?;
-    let ips: BTreeSet<IpAddr> = found.map(|addr| addr.ip()).collect();
+    let ips: BTreeMap<IpAddr, Option<Restricted>> = found
+        .into_iter()
+        .map(|decision| match decision {
+            Ok(admitted) => (admitted.addr().ip(), None),
+            Err(refused) => (refused.addr.ip(), Some(refused.reason)),
+        })
+        .collect();
     if ips.is_empty() {
         return Err(Error::NoAddress {
             host: host.to_string(),
@@ -417,10 +427,10 @@ mod tests {
 
     #[tokio::test]
     async fn literal_hosts_resolve_to_themselves() {
-        let ips = lookup("::1", 80).await.unwrap();
+        let ips = lookup(&Dialer::default(), "::1", 80).await.unwrap();
         assert_eq!(
             ips.into_iter().collect::<Vec<_>>(),
-            ["::1".parse::<IpAddr>().unwrap()]
+            [("::1".parse::<IpAddr>().unwrap(), Some(Restricted::Loopback))]
         );
     }
 }

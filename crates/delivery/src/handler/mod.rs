@@ -174,6 +174,9 @@ pub enum HandlerError {
     /// The HTTP client could not be built from the settings.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// The TLS client configuration could not be built.
+    #[error("cannot set up TLS: {0}")]
+    TlsSetup(#[source] rustls::Error),
 }
 
 type DynError = dyn std::error::Error + 'static;

@@ -1,10 +1,11 @@
-//! The HTTP client every outbound handler shares, and the one place where
-//! the outbound address policy is enforced.
+//! The HTTP client every outbound handler shares. Names are resolved and
+//! checked by hookd-outbound's [`Dialer`], TLS is its configuration.
 
 use super::response::Response;
 use super::signature::{self, KongSignature};
 use super::{AttemptId, HandlerError, causes};
 use hookd_model::outbound::OutboundPolicy;
+use hookd_outbound::{Dialer, Refused, tls};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use reqwest::{Client, Method, redirect};
@@ -47,7 +48,7 @@ pub struct Outbound {
     verified: Client,
     /// For hooks without (Kong's default): certificates are not checked.
     unverified: Client,
-    policy: Arc<OutboundPolicy>,
+    dialer: Dialer,
     timeout: Duration,
     kong_signature: KongSignature,
 }
@@ -67,25 +68,29 @@ impl Outbound {
     /// Builds the clients: no proxy, no redirects, names resolved through
     /// the policy.
     pub fn new(settings: HttpSettings) -> Result<Self, HandlerError> {
-        let policy = Arc::new(settings.policy);
-        let client = |accept_invalid_certs: bool| {
+        let dialer = Dialer::new(settings.policy);
+        let client = |tls: Result<rustls::ClientConfig, rustls::Error>| {
+            let mut tls = tls.map_err(HandlerError::TlsSetup)?;
+            // HTTP/1.1 only, said in the handshake as the client's own
+            // configuration would.
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
             Client::builder()
                 .user_agent(concat!("hookd/", env!("CARGO_PKG_VERSION")))
                 .no_proxy()
                 .redirect(redirect::Policy::none())
                 .dns_resolver(Arc::new(PolicyResolver {
-                    policy: Arc::clone(&policy),
+                    dialer: dialer.clone(),
                 }))
-                .danger_accept_invalid_certs(accept_invalid_certs)
+                .use_preconfigured_tls(tls)
                 .build()
                 .map_err(HandlerError::Client)
         };
         Ok(Outbound {
-            verified: client(false)?,
-            unverified: client(true)?,
+            verified: client(tls::verified())?,
+            unverified: client(tls::accepting_any_certificate())?,
             timeout: settings.timeout,
             kong_signature: settings.kong_signature,
-            policy,
+            dialer,
         })
     }
 
@@ -96,10 +101,17 @@ impl Outbound {
         attempt: &AttemptId<'_>,
     ) -> Result<Response, HandlerError> {
         // The connector does not ask the resolver about IP literals.
-        match req.url.host() {
-            Some(Host::Ipv4(ip)) => self.check(IpAddr::V4(ip))?,
-            Some(Host::Ipv6(ip)) => self.check(IpAddr::V6(ip))?,
-            Some(Host::Domain(_)) | None => {}
+        let literal = match req.url.host() {
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            Some(Host::Domain(_)) | None => None,
+        };
+        if let Some(ip) = literal {
+            // The port plays no part in the decision.
+            let port = req.url.port_or_known_default().unwrap_or(0);
+            self.dialer
+                .check(SocketAddr::new(ip, port))
+                .map_err(refused)?;
         }
         let mut headers = req.headers;
         for (name, value) in self.signature_headers(req.secret, attempt, &req.body) {
@@ -126,12 +138,6 @@ impl Outbound {
             .map_err(|_| HandlerError::Timeout {
                 after: self.timeout,
             })?
-    }
-
-    fn check(&self, addr: IpAddr) -> Result<(), HandlerError> {
-        self.policy
-            .check(addr)
-            .map_err(|reason| HandlerError::Refused { addr, reason })
     }
 
     fn signature_headers(
@@ -165,33 +171,24 @@ impl Outbound {
     }
 }
 
-/// Resolves names and keeps only the addresses the policy admits, so the
-/// address checked is the address dialled (a name that resolves to a
-/// private address is caught, whatever it resolved to before).
+/// Gives the client only the addresses the policy admits, so the address
+/// checked is the address dialled (a name that resolves to a private
+/// address is caught, whatever it resolved to before). When every address
+/// is refused, the first refusal is the client's error.
 struct PolicyResolver {
-    policy: Arc<OutboundPolicy>,
+    dialer: Dialer,
 }
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = Arc::clone(&self.policy);
-        let host = name.as_str().to_owned();
+        let dialer = self.dialer.clone();
         Box::pin(async move {
-            let mut refused = None;
-            let admitted: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|addr| match policy.check(addr.ip()) {
-                    Ok(()) => true,
-                    Err(reason) => {
-                        refused.get_or_insert(HandlerError::Refused {
-                            addr: addr.ip(),
-                            reason,
-                        });
-                        false
-                    }
-                })
+            let decisions = dialer.resolve(name.as_str(), 0).await?;
+            let admitted: Vec<SocketAddr> = decisions
+                .iter()
+                .filter_map(|decision| decision.ok().map(|a| a.addr()))
                 .collect();
-            match refused {
+            match decisions.into_iter().find_map(Result::err) {
                 Some(refusal) if admitted.is_empty() => Err(refusal.into()),
                 _ => Ok(Box::new(admitted.into_iter()) as Addrs),
             }
@@ -199,14 +196,19 @@ impl Resolve for PolicyResolver {
     }
 }
 
+/// The handler's refusal, which names the address without its port.
+fn refused(refusal: Refused) -> HandlerError {
+    HandlerError::Refused {
+        addr: refusal.addr.ip(),
+        reason: refusal.reason,
+    }
+}
+
 /// Sorts a client error into the handler's kinds. The resolver's refusal
 /// travels inside the client's error chain and is taken back out here.
 pub(super) fn classify(err: reqwest::Error) -> HandlerError {
-    if let Some(HandlerError::Refused { addr, reason }) = find_cause::<HandlerError>(&err) {
-        return HandlerError::Refused {
-            addr: *addr,
-            reason: *reason,
-        };
+    if let Some(refusal) = find_cause::<Refused>(&err) {
+        return refused(*refusal);
     }
     if find_cause::<rustls::Error>(&err).is_some() {
         HandlerError::Tls(err)

@@ -2,6 +2,7 @@
 
 use super::{Capabilities, CapabilityKind, EffectiveGrant, SandboxCeiling};
 use crate::audit::CapabilityClass;
+use crate::host_port::split_host_port;
 use crate::schema::{Field, Kind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -199,30 +200,6 @@ fn normalise(host: &str) -> String {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
-}
-
-fn split_host_port(s: &str) -> Result<(&str, Option<&str>), &'static str> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']').ok_or("unclosed '['")?;
-        if inside.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err("brackets must hold an IPv6 address");
-        }
-        return match after {
-            "" => Ok((inside, None)),
-            a => a
-                .strip_prefix(':')
-                .map(|p| (inside, Some(p)))
-                .ok_or("expected ':' and a port after ']'"),
-        };
-    }
-    if s.matches(':').count() > 1 {
-        // A bare IPv6 address cannot carry a port.
-        return Ok((s, None));
-    }
-    Ok(match s.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (s, None),
-    })
 }
 
 fn parse_host_pattern(host: &str) -> Result<HostPattern, &'static str> {
