@@ -62,7 +62,7 @@ async fn schedule(engine: &Arc<Engine>, done: mpsc::UnboundedSender<Delivery>) {
             // The pool may still have due work: look again as soon as a slot frees.
             tokio::select! {
                 _ = engine.slot_freed.notified() => {}
-                _ = engine.shutdown.notified() => {}
+                _ = engine.shutdown.cancelled() => {}
             }
             continue;
         }
@@ -75,7 +75,7 @@ async fn schedule(engine: &Arc<Engine>, done: mpsc::UnboundedSender<Delivery>) {
         tokio::select! {
             _ = engine.work.notified() => {}
             _ = engine.slot_freed.notified(), if free == 0 => {}
-            _ = engine.shutdown.notified() => {}
+            _ = engine.shutdown.cancelled() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
