@@ -3,8 +3,9 @@
 //! stderr; and the declarative `dump` and `apply`: a dump applied to an
 //! empty server dumps the same, and applying a file twice writes nothing.
 
-use crate::support::receiver::Receiver;
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server};
+use hookd_testkit::eventually;
+use hookd_testkit::receiver::Receiver;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -2,10 +2,11 @@
 //! signatures, retries, outages, crashes, /test and /ping, and the
 //! outbound address policy.
 
-use crate::support::receiver::{Received, Receiver};
-use crate::support::{Options, Server, attempted, eventually};
+use crate::support::{Options, Server, attempted};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use hookd_testkit::eventually;
+use hookd_testkit::receiver::{Received, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;

@@ -2,10 +2,11 @@
 //! on disk before the answer, survive kill -9, and reach their hooks in
 //! the order they happened.
 
-use crate::support::receiver::{Received, Receiver};
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server};
 use hookd_model::Event;
 use hookd_store::{Page, Store};
+use hookd_testkit::eventually;
+use hookd_testkit::receiver::{Received, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

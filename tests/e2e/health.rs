@@ -2,8 +2,9 @@
 //! on loopback, their transitions delivered to a webhook with Kong's field
 //! names, and configuration changes applied without restart.
 
-use crate::support::receiver::Receiver;
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server};
+use hookd_testkit::eventually;
+use hookd_testkit::receiver::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -6,8 +6,10 @@
 //! Guest names follow Kong's rules and survive a URL path; a hook without
 //! `config` has `{}`, as in Kong.
 
-use crate::support::receiver::Receiver;
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server};
+use hookd_testkit::eventually;
+use hookd_testkit::guests;
+use hookd_testkit::receiver::Receiver;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -279,12 +281,6 @@ async fn hostile_hook_bodies_too_deep_are_refused() {
     still_delivers(&server, &receiver, "after-hooks").await;
 }
 
-fn noop_guest() -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../guest-examples/noop/noop.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 #[tokio::test]
 async fn hostile_guest_names_that_a_path_would_resolve_away_are_refused() {
     let server = Server::start_with(Options::loopback()).await;
@@ -293,7 +289,7 @@ async fn hostile_guest_names_that_a_path_would_resolve_away_are_refused() {
             .post_raw(
                 &format!("/guests?name={name}"),
                 "application/wasm",
-                noop_guest(),
+                guests::bytes("noop"),
             )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {body}");
@@ -305,9 +301,10 @@ async fn hostile_guest_names_that_a_path_would_resolve_away_are_refused() {
             "{body}"
         );
     }
-    let form = Form::new()
-        .text("name", "..")
-        .part("file", Part::bytes(noop_guest()).file_name("noop.wasm"));
+    let form = Form::new().text("name", "..").part(
+        "file",
+        Part::bytes(guests::bytes("noop")).file_name("noop.wasm"),
+    );
     let response = server
         .http
         .post(server.url("/guests"))
@@ -323,7 +320,11 @@ async fn hostile_guest_names_that_a_path_would_resolve_away_are_refused() {
     );
     // Dots among other characters are a name like any other, and reachable.
     let (status, body) = server
-        .post_raw("/guests?name=..noop.v1~", "application/wasm", noop_guest())
+        .post_raw(
+            "/guests?name=..noop.v1~",
+            "application/wasm",
+            guests::bytes("noop"),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let bytes = server
@@ -333,7 +334,7 @@ async fn hostile_guest_names_that_a_path_would_resolve_away_are_refused() {
         .await
         .unwrap();
     assert_eq!(bytes.status(), StatusCode::OK);
-    assert_eq!(bytes.bytes().await.unwrap().to_vec(), noop_guest());
+    assert_eq!(bytes.bytes().await.unwrap().to_vec(), guests::bytes("noop"));
     let (status, listed) = server.get("/guests").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));

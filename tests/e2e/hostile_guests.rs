@@ -4,24 +4,17 @@
 //! deleted admin's token never comes back.
 
 use crate::support::{Options, Server};
+use hookd_testkit::guests;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-fn guest_bytes(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../guest-examples")
-        .join(name)
-        .join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 async fn upload(server: &Server, name: &str) {
     let (status, body) = server
         .post_raw(
             &format!("/guests?name={name}"),
             "application/wasm",
-            guest_bytes(name),
+            guests::bytes(name),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

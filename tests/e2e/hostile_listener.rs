@@ -4,7 +4,8 @@
 //! their body are closed; the connection cap holds, and clients queued
 //! behind it are served as slots free up.
 
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server};
+use hookd_testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::{Duration, Instant};

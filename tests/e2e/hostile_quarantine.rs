@@ -3,8 +3,9 @@
 //! quarantine when it starts again, everything behind them is delivered,
 //! and the API and the CLI list, show, retry and delete them.
 
-use crate::support::receiver::Receiver;
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server};
+use hookd_testkit::eventually;
+use hookd_testkit::receiver::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

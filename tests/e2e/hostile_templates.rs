@@ -3,8 +3,8 @@
 //! save where it is over budget without any data, and the server, its
 //! runtime and every other hook carry on.
 
-use crate::support::receiver::Receiver;
 use crate::support::{Options, Server, attempted};
+use hookd_testkit::receiver::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

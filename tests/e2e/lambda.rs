@@ -1,29 +1,19 @@
 //! The lambda handler end to end: guests uploaded over REST, chains run on
 //! crud events, the sandbox's grants, ceilings and limits, and the audit.
 
-use crate::support::receiver::Receiver;
 use crate::support::{Options, Server, attempted};
+use hookd_testkit::{eventually, guests};
+use hookd_testkit::receiver::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-fn guest_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../guest-examples")
-        .join(name)
-        .join(format!("{name}.wasm"))
-}
-
-fn guest_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(guest_path(name)).unwrap_or_else(|e| panic!("guest-examples/{name}: {e}"))
-}
 
 async fn upload(server: &Server, name: &str, file: &str) -> (StatusCode, Value) {
     server
         .post_raw(
             &format!("/guests?name={name}"),
             "application/wasm",
-            guest_bytes(file),
+            guests::bytes(file),
         )
         .await
 }
@@ -56,7 +46,7 @@ async fn test_hook(server: &Server, hook: &Value, data: Value) -> (StatusCode, V
 #[tokio::test]
 async fn upload_reports_kind_imports_and_capabilities() {
     let server = Server::start().await;
-    let bytes = guest_bytes("transform");
+    let bytes = guests::bytes("transform");
     let guest = uploaded(&server, "transform", "transform").await;
     assert_eq!(guest["name"], "transform");
     assert_eq!(guest["kind"], "component");
@@ -81,7 +71,7 @@ async fn upload_reports_kind_imports_and_capabilities() {
     // Multipart, as a browser form would send it.
     let form = reqwest::multipart::Form::new().text("name", "upper").part(
         "file",
-        reqwest::multipart::Part::bytes(guest_bytes("c-upper")).file_name("c-upper.wasm"),
+        reqwest::multipart::Part::bytes(guests::bytes("c-upper")).file_name("c-upper.wasm"),
     );
     let response = server
         .http
@@ -169,14 +159,14 @@ async fn uploads_that_are_not_guests_are_refused_with_their_reason() {
         reason(&body).contains("handle") && reason(&body).contains("run"),
         "{body}"
     );
-    let mut truncated = guest_bytes("transform");
+    let mut truncated = guests::bytes("transform");
     truncated.truncate(5000);
     let (status, body) = server
         .post_raw("/guests?name=cut", "application/wasm", truncated)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = server
-        .post_raw("/guests", "application/wasm", guest_bytes("noop"))
+        .post_raw("/guests", "application/wasm", guests::bytes("noop"))
         .await;
     assert_eq!(
         (status, body["fields"].clone()),
@@ -516,15 +506,18 @@ async fn a_restart_does_not_recompile_guests() {
     let before = server.logs().matches("guest compiled").count();
     let (status, _) = test_hook(&server, &hook, json!({"entity": {"username": "x"}})).await;
     assert_eq!(status, StatusCode::OK);
-    let logs = server.logs();
+    // The server's log reaches the test through a pipe and a reader
+    // thread: the line may land a moment after the answer.
+    let logs = eventually("the guest loaded from the compiled cache", || async {
+        let logs = server.logs();
+        logs.contains("guest loaded from the compiled cache")
+            .then_some(logs)
+    })
+    .await;
     assert_eq!(
         logs.matches("guest compiled").count(),
         before,
         "no compile after the restart"
-    );
-    assert!(
-        logs.contains("guest loaded from the compiled cache"),
-        "{logs}"
     );
 }
 
@@ -578,7 +571,7 @@ async fn the_sandbox_defaults_as_documented() {
 
 #[tokio::test]
 async fn a_python_guest_built_with_componentize_py() {
-    let path = guest_path("python-transform");
+    let path = guests::path("python-transform");
     if !path.exists() {
         assert!(
             std::env::var("HOOKD_REQUIRE_PYTHON_GUEST").is_err(),

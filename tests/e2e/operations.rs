@@ -1,7 +1,8 @@
 //! Operating hookd: admin authentication, metrics, the OpenAPI document,
 //! request ids, and configuration from file and environment.
 
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server};
+use hookd_testkit::eventually;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,9 +1,10 @@
 //! `POST /events`: events of the built-in and custom sources published by
 //! outside systems, checked, durable before the 202, delivered like any other.
 
-use crate::support::receiver::{Received, Receiver};
-use crate::support::{Options, Server, eventually};
+use crate::support::{Options, Server};
 use hookd_store::{Page, Store};
+use hookd_testkit::eventually;
+use hookd_testkit::receiver::{Received, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -81,7 +81,6 @@ impl Doc {
 /// Routes and their documentation, built together.
 pub(crate) struct Api {
     router: Router<AdminState>,
-    paths: Vec<String>,
     ops: Vec<Op>,
 }
 
@@ -89,7 +88,6 @@ impl Api {
     pub fn new() -> Self {
         Api {
             router: Router::new(),
-            paths: Vec::new(),
             ops: Vec::new(),
         }
     }
@@ -102,7 +100,6 @@ impl Api {
         docs: impl IntoIterator<Item = Doc>,
     ) -> Self {
         self.router = self.router.route(path, methods);
-        self.paths.push(path.to_string());
         self.ops.extend(docs.into_iter().map(|d| Op {
             method: d.method,
             path: path.to_string(),
@@ -116,15 +113,8 @@ impl Api {
     /// Adds everything of another `Api`.
     pub fn merge(mut self, other: Api) -> Self {
         self.router = self.router.merge(other.router);
-        self.paths.extend(other.paths);
         self.ops.extend(other.ops);
         self
-    }
-
-    /// Every path registered, documented or not.
-    #[cfg(test)]
-    pub fn paths(&self) -> &[String] {
-        &self.paths
     }
 
     /// The router and the documented operations.

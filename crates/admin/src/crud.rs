@@ -13,6 +13,7 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::get;
+use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::entity::{EntitySchema, ForeignKey};
 use hookd_store::Page;
 use serde_json::{Map, Value, json};
@@ -291,7 +292,7 @@ fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
 }
 
 fn now_s() -> i64 {
-    crate::now_ms() / 1000
+    SystemClock.now_ms() / 1000
 }
 
 async fn create(
@@ -317,7 +318,7 @@ async fn create(
     let entity = r.validate(&state, obj, how).await?;
     let entity = state
         .store
-        .insert(r.name(), entity, crate::now_ms())
+        .insert(r.name(), entity, SystemClock.now_ms())
         .await?;
     r.written(&state, "create", &entity);
     Ok((
@@ -369,7 +370,7 @@ async fn patch(
     let entity = r.validate(&state, obj, how).await?;
     state
         .store
-        .update(r.name(), entity.clone(), crate::now_ms())
+        .update(r.name(), entity.clone(), SystemClock.now_ms())
         .await?;
     r.written(&state, "update", &entity);
     Ok(Json(entity))
@@ -400,7 +401,7 @@ async fn put(
     }
     r.stamp(&mut obj, id, created_at, now_s());
     let entity = r.validate(&state, obj, how).await?;
-    let at = crate::now_ms();
+    let at = SystemClock.now_ms();
     if existing.is_some() {
         state.store.update(r.name(), entity.clone(), at).await?;
         r.written(&state, "update", &entity);
@@ -421,7 +422,7 @@ async fn delete(
     if let Some(existing) = find(&state, r, scope, &key)? {
         match state
             .store
-            .delete(r.name(), entity_id(&existing)?, crate::now_ms())
+            .delete(r.name(), entity_id(&existing)?, SystemClock.now_ms())
             .await
         {
             Ok(deleted) => r.written(&state, "delete", &deleted),

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::post;
+use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::violation::PathSeg;
 use hookd_model::{Catalogue, Event, Violations};
 use serde_json::{Map, Value, json};
@@ -36,7 +37,7 @@ async fn publish(
     State(state): State<AdminState>,
     body: KongBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let now = crate::now_ms();
+    let now = SystemClock.now_ms();
     let events = match body.value {
         Value::Array(items) => {
             let mut events = Vec::with_capacity(items.len());

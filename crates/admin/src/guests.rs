@@ -17,6 +17,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hookd_model::audit::Verdict;
+use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::hook::Handler;
 use hookd_model::{EventHook, Violations};
 use hookd_sandbox::{GuestRejected, GuestReport};
@@ -185,7 +186,7 @@ async fn upload(
     };
     let (record, upload) = state
         .store
-        .put_guest(&name, &bytes, &report, crate::now_ms() / 1000)
+        .put_guest(&name, &bytes, &report, SystemClock.now_ms() / 1000)
         .await?;
     tracing::info!(guest = %name, digest = %record["digest"], replaced = (upload == Upload::Replaced), "guest uploaded");
     Ok((StatusCode::CREATED, Json(record)))

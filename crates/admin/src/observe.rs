@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hookd_metrics::{OriginLabels, RouteLabels, RouteStatusLabels};
+use hookd_model::clock::{Clock, SystemClock};
 use std::time::Instant;
 use tower::ServiceBuilder;
 use tower::layer::util::Stack;
@@ -44,7 +45,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     let m = &state.metrics;
     m.queue_depth.set(state.store.queue_depth() as i64);
     let overdue = match state.store.next_due_ms() {
-        Ok(Some(due)) => ((crate::now_ms() - due).max(0) as f64) / 1000.0,
+        Ok(Some(due)) => ((SystemClock.now_ms() - due).max(0) as f64) / 1000.0,
         _ => 0.0,
     };
     m.queue_oldest_due_seconds.set(overdue);

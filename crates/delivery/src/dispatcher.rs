@@ -49,7 +49,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
             Ok(0) => {
                 tokio::select! {
                     _ = engine.store.outbox_changed() => {}
-                    _ = engine.shutdown.notified() => {}
+                    _ = engine.shutdown.cancelled() => {}
                     _ = tokio::time::sleep(IDLE_CHECK) => {}
                 }
             }

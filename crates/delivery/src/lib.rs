@@ -10,30 +10,31 @@
 //! the same id.
 #![deny(missing_docs)]
 
-pub mod clock;
 mod dispatcher;
 pub mod gate;
 pub mod handler;
+pub mod random;
 pub mod retry;
 mod run;
 mod worker;
 
-use clock::{Clock, Random};
 use handler::{AttemptId, HttpSettings, Outbound};
 use hookd_metrics::Metrics;
+use hookd_model::clock::Clock;
 use hookd_model::delivery::{Delivery, DeliveryState};
 use hookd_model::hook::Handler;
 use hookd_model::{Catalogue, EventHook, Violations};
 use hookd_sandbox::Sandbox;
 use hookd_store::Store;
 use hookd_template::Renderer;
+use random::Random;
 use retry::RetryPolicy;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Failures of the delivery engine.
@@ -109,13 +110,15 @@ pub(crate) struct Engine {
     work: Notify,
     /// An attempt was recorded: a worker slot is free again.
     slot_freed: Notify,
-    shutdown: Notify,
-    stopping: AtomicBool,
+    /// Shutdown was asked for. A token, not a `Notify`: a task that looks
+    /// after the request still sees it, where `notify_waiters` wakes only
+    /// the tasks already waiting.
+    shutdown: CancellationToken,
 }
 
 impl Engine {
     fn is_shutting_down(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        self.shutdown.is_cancelled()
     }
 
     fn work_queued(&self) {
@@ -168,17 +171,36 @@ pub struct Deliveries {
 /// How often retention is applied.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// What the delivery engine is built from.
+pub struct Parts {
+    /// Where events, hooks and deliveries are kept.
+    pub store: Store,
+    /// Sources, events and their unique fields (on_change).
+    pub catalogue: Arc<Catalogue>,
+    /// Retries, workers, outbound HTTP, retention, templates.
+    pub settings: Settings,
+    /// Time of attempts and schedules.
+    pub clock: Arc<dyn Clock>,
+    /// Jitter of retries.
+    pub random: Arc<dyn Random>,
+    /// Where lambda guests run.
+    pub sandbox: Sandbox,
+    /// Where attempts are counted.
+    pub metrics: Arc<Metrics>,
+}
+
 impl Deliveries {
     /// An engine over the store; nothing runs until [`Deliveries::start`].
-    pub fn new(
-        store: Store,
-        catalogue: Arc<Catalogue>,
-        settings: Settings,
-        clock: Arc<dyn Clock>,
-        random: Arc<dyn Random>,
-        sandbox: Sandbox,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, Error> {
+    pub fn new(parts: Parts) -> Result<Self, Error> {
+        let Parts {
+            store,
+            catalogue,
+            settings,
+            clock,
+            random,
+            sandbox,
+            metrics,
+        } = parts;
         let outbound = Outbound::new(settings.http.clone()).map_err(Error::Outbound)?;
         Ok(Deliveries {
             engine: Arc::new(Engine {
@@ -193,8 +215,7 @@ impl Deliveries {
                 in_flight: Mutex::new(HashSet::new()),
                 work: Notify::new(),
                 slot_freed: Notify::new(),
-                shutdown: Notify::new(),
-                stopping: AtomicBool::new(false),
+                shutdown: CancellationToken::new(),
             }),
             tasks: Arc::new(Mutex::new(Vec::new())),
         })
@@ -216,8 +237,7 @@ impl Deliveries {
 
     /// Stops taking work, lets running attempts finish and records them.
     pub async fn shutdown(&self) {
-        self.engine.stopping.store(true, Ordering::SeqCst);
-        self.engine.shutdown.notify_waiters();
+        self.engine.shutdown.cancel();
         let tasks: Vec<_> = self
             .tasks
             .lock()
@@ -346,11 +366,8 @@ async fn prune(engine: Arc<Engine>) {
             Err(e) => tracing::error!(error = %e, "applying delivery retention failed"),
         }
         tokio::select! {
-            _ = engine.shutdown.notified() => return,
+            _ = engine.shutdown.cancelled() => return,
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
-        }
-        if engine.is_shutting_down() {
-            return;
         }
     }
 }

@@ -1,7 +1,7 @@
 //! When a failed delivery is tried again: a schedule of delays, jitter,
 //! and the receiver's `Retry-After` honoured within bounds.
 
-use crate::clock::Random;
+use crate::random::Random;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -65,7 +65,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::FixedRandom;
+    use crate::random::FixedRandom;
 
     const MIDDLE: FixedRandom = FixedRandom(0.5);
 

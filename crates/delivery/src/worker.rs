@@ -58,7 +58,7 @@ async fn schedule(engine: &Arc<Engine>, done: mpsc::UnboundedSender<Delivery>) {
             // The pool may still have due work: look again as soon as a slot frees.
             tokio::select! {
                 _ = engine.slot_freed.notified() => {}
-                _ = engine.shutdown.notified() => {}
+                _ = engine.shutdown.cancelled() => {}
             }
             continue;
         }
@@ -71,7 +71,7 @@ async fn schedule(engine: &Arc<Engine>, done: mpsc::UnboundedSender<Delivery>) {
         tokio::select! {
             _ = engine.work.notified() => {}
             _ = engine.slot_freed.notified(), if free == 0 => {}
-            _ = engine.shutdown.notified() => {}
+            _ = engine.shutdown.cancelled() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
@@ -185,9 +185,10 @@ async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Deliver
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{FixedRandom, ManualClock};
     use crate::handler::HttpSettings;
-    use crate::{Deliveries, Retention, Settings};
+    use crate::random::FixedRandom;
+    use crate::{Deliveries, Parts, Retention, Settings};
+    use hookd_model::clock::ManualClock;
     use hookd_model::{Catalogue, Event};
     use hookd_sandbox::{Sandbox, SandboxConfig};
     use hookd_store::Store;
@@ -211,15 +212,15 @@ mod tests {
                 Limits::default(),
             ),
         };
-        Deliveries::new(
-            Store::open(dir).unwrap(),
-            Arc::new(Catalogue::builtin(["consumers"])),
+        Deliveries::new(Parts {
+            store: Store::open(dir).unwrap(),
+            catalogue: Arc::new(Catalogue::builtin(["consumers"])),
             settings,
-            Arc::new(ManualClock::at(T0)),
-            Arc::new(FixedRandom(0.5)),
-            Sandbox::new(SandboxConfig::default()).unwrap(),
-            Arc::new(hookd_metrics::Metrics::new()),
-        )
+            clock: Arc::new(ManualClock::at(T0)),
+            random: Arc::new(FixedRandom(0.5)),
+            sandbox: Sandbox::new(SandboxConfig::default()).unwrap(),
+            metrics: Arc::new(hookd_metrics::Metrics::new()),
+        })
         .unwrap()
     }
 

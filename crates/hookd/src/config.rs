@@ -198,9 +198,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// Each part's defaults are its own (`Default` next to the code it
+/// configures); the configuration only names them.
 impl Default for Config {
     fn default() -> Self {
         let templates = hookd_template::Limits::default();
+        let retry = hookd_delivery::retry::RetryPolicy::default();
+        let retention = hookd_delivery::Retention::default();
+        let webhooks = hookd_delivery::handler::HttpSettings::default();
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             data_dir: default_data_dir(),
@@ -212,14 +217,14 @@ impl Default for Config {
             idle_timeout: secs(60),
             request_body_timeout: secs(60),
             max_connections: 512,
-            webhook_timeout: secs(10),
-            retry_schedule: [0, 5, 30, 120, 600, 1800, 3600].map(secs).to_vec(),
-            retry_max_attempts: 30,
-            retry_jitter: 0.2,
-            retry_after_max: secs(3600),
+            webhook_timeout: Dur(webhooks.timeout),
+            retry_schedule: retry.schedule.into_iter().map(Dur).collect(),
+            retry_max_attempts: retry.max_attempts,
+            retry_jitter: retry.jitter,
+            retry_after_max: Dur(retry.retry_after_max),
             delivery_workers: 64,
-            delivery_retention_count: 100_000,
-            delivery_retention_age: secs(7 * 24 * 3600),
+            delivery_retention_count: retention.count,
+            delivery_retention_age: Dur(retention.age),
             outbound_allow_cidrs: Vec::new(),
             kong_signature: KongSignature::Sha1,
             custom_sources: BTreeMap::new(),

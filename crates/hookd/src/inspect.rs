@@ -1,8 +1,8 @@
 //! `hookd guest inspect FILE.wasm`: what a guest is and what it could
 //! touch under this configuration, offline: no server, no store.
 
-use crate::config::Config;
 use anyhow::Context;
+use hookd::config::Config;
 use hookd_sandbox::{GuestAudit, GuestReport, Sandbox};
 use std::path::Path;
 

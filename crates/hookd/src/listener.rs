@@ -15,8 +15,9 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// The listener's limits (see the configuration keys of the same names).
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +33,7 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets the
+/// Serves `app` on `listener` until `shutdown` is cancelled, then lets the
 /// requests under way finish (closing idle connections at once) for at
 /// most `grace`.
 pub async fn serve<S>(
@@ -40,7 +41,7 @@ pub async fn serve<S>(
     app: S,
     limits: Limits,
     metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: CancellationToken,
     grace: Duration,
 ) where
     S: AdminService,
@@ -49,14 +50,12 @@ pub async fn serve<S>(
         .unwrap_or(u32::MAX)
         .max(1);
     let free = Arc::new(Semaphore::new(slots as usize));
-    let (stop, stopping) = watch::channel(false);
-    tokio::pin!(shutdown);
     loop {
         // A slot first, then a connection: at the cap, clients queue in the
         // backlog instead of being accepted and left unread.
         let slot = tokio::select! {
             slot = Arc::clone(&free).acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
+            () = shutdown.cancelled() => break,
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -66,11 +65,11 @@ pub async fn serve<S>(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = shutdown.cancelled() => break,
         };
         let app = app.clone();
         let metrics = Arc::clone(&metrics);
-        let stopping = stopping.clone();
+        let stopping = shutdown.clone();
         tokio::spawn(async move {
             metrics.connections_open.inc();
             serve_connection(stream, app, &limits, &metrics, stopping).await;
@@ -79,7 +78,6 @@ pub async fn serve<S>(
         });
     }
     drop(listener);
-    let _ = stop.send(true);
     // Every slot back means every connection has ended.
     if tokio::time::timeout(grace, free.acquire_many(slots))
         .await
@@ -111,7 +109,7 @@ async fn serve_connection<S>(
     app: S,
     limits: &Limits,
     metrics: &Metrics,
-    mut stopping: watch::Receiver<bool>,
+    stopping: CancellationToken,
 ) where
     S: AdminService,
 {
@@ -147,7 +145,7 @@ async fn serve_connection<S>(
                     return;
                 }
             }
-            _ = stopping.wait_for(|stop| *stop), if !draining => {
+            () = stopping.cancelled(), if !draining => {
                 draining = true;
                 connection.as_mut().graceful_shutdown();
             }
@@ -184,7 +182,7 @@ mod tests {
     /// A server with short limits whose `/slow` answers after four of them.
     async fn start() -> (
         std::net::SocketAddr,
-        watch::Sender<bool>,
+        CancellationToken,
         tokio::task::JoinHandle<()>,
     ) {
         let app = axum::Router::new()
@@ -204,15 +202,13 @@ mod tests {
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, mut stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
         let served = tokio::spawn(serve(
             listener,
             app,
             limits,
             Arc::new(Metrics::new()),
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            },
+            stop.clone(),
             Duration::from_secs(5),
         ));
         (addr, stop, served)
@@ -263,7 +259,7 @@ mod tests {
             .unwrap();
         let mut first = [0u8; 12];
         resting.read_exact(&mut first).await.unwrap();
-        stop.send(true).unwrap();
+        stop.cancel();
         let answer = until_closed(&mut busy).await;
         assert!(answer.ends_with("slow but sure"), "{answer}");
         tokio::time::timeout(Duration::from_secs(5), served)

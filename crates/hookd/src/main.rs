@@ -1,14 +1,12 @@
 //! hookd: Kong's Event Hooks as a standalone server.
 
 mod cli;
-mod config;
 mod inspect;
-mod listener;
 mod serve;
 
 use clap::{Parser, Subcommand};
 use cli::{ClientArgs, Verb};
-use config::{Config, LogFormat};
+use hookd::config::{Config, LogFormat};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

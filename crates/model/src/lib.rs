@@ -1,11 +1,13 @@
 //! hookd's data model: event hooks and their handler configurations,
 //! events, the sources catalogue, gateway entity schemas and capability
-//! grants, all validated in Kong's error shape. No I/O.
+//! grants, all validated in Kong's error shape. No I/O but the wall
+//! clock's reading ([`clock`]).
 #![deny(missing_docs)]
 
 pub mod audit;
 pub mod capability;
 pub mod catalogue;
+pub mod clock;
 pub mod delivery;
 pub mod entity;
 mod error_chain;

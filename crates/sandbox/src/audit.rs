@@ -9,7 +9,7 @@
 //! line saying how many decisions were aggregated.
 
 use crate::{AuditRecord, CapabilityClass, GuestRef, Verdict};
-use hookd_model::UnixMillis;
+use hookd_model::clock::Clock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -24,7 +24,7 @@ pub(crate) struct Auditor(Arc<AuditInner>);
 struct AuditInner {
     hook_id: Uuid,
     guest: GuestRef,
-    clock: fn() -> UnixMillis,
+    clock: Arc<dyn Clock>,
     max_records: usize,
     log: Mutex<Decisions>,
 }
@@ -44,12 +44,7 @@ struct Decisions {
 }
 
 impl Auditor {
-    pub fn new(
-        hook_id: Uuid,
-        guest: GuestRef,
-        clock: fn() -> UnixMillis,
-        max_records: usize,
-    ) -> Self {
+    pub fn new(hook_id: Uuid, guest: GuestRef, clock: Arc<dyn Clock>, max_records: usize) -> Self {
         Auditor(Arc::new(AuditInner {
             hook_id,
             guest,
@@ -120,7 +115,7 @@ impl Auditor {
     ) -> AuditRecord {
         let a = &self.0;
         AuditRecord {
-            at_ms: (a.clock)(),
+            at_ms: a.clock.now_ms(),
             hook_id: a.hook_id,
             guest: a.guest.clone(),
             capability,
@@ -151,13 +146,19 @@ impl Auditor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookd_model::clock::ManualClock;
 
     fn auditor(max_records: usize) -> Auditor {
         let guest = GuestRef {
             name: "g".into(),
             digest: "d".into(),
         };
-        Auditor::new(Uuid::nil(), guest, || 7, max_records)
+        Auditor::new(
+            Uuid::nil(),
+            guest,
+            Arc::new(ManualClock::at(7)),
+            max_records,
+        )
     }
 
     fn summary(records: &[AuditRecord]) -> Vec<(CapabilityClass, &str, Verdict, u64)> {

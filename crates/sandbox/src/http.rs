@@ -235,7 +235,7 @@ mod tests {
                 name: "g".into(),
                 digest: "d".into(),
             },
-            || 7,
+            Arc::new(hookd_model::clock::ManualClock::at(7)),
             100,
         );
         let p = HttpPolicy {

@@ -319,7 +319,7 @@ impl Sandbox {
         let audit = Auditor::new(
             inv.hook_id,
             guest_ref,
-            config.clock,
+            Arc::clone(&config.clock),
             config.max_audit_records,
         );
         let io = Io {

@@ -31,7 +31,7 @@ pub use hookd_model::capability::{EffectiveGrant, SandboxCeiling, ServerSecrets,
 pub use invoke::{Failure, Invocation, Outcome, OutputStats};
 pub use secrets::resolve_path;
 
-use hookd_model::UnixMillis;
+use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::outbound::OutboundPolicy;
 use hookd_outbound::Dialer;
 use std::path::PathBuf;
@@ -119,7 +119,7 @@ pub struct SandboxConfig {
     /// Bytes of `log` messages kept per invocation.
     pub max_log_bytes: usize,
     /// The clock of audit records.
-    pub clock: fn() -> UnixMillis,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for SandboxConfig {
@@ -136,15 +136,9 @@ impl Default for SandboxConfig {
             max_log_bytes: MAX_LOG_BYTES,
             max_line_bytes: MAX_LINE_BYTES,
             max_audit_records: MAX_AUDIT_RECORDS,
-            clock: system_clock,
+            clock: Arc::new(SystemClock),
         }
     }
-}
-
-fn system_clock() -> UnixMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as UnixMillis)
 }
 
 /// The server's sandbox: cheap to clone, shared by every worker.

@@ -6,15 +6,17 @@ use crate::health::{Checking, LiveTarget, TargetHealth};
 use crate::probe::Prober;
 use crate::target::{self, Plan, TargetConfig, TargetSpec};
 use crate::{Chain, Error, Result};
+use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::outbound::OutboundPolicy;
 use hookd_outbound::Dialer;
 use hookd_store::{Listed, Page, Store};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Entities read from the store per page while reconciling.
@@ -28,8 +30,8 @@ pub struct Settings {
     /// How often upstreams and targets are read again from the store, so
     /// that changes apply without a restart.
     pub refresh: Duration,
-    /// Now, in unix milliseconds: the time of the events published.
-    pub now_ms: fn() -> i64,
+    /// The time of the events published.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for Settings {
@@ -38,16 +40,9 @@ impl Default for Settings {
         Settings {
             policy: OutboundPolicy::default(),
             refresh: Duration::from_secs(1),
-            now_ms: system_now_ms,
+            clock: Arc::new(SystemClock),
         }
     }
-}
-
-fn system_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 /// What the reconciler and the target tasks share.
@@ -55,7 +50,7 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) dialer: Dialer,
     pub(crate) prober: Prober,
-    pub(crate) now_ms: fn() -> i64,
+    pub(crate) clock: Arc<dyn Clock>,
     refresh: Duration,
     /// The state of each checked target, by target id.
     live: Mutex<HashMap<Uuid, LiveTarget>>,
@@ -86,7 +81,7 @@ pub struct HealthChecker {
 }
 
 struct Running {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -100,7 +95,7 @@ impl HealthChecker {
                 store,
                 dialer: dialer.clone(),
                 prober: Prober::new(dialer)?,
-                now_ms: settings.now_ms,
+                clock: settings.clock,
                 refresh: settings.refresh,
                 live: Mutex::new(HashMap::new()),
             }),
@@ -114,8 +109,8 @@ impl HealthChecker {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let mut running = lock(&self.running);
         if running.is_none() {
-            let (stop, stopped) = watch::channel(false);
-            let task = runtime.spawn(reconcile_loop(Arc::clone(&self.shared), stopped));
+            let stop = CancellationToken::new();
+            let task = runtime.spawn(reconcile_loop(Arc::clone(&self.shared), stop.clone()));
             *running = Some(Running { stop, task });
         }
         Ok(())
@@ -129,8 +124,7 @@ impl HealthChecker {
         let Some(running) = running else {
             return;
         };
-        // Fails only when the loop has already ended, which is just as well.
-        let _ = running.stop.send(true);
+        running.stop.cancel();
         if let Err(e) = running.task.await {
             tracing::error!(error = %e, "the health checker ended abnormally");
         }
@@ -183,7 +177,7 @@ fn list_all(mut page: impl FnMut(&Page) -> hookd_store::Result<Listed>) -> Resul
     }
 }
 
-async fn reconcile_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn reconcile_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let mut reconciler = Reconciler {
         shared: Arc::clone(&shared),
         stop: stop.clone(),
@@ -193,7 +187,7 @@ async fn reconcile_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     loop {
         reconciler.reconcile().await;
         tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => break,
+            () = stop.cancelled() => break,
             () = tokio::time::sleep(shared.refresh) => {}
         }
     }
@@ -203,7 +197,7 @@ async fn reconcile_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// The upstreams' checks as last read, and the running target tasks.
 struct Reconciler {
     shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     plans: HashMap<Uuid, PlanEntry>,
     tasks: HashMap<Uuid, TargetTask>,
 }

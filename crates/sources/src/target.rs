@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Kong's port for a target written without one.
@@ -136,11 +137,11 @@ struct Target {
 }
 
 /// Runs the checks of one target until `config`'s sender is dropped or
-/// `stop` turns true.
+/// `stop` is cancelled.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut config: watch::Receiver<Arc<TargetConfig>>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let spec = config.borrow_and_update().spec.clone();
     let mut target = Target {
@@ -151,14 +152,14 @@ pub(crate) async fn run(
     };
     tokio::select! {
         () = target.resolve(&shared) => {}
-        _ = stop.wait_for(|stopped| *stopped) => return,
+        () = stop.cancelled() => return,
     }
     shared.report(target.spec.id, target.live());
     loop {
         let current = Arc::clone(&config.borrow_and_update());
         let wake = target.next_wake(&current.plan.checks);
         tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = stop.cancelled() => return,
             changed = config.changed() => match changed {
                 Ok(()) => continue,
                 Err(_) => return,
@@ -167,14 +168,14 @@ pub(crate) async fn run(
         }
         let results = tokio::select! {
             results = target.round(&shared, &current.plan) => results,
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            () = stop.cancelled() => return,
         };
         let changes = target.count(results, &current.plan.checks);
         shared.report(target.spec.id, target.live());
         // Not cut short by a stop: an event once decided is published.
         for (ip, health) in changes {
-            let event = health_event(&target.spec, ip, health, (shared.now_ms)());
-            publish(&shared, event, &mut stop).await;
+            let event = health_event(&target.spec, ip, health, shared.clock.now_ms());
+            publish(&shared, event, &stop).await;
         }
     }
 }
@@ -359,7 +360,7 @@ fn health_event(spec: &TargetSpec, ip: IpAddr, health: Health, at_ms: i64) -> Ev
 
 /// Publishes `event`, trying again with backoff while the store fails;
 /// gives up only when the checker stops.
-async fn publish(shared: &Shared, event: Event, stop: &mut watch::Receiver<bool>) {
+async fn publish(shared: &Shared, event: Event, stop: &CancellationToken) {
     let mut wait = PUBLISH_RETRY_FIRST;
     loop {
         let Err(e) = shared.store.publish(std::slice::from_ref(&event)).await else {
@@ -368,7 +369,7 @@ async fn publish(shared: &Shared, event: Event, stop: &mut watch::Receiver<bool>
         tracing::error!(event_id = %event.id, error = %Chain(&e), "publishing a balancer health event failed; trying again");
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|stopped| *stopped) => {
+            () = stop.cancelled() => {
                 tracing::error!(event_id = %event.id, data = %event.data, "stopping with a balancer health event unpublished");
                 return;
             }

@@ -13,9 +13,9 @@
 use crate::codec::decode;
 use crate::{Error, Listed, Page, Result, Store, tx_error};
 use hookd_model::audit::AuditRecord;
+use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::delivery::Delivery;
 use sled::Transactional;
-use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 /// The tree a quarantined record came from.
@@ -172,12 +172,6 @@ pub enum Retried {
     Superseded,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Store {
     fn origin_tree(&self, origin: Origin) -> &sled::Tree {
         let i = &self.inner;
@@ -207,7 +201,7 @@ impl Store {
             key: key.to_vec(),
             raw: raw.to_vec(),
             error: hookd_model::error_chain(error),
-            at_ms: now_ms(),
+            at_ms: SystemClock.now_ms(),
         };
         let moved = (self.origin_tree(origin), &self.inner.quarantine)
             .transaction(|(tree, quarantine)| {
@@ -304,7 +298,7 @@ impl Store {
         };
         if let Err(e) = self.check_decodes(&record) {
             record.error = hookd_model::error_chain(&e);
-            record.at_ms = now_ms();
+            record.at_ms = SystemClock.now_ms();
             self.inner
                 .quarantine
                 .insert(id.as_bytes(), record.encode())?;

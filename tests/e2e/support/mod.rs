@@ -1,20 +1,14 @@
 //! The harness: the real `hookd` binary on a free loopback port with a
 //! temporary data directory, an HTTP client for it, and polling helpers.
 
-#![allow(dead_code)] // each test file uses a different part of the harness
-
-pub mod poll;
-pub mod receiver;
-
-pub use poll::{PATIENCE, eventually};
-
+use hookd_testkit::process::follow_log;
+use hookd_testkit::{PATIENCE, eventually};
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 
 /// How to start a server.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +24,10 @@ impl Options {
     /// admits 127.0.0.0/8) and retries failed deliveries after 50 ms.
     pub fn loopback() -> Self {
         Options::default()
-            .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
+            .env(
+                "HOOKD_OUTBOUND_ALLOW_CIDRS",
+                hookd_testkit::fixtures::LOOPBACK_CIDRS,
+            )
             .env("HOOKD_RETRY_SCHEDULE", "50ms")
             .env("HOOKD_RETRY_JITTER", "0")
     }
@@ -95,18 +92,11 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("starting hookd");
         let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let addr = addr.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send(addr.parse::<SocketAddr>());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
+        let rx = follow_log(stderr, move |line| {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
         });
         let addr = match rx.recv_timeout(PATIENCE) {
             Ok(Ok(addr)) => addr,

@@ -1,23 +1,22 @@
 //! The delivery engine in-process, with the real store and real receivers
 //! on loopback, and a clock the test moves: the spec's on_change and
-//! snooze sequences and retry timing without a single sleep.
+//! snooze sequences and retry timing without a single sleep. The
+//! handlers' own tests are in `handler`.
 
-#[path = "../../../../tests/e2e/support/poll.rs"]
-mod poll;
-#[path = "../../../../tests/e2e/support/receiver.rs"]
-mod receiver;
+mod handler;
 
-use hookd_delivery::clock::{Clock, FixedRandom, ManualClock};
 use hookd_delivery::handler::{HttpSettings, KongSignature};
+use hookd_delivery::random::FixedRandom;
 use hookd_delivery::retry::RetryPolicy;
-use hookd_delivery::{Deliveries, Retention, Settings};
+use hookd_delivery::{Deliveries, Parts, Retention, Settings};
+use hookd_model::clock::{Clock, ManualClock};
 use hookd_model::delivery::DeliveryState;
-use hookd_model::outbound::OutboundPolicy;
 use hookd_model::{Catalogue, Event};
 use hookd_sandbox::{Sandbox, SandboxConfig};
 use hookd_store::{Page, Store};
 use hookd_template::{Limits, Renderer, WorkerCommand};
-use receiver::Receiver;
+use hookd_testkit::fixtures::loopback_policy;
+use hookd_testkit::{Receiver, eventually};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,43 +32,48 @@ struct Rig {
     receiver: Receiver,
 }
 
+/// An engine over `store` on `clock`, not started.
+fn engine(store: &Store, clock: Arc<ManualClock>) -> Deliveries {
+    let settings = Settings {
+        retry: RetryPolicy {
+            schedule: vec![Duration::from_secs(30)],
+            max_attempts: 3,
+            jitter: 0.2,
+            retry_after_max: Duration::from_secs(3600),
+        },
+        workers: 4,
+        http: HttpSettings {
+            timeout: Duration::from_secs(10),
+            policy: loopback_policy(),
+            kong_signature: KongSignature::Sha1,
+        },
+        retention: Retention::default(),
+        templates: Renderer::new(
+            WorkerCommand {
+                program: env!("CARGO_BIN_EXE_hookd-delivery-template-worker").into(),
+                args: Vec::new(),
+            },
+            Limits::default(),
+        ),
+    };
+    Deliveries::new(Parts {
+        store: store.clone(),
+        catalogue: Arc::new(Catalogue::builtin(["consumers"])),
+        settings,
+        clock,
+        random: Arc::new(FixedRandom(0.5)),
+        sandbox: Sandbox::new(SandboxConfig::default()).unwrap(),
+        metrics: Arc::new(hookd_metrics::Metrics::new()),
+    })
+    .unwrap()
+}
+
 impl Rig {
     async fn new() -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let clock = Arc::new(ManualClock::at(T0));
-        let settings = Settings {
-            retry: RetryPolicy {
-                schedule: vec![Duration::from_secs(30)],
-                max_attempts: 3,
-                jitter: 0.2,
-                retry_after_max: Duration::from_secs(3600),
-            },
-            workers: 4,
-            http: HttpSettings {
-                timeout: Duration::from_secs(10),
-                policy: OutboundPolicy::allowing(vec!["127.0.0.0/8".parse().unwrap()]),
-                kong_signature: KongSignature::Sha1,
-            },
-            retention: Retention::default(),
-            templates: Renderer::new(
-                WorkerCommand {
-                    program: env!("CARGO_BIN_EXE_hookd-delivery-template-worker").into(),
-                    args: Vec::new(),
-                },
-                Limits::default(),
-            ),
-        };
-        let deliveries = Deliveries::new(
-            store.clone(),
-            Arc::new(Catalogue::builtin(["consumers"])),
-            settings,
-            clock.clone(),
-            Arc::new(FixedRandom(0.5)),
-            Sandbox::new(SandboxConfig::default()).unwrap(),
-            Arc::new(hookd_metrics::Metrics::new()),
-        )
-        .unwrap();
+        let deliveries = engine(&store, Arc::clone(&clock));
         deliveries.start();
         Rig {
             _dir: dir,
@@ -118,7 +122,7 @@ impl Rig {
 
     async fn settle(&self) {
         self.deliveries.wake();
-        poll::eventually("the outbox and the due queue to drain", || async {
+        eventually("the outbox and the due queue to drain", || async {
             let now = self.clock.now_ms();
             let due_now = self.store.next_due_ms().unwrap().is_some_and(|d| d <= now);
             (self.store.outbox_len().unwrap() == 0 && !due_now).then_some(())
@@ -243,4 +247,19 @@ async fn a_deleted_hook_leaves_no_memory_and_its_successor_starts_clean() {
     rig.hook_with_id(id, source, Some(true), Some(60)).await;
     rig.publish_at(1, rate("A", 1)).await;
     assert_eq!(rig.received_values("rate"), [json!(0), json!(1)]);
+}
+
+/// Shutdown asked for before the engine's loops first wait (here: before
+/// they ran at all) still ends them at once. With a wake-up that reached
+/// only tasks already waiting, retention slept its full minute first.
+#[tokio::test]
+async fn shutdown_ends_every_loop_even_one_that_was_not_waiting_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let deliveries = engine(&store, Arc::new(ManualClock::at(T0)));
+    // No await between the two: on this single-threaded runtime the
+    // engine's tasks have not been polled when shutdown is asked for.
+    deliveries.start();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), deliveries.shutdown()).await;
+    assert!(stopped.is_ok(), "the engine's loops outlived shutdown");
 }

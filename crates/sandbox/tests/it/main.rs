@@ -14,21 +14,12 @@ use hookd_sandbox::{
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use uuid::Uuid;
 
-fn guest_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../guest-examples/{name}/{name}.wasm"))
-}
-
-fn bytes(name: &str) -> Vec<u8> {
-    std::fs::read(guest_path(name))
-        .unwrap_or_else(|e| panic!("guest {name}: {e} (run guest-examples/build.sh)"))
-}
+use hookd_testkit::guests::{bytes, path as guest_path};
 
 fn sandbox(config: SandboxConfig) -> Sandbox {
     Sandbox::new(config).unwrap()

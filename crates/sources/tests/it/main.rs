@@ -5,11 +5,11 @@ mod support;
 
 use hookd_model::outbound::OutboundPolicy;
 use hookd_sources::{HealthChecker, HealthStatus, Settings};
+use hookd_testkit::eventually;
+use hookd_testkit::fixtures::loopback_policy;
 use serde_json::{Value, json};
 use std::net::IpAddr;
-use support::{
-    Harness, HttpTarget, Reply, TcpTarget, TlsTarget, eventually, health_events, loopback_policy,
-};
+use support::{Harness, HttpTarget, Reply, TcpTarget, TlsTarget, health_events};
 use uuid::Uuid;
 
 fn event(up: Uuid, ip: &str, port: u16, hostname: &str, health: &str) -> Value {
@@ -34,7 +34,7 @@ async fn an_http_target_turns_unhealthy_and_back_after_the_configured_counts() {
         .await;
     let tid = h.target(up, &format!("127.0.0.1:{}", target.port())).await;
 
-    eventually("14 probes", || {
+    eventually("14 probes", || async {
         (target.requests().len() >= 14).then_some(())
     })
     .await;
@@ -90,11 +90,14 @@ async fn a_tcp_target_turns_unhealthy_when_closed_and_healthy_when_reopened() {
         .await;
     h.target(up, &format!("127.0.0.1:{port}")).await;
 
-    eventually("3 connections", || (target.accepted() >= 3).then_some(())).await;
+    eventually("3 connections", || async {
+        (target.accepted() >= 3).then_some(())
+    })
+    .await;
     assert!(health_events(&h.store).is_empty());
 
     target.close().await;
-    eventually("the unhealthy event", || {
+    eventually("the unhealthy event", || async {
         (!health_events(&h.store).is_empty()).then_some(())
     })
     .await;
@@ -102,12 +105,12 @@ async fn a_tcp_target_turns_unhealthy_when_closed_and_healthy_when_reopened() {
     assert_eq!(report[0].health, HealthStatus::Unhealthy);
 
     let target = TcpTarget::open(port).await;
-    eventually("the healthy event", || {
+    eventually("the healthy event", || async {
         (health_events(&h.store).len() >= 2).then_some(())
     })
     .await;
     let after = target.accepted();
-    eventually("3 more connections", || {
+    eventually("3 more connections", || async {
         (target.accepted() >= after + 3).then_some(())
     })
     .await;
@@ -145,7 +148,7 @@ async fn checks_switched_on_and_changed_apply_without_a_restart() {
         }),
     )
     .await;
-    eventually("the unhealthy event", || {
+    eventually("the unhealthy event", || async {
         (!health_events(&h.store).is_empty()).then_some(())
     })
     .await;
@@ -161,7 +164,7 @@ async fn checks_switched_on_and_changed_apply_without_a_restart() {
         }),
     )
     .await;
-    eventually("4 successful probes", || {
+    eventually("4 successful probes", || async {
         (target.requests().iter().filter(|r| r.status == 200).count() >= 4).then_some(())
     })
     .await;
@@ -190,7 +193,7 @@ async fn a_deleted_target_stops_being_probed() {
         .await;
     let a_id = h.target(up, &format!("127.0.0.1:{}", a.port())).await;
     let b_id = h.target(up, &format!("127.0.0.1:{}", b.port())).await;
-    eventually("both probed", || {
+    eventually("both probed", || async {
         (a.requests().len() >= 2 && b.requests().len() >= 2).then_some(())
     })
     .await;
@@ -202,13 +205,13 @@ async fn a_deleted_target_stops_being_probed() {
     // B's probes measure time passing without a clock in the assertion:
     // once the checker has surely seen the delete, A gets no probe at all.
     let b_probes = b.requests().len();
-    eventually("10 probes of B", || {
+    eventually("10 probes of B", || async {
         (b.requests().len() >= b_probes + 10).then_some(())
     })
     .await;
     let a_probes = a.requests().len();
     let b_probes = b.requests().len();
-    eventually("10 more probes of B", || {
+    eventually("10 more probes of B", || async {
         (b.requests().len() >= b_probes + 10).then_some(())
     })
     .await;
@@ -231,7 +234,7 @@ async fn a_refused_address_is_never_connected_to_and_counts_as_failing() {
         .await;
     h.target(up, &format!("localhost:{port}")).await;
 
-    eventually("an unhealthy event", || {
+    eventually("an unhealthy event", || async {
         (!health_events(&h.store).is_empty()).then_some(())
     })
     .await;
@@ -267,7 +270,7 @@ async fn an_http_target_that_never_answers_times_out() {
         }))
         .await;
     h.target(up, &format!("127.0.0.1:{}", target.port())).await;
-    eventually("the unhealthy event", || {
+    eventually("the unhealthy event", || async {
         (!health_events(&h.store).is_empty()).then_some(())
     })
     .await;
@@ -304,7 +307,7 @@ async fn https_probes_verify_the_certificate_as_configured() {
         .await;
     h.target(verified, &addr).await;
 
-    eventually("both unhealthy", || {
+    eventually("both unhealthy", || async {
         (health_events(&h.store).len() >= 2).then_some(())
     })
     .await;

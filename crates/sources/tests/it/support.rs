@@ -1,6 +1,7 @@
 //! A checker on a temporary store, targets to probe, and polling.
 
 use hookd_model::Event;
+use hookd_model::clock::ManualClock;
 use hookd_model::outbound::OutboundPolicy;
 use hookd_sources::{HealthChecker, Settings};
 use hookd_store::Store;
@@ -19,33 +20,6 @@ use uuid::Uuid;
 
 /// The time stamp every test event carries.
 pub const NOW_MS: i64 = 1_700_000_000_000;
-
-fn fixed_now() -> i64 {
-    NOW_MS
-}
-
-/// Admits loopback, where the test targets listen.
-pub fn loopback_policy() -> OutboundPolicy {
-    OutboundPolicy::allowing(vec![
-        "127.0.0.0/8".parse().unwrap(),
-        "::1/128".parse().unwrap(),
-    ])
-}
-
-/// Polls `check` until it gives a value; fails after a generous deadline.
-pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// The `balancer` / `health` events in the outbox, oldest first.
 pub fn health_events(store: &Store) -> Vec<Event> {
@@ -71,7 +45,7 @@ impl Harness {
         let settings = Settings {
             policy,
             refresh: Duration::from_millis(20),
-            now_ms: fixed_now,
+            clock: Arc::new(ManualClock::at(NOW_MS)),
         };
         let checker = HealthChecker::new(store.clone(), settings).unwrap();
         checker.start().unwrap();

@@ -3,7 +3,7 @@
 //! same code writes entities to hookd and posts the bare bodies to the
 //! receiver, so the two figures differ only in what is on the other end.
 
-use crate::stamps::{Clock, Stamps};
+use crate::stamps::{Stamps, Stopwatch};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -68,7 +68,7 @@ pub struct Sent {
 
 impl<F: Fn(usize) -> Bytes + Send + Sync + 'static> Load<F> {
     /// Sends every request; fails at the first unexpected answer.
-    pub async fn run(self, clock: Clock) -> anyhow::Result<Arc<Sent>> {
+    pub async fn run(self, stopwatch: Stopwatch) -> anyhow::Result<Arc<Sent>> {
         let sent = Arc::new(Sent {
             started: Stamps::new(self.count),
             answered: Stamps::new(self.count),
@@ -90,9 +90,9 @@ impl<F: Fn(usize) -> Bytes + Send + Sync + 'static> Load<F> {
                             return anyhow::Ok(());
                         }
                         let body = (load.body)(i);
-                        sent.started.mark(i, clock.now());
+                        sent.started.mark(i, stopwatch.now());
                         let (status, answer) = conn.post(load.path, body).await?;
-                        sent.answered.mark(i, clock.now());
+                        sent.answered.mark(i, stopwatch.now());
                         if status != load.expect {
                             bail!(
                                 "POST {} #{i} answered {status}: {}",

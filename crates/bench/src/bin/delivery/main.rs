@@ -23,7 +23,7 @@ use hyper::StatusCode;
 use receiver::{Arrivals, bare_username, hookd_username};
 use serde_json::json;
 use server::Hookd;
-use stamps::{Clock, Stamps, latencies};
+use stamps::{Stamps, Stopwatch, latencies};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -49,8 +49,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin = hookd_bench::locate_hookd()?;
     let hookd = Hookd::start(&bin)?;
-    let clock = Clock::start();
-    let (receiver, arrivals) = receiver::start(args.events, clock).await?;
+    let stopwatch = Stopwatch::start();
+    let (receiver, arrivals) = receiver::start(args.events, stopwatch).await?;
     create_hook(hookd.addr, receiver).await?;
     println!(
         "delivery: {} events from {} connections, hookd {} ({}); {}",
@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         body: |i| Bytes::from(json!({ "username": hookd_username(i) }).to_string()),
         expect: StatusCode::CREATED,
     }
-    .run(clock)
+    .run(stopwatch)
     .await?;
     if let Err(missing) = arrivals.hookd.wait_all(STALL).await {
         bail!(
@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let redelivered = arrivals.hookd.repeated();
     drop(hookd);
 
-    let bare = bare_run(&args, receiver, &arrivals, clock).await?;
+    let bare = bare_run(&args, receiver, &arrivals, stopwatch).await?;
 
     let mut table = Table::of_summaries();
     table
@@ -146,7 +146,7 @@ async fn bare_run(
     args: &Args,
     receiver: SocketAddr,
     arrivals: &Arrivals,
-    clock: Clock,
+    stopwatch: Stopwatch,
 ) -> anyhow::Result<Summary> {
     let sample = arrivals.sample.get().context("no webhook body to copy")?;
     let sample = String::from_utf8(sample.to_vec()).context("a webhook body is not UTF-8")?;
@@ -169,7 +169,7 @@ async fn bare_run(
         body: move |i| Bytes::from(format!("{before}\"{}\"{after}", bare_username(i))),
         expect: StatusCode::OK,
     }
-    .run(clock)
+    .run(stopwatch)
     .await?;
     if let Err(missing) = arrivals.bare.wait_all(STALL).await {
         bail!("{missing} bare posts were answered but never recorded");

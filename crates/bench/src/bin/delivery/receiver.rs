@@ -3,7 +3,7 @@
 //! body: `u-<i>` for hookd's webhooks, `b-<i>` for the bare client's
 //! posts. Anything else (hookd's ping) is ignored.
 
-use crate::stamps::{Clock, Stamps};
+use crate::stamps::{Stamps, Stopwatch};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -65,7 +65,10 @@ impl Arrivals {
 
 /// Serves on 127.0.0.1 (a free port) until the process ends; returns the
 /// address and what arrives there.
-pub async fn start(events: usize, clock: Clock) -> anyhow::Result<(SocketAddr, Arc<Arrivals>)> {
+pub async fn start(
+    events: usize,
+    stopwatch: Stopwatch,
+) -> anyhow::Result<(SocketAddr, Arc<Arrivals>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let arrivals = Arc::new(Arrivals {
@@ -83,7 +86,7 @@ pub async fn start(events: usize, clock: Clock) -> anyhow::Result<(SocketAddr, A
                     let arrivals = arrivals.clone();
                     async move {
                         let body = req.into_body().collect().await?.to_bytes();
-                        arrivals.record(&body, clock.now());
+                        arrivals.record(&body, stopwatch.now());
                         Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::new())))
                     }
                 });

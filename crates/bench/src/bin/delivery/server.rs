@@ -3,19 +3,16 @@
 
 use anyhow::{Context, bail};
 use hookd_bench::process_cpu_time;
+use hookd_testkit::process::follow_log;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Lines of hookd's log kept to show when something fails.
 const LOG_TAIL: usize = 40;
-
-/// The line hookd logs once it accepts requests.
-const LISTENING: &str = "listening on http://";
 
 /// A running hookd.
 pub struct Hookd {
@@ -33,7 +30,10 @@ impl Hookd {
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
-            .env("HOOKD_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8")
+            .env(
+                "HOOKD_OUTBOUND_ALLOW_CIDRS",
+                hookd_testkit::fixtures::LOOPBACK_CIDRS,
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -41,22 +41,13 @@ impl Hookd {
             .with_context(|| format!("starting {}", bin.display()))?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(VecDeque::new()));
-        let (found, listening) = mpsc::channel();
         let tail = log.clone();
-        // Reads hookd's log to its end, so that a full pipe never blocks it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find(LISTENING) {
-                    let rest = &line[at + LISTENING.len()..];
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = found.send(addr.parse::<SocketAddr>());
-                }
-                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-                if tail.len() == LOG_TAIL {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
+        let listening = follow_log(stderr, move |line| {
+            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+            if tail.len() == LOG_TAIL {
+                tail.pop_front();
             }
+            tail.push_back(line);
         });
         let mut hookd = Hookd {
             child,

@@ -5,14 +5,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// The one time base of a run: nanoseconds since it started, plus one,
-/// so that zero can mean "not yet".
+/// The one time base of a run: monotonic nanoseconds since it started,
+/// plus one, so that zero can mean "not yet" (latencies, not the wall
+/// clock of `hookd_model::clock`).
 #[derive(Debug, Clone, Copy)]
-pub struct Clock(Instant);
+pub struct Stopwatch(Instant);
 
-impl Clock {
+impl Stopwatch {
     pub fn start() -> Self {
-        Clock(Instant::now())
+        Stopwatch(Instant::now())
     }
 
     pub fn now(&self) -> u64 {

@@ -44,12 +44,8 @@ struct Args {
     #[arg(long)]
     fuel_metering: bool,
     /// Directory of the example guests.
-    #[arg(long, default_value_os_t = default_guests())]
+    #[arg(long, default_value_os_t = hookd_testkit::guests::examples_dir())]
     guests: PathBuf,
-}
-
-fn default_guests() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../guest-examples")
 }
 
 /// A realistic crud `consumers:create` event's data, as hookd's store

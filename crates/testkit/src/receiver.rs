@@ -2,8 +2,6 @@
 //! with statuses the test chooses; it can be stopped and started again on
 //! the same port, to play a receiver that is down.
 
-#![allow(dead_code)] // shared by suites that each use a different part
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -155,7 +153,7 @@ impl Receiver {
 
     /// Waits until at least `n` requests arrived; returns them.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
-        super::poll::eventually(&format!("{n} requests at the receiver"), || async {
+        crate::eventually(&format!("{n} requests at the receiver"), || async {
             let got = self.received();
             (got.len() >= n).then_some(got)
         })

@@ -1,0 +1,285 @@
+//! The server assembled from its configuration: the store, the catalogue,
+//! metrics, the sandbox, the template renderer, the delivery engine, the
+//! health checker and the Admin API, built once here, so that `hookd
+//! serve` and the tests run the same server.
+
+use crate::config::Config;
+use anyhow::Context;
+use axum::Router;
+use hookd_admin::{AdminState, Rbac, ServerInfo};
+use hookd_delivery::Deliveries;
+use hookd_delivery::random::ThreadRandom;
+use hookd_metrics::Metrics;
+use hookd_model::clock::{Clock, SystemClock};
+use hookd_sandbox::Sandbox;
+use hookd_sources::HealthChecker;
+use hookd_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::normalize_path::NormalizePath;
+
+/// How long shutdown waits for requests, then for delivery attempts, under way.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// How often the audit log's retention is applied.
+const PRUNE_AUDIT_EVERY: Duration = Duration::from_secs(60);
+
+/// A hookd server: every part built, nothing running until [`App::serve`].
+pub struct App {
+    config: Config,
+    store: Store,
+    metrics: Arc<Metrics>,
+    deliveries: Deliveries,
+    health: Arc<HealthChecker>,
+    admin: AdminState,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// Opens the store in the configured data directory and builds every
+    /// part. Webhook-custom templates are rendered by this program run as
+    /// `hookd template-worker`.
+    pub fn build(config: &Config) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let store = Store::open(&config.data_dir)
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let catalogue = Arc::new(config.catalogue(hookd_model::entity::crud_entities())?);
+        let metrics = Arc::new(Metrics::new());
+        let sandbox =
+            Sandbox::new(config.sandbox()?).context("setting up the WebAssembly sandbox")?;
+        let deliveries = Deliveries::new(hookd_delivery::Parts {
+            store: store.clone(),
+            catalogue: Arc::clone(&catalogue),
+            settings: config.delivery(template_renderer(config)?),
+            clock: Arc::new(SystemClock),
+            random: Arc::new(ThreadRandom),
+            sandbox: sandbox.clone(),
+            metrics: Arc::clone(&metrics),
+        })
+        .context("setting up deliveries")?;
+        let health = Arc::new(
+            HealthChecker::new(
+                store.clone(),
+                hookd_sources::Settings {
+                    policy: config.outbound_policy(),
+                    ..hookd_sources::Settings::default()
+                },
+            )
+            .context("setting up health checks")?,
+        );
+        let info = ServerInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            hostname: hostname(),
+            node_id: store.node_id()?.to_string(),
+            configuration: config.redacted(),
+        };
+        let admin = AdminState {
+            store: store.clone(),
+            catalogue,
+            body_limit: config.body_limit,
+            body_max_depth: config.body_max_depth,
+            info: Arc::new(info),
+            deliveries: deliveries.clone(),
+            health: Arc::clone(&health),
+            sandbox,
+            guest_size_limit: config.guest_size_limit,
+            metrics: Arc::clone(&metrics),
+            rbac: Rbac::new(config.enforce_rbac, &config.admin_token),
+        };
+        Ok(App {
+            config: config.clone(),
+            store,
+            metrics,
+            deliveries,
+            health,
+            admin,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The Admin API of this server, to serve or to call in-process.
+    pub fn router(&self) -> NormalizePath<Router> {
+        hookd_admin::app(self.admin.clone())
+    }
+
+    /// Cancelling this token (a signal handler, a test) stops the server:
+    /// [`App::serve`] then lets the work under way finish and returns.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Starts deliveries, health checks and audit retention, serves the
+    /// Admin API on `listener` until shutdown, then stops every part in
+    /// turn and closes the store.
+    pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
+        let config = &self.config;
+        if config.enforce_rbac && config.admin_token.is_empty() {
+            tracing::warn!(
+                "enforce_rbac is on without admin_token: only admins with tokens can use the Admin API"
+            );
+        }
+        self.deliveries.start();
+        self.health.start().context("starting health checks")?;
+        let audit_retention = tokio::spawn(prune_audit(
+            self.store.clone(),
+            AuditRetention::of(config),
+            self.shutdown.clone(),
+        ));
+        let addr = listener.local_addr()?;
+        tracing::info!(data_dir = %config.data_dir.display(), "hookd admin API listening on http://{addr}");
+        crate::listener::serve(
+            listener,
+            self.router(),
+            config.listener(),
+            Arc::clone(&self.metrics),
+            self.shutdown.clone(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        // Attempts under way finish and are recorded; one that outlasts this
+        // wait runs again after the next start (at least once).
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.deliveries.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("deliveries still running at shutdown will run again after restart");
+        }
+        self.health.shutdown().await;
+        let _ = audit_retention.await;
+        self.store.close();
+        tracing::info!("hookd stopped; store flushed");
+        Ok(())
+    }
+}
+
+/// Templates are rendered by this same program, run as
+/// `hookd template-worker` (see hookd_template::worker).
+fn template_renderer(config: &Config) -> anyhow::Result<hookd_template::Renderer> {
+    let program = std::env::current_exe().context("finding hookd's own executable")?;
+    let command = hookd_template::WorkerCommand {
+        program,
+        args: vec!["template-worker".into()],
+    };
+    Ok(hookd_template::Renderer::new(
+        command,
+        config.template_limits(),
+    ))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// How long audit decisions are kept: allowed ones, and denials, which
+/// outlive them.
+struct AuditRetention {
+    allowed: (usize, Duration),
+    denied: (usize, Duration),
+}
+
+impl AuditRetention {
+    fn of(config: &Config) -> Self {
+        AuditRetention {
+            allowed: (config.audit_retention_count, config.audit_retention_age.0),
+            denied: (
+                config.audit_denied_retention_count,
+                config.audit_denied_retention_age.0,
+            ),
+        }
+    }
+}
+
+/// Applies the audit log's retention every minute until shutdown.
+async fn prune_audit(store: Store, retention: AuditRetention, shutdown: CancellationToken) {
+    loop {
+        let now = SystemClock.now_ms();
+        let keep = |(keep, age): (usize, Duration)| hookd_store::Retention {
+            keep,
+            before_ms: now - age.as_millis() as i64,
+        };
+        match store.prune_audit(keep(retention.allowed), keep(retention.denied)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "audit decisions past retention removed"),
+            Err(e) => tracing::error!(error = %e, "applying audit retention failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(PRUNE_AUDIT_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use std::collections::BTreeSet;
+    use tower::ServiceExt;
+
+    /// Every method every documented path answers (anything but 405) is
+    /// documented, and every documented operation is answered: the
+    /// OpenAPI document and the routes are one list.
+    #[tokio::test]
+    async fn the_openapi_document_covers_every_route_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let app = App::build(&config).unwrap().router();
+        let call = |method: Method, uri: &str| {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            app.clone().oneshot(request)
+        };
+        let answer = call(Method::GET, "/openapi.json").await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let document: openapiv3::OpenAPI =
+            serde_json::from_slice(&bytes).expect("a valid OpenAPI 3 document");
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut checked = 0;
+        for (path, item) in &document.paths.paths {
+            let item = item.as_item().expect("paths are inline");
+            let documented: BTreeSet<&str> = item.iter().map(|(method, _)| method).collect();
+            let concrete: String = path
+                .split('/')
+                .map(|seg| {
+                    if seg.starts_with('{') {
+                        id.as_str()
+                    } else {
+                        seg
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ] {
+                let status = call(method.clone(), &concrete).await.unwrap().status();
+                let routed = status != StatusCode::METHOD_NOT_ALLOWED;
+                let is_documented = documented.contains(method.as_str().to_lowercase().as_str());
+                assert_eq!(routed, is_documented, "{method} {path}: answered {status}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked} combinations checked");
+    }
+}
