@@ -35,11 +35,14 @@ trait ApplyKind: CapabilityKind {
 
 /// [`ApplyKind`] without its types, so that one loop goes over all kinds.
 trait AnyApply: Sync {
+    /// Its kind's key, to tell that every kind of the model is applied.
+    #[cfg(test)]
     fn key(&self) -> &'static str;
     fn apply_grant(&self, grant: &EffectiveGrant, to: &mut GuestContext<'_>, audit: &Auditor);
 }
 
 impl<K: ApplyKind> AnyApply for K {
+    #[cfg(test)]
     fn key(&self) -> &'static str {
         K::KEY
     }
