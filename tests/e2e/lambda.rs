@@ -2,8 +2,8 @@
 //! crud events, the sandbox's grants, ceilings and limits, and the audit.
 
 use crate::support::{Options, Server, attempted};
-use hookd_testkit::{eventually, guests};
 use hookd_testkit::receiver::Receiver;
+use hookd_testkit::{eventually, guests};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

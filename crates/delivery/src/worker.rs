@@ -151,7 +151,10 @@ fn record(engine: &Engine, handler: &str, ok: bool, state: DeliveryState, elapse
 
 /// The delivery's hook; none when it was deleted.
 fn load_hook(engine: &Engine, delivery: &Delivery) -> Result<Option<EventHook>, String> {
-    match engine.store.get(hookd_model::hook::ENTITY, delivery.hook_id) {
+    match engine
+        .store
+        .get(hookd_model::hook::ENTITY, delivery.hook_id)
+    {
         Ok(Some(value)) => serde_json::from_value(value)
             .map(Some)
             .map_err(|e| format!("the event hook does not decode: {e}")),

@@ -32,6 +32,15 @@ pub(crate) mod bindings {
 
 use bindings::hookd::lambda::host::Level;
 
+/// One call of a prepared guest: the event, what it may use, and where its
+/// output and decisions go.
+struct Call<'a> {
+    grant: &'a EffectiveGrant,
+    inv: Invocation<'a>,
+    io: &'a Io,
+    audit: &'a Auditor,
+}
+
 /// One event for one guest.
 #[derive(Debug, Clone)]
 pub struct Invocation<'a> {
@@ -344,10 +353,16 @@ impl Sandbox {
         };
         let limits = grant.limits;
         let (hook_id, name) = (inv.hook_id, inv.guest_name);
+        let call = Call {
+            grant,
+            inv,
+            io: &io,
+            audit: &audit,
+        };
         let run = async {
             match &guest.prepared {
-                Prepared::Component(pre) => self.run_component(pre, grant, inv, &io, &audit).await,
-                Prepared::Command(pre) => self.run_command(pre, grant, inv, &io, &audit).await,
+                Prepared::Component(pre) => self.run_component(pre, call).await,
+                Prepared::Command(pre) => self.run_command(pre, call).await,
             }
         };
         // Ends a guest waiting in a host call (an HTTP response, a sleep)
@@ -367,10 +382,12 @@ impl Sandbox {
     async fn run_component(
         &self,
         pre: &bindings::LambdaPre<ComponentState>,
-        grant: &EffectiveGrant,
-        inv: Invocation<'_>,
-        io: &Io,
-        audit: &Auditor,
+        Call {
+            grant,
+            inv,
+            io,
+            audit,
+        }: Call<'_>,
     ) -> Result<Option<String>, Failure> {
         let rt = &self.inner.runtime;
         let GuestContext {
@@ -415,10 +432,12 @@ impl Sandbox {
     async fn run_command(
         &self,
         pre: &wasmtime::InstancePre<CommandState>,
-        grant: &EffectiveGrant,
-        inv: Invocation<'_>,
-        io: &Io,
-        audit: &Auditor,
+        Call {
+            grant,
+            inv,
+            io,
+            audit,
+        }: Call<'_>,
     ) -> Result<Option<String>, Failure> {
         let rt = &self.inner.runtime;
         let max = self.inner.config.max_output_bytes;

@@ -2,9 +2,8 @@
 //! [`Outbound::webhook_custom`].
 
 use super::outbound::{Outbound, Request, append_header, header_value, parse_url};
-use super::outcome::{Outcome, test_answer};
 use super::response::Response;
-use super::{AttemptId, HandlerError, HookHandler};
+use super::{AttemptId, HandlerError, SendsRequest};
 use crate::Engine;
 use futures::future::{BoxFuture, FutureExt};
 use hookd_model::hook::WebhookCustomConfig;
@@ -12,7 +11,6 @@ use hookd_model::violation::{PathSeg, Violations};
 use hookd_template::{Answers, Escape, Failure, PoolError, Renderer, Template};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use uuid::Uuid;
@@ -20,7 +18,7 @@ use uuid::Uuid;
 /// The `webhook-custom` handler of one hook.
 pub(crate) struct WebhookCustom<'a>(pub(crate) &'a WebhookCustomConfig);
 
-impl HookHandler for WebhookCustom<'_> {
+impl SendsRequest for WebhookCustom<'_> {
     /// Templates that compile and are within their budget without data.
     fn check<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
         async move {
@@ -30,29 +28,14 @@ impl HookHandler for WebhookCustom<'_> {
         .boxed()
     }
 
-    fn deliver<'a>(
+    fn send<'a>(
         &'a self,
         engine: &'a Engine,
-        _hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Outcome> {
+    ) -> BoxFuture<'a, Result<Response, HandlerError>> {
         engine
             .outbound
             .webhook_custom(self.0, attempt, &engine.settings.templates)
-            .map(Outcome::of_request)
-            .boxed()
-    }
-
-    fn test<'a>(
-        &'a self,
-        engine: &'a Engine,
-        _hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, String>> {
-        engine
-            .outbound
-            .webhook_custom(self.0, attempt, &engine.settings.templates)
-            .map(test_answer)
             .boxed()
     }
 }

@@ -67,6 +67,47 @@ pub(crate) trait HookHandler: Send + Sync {
     ) -> BoxFuture<'a, Result<Value, String>>;
 }
 
+/// A handler whose work is one HTTP request (`webhook`, `webhook-custom`):
+/// an attempt is judged by its answer, and `/test` shows the answer as Kong
+/// does (`{body, headers, status}`).
+pub(crate) trait SendsRequest: Send + Sync {
+    /// Checks what the schema cannot, when the hook is saved.
+    fn check<'a>(&'a self, _engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
+        future::ready(Ok(())).boxed()
+    }
+
+    /// Sends the request for `attempt`.
+    fn send<'a>(
+        &'a self,
+        engine: &'a Engine,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Result<Response, HandlerError>>;
+}
+
+impl<T: SendsRequest> HookHandler for T {
+    fn check<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
+        SendsRequest::check(self, engine)
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        engine: &'a Engine,
+        _hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Outcome> {
+        self.send(engine, attempt).map(Outcome::of_request).boxed()
+    }
+
+    fn test<'a>(
+        &'a self,
+        engine: &'a Engine,
+        _hook_id: Uuid,
+        attempt: &'a AttemptId<'a>,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        self.send(engine, attempt).map(outcome::test_answer).boxed()
+    }
+}
+
 /// The implementation of a hook's handler, with its configuration.
 pub(crate) fn of(handler: &Handler) -> Box<dyn HookHandler + '_> {
     match handler {

@@ -1,45 +1,25 @@
 //! Kong's `webhook` handler and its ping.
 
 use super::outbound::{Outbound, Request, append_header, parse_url};
-use super::outcome::{Outcome, test_answer};
 use super::response::Response;
-use super::{AttemptId, HandlerError, HookHandler};
+use super::{AttemptId, HandlerError, SendsRequest};
 use crate::Engine;
 use futures::future::{BoxFuture, FutureExt};
 use hookd_model::hook::WebhookConfig;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 /// The `webhook` handler of one hook: nothing to check beyond the schema.
 pub(crate) struct Webhook<'a>(pub(crate) &'a WebhookConfig);
 
-impl HookHandler for Webhook<'_> {
-    fn deliver<'a>(
+impl SendsRequest for Webhook<'_> {
+    fn send<'a>(
         &'a self,
         engine: &'a Engine,
-        _hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Outcome> {
-        engine
-            .outbound
-            .webhook(self.0, attempt)
-            .map(Outcome::of_request)
-            .boxed()
-    }
-
-    fn test<'a>(
-        &'a self,
-        engine: &'a Engine,
-        _hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, String>> {
-        engine
-            .outbound
-            .webhook(self.0, attempt)
-            .map(test_answer)
-            .boxed()
+    ) -> BoxFuture<'a, Result<Response, HandlerError>> {
+        engine.outbound.webhook(self.0, attempt).boxed()
     }
 }
 
