@@ -59,6 +59,26 @@ fn crud_docs(name: &str, collection: bool) -> Vec<Doc> {
     }
 }
 
+/// The entity a member path names (`/services/{key}`,
+/// `/upstreams/{key}/targets/{child_key}`): its resource, the parent it is
+/// looked for under, and the key as given.
+struct Member {
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    key: String,
+}
+
+impl Member {
+    /// A member looked for under its parent.
+    fn under(r: Resource, scope: Scope, parent_id: Uuid, key: String) -> Self {
+        Member {
+            r,
+            scope: Some((scope, parent_id)),
+            key,
+        }
+    }
+}
+
 /// Routes of one resource at `path` (`/services`, `/event-hooks`).
 pub fn routes(path: &str, r: Resource) -> Api {
     Api::new()
@@ -70,14 +90,48 @@ pub fn routes(path: &str, r: Resource) -> Api {
         )
         .route(
             &format!("{path}/{{key}}"),
-            get(move |state, Path((key,)): Path<(String,)>| get_one(state, r, None, key))
-                .patch(move |state, Path((key,)): Path<(String,)>, body| {
-                    patch(state, r, None, key, body)
-                })
-                .put(move |state, Path((key,)): Path<(String,)>, body| {
-                    put(state, r, None, key, body)
-                })
-                .delete(move |state, Path((key,)): Path<(String,)>| delete(state, r, None, key)),
+            get(move |state, Path((key,)): Path<(String,)>| {
+                get_one(
+                    state,
+                    Member {
+                        r,
+                        scope: None,
+                        key,
+                    },
+                )
+            })
+            .patch(move |state, Path((key,)): Path<(String,)>, body| {
+                patch(
+                    state,
+                    Member {
+                        r,
+                        scope: None,
+                        key,
+                    },
+                    body,
+                )
+            })
+            .put(move |state, Path((key,)): Path<(String,)>, body| {
+                put(
+                    state,
+                    Member {
+                        r,
+                        scope: None,
+                        key,
+                    },
+                    body,
+                )
+            })
+            .delete(move |state, Path((key,)): Path<(String,)>| {
+                delete(
+                    state,
+                    Member {
+                        r,
+                        scope: None,
+                        key,
+                    },
+                )
+            }),
             crud_docs(r.name(), false),
         )
 }
@@ -108,19 +162,19 @@ pub fn nested_routes(
             &format!("{base}/{{child_key}}"),
             get(move |state: State<AdminState>, Path((key, child)): Path<(String, String)>| async move {
                 let parent_id = parent_id(&state, scope, &key).await?;
-                get_one(state, r, Some((scope, parent_id)), child).await
+                get_one(state, Member::under(r, scope, parent_id, child)).await
             })
             .patch(move |state: State<AdminState>, Path((key, child)): Path<(String, String)>, body: KongBody| async move {
                 let parent_id = parent_id(&state, scope, &key).await?;
-                patch(state, r, Some((scope, parent_id)), child, body).await
+                patch(state, Member::under(r, scope, parent_id, child), body).await
             })
             .put(move |state: State<AdminState>, Path((key, child)): Path<(String, String)>, body: KongBody| async move {
                 let parent_id = parent_id(&state, scope, &key).await?;
-                put(state, r, Some((scope, parent_id)), child, body).await
+                put(state, Member::under(r, scope, parent_id, child), body).await
             })
             .delete(move |state: State<AdminState>, Path((key, child)): Path<(String, String)>| async move {
                 let parent_id = parent_id(&state, scope, &key).await?;
-                delete(state, r, Some((scope, parent_id)), child).await
+                delete(state, Member::under(r, scope, parent_id, child)).await
             }),
             crud_docs(child.name, false),
         )
@@ -338,9 +392,7 @@ async fn with_new_token(state: &AdminState, r: Resource, mut entity: Value) -> A
 
 async fn get_one(
     State(state): State<AdminState>,
-    r: Resource,
-    scope: Option<(Scope, Uuid)>,
-    key: String,
+    Member { r, scope, key }: Member,
 ) -> ApiResult<Json<Value>> {
     find(&state, r, scope, &key)?
         .map(Json)
@@ -349,9 +401,7 @@ async fn get_one(
 
 async fn patch(
     State(state): State<AdminState>,
-    r: Resource,
-    scope: Option<(Scope, Uuid)>,
-    key: String,
+    Member { r, scope, key }: Member,
     body: KongBody,
 ) -> ApiResult<Json<Value>> {
     let how = body.input();
@@ -378,9 +428,7 @@ async fn patch(
 
 async fn put(
     State(state): State<AdminState>,
-    r: Resource,
-    scope: Option<(Scope, Uuid)>,
-    key: String,
+    Member { r, scope, key }: Member,
     body: KongBody,
 ) -> ApiResult<Json<Value>> {
     let how = body.input();
@@ -415,9 +463,7 @@ async fn put(
 
 async fn delete(
     State(state): State<AdminState>,
-    r: Resource,
-    scope: Option<(Scope, Uuid)>,
-    key: String,
+    Member { r, scope, key }: Member,
 ) -> ApiResult<StatusCode> {
     if let Some(existing) = find(&state, r, scope, &key)? {
         match state

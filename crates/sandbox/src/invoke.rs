@@ -382,20 +382,16 @@ impl Sandbox {
     async fn run_component(
         &self,
         pre: &bindings::LambdaPre<ComponentState>,
-        Call {
-            grant,
-            inv,
-            io,
-            audit,
-        }: Call<'_>,
+        call: Call<'_>,
     ) -> Result<Option<String>, Failure> {
         let rt = &self.inner.runtime;
         let GuestContext {
             mut wasi,
             http_hosts,
             ..
-        } = self.wasi_builder(grant, audit);
-        wasi.stdout(io.stdout.clone()).stderr(io.stderr.clone());
+        } = self.wasi_builder(call.grant, call.audit);
+        wasi.stdout(call.io.stdout.clone())
+            .stderr(call.io.stderr.clone());
         let state = ComponentState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -404,40 +400,35 @@ impl Sandbox {
                 hosts: http_hosts.into(),
                 outbound: self.inner.outbound.clone(),
                 tls: rt.tls.clone(),
-                audit: audit.clone(),
+                audit: call.audit.clone(),
             },
-            limiter: Limiter::new(grant.limits.memory),
-            log: io.log.clone(),
+            limiter: Limiter::new(call.grant.limits.memory),
+            log: call.io.log.clone(),
         };
-        let mut store = new_store(&rt.engine, self.metered(), state, &grant.limits)?;
+        let mut store = new_store(&rt.engine, self.metered(), state, &call.grant.limits)?;
         let lambda = pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| failure(e, &mut store, &grant.limits))?;
+            .map_err(|e| failure(e, &mut store, &call.grant.limits))?;
         let event = bindings::hookd::lambda::types::Event {
-            id: inv.event_id.to_string(),
-            hook_id: inv.hook_id.to_string(),
-            source: inv.source.to_string(),
-            event: inv.event.to_string(),
-            data: inv.data,
+            id: call.inv.event_id.to_string(),
+            hook_id: call.inv.hook_id.to_string(),
+            source: call.inv.source.to_string(),
+            event: call.inv.event.to_string(),
+            data: call.inv.data,
         };
         match lambda.call_handle(&mut store, &event).await {
             Ok(Ok(Some(out))) => self.bounded(out).map(Some),
             Ok(Ok(None)) => Ok(None),
             Ok(Err(message)) => Err(Failure::GuestError(message)),
-            Err(e) => Err(failure(e, &mut store, &grant.limits)),
+            Err(e) => Err(failure(e, &mut store, &call.grant.limits)),
         }
     }
 
     async fn run_command(
         &self,
         pre: &wasmtime::InstancePre<CommandState>,
-        Call {
-            grant,
-            inv,
-            io,
-            audit,
-        }: Call<'_>,
+        call: Call<'_>,
     ) -> Result<Option<String>, Failure> {
         let rt = &self.inner.runtime;
         let max = self.inner.config.max_output_bytes;
@@ -445,20 +436,20 @@ impl Sandbox {
         // tells that it was exceeded.
         let result = Capture::new(max.saturating_add(1));
         // A command has no wasi:http: the granted hosts go unused.
-        let mut wasi = self.wasi_builder(grant, audit).wasi;
-        wasi.stdin(MemoryInputPipe::new(inv.data))
+        let mut wasi = self.wasi_builder(call.grant, call.audit).wasi;
+        wasi.stdin(MemoryInputPipe::new(call.inv.data))
             .stdout(result.clone())
-            .stderr(io.stderr.clone())
-            .arg(inv.guest_name);
+            .stderr(call.io.stderr.clone())
+            .arg(call.inv.guest_name);
         let state = CommandState {
             wasi: wasi.build_p1(),
-            limiter: Limiter::new(grant.limits.memory),
+            limiter: Limiter::new(call.grant.limits.memory),
         };
-        let mut store = new_store(&rt.engine, self.metered(), state, &grant.limits)?;
+        let mut store = new_store(&rt.engine, self.metered(), state, &call.grant.limits)?;
         let instance = pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| failure(e, &mut store, &grant.limits))?;
+            .map_err(|e| failure(e, &mut store, &call.grant.limits))?;
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(|e| Failure::Host(format!("{e:#}")))?;
@@ -466,12 +457,12 @@ impl Sandbox {
             Ok(()) => 0,
             Err(e) => match e.downcast_ref::<I32Exit>() {
                 Some(I32Exit(code)) => *code,
-                None => return Err(failure(e, &mut store, &grant.limits)),
+                None => return Err(failure(e, &mut store, &call.grant.limits)),
             },
         };
         let (out, written) = result.take();
         if status != 0 {
-            let err = io.stderr.peek(512);
+            let err = call.io.stderr.peek(512);
             let err = String::from_utf8_lossy(&err);
             return Err(Failure::GuestError(format!(
                 "exited with status {status}: {}",
