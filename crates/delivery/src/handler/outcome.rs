@@ -50,7 +50,7 @@ impl Outcome {
     pub(crate) fn of_request(sent: Result<Response, HandlerError>) -> Outcome {
         let response = match sent {
             Ok(response) => response,
-            Err(e) => return Outcome::failed(error_text(&e)),
+            Err(e) => return Outcome::failed(hookd_model::error_chain(&e)),
         };
         let answer = Answer {
             status: response.status,
@@ -103,25 +103,10 @@ const HOOK_GONE: &str = "the event hook no longer exists";
 /// Kong's `result` of `/test` for a request: `{body, headers, status}`,
 /// whatever the status.
 pub(crate) fn test_answer(sent: Result<Response, HandlerError>) -> Result<Value, String> {
-    let response = sent.map_err(|e| error_text(&e))?;
+    let response = sent.map_err(|e| hookd_model::error_chain(&e))?;
     Ok(json!({
         "body": response.body,
         "headers": response.headers,
         "status": response.status,
     }))
-}
-
-/// The error with its causes, as recorded on an attempt.
-fn error_text(e: &HandlerError) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
 }
