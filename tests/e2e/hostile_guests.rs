@@ -230,7 +230,7 @@ fn a_ceiling_holding_hookds_own_secrets_is_refused_at_start() {
     let data = dir.path().join("data");
     let err = serve_refused(&[("HOOKD_SANDBOX_ENV", "HOOKD_ADMIN_TOKEN")], &data);
     assert!(
-        err.contains("sandbox_env: HOOKD_ADMIN_TOKEN is hookd's own"),
+        err.contains("sandbox_env: environment variable 'HOOKD_ADMIN_TOKEN' is hookd's own"),
         "{err}"
     );
     let around = format!("[{{host = {:?}, guest = \"/d\"}}]", dir.path());

@@ -3,7 +3,7 @@
 
 use hookd_delivery::handler::KongSignature;
 use hookd_model::capability::{
-    self, AllowedHost, DirGrant, ResolvedLimits, SandboxCeiling, ServerSecrets, UntrustedWasm,
+    self, CeilingConfig, ResolvedLimits, SandboxCeiling, ServerSecrets, UntrustedWasm,
 };
 use hookd_model::{Catalogue, EventInfo};
 use serde::{Deserialize, Serialize};
@@ -14,8 +14,9 @@ use std::time::Duration;
 
 /// Every setting of the server. Each key can be set in the TOML file or
 /// by the environment variable `HOOKD_<KEY>` (upper case), which wins.
+/// A key it does not know is refused ([`Config::load`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     /// Address of the Admin API.
     pub listen: SocketAddr,
@@ -67,14 +68,13 @@ pub struct Config {
     /// hooks refused and never run), `sandbox` (within the ceiling below),
     /// `on` (whatever a hook asks for).
     pub untrusted_wasm: UntrustedWasm,
-    /// Host patterns a lambda hook may be granted in `sandbox` mode
-    /// (`api.example.com`, `*.slack.com:443`, `127.0.0.1:8080`).
-    pub sandbox_allowed_hosts: Vec<String>,
-    /// Environment variables a lambda hook may be granted in `sandbox` mode.
-    pub sandbox_env: Vec<String>,
-    /// Directories (and below) a lambda hook may be granted in `sandbox`
-    /// mode: `[{host = "/srv/data", guest = "/data", write = false}]`.
-    pub sandbox_dirs: Vec<DirGrant>,
+    /// What a lambda hook may be granted in `sandbox` mode, one key per
+    /// capability kind: `sandbox_allowed_hosts` (`api.example.com`,
+    /// `*.slack.com:443`, `127.0.0.1:8080`), `sandbox_env` (variable
+    /// names), `sandbox_dirs` (`[{host = "/srv/data", guest = "/data",
+    /// write = false}]`, and below).
+    #[serde(flatten)]
+    pub sandbox_ceiling: CeilingConfig,
     /// Linear memory of a guest whose hook sets none, bytes.
     pub sandbox_default_memory: u64,
     /// Largest linear memory any hook may ask for, bytes.
@@ -229,9 +229,7 @@ impl Default for Config {
             kong_signature: KongSignature::Sha1,
             custom_sources: BTreeMap::new(),
             untrusted_wasm: UntrustedWasm::Sandbox,
-            sandbox_allowed_hosts: Vec::new(),
-            sandbox_env: Vec::new(),
-            sandbox_dirs: Vec::new(),
+            sandbox_ceiling: CeilingConfig::default(),
             sandbox_default_memory: capability::DEFAULT_MEMORY,
             sandbox_max_memory: capability::MAX_MEMORY,
             sandbox_default_timeout: Dur(Duration::from_millis(capability::DEFAULT_TIMEOUT_MS)),
@@ -306,6 +304,14 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// A key the file sets that is not a setting.
+    #[error("{path}: unknown key `{key}`", path = path.display())]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
     /// A sandbox setting that does not make sense.
     #[error("{key}: {reason}")]
     Sandbox {
@@ -341,6 +347,8 @@ impl Config {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        let defaults =
+            toml::Table::try_from(Config::default()).expect("the default configuration serialises");
         let mut table = toml::Table::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -351,9 +359,15 @@ impl Config {
                 path: path.into(),
                 source,
             })?;
+            // Every key has a default, so a key without one is misspelt or
+            // from another version: refused, not ignored.
+            if let Some(key) = table.keys().find(|key| !defaults.contains_key(*key)) {
+                return Err(ConfigError::UnknownKey {
+                    path: path.into(),
+                    key: key.clone(),
+                });
+            }
         }
-        let defaults =
-            toml::Table::try_from(Config::default()).expect("the default configuration serialises");
         for (key, default) in &defaults {
             let var = format!("HOOKD_{}", key.to_ascii_uppercase());
             if let Some(text) = env(&var) {
@@ -430,49 +444,18 @@ impl Config {
         }
     }
 
-    /// Refuses a ceiling that would hand hookd's own secrets to guests.
-    fn check_ceiling_secrets(&self, secrets: &ServerSecrets) -> Result<(), ConfigError> {
-        if let Some(name) = self
-            .sandbox_env
-            .iter()
-            .find(|n| ServerSecrets::is_secret_env(n))
-        {
-            return Err(ConfigError::Sandbox {
-                key: "sandbox_env",
-                reason: format!(
-                    "{name} is hookd's own ({}*), which is never granted to a guest",
-                    capability::SECRET_ENV_PREFIX
-                ),
-            });
-        }
-        for dir in &self.sandbox_dirs {
-            let real = hookd_sandbox::resolve_path(Path::new(&dir.host));
-            if let Some(exposed) = secrets.exposed_by(&real) {
-                return Err(ConfigError::Sandbox {
-                    key: "sandbox_dirs",
-                    reason: format!(
-                        "{} would expose {exposed}, which is never granted to a guest",
-                        dir.host
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// The sandbox of lambda guests, its precompiled guests kept in
     /// `<data_dir>/compiled`.
     pub fn sandbox(&self) -> Result<hookd_sandbox::SandboxConfig, ConfigError> {
         let secrets = self.secrets();
-        self.check_ceiling_secrets(&secrets)?;
-        let allowed_hosts = self
-            .sandbox_allowed_hosts
-            .iter()
-            .map(|p| AllowedHost::parse(p))
-            .collect::<Result<Vec<_>, _>>()
+        // Refuses a ceiling that is malformed or would hand hookd's own
+        // secrets to guests, judged on real paths.
+        let items = self
+            .sandbox_ceiling
+            .read(&secrets, &hookd_sandbox::resolve_path)
             .map_err(|e| ConfigError::Sandbox {
-                key: "sandbox_allowed_hosts",
-                reason: e.to_string(),
+                key: e.key,
+                reason: e.reason,
             })?;
         let fuel = |f: u64| (f > 0).then_some(f);
         let limits = |memory, timeout: Dur, fuel| ResolvedLimits {
@@ -481,9 +464,7 @@ impl Config {
             fuel,
         };
         let ceiling = SandboxCeiling {
-            allowed_hosts,
-            env: self.sandbox_env.clone(),
-            dirs: self.sandbox_dirs.clone(),
+            items,
             default_limits: limits(
                 self.sandbox_default_memory,
                 self.sandbox_default_timeout,
@@ -709,11 +690,12 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hookd.toml");
-        std::fs::write(&file, "no_such_key = 1\n").unwrap();
-        assert!(matches!(
-            Config::load(Some(&file), env(&[])),
-            Err(ConfigError::Invalid(_))
-        ));
+        std::fs::write(&file, "sandbox_env = [\"REGION\"]\nno_such_key = 1\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{}: unknown key `no_such_key`", file.display())
+        );
     }
 
     #[test]
@@ -799,6 +781,49 @@ mod tests {
     }
 
     #[test]
+    fn each_ceiling_key_is_read_by_its_capability_kind() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("HOOKD_SANDBOX_ALLOWED_HOSTS", "*.slack.com, 127.0.0.1:8080"),
+                ("HOOKD_SANDBOX_ENV", "REGION"),
+            ]),
+        )
+        .unwrap()
+        .sandbox()
+        .unwrap();
+        let host = |p| capability::AllowedHost::parse(p).unwrap();
+        assert_eq!(
+            c.ceiling.items.allowed_hosts,
+            [host("*.slack.com"), host("127.0.0.1:8080")]
+        );
+        assert_eq!(c.ceiling.items.env, ["REGION"]);
+        for (var, value, refusal) in [
+            (
+                "HOOKD_SANDBOX_ALLOWED_HOSTS",
+                "https://x",
+                "sandbox_allowed_hosts: invalid host pattern 'https://x'",
+            ),
+            (
+                "HOOKD_SANDBOX_ENV",
+                "A=B",
+                "sandbox_env: an environment variable name must be non-empty, without '=' or NUL",
+            ),
+            (
+                "HOOKD_SANDBOX_DIRS",
+                "[{host = \"relative\", guest = \"/d\"}]",
+                "sandbox_dirs: the host path must be absolute, without '..'",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(var, value)]))
+                .unwrap()
+                .sandbox()
+                .unwrap_err();
+            assert!(err.to_string().starts_with(refusal), "{err}");
+        }
+    }
+
+    #[test]
     fn the_ceiling_cannot_hold_hookds_own_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -815,7 +840,7 @@ mod tests {
         let err = load(&[("HOOKD_SANDBOX_ENV", "REGION,HOOKD_ADMIN_TOKEN")]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "sandbox_env: HOOKD_ADMIN_TOKEN is hookd's own (HOOKD_*), which is never granted to a guest"
+            "sandbox_env: environment variable 'HOOKD_ADMIN_TOKEN' is hookd's own (HOOKD_*) and is never granted to a guest"
         );
         let real = |p: &Path| hookd_sandbox::resolve_path(p).display().to_string();
         let grant = |host: &Path| {
@@ -834,7 +859,7 @@ mod tests {
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "sandbox_dirs: {} would expose hookd's data directory {}, which is never granted to a guest",
+                    "sandbox_dirs: directory '{}' would expose hookd's data directory {}, which is never granted to a guest",
                     host.display(),
                     real(&data)
                 )

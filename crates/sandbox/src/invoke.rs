@@ -1,7 +1,7 @@
 //! One guest call: a fresh `Store`, the WASI context built from the grant,
 //! limits, captured output, and the failure told apart.
 
-use crate::apply::{self, GuestContext};
+use crate::apply::GuestContext;
 use crate::audit::Auditor;
 use crate::engine::TICK;
 use crate::guest::{Guest, Prepared};
@@ -388,7 +388,6 @@ impl Sandbox {
         let GuestContext {
             mut wasi,
             http_hosts,
-            ..
         } = self.wasi_builder(call.grant, call.audit);
         wasi.stdout(call.io.stdout.clone())
             .stderr(call.io.stderr.clone());
@@ -498,7 +497,7 @@ impl Sandbox {
     /// A WASI context with nothing but the grant (no inherited stdio, env,
     /// args or network; sockets and name lookup off), and the granted
     /// hosts for the wasi-http hook.
-    fn wasi_builder(&self, grant: &EffectiveGrant, audit: &Auditor) -> GuestContext<'_> {
+    fn wasi_builder(&self, grant: &EffectiveGrant, audit: &Auditor) -> GuestContext {
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
@@ -518,10 +517,8 @@ impl Sandbox {
         let mut context = GuestContext {
             wasi,
             http_hosts: Vec::new(),
-            mode: grant.mode,
-            ceiling: &self.inner.config.ceiling,
         };
-        apply::apply(grant, &mut context, audit);
+        context.apply(grant, &self.inner.config.ceiling, audit);
         context
     }
 }

@@ -1,8 +1,8 @@
 //! `hookd deliveries`: one delivery with its attempts, and redelivery.
 
-use super::client::{Client, encode};
+use super::client::Client;
+use super::resource::Resource;
 use super::table::{Table, cell, details, time_ms};
-use super::{print_json, print_record};
 use clap::Subcommand;
 use serde_json::Value;
 
@@ -22,45 +22,39 @@ pub enum DeliveriesCommand {
     },
 }
 
+/// The server's deliveries: the essentials of each in a listing, the last
+/// attempt's outcome included.
+pub(crate) const DELIVERIES: Resource = Resource {
+    path: "/deliveries",
+    noun: "delivery",
+    columns: &[
+        ("ID", |d| cell(&d["id"])),
+        ("STATE", |d| cell(&d["state"])),
+        ("ATTEMPTS", |d| {
+            d["attempts"].as_array().map_or(0, Vec::len).to_string()
+        }),
+        ("LAST", last_outcome),
+        ("EVENT", |d| {
+            let event = &d["event"];
+            format!("{} {}", cell(&event["source"]), cell(&event["event"]))
+        }),
+        ("CREATED", |d| time_ms(&d["created_at_ms"])),
+    ],
+    describe,
+};
+
 /// Runs one verb.
 pub async fn run(client: &Client, json: bool, command: DeliveriesCommand) -> anyhow::Result<()> {
     match command {
-        DeliveriesCommand::Show { id } => {
-            let delivery = client.get(&format!("/deliveries/{}", encode(&id))).await?;
-            print_record(json, &delivery, describe)?;
-        }
+        DeliveriesCommand::Show { id } => DELIVERIES.show(client, json, &id).await,
         DeliveriesCommand::Retry { id } => {
-            let delivery = client
-                .post_empty(&format!("/deliveries/{}/retry", encode(&id)))
-                .await?;
-            if json {
-                return print_json(&delivery);
-            }
-            println!("delivery {id} is {}", cell(&delivery["state"]));
+            DELIVERIES
+                .act(client, json, &id, "retry", |delivery| {
+                    format!("delivery {id} is {}", cell(&delivery["state"]))
+                })
+                .await
         }
     }
-    Ok(())
-}
-
-/// Deliveries as a table: the essentials of each, the last attempt's
-/// outcome included.
-pub fn table(deliveries: &[Value]) -> Table {
-    Table::of(
-        deliveries,
-        &[
-            ("ID", |d| cell(&d["id"])),
-            ("STATE", |d| cell(&d["state"])),
-            ("ATTEMPTS", |d| {
-                d["attempts"].as_array().map_or(0, Vec::len).to_string()
-            }),
-            ("LAST", last_outcome),
-            ("EVENT", |d| {
-                let event = &d["event"];
-                format!("{} {}", cell(&event["source"]), cell(&event["event"]))
-            }),
-            ("CREATED", |d| time_ms(&d["created_at_ms"])),
-        ],
-    )
 }
 
 /// The last attempt's status or error: `200`, `503 …`, `-` before any.
@@ -125,7 +119,7 @@ mod tests {
             "event": {"source": "crud", "event": "consumers"},
             "attempts": [{"number": 1, "ok": false, "status": 503},
                          {"number": 2, "ok": false, "error": "connection refused"}]});
-        let rendered = table(&[d]).render();
+        let rendered = DELIVERIES.table(&[d]).render();
         let row = rendered.lines().nth(1).unwrap();
         assert!(row.contains("failed"), "{row}");
         assert!(row.contains("  2  "), "{row}");

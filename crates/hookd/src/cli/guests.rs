@@ -1,8 +1,9 @@
 //! `hookd guests`: the lambda handler's guests on a running server.
 
-use super::client::{Client, encode};
+use super::client::Client;
+use super::print_record;
+use super::resource::Resource;
 use super::table::{Table, cell, details, time_s};
-use super::{print_listing, print_record};
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
@@ -41,28 +42,25 @@ pub enum GuestsCommand {
     },
 }
 
+/// The server's guests.
+const GUESTS: Resource = Resource {
+    path: "/guests",
+    noun: "guest",
+    columns: &[
+        ("NAME", |g| cell(&g["name"])),
+        ("KIND", |g| cell(&g["kind"])),
+        ("SIZE", |g| cell(&g["size"])),
+        ("DIGEST", |g| short_digest(&g["digest"])),
+        ("UPDATED", |g| time_s(&g["updated_at"])),
+    ],
+    describe,
+};
+
 /// Runs one verb.
 pub async fn run(client: &Client, json: bool, command: GuestsCommand) -> anyhow::Result<()> {
     match command {
-        GuestsCommand::List => {
-            let guests = client.list("/guests").await?;
-            print_listing(json, guests, |guests| {
-                Table::of(
-                    guests,
-                    &[
-                        ("NAME", |g| cell(&g["name"])),
-                        ("KIND", |g| cell(&g["kind"])),
-                        ("SIZE", |g| cell(&g["size"])),
-                        ("DIGEST", |g| short_digest(&g["digest"])),
-                        ("UPDATED", |g| time_s(&g["updated_at"])),
-                    ],
-                )
-            })?;
-        }
-        GuestsCommand::Show { name } => {
-            let guest = client.get(&format!("/guests/{}", encode(&name))).await?;
-            print_record(json, &guest, describe)?;
-        }
+        GuestsCommand::List => GUESTS.list(client, json).await,
+        GuestsCommand::Show { name } => GUESTS.show(client, json, &name).await,
         GuestsCommand::Upload { file, name } => {
             let name = match name {
                 Some(n) => n,
@@ -75,22 +73,14 @@ pub async fn run(client: &Client, json: bool, command: GuestsCommand) -> anyhow:
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let guest = client.upload_guest(&name, bytes).await?;
-            print_record(json, &guest, describe)?;
+            GUESTS.print(json, &guest)
         }
-        GuestsCommand::Delete { name } => {
-            client.delete(&format!("/guests/{}", encode(&name))).await?;
-            if !json {
-                println!("deleted guest {name}");
-            }
-        }
+        GuestsCommand::Delete { name } => GUESTS.delete(client, json, &name).await,
         GuestsCommand::Audit { name } => {
-            let audit = client
-                .get(&format!("/guests/{}/audit", encode(&name)))
-                .await?;
-            print_record(json, &audit, describe_audit)?;
+            let audit = client.get(&GUESTS.member(&name, "/audit")).await?;
+            print_record(json, &audit, describe_audit)
         }
     }
-    Ok(())
 }
 
 /// The first 12 hex digits, enough to tell guests apart in a table.

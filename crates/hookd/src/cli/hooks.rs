@@ -1,8 +1,10 @@
 //! `hookd hooks`: Kong's `/event-hooks` from the command line.
 
-use super::client::{Client, encode};
-use super::table::{Table, cell, details, indented_json, time_s};
-use super::{deliveries, print_json, print_listing, print_record, read_document};
+use super::client::Client;
+use super::deliveries::DELIVERIES;
+use super::resource::Resource;
+use super::table::{cell, details, indented_json, time_s};
+use super::{print_json, print_listing, read_document};
 use clap::Subcommand;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -46,59 +48,44 @@ pub enum HooksCommand {
     },
 }
 
+/// The server's event hooks.
+const HOOKS: Resource = Resource {
+    path: "/event-hooks",
+    noun: "event hook",
+    columns: &[
+        ("ID", |h| cell(&h["id"])),
+        ("SOURCE", |h| cell(&h["source"])),
+        ("EVENT", |h| cell(&h["event"])),
+        ("HANDLER", |h| cell(&h["handler"])),
+        ("ON_CHANGE", |h| cell(&h["on_change"])),
+        ("SNOOZE", |h| cell(&h["snooze"])),
+    ],
+    describe,
+};
+
 /// Runs one verb.
 pub async fn run(client: &Client, json: bool, command: HooksCommand) -> anyhow::Result<()> {
     match command {
-        HooksCommand::List => {
-            let hooks = client.list("/event-hooks").await?;
-            print_listing(json, hooks, |hooks| {
-                Table::of(
-                    hooks,
-                    &[
-                        ("ID", |h| cell(&h["id"])),
-                        ("SOURCE", |h| cell(&h["source"])),
-                        ("EVENT", |h| cell(&h["event"])),
-                        ("HANDLER", |h| cell(&h["handler"])),
-                        ("ON_CHANGE", |h| cell(&h["on_change"])),
-                        ("SNOOZE", |h| cell(&h["snooze"])),
-                    ],
-                )
-            })?;
-        }
-        HooksCommand::Show { id } => {
-            let hook = client.get(&format!("/event-hooks/{}", encode(&id))).await?;
-            print_record(json, &hook, describe)?;
-        }
+        HooksCommand::List => HOOKS.list(client, json).await,
+        HooksCommand::Show { id } => HOOKS.show(client, json, &id).await,
         HooksCommand::Create { file } => {
             let body = read_document(&file)?;
-            let hook = client.post("/event-hooks", &body).await?;
-            print_record(json, &hook, describe)?;
+            let hook = client.post(HOOKS.path, &body).await?;
+            HOOKS.print(json, &hook)
         }
-        HooksCommand::Delete { id } => {
-            client
-                .delete(&format!("/event-hooks/{}", encode(&id)))
-                .await?;
-            if !json {
-                println!("deleted event hook {id}");
-            }
-        }
+        HooksCommand::Delete { id } => HOOKS.delete(client, json, &id).await,
         HooksCommand::Test { id, file } => {
             let data = read_document(&file)?;
-            let answer = client
-                .post(&format!("/event-hooks/{}/test", encode(&id)), &data)
-                .await?;
+            let answer = client.post(&HOOKS.member(&id, "/test"), &data).await?;
             // The handler's result is the interesting part; the data sent
             // is what the file says.
-            print_json(if json { &answer } else { &answer["result"] })?;
+            print_json(if json { &answer } else { &answer["result"] })
         }
         HooksCommand::Deliveries { id } => {
-            let list = client
-                .list(&format!("/event-hooks/{}/deliveries", encode(&id)))
-                .await?;
-            print_listing(json, list, deliveries::table)?;
+            let list = client.list(&HOOKS.member(&id, "/deliveries")).await?;
+            print_listing(json, list, |list| DELIVERIES.table(list))
         }
     }
-    Ok(())
 }
 
 /// One hook for people.

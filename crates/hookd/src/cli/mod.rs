@@ -1,7 +1,8 @@
 //! The client side of `hookd`: verbs that talk to a running server's
 //! Admin API (hooks, guests, deliveries, quarantine, audit) and the declarative
 //! `dump` and `apply`. Each verb group is one module; they share the
-//! [`client::Client`], the [`table`] output and [`read_document`].
+//! [`client::Client`], the verbs every collection has ([`resource`]), the
+//! [`table`] output and [`read_document`].
 
 pub mod apply;
 pub mod audit;
@@ -12,6 +13,7 @@ pub mod dump;
 pub mod guests;
 pub mod hooks;
 pub mod quarantine;
+mod resource;
 mod table;
 
 use anyhow::Context;

@@ -1,9 +1,9 @@
 //! `hookd quarantine`: stored records that do not decode, moved aside by
 //! the server's loops; listed, shown, put back or deleted.
 
-use super::client::{Client, encode};
-use super::table::{Table, cell, details, time_ms};
-use super::{print_json, print_listing, print_record};
+use super::client::Client;
+use super::resource::Resource;
+use super::table::{cell, details, time_ms};
 use clap::Subcommand;
 use serde_json::Value;
 
@@ -30,55 +30,39 @@ pub enum QuarantineCommand {
     },
 }
 
+/// The server's quarantined records.
+const QUARANTINE: Resource = Resource {
+    path: "/quarantine",
+    noun: "quarantined record",
+    columns: &[
+        ("ID", |r| cell(&r["id"])),
+        ("ORIGIN", |r| cell(&r["origin"])),
+        ("KEY", |r| cell(&r["key"])),
+        ("SIZE", |r| cell(&r["size"])),
+        ("QUARANTINED", |r| time_ms(&r["quarantined_at_ms"])),
+        ("ERROR", |r| cell(&r["error"])),
+    ],
+    describe,
+};
+
 /// Runs one verb.
 pub async fn run(client: &Client, json: bool, command: QuarantineCommand) -> anyhow::Result<()> {
     match command {
-        QuarantineCommand::List => {
-            let records = client.list("/quarantine").await?;
-            print_listing(json, records, table)?;
-        }
-        QuarantineCommand::Show { id } => {
-            let record = client.get(&format!("/quarantine/{}", encode(&id))).await?;
-            print_record(json, &record, describe)?;
-        }
+        QuarantineCommand::List => QUARANTINE.list(client, json).await,
+        QuarantineCommand::Show { id } => QUARANTINE.show(client, json, &id).await,
         QuarantineCommand::Retry { id } => {
-            let record = client
-                .post_empty(&format!("/quarantine/{}/retry", encode(&id)))
-                .await?;
-            if json {
-                return print_json(&record);
-            }
-            println!(
-                "put back {} record {}",
-                cell(&record["origin"]),
-                cell(&record["key"])
-            );
+            QUARANTINE
+                .act(client, json, &id, "retry", |record| {
+                    format!(
+                        "put back {} record {}",
+                        cell(&record["origin"]),
+                        cell(&record["key"])
+                    )
+                })
+                .await
         }
-        QuarantineCommand::Delete { id } => {
-            client
-                .delete(&format!("/quarantine/{}", encode(&id)))
-                .await?;
-            if !json {
-                println!("deleted quarantined record {id}");
-            }
-        }
+        QuarantineCommand::Delete { id } => QUARANTINE.delete(client, json, &id).await,
     }
-    Ok(())
-}
-
-/// Quarantined records as a table.
-fn table(records: &[Value]) -> Table {
-    Table::of(
-        records,
-        &[
-            ("ID", |r| cell(&r["id"])),
-            ("ORIGIN", |r| cell(&r["origin"])),
-            ("KEY", |r| cell(&r["key"])),
-            ("SIZE", |r| cell(&r["size"])),
-            ("QUARANTINED", |r| time_ms(&r["quarantined_at_ms"])),
-            ("ERROR", |r| cell(&r["error"])),
-        ],
-    )
 }
 
 /// A record for people: its fields, then its bytes as text.
@@ -107,7 +91,7 @@ mod tests {
         let r = json!({"id": "q1", "origin": "outbox", "key": "42", "size": 3,
             "quarantined_at_ms": 0, "error": "a stored value is corrupt: EOF",
             "raw_text": "{\"a"});
-        let rendered = table(std::slice::from_ref(&r)).render();
+        let rendered = QUARANTINE.table(std::slice::from_ref(&r)).render();
         let row: Vec<&str> = rendered
             .lines()
             .nth(1)

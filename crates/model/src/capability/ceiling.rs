@@ -1,7 +1,7 @@
 //! The operator's ceiling for lambda hooks in `sandbox` mode.
 
 use super::{
-    AllowedHost, DEFAULT_FUEL, DEFAULT_MEMORY, DEFAULT_TIMEOUT_MS, DirGrant, MAX_FUEL, MAX_MEMORY,
+    CeilingItems, DEFAULT_FUEL, DEFAULT_MEMORY, DEFAULT_TIMEOUT_MS, MAX_FUEL, MAX_MEMORY,
     MAX_TIMEOUT_MS, ResolvedLimits, ServerSecrets,
 };
 use serde::{Deserialize, Serialize};
@@ -27,12 +27,9 @@ use serde::{Deserialize, Serialize};
 /// Log, clocks, random and captured stdio are always there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxCeiling {
-    /// Hosts any hook may be granted (`sandbox_allowed_hosts`).
-    pub allowed_hosts: Vec<AllowedHost>,
-    /// Environment variables any hook may be granted (`sandbox_env`).
-    pub env: Vec<String>,
-    /// Directories (and below) any hook may be granted (`sandbox_dirs`).
-    pub dirs: Vec<DirGrant>,
+    /// The items of each kind any hook may be granted (`sandbox_*`).
+    #[serde(flatten)]
+    pub items: CeilingItems,
     /// Limits of a hook that sets none.
     pub default_limits: ResolvedLimits,
     /// Limits no hook may exceed, in every mode: the engine's memory pool
@@ -54,9 +51,7 @@ pub struct SandboxCeiling {
 impl Default for SandboxCeiling {
     fn default() -> Self {
         SandboxCeiling {
-            allowed_hosts: Vec::new(),
-            env: Vec::new(),
-            dirs: Vec::new(),
+            items: CeilingItems::default(),
             default_limits: ResolvedLimits {
                 memory: DEFAULT_MEMORY,
                 timeout_ms: DEFAULT_TIMEOUT_MS,
@@ -81,7 +76,9 @@ mod tests {
     #[test]
     fn the_sandbox_defaults() {
         let c = SandboxCeiling::default();
-        assert!(c.allowed_hosts.is_empty() && c.env.is_empty() && c.dirs.is_empty());
+        assert_eq!(c.items, CeilingItems::default());
+        assert!(c.items.allowed_hosts.is_empty() && c.items.env.is_empty());
+        assert!(c.items.dirs.is_empty());
         assert_eq!(
             c.default_limits,
             ResolvedLimits {

@@ -54,7 +54,7 @@ mod tests {
     use crate::audit::CapabilityClass;
     use crate::capability::testing::{as_written, ceiling, dir};
     use crate::capability::{
-        EffectiveGrant, MAX_MEMORY, MAX_TIMEOUT_MS, ResolvedLimits, ServerSecrets,
+        CeilingItems, EffectiveGrant, MAX_MEMORY, MAX_TIMEOUT_MS, ResolvedLimits, ServerSecrets,
     };
     use serde_json::json;
 
@@ -175,8 +175,11 @@ mod tests {
         let names = ["HOOKD_ADMIN_TOKEN", "hookd_config", "HOOKDX"].map(String::from);
         // A ceiling that admits everything asked for, secrets included.
         let ceiling = SandboxCeiling {
-            env: names.to_vec(),
-            dirs: vec![dir("/", true)],
+            items: CeilingItems {
+                env: names.to_vec(),
+                dirs: vec![dir("/", true)],
+                ..ceiling().items
+            },
             secrets,
             ..ceiling()
         };
@@ -226,8 +229,8 @@ mod tests {
             // stored before the rule keeps none of it.
             let imports = [CapabilityClass::Environment, CapabilityClass::Filesystem];
             let grant = EffectiveGrant::new(mode, &ceiling, &caps, &Limits::default(), &imports);
-            assert_eq!(grant.env, ["HOOKDX"]);
-            let granted: Vec<&str> = grant.dirs.iter().map(|d| d.host.as_str()).collect();
+            assert_eq!(grant.items.env, ["HOOKDX"]);
+            let granted: Vec<&str> = grant.items.dirs.iter().map(|d| d.host.as_str()).collect();
             // The link is followed by the sandbox when it opens it.
             assert_eq!(
                 granted,

@@ -1,6 +1,6 @@
 //! The `dirs` kind: host directories preopened for a guest.
 
-use super::{Capabilities, CapabilityKind, EffectiveGrant, SandboxCeiling, ServerSecrets};
+use super::{CapabilityKind, GuestSetup, SandboxCeiling, ServerSecrets, UntrustedWasm};
 use crate::audit::CapabilityClass;
 use crate::schema::{Field, Kind};
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use serde_json::json;
 use std::path::{Component, Path, PathBuf};
 
 /// One host directory as the guest sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirGrant {
     /// Path on the server.
@@ -24,8 +24,18 @@ pub struct DirGrant {
 /// path, and written only where the ceiling allows writing. The paths are
 /// compared as written (no I/O here); the sandbox checks the resolved
 /// paths again before it opens them.
-pub fn dir_within(dir: &DirGrant, ceiling: &DirGrant) -> bool {
-    Path::new(&dir.host).starts_with(&ceiling.host) && (ceiling.write || !dir.write)
+fn dir_within(dir: &DirGrant, ceiling: &DirGrant) -> bool {
+    fits(
+        Path::new(&dir.host),
+        dir.write,
+        Path::new(&ceiling.host),
+        ceiling.write,
+    )
+}
+
+/// Whether `host` is at or below `bound`, written only where `bound` may be.
+fn fits(host: &Path, write: bool, bound: &Path, bound_write: bool) -> bool {
+    host.starts_with(bound) && (bound_write || !write)
 }
 
 /// The `dirs` capability kind.
@@ -35,31 +45,10 @@ impl CapabilityKind for Dirs {
     const KEY: &'static str = "dirs";
     const CLASS: CapabilityClass = CapabilityClass::Filesystem;
     const NOUN: &'static str = "directory";
-    const CEILING_KEY: &'static str = "sandbox_dirs";
     const IMPORT: &'static str = "a filesystem interface";
     const NONE_GRANTED: &'static str = "no directory is granted (config.capabilities.dirs)";
     type Request = DirGrant;
     type Item = DirGrant;
-
-    fn requested(caps: &Capabilities) -> &[DirGrant] {
-        &caps.dirs
-    }
-
-    fn requested_mut(caps: &mut Capabilities) -> &mut Vec<DirGrant> {
-        &mut caps.dirs
-    }
-
-    fn granted(grant: &EffectiveGrant) -> &[DirGrant] {
-        &grant.dirs
-    }
-
-    fn granted_mut(grant: &mut EffectiveGrant) -> &mut Vec<DirGrant> {
-        &mut grant.dirs
-    }
-
-    fn ceiling(ceiling: &SandboxCeiling) -> Vec<DirGrant> {
-        ceiling.dirs.clone()
-    }
 
     fn written(dir: &DirGrant) -> &str {
         &dir.host
@@ -92,23 +81,24 @@ impl CapabilityKind for Dirs {
         ))
     }
 
-    fn within(dir: &DirGrant, ceiling: &SandboxCeiling) -> bool {
-        ceiling.dirs.iter().any(|c| dir_within(dir, c))
+    fn request(dir: &DirGrant) -> DirGrant {
+        dir.clone()
+    }
+
+    fn within(dir: &DirGrant, ceiling: &[DirGrant]) -> bool {
+        ceiling.iter().any(|c| dir_within(dir, c))
     }
 
     /// Tells a directory the ceiling has read-only from one it lacks.
-    fn beyond(dir: &DirGrant, ceiling: &SandboxCeiling) -> String {
+    fn beyond(dir: &DirGrant, ceiling: &[DirGrant], ceiling_key: &str) -> String {
         let read_only = DirGrant {
             write: false,
             ..dir.clone()
         };
         if dir.write && Self::within(&read_only, ceiling) {
-            format!(
-                "may not be written: the sandbox ceiling grants it read-only ({})",
-                Self::CEILING_KEY
-            )
+            format!("may not be written: the sandbox ceiling grants it read-only ({ceiling_key})")
         } else {
-            format!("is not within the sandbox ceiling ({})", Self::CEILING_KEY)
+            format!("is not within the sandbox ceiling ({ceiling_key})")
         }
     }
 
@@ -118,5 +108,32 @@ impl CapabilityKind for Dirs {
             Field::new("guest", Kind::String).required(),
             Field::new("write", Kind::Boolean).default(json!(false)),
         ]))
+    }
+
+    /// Opened by its real path, which must still fit the ceiling in
+    /// `sandbox` mode: a symlink below a granted directory cannot lead
+    /// out of it. What is opened is the path checked.
+    fn apply(
+        dir: &DirGrant,
+        mode: UntrustedWasm,
+        ceiling: &SandboxCeiling,
+        to: &mut dyn GuestSetup,
+    ) -> Result<(), String> {
+        let real = to
+            .real_path(Path::new(&dir.host))
+            .map_err(|e| format!("cannot open: {e}"))?;
+        if mode == UntrustedWasm::Sandbox {
+            let fits = ceiling.items.dirs.iter().any(|bound| {
+                to.real_path(Path::new(&bound.host))
+                    .is_ok_and(|bound_real| fits(&real, dir.write, &bound_real, bound.write))
+            });
+            if !fits {
+                return Err(format!(
+                    "resolves to {} outside the sandbox ceiling",
+                    real.display()
+                ));
+            }
+        }
+        to.preopen(&real, &dir.guest, dir.write)
     }
 }

@@ -1,7 +1,7 @@
 //! The `env` kind: environment variables a guest may read.
 
 use super::{
-    Capabilities, CapabilityKind, EffectiveGrant, SECRET_ENV_PREFIX, SandboxCeiling, ServerSecrets,
+    CapabilityKind, GuestSetup, SECRET_ENV_PREFIX, SandboxCeiling, ServerSecrets, UntrustedWasm,
 };
 use crate::audit::CapabilityClass;
 use crate::schema::{Field, Kind};
@@ -14,31 +14,10 @@ impl CapabilityKind for EnvVars {
     const KEY: &'static str = "env";
     const CLASS: CapabilityClass = CapabilityClass::Environment;
     const NOUN: &'static str = "environment variable";
-    const CEILING_KEY: &'static str = "sandbox_env";
     const IMPORT: &'static str = "an environment interface";
     const NONE_GRANTED: &'static str = "no variable is granted (config.capabilities.env)";
     type Request = String;
     type Item = String;
-
-    fn requested(caps: &Capabilities) -> &[String] {
-        &caps.env
-    }
-
-    fn requested_mut(caps: &mut Capabilities) -> &mut Vec<String> {
-        &mut caps.env
-    }
-
-    fn granted(grant: &EffectiveGrant) -> &[String] {
-        &grant.env
-    }
-
-    fn granted_mut(grant: &mut EffectiveGrant) -> &mut Vec<String> {
-        &mut grant.env
-    }
-
-    fn ceiling(ceiling: &SandboxCeiling) -> Vec<String> {
-        ceiling.env.clone()
-    }
 
     fn written(name: &String) -> &str {
         name
@@ -65,11 +44,28 @@ impl CapabilityKind for EnvVars {
         })
     }
 
-    fn within(name: &String, ceiling: &SandboxCeiling) -> bool {
-        ceiling.env.iter().any(|c| c == name)
+    fn request(name: &String) -> String {
+        name.clone()
+    }
+
+    fn within(name: &String, ceiling: &[String]) -> bool {
+        ceiling.contains(name)
     }
 
     fn element() -> Field {
         Field::element(Kind::String)
+    }
+
+    /// Read when the call starts; a granted name that is unset is absent.
+    fn apply(
+        name: &String,
+        _mode: UntrustedWasm,
+        _ceiling: &SandboxCeiling,
+        to: &mut dyn GuestSetup,
+    ) -> Result<(), String> {
+        if let Some(value) = to.server_env(name) {
+            to.set_env(name, &value);
+        }
+        Ok(())
     }
 }

@@ -2,14 +2,14 @@
 //! the effective grant, and the refusals that both its withheld list and
 //! the save-time check ([`check_lambda`](super::check_lambda)) are made of.
 
-use super::kind::KINDS;
-use super::{Capabilities, Limits, SandboxCeiling, UntrustedWasm};
+use super::KINDS;
+use super::{Capabilities, GrantedItems, Limits, SandboxCeiling, UntrustedWasm};
 use crate::audit::CapabilityClass;
 use crate::violation::PathSeg;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use super::{AllowedHost, DirGrant, ResolvedLimits};
+use super::ResolvedLimits;
 
 pub(crate) const DISABLED: &str = "lambda hooks are disabled (untrusted_wasm = off)";
 
@@ -22,12 +22,9 @@ const NO_SOCKETS: &str = "raw sockets and name lookup are never granted: use was
 pub struct EffectiveGrant {
     /// The server's mode when it was computed.
     pub mode: UntrustedWasm,
-    /// Hosts the guest may call over HTTP.
-    pub http: Vec<AllowedHost>,
-    /// Environment variables the guest may read.
-    pub env: Vec<String>,
-    /// Directories preopened for the guest.
-    pub dirs: Vec<DirGrant>,
+    /// The items of each kind the guest gets: `http`, `env`, `dirs`.
+    #[serde(flatten)]
+    pub items: GrantedItems,
     /// The limits of each call.
     pub limits: ResolvedLimits,
     /// Capability classes the guest imports and can use, sorted.
@@ -193,16 +190,14 @@ impl Decision {
     pub fn new(ask: &Ask<'_>, limits: &Limits) -> Self {
         let mut grant = EffectiveGrant {
             mode: ask.mode,
-            http: Vec::new(),
-            env: Vec::new(),
-            dirs: Vec::new(),
+            items: GrantedItems::default(),
             limits: ask.ceiling.resolve_limits(limits),
             usable: Vec::new(),
             withheld: Vec::new(),
         };
         let mut refused = Vec::new();
         for kind in KINDS {
-            kind.decide(ask, &mut grant, &mut refused);
+            kind.decide(ask, &mut grant.items, &mut refused);
         }
         grant.withheld = refused.iter().map(Refusal::withheld).collect();
         let mut classes = ask.imports.unwrap_or_default().to_vec();
@@ -216,7 +211,7 @@ impl Decision {
                 _ => KINDS
                     .iter()
                     .filter(|kind| kind.class() == class)
-                    .find_map(|kind| kind.none_granted(&grant)),
+                    .find_map(|kind| kind.none_granted(&grant.items)),
             };
             match unusable {
                 Some(reason) => grant.withheld.push(Withheld {
@@ -256,7 +251,7 @@ mod tests {
             &Limits::default(),
             &everything,
         );
-        assert!(g.http.is_empty() && g.env.is_empty() && g.dirs.is_empty());
+        assert_eq!(g.items, GrantedItems::default());
         assert_eq!(
             g.usable,
             [
@@ -287,9 +282,9 @@ mod tests {
             &Limits::default(),
             &imports,
         );
-        assert!(g.http.is_empty());
-        assert_eq!(g.env, ["REGION"]);
-        assert!(g.dirs.is_empty());
+        assert!(g.items.http.is_empty());
+        assert_eq!(g.items.env, ["REGION"]);
+        assert!(g.items.dirs.is_empty());
         assert_eq!(
             g.usable,
             [CapabilityClass::Environment, CapabilityClass::Stdio]
@@ -326,7 +321,7 @@ mod tests {
             &Limits::default(),
             &with_http,
         );
-        assert_eq!(on.http, [host("hooks.slack.com"), host("evil.com")]);
+        assert_eq!(on.items.http, [host("hooks.slack.com"), host("evil.com")]);
         let off = EffectiveGrant::new(
             UntrustedWasm::Off,
             &ceiling(),
@@ -334,7 +329,7 @@ mod tests {
             &Limits::default(),
             &with_http,
         );
-        assert!(off.http.is_empty() && off.usable.is_empty());
+        assert!(off.items.http.is_empty() && off.usable.is_empty());
         assert!(off.withheld.iter().all(|w| w.reason == DISABLED));
     }
 
@@ -347,9 +342,9 @@ mod tests {
             CapabilityClass::Network,
         ];
         let sandboxed = EffectiveGrant::widest(UntrustedWasm::Sandbox, &ceiling(), &imports);
-        assert_eq!(sandboxed.http, ceiling().allowed_hosts);
-        assert_eq!(sandboxed.env, ceiling().env);
-        assert_eq!(sandboxed.dirs, ceiling().dirs);
+        assert_eq!(sandboxed.items.http, ceiling().items.allowed_hosts);
+        assert_eq!(sandboxed.items.env, ceiling().items.env);
+        assert_eq!(sandboxed.items.dirs, ceiling().items.dirs);
         let empty = SandboxCeiling::default();
         let nothing = EffectiveGrant::widest(UntrustedWasm::Sandbox, &empty, &imports);
         assert_eq!(nothing.usable, []);

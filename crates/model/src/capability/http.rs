@@ -1,6 +1,6 @@
 //! The `http` kind: hosts a guest may call over `wasi:http`.
 
-use super::{Capabilities, CapabilityKind, EffectiveGrant, SandboxCeiling};
+use super::{CapabilityKind, GuestSetup, SandboxCeiling, UntrustedWasm};
 use crate::audit::CapabilityClass;
 use crate::host_port::split_host_port;
 use crate::schema::{Field, Kind};
@@ -15,35 +15,10 @@ impl CapabilityKind for HttpHosts {
     const KEY: &'static str = "http";
     const CLASS: CapabilityClass = CapabilityClass::Http;
     const NOUN: &'static str = "host";
-    const CEILING_KEY: &'static str = "sandbox_allowed_hosts";
     const IMPORT: &'static str = "wasi:http";
     const NONE_GRANTED: &'static str = "no host is granted (config.capabilities.http)";
     type Request = String;
     type Item = AllowedHost;
-
-    fn requested(caps: &Capabilities) -> &[String] {
-        &caps.http
-    }
-
-    fn requested_mut(caps: &mut Capabilities) -> &mut Vec<String> {
-        &mut caps.http
-    }
-
-    fn granted(grant: &EffectiveGrant) -> &[AllowedHost] {
-        &grant.http
-    }
-
-    fn granted_mut(grant: &mut EffectiveGrant) -> &mut Vec<AllowedHost> {
-        &mut grant.http
-    }
-
-    fn ceiling(ceiling: &SandboxCeiling) -> Vec<String> {
-        ceiling
-            .allowed_hosts
-            .iter()
-            .map(|h| h.to_string())
-            .collect()
-    }
 
     fn written(pattern: &String) -> &str {
         pattern
@@ -53,12 +28,28 @@ impl CapabilityKind for HttpHosts {
         AllowedHost::parse(pattern).map_err(|e| e.to_string())
     }
 
-    fn within(host: &AllowedHost, ceiling: &SandboxCeiling) -> bool {
-        ceiling.allowed_hosts.iter().any(|c| host.within(c))
+    fn request(host: &AllowedHost) -> String {
+        host.to_string()
+    }
+
+    fn within(host: &AllowedHost, ceiling: &[AllowedHost]) -> bool {
+        ceiling.iter().any(|c| host.within(c))
     }
 
     fn element() -> Field {
         Field::element(Kind::String)
+    }
+
+    /// The wasi-http hook checks every request against the granted hosts,
+    /// and the outbound address policy every address they resolve to.
+    fn apply(
+        host: &AllowedHost,
+        _mode: UntrustedWasm,
+        _ceiling: &SandboxCeiling,
+        to: &mut dyn GuestSetup,
+    ) -> Result<(), String> {
+        to.allow_http(host);
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Each kind of capability is one module implementing [`CapabilityKind`]
 //! (after spin's factors): [`HttpHosts`] (`http`), [`EnvVars`] (`env`) and
-//! [`Dirs`] (`dirs`). Items are parsed, typed values with a `parse` and a
+//! [`Dirs`] (`dirs`), declared once in `capability_kinds!` below. Items are parsed, typed values with a `parse` and a
 //! ceiling test (after spin's `AllowedHostConfig`). One decision per item,
 //! written once for every kind (`grant`), makes the [`EffectiveGrant`]
 //! (recomputed at run time as an intersection, so that a ceiling that
@@ -28,11 +28,11 @@ mod testing;
 
 pub use ceiling::SandboxCeiling;
 pub use check::check_lambda;
-pub use dirs::{DirGrant, Dirs, dir_within};
+pub use dirs::{DirGrant, Dirs};
 pub use env::EnvVars;
 pub use grant::{EffectiveGrant, Withheld};
 pub use http::{AllowedHost, HttpHosts, InvalidHostPattern};
-pub use kind::{CapabilityKind, kind_keys};
+pub use kind::{CapabilityKind, CeilingError, GuestSetup, KindMember, apply_grant};
 pub use limits::{
     DEFAULT_FUEL, DEFAULT_MEMORY, DEFAULT_TIMEOUT_MS, Limits, MAX_FUEL, MAX_MEMORY, MAX_TIMEOUT_MS,
     ResolvedLimits,
@@ -41,23 +41,16 @@ pub use mode::UntrustedWasm;
 pub use secrets::{SECRET_ENV_PREFIX, ServerSecrets};
 
 use crate::schema::{Field, Kind};
-use kind::KINDS;
-use serde::{Deserialize, Serialize};
+use kind::{capability_kinds, read_ceiling};
+use std::path::{Path, PathBuf};
 
-/// The capabilities a lambda hook requests for its guests: one member per
-/// kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Capabilities {
+capability_kinds! {
     /// Host patterns the guest may call over HTTP ([`AllowedHost`]).
-    #[serde(default)]
-    pub http: Vec<String>,
+    http: HttpHosts, ceiling allowed_hosts = "sandbox_allowed_hosts";
     /// Names of environment variables the guest may read.
-    #[serde(default)]
-    pub env: Vec<String>,
+    env: EnvVars, ceiling env = "sandbox_env";
     /// Host directories preopened for the guest.
-    #[serde(default)]
-    pub dirs: Vec<DirGrant>,
+    dirs: Dirs, ceiling dirs = "sandbox_dirs";
 }
 
 impl Capabilities {

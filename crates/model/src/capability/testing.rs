@@ -1,6 +1,6 @@
 //! Fixtures of the capability tests.
 
-use super::{AllowedHost, DirGrant, SandboxCeiling};
+use super::{AllowedHost, CeilingItems, DirGrant, SandboxCeiling};
 use std::path::{Path, PathBuf};
 
 pub(crate) fn host(p: &str) -> AllowedHost {
@@ -14,20 +14,22 @@ pub(crate) fn as_written(p: &Path) -> PathBuf {
 
 pub(crate) fn ceiling() -> SandboxCeiling {
     SandboxCeiling {
-        allowed_hosts: vec![host("*.slack.com"), host("api.example.com")],
-        env: vec!["REGION".into()],
-        dirs: vec![
-            DirGrant {
-                host: "/srv/hooks".into(),
-                guest: "/data".into(),
-                write: false,
-            },
-            DirGrant {
-                host: "/srv/scratch".into(),
-                guest: "/tmp".into(),
-                write: true,
-            },
-        ],
+        items: CeilingItems {
+            allowed_hosts: vec![host("*.slack.com"), host("api.example.com")],
+            env: vec!["REGION".into()],
+            dirs: vec![
+                DirGrant {
+                    host: "/srv/hooks".into(),
+                    guest: "/data".into(),
+                    write: false,
+                },
+                DirGrant {
+                    host: "/srv/scratch".into(),
+                    guest: "/tmp".into(),
+                    write: true,
+                },
+            ],
+        },
         ..SandboxCeiling::default()
     }
 }

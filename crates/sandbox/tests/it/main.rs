@@ -5,8 +5,8 @@
 mod upload;
 
 use hookd_model::Event;
-use hookd_model::capability::{AllowedHost, Capabilities, DirGrant, Limits};
-use hookd_model::hook::LambdaConfig;
+use hookd_model::capability::{AllowedHost, Capabilities, CeilingItems, DirGrant, Limits};
+use hookd_model::hook::{InstanceMode, LambdaConfig};
 use hookd_model::outbound::OutboundPolicy;
 use hookd_sandbox::{
     CapabilityClass, ChainOutcome, Failure, GuestKind, GuestRef, GuestRejected, GuestSource,
@@ -359,7 +359,10 @@ async fn http_to_a_granted_host_goes_through_and_to_another_is_denied_without_a_
     let granted = format!("127.0.0.1:{}", target.addr.port());
     let sb = sandbox(SandboxConfig {
         ceiling: hookd_sandbox::SandboxCeiling {
-            allowed_hosts: vec![AllowedHost::parse("127.0.0.1:*").unwrap()],
+            items: CeilingItems {
+                allowed_hosts: vec![AllowedHost::parse("127.0.0.1:*").unwrap()],
+                ..Default::default()
+            },
             ..Default::default()
         },
         outbound: loopback_allowed(),
@@ -421,7 +424,10 @@ async fn a_granted_name_that_resolves_to_a_refused_address_is_refused() {
     let granted = format!("localhost:{}", target.addr.port());
     let sb = sandbox(SandboxConfig {
         ceiling: hookd_sandbox::SandboxCeiling {
-            allowed_hosts: vec![AllowedHost::parse(&granted).unwrap()],
+            items: CeilingItems {
+                allowed_hosts: vec![AllowedHost::parse(&granted).unwrap()],
+                ..Default::default()
+            },
             ..Default::default()
         },
         // No loopback allowlist: the default outbound policy.
@@ -503,10 +509,13 @@ async fn the_defaults_grant_no_env_no_files_and_no_http() {
 async fn only_granted_environment_variables_are_visible() {
     let sb = sandbox(SandboxConfig {
         ceiling: hookd_sandbox::SandboxCeiling {
-            env: vec![
-                "CARGO_MANIFEST_DIR".into(),
-                "GUEST_TEST_UNSET_VARIABLE".into(),
-            ],
+            items: CeilingItems {
+                env: vec![
+                    "CARGO_MANIFEST_DIR".into(),
+                    "GUEST_TEST_UNSET_VARIABLE".into(),
+                ],
+                ..Default::default()
+            },
             ..Default::default()
         },
         ..SandboxConfig::default()
@@ -559,7 +568,10 @@ async fn preopens_are_read_only_unless_write_is_granted_and_symlinks_cannot_leav
     };
     let sb = sandbox(SandboxConfig {
         ceiling: hookd_sandbox::SandboxCeiling {
-            dirs: vec![dir("ro", false), dir("rw", true)],
+            items: CeilingItems {
+                dirs: vec![dir("ro", false), dir("rw", true)],
+                ..Default::default()
+            },
             ..Default::default()
         },
         ..SandboxConfig::default()
@@ -827,7 +839,7 @@ fn the_effective_grant_drops_what_the_guest_cannot_use() {
     let caps = http_grant(&["api.example.com".into()]);
     let noop = sb.inspect(&bytes("noop")).unwrap();
     let grant = sb.grant(&lambda(&["noop"], caps.clone(), Limits::default()), &noop);
-    assert!(grant.http.is_empty());
+    assert!(grant.items.http.is_empty());
     assert!(
         grant
             .withheld
@@ -836,7 +848,10 @@ fn the_effective_grant_drops_what_the_guest_cannot_use() {
     );
     let http = sb.inspect(&bytes("http-post")).unwrap();
     let grant = sb.grant(&lambda(&["http-post"], caps, Limits::default()), &http);
-    assert_eq!(grant.http, [AllowedHost::parse("api.example.com").unwrap()]);
+    assert_eq!(
+        grant.items.http,
+        [AllowedHost::parse("api.example.com").unwrap()]
+    );
     let json = serde_json::to_value(&grant).unwrap();
     assert_eq!(json["http"], json!(["api.example.com"]));
 }
