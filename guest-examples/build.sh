@@ -7,6 +7,7 @@
 #   HOOKD_GUEST_ROUTE=auto|rustup|debian   how to build the Rust guests (default auto:
 #       rustup when it has or can add wasm32-wasip2, else Debian's rustc-web)
 #   HOOKD_REQUIRE_PYTHON_GUEST=1           fail, instead of skipping, when componentize-py is missing
+#   HOOKD_REQUIRE_JS_GUEST=1               fail, instead of skipping, when node/npm/componentize-js are missing
 #   CARGO_TARGET_DIR                       default: guest-examples/target (the Debian
 #       route uses $CARGO_TARGET_DIR/debian so the two routes do not evict each other)
 #   WASI_CC                                C compiler for wasm32-wasi (default clang)
@@ -20,6 +21,9 @@ RUST_GUESTS=(transform noop http-post spin memory-bomb recursion output-flood sn
 C_COMMAND_GUESTS=(c-upper)
 C_REACTOR_GUESTS=(c-reactor)
 PYTHON_GUESTS=(python-transform)
+JS_GUESTS=(js-transform)
+# componentize-js 0.23's dependencies (oxc-parser, jco) declare node >= 20.
+JS_NODE_MAJOR=20
 TARGET=wasm32-wasip2
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
 # Host-oriented flags (e.g. -C target-cpu=native, or a CI's -D warnings) must
@@ -162,7 +166,44 @@ build_python() {
     done
 }
 
+# --- JavaScript -------------------------------------------------------------
+
+# Says why the JavaScript guests are skipped or, with HOOKD_REQUIRE_JS_GUEST=1, fails.
+js_missing() {
+    if [ "${HOOKD_REQUIRE_JS_GUEST:-0}" = 1 ]; then
+        die "$1 and HOOKD_REQUIRE_JS_GUEST=1"
+    fi
+    log "SKIPPED JavaScript guests (${JS_GUESTS[*]}): $1"
+}
+
+build_js() {
+    local any=0
+    for g in "${JS_GUESTS[@]}"; do
+        if wanted "$g"; then any=1; fi
+    done
+    [ "$any" = 1 ] || return 0
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+        || { js_missing "node or npm not found (./install-toolchain.sh installs them)"; return 0; }
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    [ "$major" -ge "$JS_NODE_MAJOR" ] \
+        || { js_missing "node $(node --version) is older than $JS_NODE_MAJOR, which componentize-js needs (Debian 12's own nodejs is 18)"; return 0; }
+    for g in "${JS_GUESTS[@]}"; do
+        wanted "$g" || continue
+        # Installed from $g/package-lock.json by install-toolchain.sh (npm ci).
+        local cjs="$here/$g/node_modules/.bin/componentize-js"
+        [ -x "$cjs" ] || { js_missing "$g/node_modules has no componentize-js (./install-toolchain.sh runs npm ci there)"; return 0; }
+        local start=$SECONDS
+        # The guest does no HTTP: without these features the component
+        # imports no wasi:http. The WIT is the repository's single ../wit.
+        "$cjs" "$here/$g/app.js" --wit "$here/../wit" --world-name lambda \
+            --disable http fetch-event -o "$here/$g/$g.wasm" >&2
+        log "  $g/$g.wasm $(size_of "$g/$g.wasm") bytes in $((SECONDS - start)) s (not committed)"
+    done
+}
+
 build_rust
 build_c
 build_python
+build_js
 log "done"

@@ -4,7 +4,12 @@
 #     lld for wasm, Debian's wasi-libc), used when rustup cannot provide
 #     wasm32-wasip2;
 #   - clang + wasi-libc + compiler-rt builtins for the C guests;
-#   - componentize-py 0.25.1 (PyPI) for the Python guest.
+#   - componentize-py 0.25.1 (PyPI) for the Python guest;
+#   - componentize-js (npm, exactly as js-transform/package-lock.json locks it)
+#     into js-transform/node_modules for the JavaScript guest, with Debian's
+#     nodejs and npm first if there is no node at all (Debian 12's nodejs is
+#     18, older than the 20 componentize-js needs: build.sh then skips the
+#     JavaScript guest and says so).
 # Run as root (CI does). Packages already present are not reinstalled and
 # `apt-get update` runs only when something is missing.
 set -euo pipefail
@@ -55,6 +60,25 @@ else
     || python3 -m pip install --break-system-packages "componentize-py==$COMPONENTIZE_PY_VERSION"
   # pyenv keeps console scripts behind shims that need a rehash.
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+fi
+
+# componentize-js: npm packages local to the guest, exactly as locked.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "install-toolchain: installing nodejs npm (Debian's)"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update
+  $SUDO apt-get install -y --no-install-recommends nodejs npm
+fi
+js_dir="$here/js-transform"
+# npm ci empties node_modules and downloads everything again: skip it when
+# node_modules was installed from this very lockfile (copied there below).
+if cmp -s "$js_dir/package-lock.json" "$js_dir/node_modules/.installed-package-lock.json"; then
+  echo "install-toolchain: js-transform/node_modules already installed from package-lock.json"
+else
+  echo "install-toolchain: npm ci in js-transform (componentize-js, as locked)"
+  (cd "$js_dir" && npm ci --no-audit --no-fund)
+  cp "$js_dir/package-lock.json" "$js_dir/node_modules/.installed-package-lock.json"
 fi
 
 echo "install-toolchain: done"

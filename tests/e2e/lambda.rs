@@ -599,3 +599,34 @@ async fn a_python_guest_built_with_componentize_py() {
     assert_eq!(answer["result"]["transformed_by"], "python");
     assert_eq!(answer["result"]["chain"], json!(["transform", "python"]));
 }
+
+#[tokio::test]
+async fn a_javascript_guest_built_with_componentize_js() {
+    let path = guests::path("js-transform");
+    if !path.exists() {
+        assert!(
+            std::env::var("HOOKD_REQUIRE_JS_GUEST").is_err(),
+            "HOOKD_REQUIRE_JS_GUEST is set but {} was not built (guest-examples/build.sh)",
+            path.display()
+        );
+        eprintln!(
+            "skipped: {} not built (run guest-examples/build.sh with node 20+ and componentize-js)",
+            path.display()
+        );
+        return;
+    }
+    let server = Server::start().await;
+    let guest = uploaded(&server, "js", "js-transform").await;
+    assert_eq!(guest["kind"], "component");
+    uploaded(&server, "transform", "transform").await;
+    let hook = lambda_hook(
+        &server,
+        "consumers",
+        json!({"functions": ["transform", "js"], "limits": {"timeout_ms": 30000}}),
+    )
+    .await;
+    let (status, answer) = test_hook(&server, &hook, json!({"entity": {"username": "js"}})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["result"]["transformed_by"], "js");
+    assert_eq!(answer["result"]["chain"], json!(["transform", "js"]));
+}

@@ -15,7 +15,7 @@
 
 wit_bindgen::generate!({
     world: "lambda",
-    path: "../../wit",
+    path: "../sdk/wit",
 });
 
 use hookd::lambda::host::{log, Level};

@@ -9,7 +9,7 @@
 
 wit_bindgen::generate!({
     world: "lambda",
-    path: "../../wit",
+    path: "../sdk/wit",
 });
 
 use core::hint::black_box;

@@ -8,7 +8,7 @@
 
 wit_bindgen::generate!({
     world: "lambda",
-    path: "../../wit",
+    path: "../sdk/wit",
 });
 
 struct Noop;

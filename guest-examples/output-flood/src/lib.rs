@@ -6,7 +6,7 @@
 
 wit_bindgen::generate!({
     world: "lambda",
-    path: "../../wit",
+    path: "../sdk/wit",
 });
 
 use std::io::Write;

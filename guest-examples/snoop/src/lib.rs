@@ -17,7 +17,7 @@
 
 wit_bindgen::generate!({
     world: "lambda",
-    path: "../../wit",
+    path: "../sdk/wit",
 });
 
 use serde_json::{json, Map, Value};

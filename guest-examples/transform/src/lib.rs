@@ -6,30 +6,26 @@
 //! (created when absent, replaced when it is not an array) so that a chain of
 //! guests shows its order, and returns the new JSON; every other field is kept.
 //! It calls `host.log(info, "transform: <source> <event> <id>")` exactly once.
+//! Written with the guest SDK (`../sdk`, crate `hookd-guest`).
 //! Used by the lambda handler's end-to-end tests (a single guest and chains with
 //! `python-transform`/`c-upper`) and as the benchmark's "parse crud JSON, change
 //! it, return it" guest.
 
-wit_bindgen::generate!({
-    world: "lambda",
-    path: "../../wit",
-});
-
-use hookd::lambda::host::{log, Level};
-use serde_json::Value;
+use hookd_guest::{log, Event, Handler, Level, Outcome, Value};
 
 /// The name this guest writes into `transformed_by` and `chain`.
 const NAME: &str = "transform";
 
 struct Transform;
 
-impl Guest for Transform {
-    fn handle(event: Event) -> Result<Option<String>, String> {
+impl Handler for Transform {
+    fn handle(event: Event) -> Outcome {
         log(
             Level::Info,
             &format!("{NAME}: {} {} {}", event.source, event.event, event.id),
         );
-        let mut data: Value = serde_json::from_str(&event.data)
+        let mut data: Value = event
+            .data()
             .map_err(|e| format!("{NAME}: event data is not JSON: {e}"))?;
         let obj = data
             .as_object_mut()
@@ -45,14 +41,14 @@ impl Guest for Transform {
         match obj.get_mut("chain") {
             Some(Value::Array(chain)) => chain.push(Value::String(NAME.into())),
             _ => {
-                obj.insert("chain".into(), Value::Array(vec![Value::String(NAME.into())]));
+                obj.insert(
+                    "chain".into(),
+                    Value::Array(vec![Value::String(NAME.into())]),
+                );
             }
         }
-
-        serde_json::to_string(&data)
-            .map(Some)
-            .map_err(|e| format!("{NAME}: cannot serialise: {e}"))
+        Ok(Some(data))
     }
 }
 
-export!(Transform);
+hookd_guest::export!(Transform);
