@@ -17,7 +17,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-RUST_GUESTS=(transform noop http-post spin memory-bomb recursion output-flood snoop wrong-world flood)
+RUST_GUESTS=(transform noop http-post spin memory-bomb recursion output-flood snoop wrong-world flood counter)
 C_COMMAND_GUESTS=(c-upper)
 C_REACTOR_GUESTS=(c-reactor)
 PYTHON_GUESTS=(python-transform)

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-async fn upload(server: &Server, name: &str, file: &str) -> (StatusCode, Value) {
+pub(crate) async fn upload(server: &Server, name: &str, file: &str) -> (StatusCode, Value) {
     server
         .post_raw(
             &format!("/guests?name={name}"),
@@ -18,13 +18,13 @@ async fn upload(server: &Server, name: &str, file: &str) -> (StatusCode, Value) 
         .await
 }
 
-async fn uploaded(server: &Server, name: &str, file: &str) -> Value {
+pub(crate) async fn uploaded(server: &Server, name: &str, file: &str) -> Value {
     let (status, body) = upload(server, name, file).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body
 }
 
-async fn lambda_hook(server: &Server, event: &str, config: Value) -> Value {
+pub(crate) async fn lambda_hook(server: &Server, event: &str, config: Value) -> Value {
     server
         .create(
             "/event-hooks",
@@ -34,7 +34,7 @@ async fn lambda_hook(server: &Server, event: &str, config: Value) -> Value {
 }
 
 /// POST /event-hooks/{id}/test.
-async fn test_hook(server: &Server, hook: &Value, data: Value) -> (StatusCode, Value) {
+pub(crate) async fn test_hook(server: &Server, hook: &Value, data: Value) -> (StatusCode, Value) {
     server
         .post(
             &format!("/event-hooks/{}/test", hook["id"].as_str().unwrap()),

@@ -14,6 +14,7 @@ mod hostile_listener;
 mod hostile_quarantine;
 mod hostile_templates;
 mod lambda;
+mod lambda_reused;
 mod operations;
 mod published;
 mod root;

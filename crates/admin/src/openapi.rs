@@ -229,7 +229,8 @@ fn schemas() -> Map<String, Value> {
     s.insert(
         "Capabilities".into(),
         object(json!({"mode": {"type": "string"}, "data": {"type": "array", "items": object(json!({
-            "function": {"type": "string"}, "guest": {"type": "object"}, "grant": {"type": "object"}}))}})),
+            "function": {"type": "string"}, "guest": {"type": "object"}, "grant": {"type": "object"},
+            "instance": {"type": "string", "enum": ["per-event", "reused"]}}))}})),
     );
     s.insert(
         "AuditRecord".into(),

@@ -88,10 +88,13 @@ impl Batch {
                 event: event.event.clone(),
             })
             .inc();
-        if let Some(hook) = begun_or_ended(&event)
-            && let Some(old) = memory.remove(&hook)
-        {
-            self.remembered.extend(updates(hook, gate::forget(&old)));
+        if let Some(hook) = begun_or_ended(&event) {
+            // A hook deleted, or created again under its id, starts over:
+            // no gate memory, no kept guest instances.
+            engine.sandbox.forget_hook(hook);
+            if let Some(old) = memory.remove(&hook) {
+                self.remembered.extend(updates(hook, gate::forget(&old)));
+            }
         }
         let unique = engine
             .catalogue

@@ -132,6 +132,14 @@ pub struct Config {
     /// Largest result one guest call may return, bytes; a larger one fails
     /// the call.
     pub sandbox_max_output: usize,
+    /// Calls one kept instance (a hook with `instance = "reused"`) serves
+    /// before it is dropped.
+    pub sandbox_instance_max_calls: u64,
+    /// Age past which a kept instance is dropped rather than called again.
+    pub sandbox_instance_max_age: Dur,
+    /// Kept instances idle at once, across every hook; each holds its
+    /// memory.
+    pub sandbox_idle_instances: usize,
     /// Whether every Admin API request needs a token (`Kong-Admin-Token`
     /// or `Authorization: Bearer`), as Kong's `enforce_rbac`.
     pub enforce_rbac: bool,
@@ -254,6 +262,9 @@ impl Default for Config {
             sandbox_log_bytes_per_call: hookd_sandbox::MAX_LOG_BYTES,
             sandbox_stdio_bytes_per_call: hookd_sandbox::MAX_STDIO_BYTES,
             sandbox_max_output: hookd_sandbox::MAX_OUTPUT_BYTES,
+            sandbox_instance_max_calls: hookd_sandbox::MAX_INSTANCE_CALLS,
+            sandbox_instance_max_age: Dur(hookd_sandbox::MAX_INSTANCE_AGE),
+            sandbox_idle_instances: hookd_sandbox::MAX_IDLE_INSTANCES,
             enforce_rbac: false,
             admin_token: String::new(),
             file: None,
@@ -515,6 +526,11 @@ impl Config {
             max_log_bytes: self.sandbox_log_bytes_per_call,
             max_stdio_bytes: self.sandbox_stdio_bytes_per_call,
             max_output_bytes: self.sandbox_max_output,
+            reuse: hookd_sandbox::ReuseLimits {
+                max_calls: self.sandbox_instance_max_calls.max(1),
+                max_age: self.sandbox_instance_max_age.0,
+                max_idle: self.sandbox_idle_instances,
+            },
             ..hookd_sandbox::SandboxConfig::default()
         })
     }

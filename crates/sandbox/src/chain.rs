@@ -1,8 +1,11 @@
 //! A lambda hook's `functions`, run in order.
 
-use crate::{AuditRecord, Failure, GuestRef, Invocation, OutputStats, Sandbox, UntrustedWasm};
+use crate::{
+    AuditRecord, Failure, GuestRef, Instance, Invocation, OutputStats, Sandbox, UntrustedWasm,
+};
 use hookd_model::Event;
-use hookd_model::hook::LambdaConfig;
+use hookd_model::hook::{InstanceMode, LambdaConfig};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -33,6 +36,8 @@ pub struct Step {
     pub output: OutputStats,
     /// Its wall time.
     pub elapsed: Duration,
+    /// Whether it ran on an instance kept from the hook's earlier events.
+    pub reused: bool,
 }
 
 /// The function that stopped a chain.
@@ -62,7 +67,8 @@ impl Sandbox {
     /// Runs `lambda.functions` on `event`: each output is the next input,
     /// `None` passes the input on unchanged, the first failure stops the
     /// chain. Guests not prepared yet are compiled (or loaded from the
-    /// cache) on a blocking thread.
+    /// cache) on a blocking thread. With `instance = "reused"` each guest
+    /// runs on an instance kept for this hook and this configuration.
     pub async fn run_chain(
         &self,
         hook_id: Uuid,
@@ -70,6 +76,10 @@ impl Sandbox {
         event: &Event,
         source: &dyn GuestSource,
     ) -> ChainOutcome {
+        let version = match lambda.instance {
+            InstanceMode::PerEvent => None,
+            InstanceMode::Reused => Some(version_of(lambda)),
+        };
         let mut data = event.data.to_string();
         let mut out = ChainOutcome {
             result: Ok(String::new()),
@@ -93,6 +103,7 @@ impl Sandbox {
                 failure: None,
                 output: OutputStats::default(),
                 elapsed: Duration::ZERO,
+                reused: false,
             };
             let guest = match self.load(function, source).await {
                 Ok((guest_ref, guest)) => {
@@ -122,12 +133,17 @@ impl Sandbox {
                         source: &event.source,
                         event: &event.event,
                         data: data.clone(),
+                        instance: version.map_or(Instance::Fresh, |version| Instance::Reused {
+                            version,
+                            step: i,
+                        }),
                     },
                 )
                 .await;
             out.audit.extend(outcome.audit);
             step.output = outcome.output;
             step.elapsed = outcome.elapsed;
+            step.reused = outcome.reused;
             match outcome.result {
                 Ok(Some(new)) => {
                     data = new;
@@ -169,4 +185,12 @@ impl Sandbox {
         }
         Ok((guest_ref, guest))
     }
+}
+
+/// Stands for a hook's lambda configuration, so that a kept instance
+/// serves only the configuration it was made for.
+fn version_of(lambda: &LambdaConfig) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    lambda.hash(&mut hasher);
+    hasher.finish()
 }

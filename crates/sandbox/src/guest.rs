@@ -14,6 +14,8 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::{Module, Precompiled};
 
+use hookd_model::hook::InstanceMode;
+
 const PREVIEW1: &str = "wasi_snapshot_preview1";
 
 /// The two kinds of guest hookd runs.
@@ -25,6 +27,17 @@ pub enum GuestKind {
     /// A WASI preview-1 command module: event data on stdin, result on
     /// stdout, exit code 0 for success.
     Command,
+}
+
+impl GuestKind {
+    /// How a guest of this kind is instantiated when its hook asks for
+    /// `asked`: a command's `_start` runs once, so it always runs fresh.
+    pub fn instance(self, asked: InstanceMode) -> InstanceMode {
+        match self {
+            GuestKind::Component => asked,
+            GuestKind::Command => InstanceMode::PerEvent,
+        }
+    }
 }
 
 impl std::fmt::Display for GuestKind {

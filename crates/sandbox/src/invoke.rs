@@ -1,11 +1,13 @@
-//! One guest call: a fresh `Store`, the WASI context built from the grant,
-//! limits, captured output, and the failure told apart.
+//! One guest call: a fresh `Store` (or, for a hook that reuses instances,
+//! one kept from its earlier events), the WASI context built from the
+//! grant, limits, captured output, and the failure told apart.
 
 use crate::apply::GuestContext;
 use crate::audit::Auditor;
 use crate::engine::TICK;
 use crate::guest::{Guest, Prepared};
 use crate::http::HttpPolicy;
+use crate::kept::{Fit, Kept};
 use crate::output::{Capture, LineBudget};
 use crate::{
     AuditRecord, CapabilityClass, EffectiveGrant, GuestRef, Sandbox, UntrustedWasm, Verdict,
@@ -56,6 +58,27 @@ pub struct Invocation<'a> {
     pub event: &'a str,
     /// The data, JSON: the event's, or the previous guest's output.
     pub data: String,
+    /// The instance it runs on.
+    pub instance: Instance,
+}
+
+/// Which instance a call runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instance {
+    /// A new one, dropped after the call.
+    Fresh,
+    /// One kept for the hook's events, made for `version` of its lambda
+    /// configuration: an idle one if there is one, else a new one, kept
+    /// after the call unless the call ended badly. A preview-1 command
+    /// cannot be called twice and always runs fresh.
+    Reused {
+        /// Stands for the hook's lambda configuration: any change makes
+        /// the instances of older versions unfit.
+        version: u64,
+        /// The guest's place in the hook's chain: each place keeps its
+        /// own instances.
+        step: usize,
+    },
 }
 
 /// Why a call did not produce data.
@@ -126,6 +149,8 @@ pub struct Outcome {
     pub output: OutputStats,
     /// Wall time of the call, instantiation included.
     pub elapsed: Duration,
+    /// Whether it ran on an instance that had served earlier events.
+    pub reused: bool,
 }
 
 /// `StoreLimits` with `trap_on_grow_failure(true)`, remembering that it
@@ -319,6 +344,7 @@ impl Sandbox {
                 audit: Vec::new(),
                 output: OutputStats::default(),
                 elapsed: started.elapsed(),
+                reused: false,
             };
         }
         let guest_ref = GuestRef {
@@ -331,9 +357,31 @@ impl Sandbox {
             Arc::clone(&config.clock),
             config.max_audit_records,
         );
+        let reuse = match (inv.instance, &guest.prepared) {
+            (Instance::Reused { version, step }, Prepared::Component(_)) => {
+                let fit = Fit {
+                    hook_id: inv.hook_id,
+                    step,
+                    digest: guest.digest().to_string(),
+                    version,
+                };
+                let kept = self.inner.instances.take(&fit);
+                Some((fit, kept))
+            }
+            _ => None,
+        };
+        let reused = matches!(reuse, Some((_, Some(_))));
+        // A kept instance writes into the captures it was made with.
+        let (stdout, stderr) = match &reuse {
+            Some((_, Some(kept))) => (kept.stdout.emptied(), kept.stderr.emptied()),
+            _ => (
+                Capture::new(config.max_stdio_bytes),
+                Capture::new(config.max_stdio_bytes),
+            ),
+        };
         let io = Io {
-            stdout: Capture::new(config.max_stdio_bytes),
-            stderr: Capture::new(config.max_stdio_bytes),
+            stdout,
+            stderr,
             log: Arc::new(Mutex::new(GuestLog {
                 hook_id: inv.hook_id,
                 guest: inv.guest_name.to_string(),
@@ -360,13 +408,20 @@ impl Sandbox {
             audit: &audit,
         };
         let run = async {
-            match &guest.prepared {
-                Prepared::Component(pre) => self.run_component(pre, call).await,
-                Prepared::Command(pre) => self.run_command(pre, call).await,
+            match (&guest.prepared, reuse) {
+                (Prepared::Component(pre), Some((fit, kept))) => {
+                    self.run_kept(pre, fit, kept, call).await
+                }
+                (Prepared::Component(pre), None) => {
+                    let (mut store, lambda) = self.instantiate(pre, &call).await?;
+                    call_handle(&mut store, &lambda, call, self.max_output()).await
+                }
+                (Prepared::Command(pre), _) => self.run_command(pre, call).await,
             }
         };
         // Ends a guest waiting in a host call (an HTTP response, a sleep)
-        // as well as one computing (it yields every epoch tick).
+        // as well as one computing (it yields every epoch tick). A kept
+        // instance abandoned here is dropped with the call.
         let result = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
             .await
             .unwrap_or(Err(Failure::Timeout(limits.timeout_ms)));
@@ -376,14 +431,17 @@ impl Sandbox {
             audit: audit.take(),
             output,
             elapsed: started.elapsed(),
+            reused,
         }
     }
 
-    async fn run_component(
+    /// A new instance of a component guest, its WASI context built from
+    /// the call's grant and writing into the call's captures.
+    async fn instantiate(
         &self,
         pre: &bindings::LambdaPre<ComponentState>,
-        call: Call<'_>,
-    ) -> Result<Option<String>, Failure> {
+        call: &Call<'_>,
+    ) -> Result<(Store<ComponentState>, bindings::Lambda), Failure> {
         let rt = &self.inner.runtime;
         let GuestContext {
             mut wasi,
@@ -404,24 +462,53 @@ impl Sandbox {
             limiter: Limiter::new(call.grant.limits.memory),
             log: call.io.log.clone(),
         };
-        let mut store = new_store(&rt.engine, self.metered(), state, &call.grant.limits)?;
+        let mut store = new_store(&rt.engine, state);
+        arm(&mut store, self.metered(), &call.grant.limits)?;
         let lambda = pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| failure(e, &mut store, &call.grant.limits))?;
-        let event = bindings::hookd::lambda::types::Event {
-            id: call.inv.event_id.to_string(),
-            hook_id: call.inv.hook_id.to_string(),
-            source: call.inv.source.to_string(),
-            event: call.inv.event.to_string(),
-            data: call.inv.data,
+        Ok((store, lambda))
+    }
+
+    /// A call on the hook's kept instance (or a new one, to be kept): given
+    /// back after a call that ended well or with the guest's own error,
+    /// dropped after a trap, a memory kill or any other failure, whose
+    /// state cannot be trusted.
+    async fn run_kept(
+        &self,
+        pre: &bindings::LambdaPre<ComponentState>,
+        fit: Fit,
+        kept: Option<Kept>,
+        call: Call<'_>,
+    ) -> Result<Option<String>, Failure> {
+        let mut kept = match kept {
+            Some(mut kept) => {
+                let state = kept.store.data_mut();
+                state.log = call.io.log.clone();
+                state.hooks.audit = call.audit.clone();
+                state.limiter.memory_refused = false;
+                arm(&mut kept.store, self.metered(), &call.grant.limits)?;
+                kept
+            }
+            None => {
+                let (store, lambda) = self.instantiate(pre, &call).await?;
+                Kept::new(
+                    store,
+                    lambda,
+                    call.io.stdout.clone(),
+                    call.io.stderr.clone(),
+                )
+            }
         };
-        match lambda.call_handle(&mut store, &event).await {
-            Ok(Ok(Some(out))) => self.bounded(out).map(Some),
-            Ok(Ok(None)) => Ok(None),
-            Ok(Err(message)) => Err(Failure::GuestError(message)),
-            Err(e) => Err(failure(e, &mut store, &call.grant.limits)),
+        let result = call_handle(&mut kept.store, &kept.lambda, call, self.max_output()).await;
+        if matches!(
+            result,
+            Ok(_) | Err(Failure::GuestError(_) | Failure::OutputTooLarge { .. })
+        ) {
+            self.inner.instances.give_back(fit, kept);
         }
+        result
     }
 
     async fn run_command(
@@ -444,7 +531,8 @@ impl Sandbox {
             wasi: wasi.build_p1(),
             limiter: Limiter::new(call.grant.limits.memory),
         };
-        let mut store = new_store(&rt.engine, self.metered(), state, &call.grant.limits)?;
+        let mut store = new_store(&rt.engine, state);
+        arm(&mut store, self.metered(), &call.grant.limits)?;
         let instance = pre
             .instantiate_async(&mut store)
             .await
@@ -483,15 +571,8 @@ impl Sandbox {
         self.inner.config.ceiling.fuel_metering
     }
 
-    fn bounded(&self, out: String) -> Result<String, Failure> {
-        let max = self.inner.config.max_output_bytes;
-        if out.len() > max {
-            return Err(Failure::OutputTooLarge {
-                size: out.len() as u64,
-                max: max as u64,
-            });
-        }
-        Ok(out)
+    fn max_output(&self) -> usize {
+        self.inner.config.max_output_bytes
     }
 
     /// A WASI context with nothing but the grant (no inherited stdio, env,
@@ -523,14 +604,15 @@ impl Sandbox {
     }
 }
 
-fn new_store<T: Limited + 'static>(
-    engine: &wasmtime::Engine,
-    metered: bool,
-    state: T,
-    limits: &ResolvedLimits,
-) -> Result<Store<T>, Failure> {
+fn new_store<T: Limited + 'static>(engine: &wasmtime::Engine, state: T) -> Store<T> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| s.limiter());
+    store
+}
+
+/// Sets one call's deadline and fuel: before the first call of an
+/// instance, and again before each call of a kept one.
+fn arm<T>(store: &mut Store<T>, metered: bool, limits: &ResolvedLimits) -> Result<(), Failure> {
     // Every tick the guest yields to the executor, so a computing guest
     // neither holds a worker thread for its whole deadline nor keeps the
     // caller's timeout from firing; past the deadline it traps.
@@ -551,7 +633,33 @@ fn new_store<T: Limited + 'static>(
             .set_fuel(limits.fuel.unwrap_or(u64::MAX))
             .map_err(|e| Failure::Host(format!("{e:#}")))?;
     }
-    Ok(store)
+    Ok(())
+}
+
+/// Calls a component's `handle` with the call's event; its result bounded
+/// by `max_output` bytes.
+async fn call_handle(
+    store: &mut Store<ComponentState>,
+    lambda: &bindings::Lambda,
+    call: Call<'_>,
+    max_output: usize,
+) -> Result<Option<String>, Failure> {
+    let event = bindings::hookd::lambda::types::Event {
+        id: call.inv.event_id.to_string(),
+        hook_id: call.inv.hook_id.to_string(),
+        source: call.inv.source.to_string(),
+        event: call.inv.event.to_string(),
+        data: call.inv.data,
+    };
+    match lambda.call_handle(&mut *store, &event).await {
+        Ok(Ok(Some(out))) if out.len() > max_output => Err(Failure::OutputTooLarge {
+            size: out.len() as u64,
+            max: max_output as u64,
+        }),
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(message)) => Err(Failure::GuestError(message)),
+        Err(e) => Err(failure(e, store, &call.grant.limits)),
+    }
 }
 
 fn failure<T: Limited>(

@@ -21,6 +21,7 @@ mod engine;
 mod guest;
 mod http;
 mod invoke;
+mod kept;
 mod output;
 mod secrets;
 
@@ -28,7 +29,8 @@ pub use chain::{ChainFailure, ChainOutcome, GuestSource, SourceError, Step};
 pub use guest::{CacheCounters, Guest, GuestKind, GuestRejected, GuestReport, digest};
 pub use hookd_model::audit::{AuditRecord, CapabilityClass, GuestRef, Verdict};
 pub use hookd_model::capability::{EffectiveGrant, SandboxCeiling, ServerSecrets, UntrustedWasm};
-pub use invoke::{Failure, Invocation, Outcome, OutputStats};
+pub use invoke::{Failure, Instance, Invocation, Outcome, OutputStats};
+pub use kept::{MAX_IDLE_INSTANCES, MAX_INSTANCE_AGE, MAX_INSTANCE_CALLS, ReuseLimits};
 pub use secrets::resolve_path;
 
 use hookd_model::clock::{Clock, SystemClock};
@@ -90,8 +92,9 @@ pub const MAX_LOG_BYTES: usize = 16 << 10;
 /// of stdout and stderr, at most [`MAX_LOG_LINES`] (100) lines logged of
 /// each of `log` calls, stdout and stderr per invocation, each at most
 /// [`MAX_LINE_BYTES`] (1 KiB), `log` calls at most [`MAX_LOG_BYTES`]
-/// (16 KiB) in all, and [`MAX_AUDIT_RECORDS`] (100) distinct audit records
-/// per invocation.
+/// (16 KiB) in all, [`MAX_AUDIT_RECORDS`] (100) distinct audit records
+/// per invocation, and kept instances (hooks with `instance = "reused"`)
+/// within [`ReuseLimits::default`].
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// `untrusted_wasm`.
@@ -120,6 +123,8 @@ pub struct SandboxConfig {
     pub max_log_bytes: usize,
     /// The clock of audit records.
     pub clock: Arc<dyn Clock>,
+    /// Bounds on the instances kept for hooks that reuse them.
+    pub reuse: ReuseLimits,
 }
 
 impl Default for SandboxConfig {
@@ -137,6 +142,7 @@ impl Default for SandboxConfig {
             max_line_bytes: MAX_LINE_BYTES,
             max_audit_records: MAX_AUDIT_RECORDS,
             clock: Arc::new(SystemClock),
+            reuse: ReuseLimits::default(),
         }
     }
 }
@@ -153,6 +159,8 @@ struct Inner {
     outbound: Dialer,
     runtime: engine::Runtime,
     guests: guest::Guests,
+    /// Idle instances of hooks that reuse them.
+    instances: kept::Instances,
 }
 
 impl Sandbox {
@@ -169,6 +177,7 @@ impl Sandbox {
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 outbound: Dialer::new(config.outbound.clone()),
+                instances: kept::Instances::new(config.reuse),
                 config,
                 runtime,
                 guests: guest::Guests::default(),
@@ -179,6 +188,17 @@ impl Sandbox {
     /// The configuration it runs with.
     pub fn config(&self) -> &SandboxConfig {
         &self.inner.config
+    }
+
+    /// Drops the instances kept for `hook_id`: it was deleted, or
+    /// replaced by a hook of the same id.
+    pub fn forget_hook(&self, hook_id: uuid::Uuid) {
+        self.inner.instances.forget_hook(hook_id);
+    }
+
+    /// How many kept instances are idle, across every hook.
+    pub fn idle_instances(&self) -> usize {
+        self.inner.instances.idle()
     }
 
     /// What one guest of a lambda hook gets under this server's mode and

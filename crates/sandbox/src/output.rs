@@ -35,6 +35,15 @@ impl Capture {
         b.bytes[..b.bytes.len().min(max)].to_vec()
     }
 
+    /// The same capture, emptied: a kept instance writes into the captures
+    /// it was made with, one call after another.
+    pub fn emptied(&self) -> Capture {
+        let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        b.bytes.clear();
+        b.written = 0;
+        self.clone()
+    }
+
     /// The kept bytes and the total written.
     pub fn take(&self) -> (Vec<u8>, u64) {
         let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());

@@ -203,6 +203,7 @@ pub(crate) fn grants(engine: &Engine, lambda: &LambdaConfig) -> Vec<Value> {
                     "function": function,
                     "guest": guest,
                     "grant": engine.sandbox.grant(lambda, &report),
+                    "instance": report.kind.instance(lambda.instance),
                 }),
                 Err(e) => serde_json::json!({"function": function, "guest": guest,
                                              "error": format!("the stored report does not decode: {e}")}),

@@ -2,6 +2,7 @@
 //! accepted, what each capability grant lets through, how each hostile
 //! guest is stopped, and the compiled cache.
 
+mod reuse;
 mod upload;
 
 use hookd_model::Event;
@@ -30,6 +31,7 @@ fn lambda(functions: &[&str], capabilities: Capabilities, limits: Limits) -> Lam
         functions: functions.iter().map(|f| f.to_string()).collect(),
         capabilities,
         limits,
+        instance: InstanceMode::PerEvent,
     }
 }
 
@@ -79,6 +81,7 @@ async fn run_one(
             source: "crud",
             event: "consumers:create",
             data: data.to_string(),
+            instance: hookd_sandbox::Instance::Fresh,
         },
     )
     .await
@@ -341,6 +344,7 @@ async fn a_command_that_exits_nonzero_fails_with_its_stderr() {
                 source: "s",
                 event: "e",
                 data: String::new(),
+                instance: hookd_sandbox::Instance::Fresh,
             },
         )
         .await;
@@ -876,6 +880,10 @@ fn calls_can_run_on_any_worker_thread() {
             source: &ev.source,
             event: &ev.event,
             data: "{}".into(),
+            instance: hookd_sandbox::Instance::Reused {
+                version: 0,
+                step: 0,
+            },
         },
     );
     send(&invoke);

@@ -1,11 +1,11 @@
 //! The wasm side: hookd's sandbox as the server sets it up (default
-//! configuration, default grant, fuel metering as asked), each call a
-//! fresh instance.
+//! configuration, default grant, fuel metering as asked), each call on a
+//! fresh instance or on one kept for the hook (`instance = "reused"`).
 
 use anyhow::{Context, anyhow, bail};
 use hookd_model::Event;
 use hookd_model::hook::LambdaConfig;
-use hookd_sandbox::{EffectiveGrant, Guest, Invocation, Sandbox, SandboxConfig};
+use hookd_sandbox::{EffectiveGrant, Guest, Instance, Invocation, Sandbox, SandboxConfig};
 use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -51,6 +51,7 @@ impl Bench {
                 functions: vec![name.to_string()],
                 capabilities: Default::default(),
                 limits: Default::default(),
+                instance: Default::default(),
             };
             let grant = sandbox.grant(&lambda, guest.report());
             Ok(Ready { name, guest, grant })
@@ -68,20 +69,20 @@ impl Bench {
     }
 
     /// One call of the trivial guest, which must answer "unchanged".
-    pub fn noop(&self) -> anyhow::Result<()> {
-        match self.invoke(&self.noop)? {
+    pub fn noop(&self, instance: Instance) -> anyhow::Result<()> {
+        match self.invoke(&self.noop, instance)? {
             None => Ok(()),
             Some(out) => bail!("noop returned data: {out}"),
         }
     }
 
     /// One call of the transform guest: its JSON.
-    pub fn transform(&self) -> anyhow::Result<String> {
-        self.invoke(&self.transform)?
+    pub fn transform(&self, instance: Instance) -> anyhow::Result<String> {
+        self.invoke(&self.transform, instance)?
             .ok_or_else(|| anyhow!("transform returned no data"))
     }
 
-    fn invoke(&self, ready: &Ready) -> anyhow::Result<Option<String>> {
+    fn invoke(&self, ready: &Ready, instance: Instance) -> anyhow::Result<Option<String>> {
         let e = &self.event;
         let call = self.sandbox.invoke(
             &ready.guest,
@@ -93,6 +94,7 @@ impl Bench {
                 source: &e.source,
                 event: &e.event,
                 data: self.data.clone(),
+                instance,
             },
         );
         self.runtime
