@@ -1,6 +1,7 @@
 //! hookd: Kong's Event Hooks as a standalone server.
 
 mod cli;
+mod guest_run;
 mod inspect;
 mod serve;
 
@@ -85,6 +86,13 @@ enum GuestCommand {
         /// preview-1 command module.
         file: PathBuf,
     },
+    /// Runs a guest on one event, offline, in the server's sandbox: the
+    /// flags are its grants and limits. Prints its result, log lines
+    /// (stderr), every sandbox decision, wall time and peak memory. Exit
+    /// code 0 on success, 3 for the guest's own error, 4 for a trap, 5 for
+    /// a limit (time, memory, fuel, output), 1 when it cannot run, 2 for
+    /// a bad configuration.
+    Run(guest_run::RunArgs),
     #[command(flatten)]
     Server(cli::guests::GuestsCommand),
 }
@@ -128,6 +136,27 @@ fn main() -> ExitCode {
             };
             match inspect::run(&config, &file, cli.client.json) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hookd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Guests(GuestCommand::Run(args)) => {
+            let config = match config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            // The guest's log and stdio lines, as the server would log them.
+            tracing_subscriber::fmt()
+                .with_env_filter("hookd::guest=trace")
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .without_time()
+                .with_target(false)
+                .init();
+            match guest_run::run(&config, args, cli.client.json) {
+                Ok(code) => code,
                 Err(e) => {
                     eprintln!("hookd: {e:#}");
                     ExitCode::FAILURE

@@ -6,18 +6,22 @@
 use crate::audit::Auditor;
 use crate::{EffectiveGrant, SandboxCeiling, Verdict};
 use hookd_model::capability::{AllowedHost, GuestSetup, apply_grant};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// What the granted items go into.
-pub(crate) struct GuestContext {
+pub(crate) struct GuestContext<'a> {
     /// The guest's WASI context, built from nothing.
     pub wasi: WasiCtxBuilder,
     /// Hosts for the wasi-http hook ([`crate::http::HttpPolicy`]).
     pub http_hosts: Vec<AllowedHost>,
+    /// Values granted variables take instead of the process's own
+    /// ([`crate::SandboxConfig::env_values`]).
+    pub env_values: &'a BTreeMap<String, String>,
 }
 
-impl GuestContext {
+impl GuestContext<'_> {
     /// Applies every kind of `grant`, auditing each item withheld after
     /// all.
     pub fn apply(&mut self, grant: &EffectiveGrant, ceiling: &SandboxCeiling, audit: &Auditor) {
@@ -27,13 +31,16 @@ impl GuestContext {
     }
 }
 
-impl GuestSetup for GuestContext {
+impl GuestSetup for GuestContext<'_> {
     fn real_path(&self, path: &Path) -> std::io::Result<PathBuf> {
         std::fs::canonicalize(path)
     }
 
     fn server_env(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+        match self.env_values.get(name) {
+            Some(value) => Some(value.clone()),
+            None => std::env::var(name).ok(),
+        }
     }
 
     fn set_env(&mut self, name: &str, value: &str) {

@@ -14,6 +14,7 @@ use crate::{
 };
 use hookd_model::capability::ResolvedLimits;
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -151,25 +152,43 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Whether it ran on an instance that had served earlier events.
     pub reused: bool,
+    /// The largest linear memory the guest had, bytes (a kept instance's
+    /// since it was made: its memory never shrinks).
+    pub peak_memory: u64,
 }
 
 /// `StoreLimits` with `trap_on_grow_failure(true)`, remembering that it
 /// refused a memory, so a memory kill is told apart from other traps
-/// without reading error text.
+/// without reading error text, and reporting the largest memory it let a
+/// guest have.
 pub(crate) struct Limiter {
     inner: StoreLimits,
     memory_refused: bool,
+    /// The largest linear memory granted so far, bytes.
+    peak: usize,
+    /// Where the current call reads `peak`.
+    report: Arc<AtomicU64>,
 }
 
 impl Limiter {
-    fn new(memory: u64) -> Self {
+    fn new(memory: u64, report: Arc<AtomicU64>) -> Self {
         Limiter {
             inner: StoreLimitsBuilder::new()
                 .memory_size(usize::try_from(memory).unwrap_or(usize::MAX))
                 .trap_on_grow_failure(true)
                 .build(),
             memory_refused: false,
+            peak: 0,
+            report,
         }
+    }
+
+    /// Starts a call of a kept instance: nothing refused yet, the peak so
+    /// far (its memory never shrinks) reported to the new call.
+    fn begin_call(&mut self, report: Arc<AtomicU64>) {
+        self.memory_refused = false;
+        report.store(self.peak as u64, Ordering::Relaxed);
+        self.report = report;
     }
 }
 
@@ -181,7 +200,12 @@ impl ResourceLimiter for Limiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let r = self.inner.memory_growing(current, desired, maximum);
-        self.memory_refused |= !matches!(r, Ok(true));
+        if matches!(r, Ok(true)) {
+            self.peak = self.peak.max(desired);
+            self.report.store(self.peak as u64, Ordering::Relaxed);
+        } else {
+            self.memory_refused = true;
+        }
         r
     }
 
@@ -323,6 +347,8 @@ struct Io {
     log: Arc<Mutex<GuestLog>>,
     /// What each of stdout and stderr may put in the server log.
     stdio_lines: LineBudget,
+    /// The guest's largest memory, bytes.
+    peak_memory: Arc<AtomicU64>,
 }
 
 impl Sandbox {
@@ -345,6 +371,7 @@ impl Sandbox {
                 output: OutputStats::default(),
                 elapsed: started.elapsed(),
                 reused: false,
+                peak_memory: 0,
             };
         }
         let guest_ref = GuestRef {
@@ -398,6 +425,7 @@ impl Sandbox {
                 config.max_stdio_bytes,
                 config.max_line_bytes,
             ),
+            peak_memory: Arc::default(),
         };
         let limits = grant.limits;
         let (hook_id, name) = (inv.hook_id, inv.guest_name);
@@ -432,6 +460,7 @@ impl Sandbox {
             output,
             elapsed: started.elapsed(),
             reused,
+            peak_memory: io.peak_memory.load(Ordering::Relaxed),
         }
     }
 
@@ -446,6 +475,7 @@ impl Sandbox {
         let GuestContext {
             mut wasi,
             http_hosts,
+            ..
         } = self.wasi_builder(call.grant, call.audit);
         wasi.stdout(call.io.stdout.clone())
             .stderr(call.io.stderr.clone());
@@ -459,7 +489,7 @@ impl Sandbox {
                 tls: rt.tls.clone(),
                 audit: call.audit.clone(),
             },
-            limiter: Limiter::new(call.grant.limits.memory),
+            limiter: Limiter::new(call.grant.limits.memory, call.io.peak_memory.clone()),
             log: call.io.log.clone(),
         };
         let mut store = new_store(&rt.engine, state);
@@ -487,7 +517,7 @@ impl Sandbox {
                 let state = kept.store.data_mut();
                 state.log = call.io.log.clone();
                 state.hooks.audit = call.audit.clone();
-                state.limiter.memory_refused = false;
+                state.limiter.begin_call(call.io.peak_memory.clone());
                 arm(&mut kept.store, self.metered(), &call.grant.limits)?;
                 kept
             }
@@ -529,7 +559,7 @@ impl Sandbox {
             .arg(call.inv.guest_name);
         let state = CommandState {
             wasi: wasi.build_p1(),
-            limiter: Limiter::new(call.grant.limits.memory),
+            limiter: Limiter::new(call.grant.limits.memory, call.io.peak_memory.clone()),
         };
         let mut store = new_store(&rt.engine, state);
         arm(&mut store, self.metered(), &call.grant.limits)?;
@@ -578,7 +608,7 @@ impl Sandbox {
     /// A WASI context with nothing but the grant (no inherited stdio, env,
     /// args or network; sockets and name lookup off), and the granted
     /// hosts for the wasi-http hook.
-    fn wasi_builder(&self, grant: &EffectiveGrant, audit: &Auditor) -> GuestContext {
+    fn wasi_builder(&self, grant: &EffectiveGrant, audit: &Auditor) -> GuestContext<'_> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
@@ -598,6 +628,7 @@ impl Sandbox {
         let mut context = GuestContext {
             wasi,
             http_hosts: Vec::new(),
+            env_values: &self.inner.config.env_values,
         };
         context.apply(grant, &self.inner.config.ceiling, audit);
         context

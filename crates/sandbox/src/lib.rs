@@ -125,6 +125,10 @@ pub struct SandboxConfig {
     pub clock: Arc<dyn Clock>,
     /// Bounds on the instances kept for hooks that reuse them.
     pub reuse: ReuseLimits,
+    /// Values that granted environment variables take instead of this
+    /// process's own: `hookd guests run --env NAME=VALUE`. Empty in the
+    /// server, whose guests read its environment.
+    pub env_values: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for SandboxConfig {
@@ -143,6 +147,7 @@ impl Default for SandboxConfig {
             max_audit_records: MAX_AUDIT_RECORDS,
             clock: Arc::new(SystemClock),
             reuse: ReuseLimits::default(),
+            env_values: Default::default(),
         }
     }
 }
