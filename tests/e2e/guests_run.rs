@@ -164,3 +164,23 @@ async fn it_shows_the_decisions_the_server_records_for_the_same_guest_and_grants
         assert_eq!(offline, decisions(&audit["data"]), "grant {grant:?}");
     }
 }
+
+#[tokio::test]
+async fn inspect_tells_unusable_imports_from_denied_items() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["guests", "inspect"])
+        .arg(guests::path("counter"))
+        .env_remove("HOOKD_CONFIG")
+        .output()
+        .await
+        .expect("running hookd");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // Rust's std imports the environment: unusable without a grant, not
+    // something the guest was refused.
+    assert!(
+        stdout.contains("  unusable: environment: no variable is granted"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("denied:"), "{stdout}");
+}

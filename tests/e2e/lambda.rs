@@ -179,6 +179,19 @@ async fn uploads_that_are_not_guests_are_refused_with_their_reason() {
         .post_raw("/guests?name=big", "application/wasm", vec![0u8; 300_000])
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    // A guest sent as something else is told what to send.
+    let (status, body) = server
+        .post_raw("/guests?name=typed", "text/plain", guests::bytes("noop"))
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("send application/wasm (with ?name=)"),
+        "{body}"
+    );
+    assert_eq!(body["accepted"].as_array().unwrap().len(), 3, "{body}");
     assert_eq!(server.get("/guests").await.1["data"], json!([]));
 }
 
@@ -232,9 +245,23 @@ async fn the_http_guest_reaches_a_granted_host_and_is_refused_others() {
 
     let refused = lambda_hook(&server, "consumers", json!({"functions": ["poster"]})).await;
     let (status, answer) = test_hook(&server, &refused, data).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    // The guest handles the refusal and returns its own error: answered
+    // as the guest's, with its message, not as the server's failure.
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["guest_error"]["step"], 1, "{answer}");
+    assert_eq!(answer["guest_error"]["function"], "poster", "{answer}");
     assert!(
-        answer["err"].as_str().unwrap().contains("refused"),
+        answer["guest_error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("http request refused: "),
+        "{answer}"
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("function 1 ('poster') of the chain returned an error: "),
         "{answer}"
     );
     assert_eq!(

@@ -49,7 +49,12 @@ async fn malformed_and_unreadable_bodies() {
         .post_raw("/event-hooks", "text/plain", b"source=crud".to_vec())
         .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(body["message"], "unsupported content type 'text/plain'");
+    assert_eq!(
+        body["message"],
+        "unsupported content type 'text/plain': send application/json, \
+         application/x-www-form-urlencoded, multipart/form-data"
+    );
+    assert_eq!(body["accepted"][0], "application/json");
     assert_schema_violation(
         &server
             .post("/event-hooks", &json!(["not", "an", "object"]))

@@ -63,7 +63,14 @@ impl FromRequest<AdminState> for KongBody {
                 value: urlencoded(&bytes, depth)?,
                 from_form: true,
             }),
-            other => Err(ApiError::UnsupportedMediaType(other.to_string())),
+            other => Err(ApiError::UnsupportedMediaType {
+                got: other.to_string(),
+                accepted: &[
+                    "application/json",
+                    "application/x-www-form-urlencoded",
+                    "multipart/form-data",
+                ],
+            }),
         }
     }
 }

@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hookd_delivery::Error as DeliveryError;
+use hookd_delivery::handler::TestFailure;
 use hookd_model::EventHook;
 use hookd_model::delivery::Delivery;
 use serde_json::{Value, json};
@@ -32,7 +33,8 @@ pub fn router() -> Api {
                 "Run the hook's handler now on the posted data, outside the queue",
             )
             .body("Object")
-            .json(200, "TestAnswer")],
+            .json(200, "TestAnswer")
+            .json(422, "GuestError")],
         )
         .route(
             "/event-hooks/{key}/ping",
@@ -75,6 +77,28 @@ fn unexpected(err: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// A guest's own error under `/test`: not an unexpected failure of the
+/// server but the guest refusing the data, answered 422 with its message
+/// and where in the chain it stopped.
+fn guest_error(refused: &TestFailure) -> Response {
+    let TestFailure::GuestError {
+        step,
+        function,
+        message,
+    } = refused
+    else {
+        return unexpected(refused.to_string());
+    };
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({
+            "message": refused.to_string(),
+            "guest_error": {"step": step + 1, "function": function, "message": message},
+        })),
+    )
+        .into_response()
+}
+
 async fn test(
     State(state): State<AdminState>,
     Path(key): Path<String>,
@@ -84,7 +108,8 @@ async fn test(
     let data = body.value;
     Ok(match state.deliveries.test(&hook, data.clone()).await {
         Ok(result) => Json(json!({"data": data, "result": result})).into_response(),
-        Err(err) => unexpected(err),
+        Err(refused @ TestFailure::GuestError { .. }) => guest_error(&refused),
+        Err(TestFailure::Unexpected(err)) => unexpected(err),
     })
 }
 

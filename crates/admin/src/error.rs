@@ -25,9 +25,15 @@ pub enum ApiError {
     /// A body over the size limit (413).
     #[error("request body too large (limit: {0} bytes)")]
     TooLarge(usize),
-    /// A content type the API does not read (415).
-    #[error("unsupported content type '{0}'")]
-    UnsupportedMediaType(String),
+    /// A content type the API does not read (415), and those it reads
+    /// there.
+    #[error("unsupported content type '{got}': send {}", accepted.join(", "))]
+    UnsupportedMediaType {
+        /// The type sent.
+        got: String,
+        /// The types this path reads.
+        accepted: &'static [&'static str],
+    },
     /// A published event of a source or event not in the catalogue (404).
     #[error("{0}")]
     UnknownEvent(String),
@@ -103,7 +109,11 @@ impl IntoResponse for ApiError {
             ),
             ApiError::BadRequest(_) => message(StatusCode::BAD_REQUEST, text),
             ApiError::TooLarge(_) => message(StatusCode::PAYLOAD_TOO_LARGE, text),
-            ApiError::UnsupportedMediaType(_) => message(StatusCode::UNSUPPORTED_MEDIA_TYPE, text),
+            ApiError::UnsupportedMediaType { accepted, .. } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Json(json!({"message": text, "accepted": accepted})),
+            )
+                .into_response(),
             ApiError::Unauthorized => message(StatusCode::UNAUTHORIZED, text),
             ApiError::Forbidden(_) => message(StatusCode::FORBIDDEN, text),
             ApiError::MethodNotAllowed => message(StatusCode::METHOD_NOT_ALLOWED, text),

@@ -164,7 +164,14 @@ async fn read_upload(state: &AdminState, req: Request) -> ApiResult<(String, Vec
                 .map_err(|_| ApiError::TooLarge(limit))?;
             Ok((name, bytes.to_vec()))
         }
-        other => Err(ApiError::UnsupportedMediaType(other.to_string())),
+        other => Err(ApiError::UnsupportedMediaType {
+            got: other.to_string(),
+            accepted: &[
+                "application/wasm (with ?name=)",
+                "application/octet-stream (with ?name=)",
+                "multipart/form-data (fields file and name)",
+            ],
+        }),
     }
 }
 

@@ -190,6 +190,11 @@ fn schemas() -> Map<String, Value> {
         object(json!({"data": {"type": "object"}, "result": {}})),
     );
     s.insert(
+        "GuestError".into(),
+        object(json!({"message": {"type": "string"}, "guest_error": object(json!({
+            "step": {"type": "integer"}, "function": {"type": "string"}, "message": {"type": "string"}}))})),
+    );
+    s.insert(
         "Delivery".into(),
         object(json!({
             "id": {"type": "string", "format": "uuid"}, "hook_id": {"type": "string", "format": "uuid"},

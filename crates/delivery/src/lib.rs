@@ -275,7 +275,7 @@ impl Deliveries {
         &self,
         hook: &EventHook,
         data: serde_json::Value,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, handler::TestFailure> {
         run::test(&self.engine, hook, data).await
     }
 

@@ -29,7 +29,11 @@ pub(crate) async fn handle(
 
 /// Runs a hook's handler at once on `data`, outside the queue, and
 /// answers Kong's `result`: for webhooks `{body, headers, status}`.
-pub(crate) async fn test(engine: &Engine, hook: &EventHook, data: Value) -> Result<Value, String> {
+pub(crate) async fn test(
+    engine: &Engine,
+    hook: &EventHook,
+    data: Value,
+) -> Result<Value, handler::TestFailure> {
     let now_ms = engine.clock.now_ms();
     let event_name = hook.event.clone().unwrap_or_else(|| hook.source.clone());
     let event = Event::new(&hook.source, &event_name, data, now_ms);

@@ -487,6 +487,7 @@ impl Config {
                 fuel(self.sandbox_max_fuel),
             ),
             fuel_metering: self.sandbox_fuel_metering,
+            outbound: self.outbound_policy(),
             secrets,
         };
         if !self.sandbox_fuel_metering {
@@ -517,7 +518,6 @@ impl Config {
         Ok(hookd_sandbox::SandboxConfig {
             mode: self.untrusted_wasm,
             ceiling,
-            outbound: self.outbound_policy(),
             cache_dir: Some(self.data_dir.join("compiled")),
             max_guest_bytes: self.guest_size_limit,
             max_audit_records: self.sandbox_audit_records_per_call,

@@ -22,7 +22,7 @@ pub struct Admitted(SocketAddr);
 
 /// An address the outbound policy refuses: it is never connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{addr} is refused by the outbound policy ({reason})")]
+#[error("{addr} is refused by the outbound policy ({reason}; outbound_allow_cidrs admits it)")]
 pub struct Refused {
     /// The address refused.
     pub addr: SocketAddr,
@@ -134,7 +134,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             refused.to_string(),
-            "169.254.169.254:80 is refused by the outbound policy (cloud metadata)"
+            "169.254.169.254:80 is refused by the outbound policy (cloud metadata; \
+             outbound_allow_cidrs admits it)"
         );
     }
 }

@@ -195,7 +195,8 @@ impl Client {
                     refused.addr.to_string(),
                     Verdict::Denied,
                     Some(format!(
-                        "{host} resolves to a {} address, refused by the outbound policy",
+                        "{host} resolves to a {} address, refused by the outbound address \
+                         policy (outbound_allow_cidrs admits it)",
                         refused.reason
                     )),
                 ),

@@ -34,7 +34,6 @@ pub use kept::{MAX_IDLE_INSTANCES, MAX_INSTANCE_AGE, MAX_INSTANCE_CALLS, ReuseLi
 pub use secrets::resolve_path;
 
 use hookd_model::clock::{Clock, SystemClock};
-use hookd_model::outbound::OutboundPolicy;
 use hookd_outbound::Dialer;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,10 +98,9 @@ pub const MAX_LOG_BYTES: usize = 16 << 10;
 pub struct SandboxConfig {
     /// `untrusted_wasm`.
     pub mode: UntrustedWasm,
-    /// The operator's ceiling and the limits' defaults and maxima.
+    /// The operator's ceiling (the outbound address policy included) and
+    /// the limits' defaults and maxima.
     pub ceiling: SandboxCeiling,
-    /// Where guest HTTP requests may connect, judged on resolved addresses.
-    pub outbound: OutboundPolicy,
     /// Directory of precompiled guests (`<data_dir>/compiled`); `None`
     /// keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
@@ -136,7 +134,6 @@ impl Default for SandboxConfig {
         SandboxConfig {
             mode: UntrustedWasm::default(),
             ceiling: SandboxCeiling::default(),
-            outbound: OutboundPolicy::default(),
             cache_dir: None,
             max_guest_bytes: MAX_GUEST_BYTES,
             max_output_bytes: MAX_OUTPUT_BYTES,
@@ -160,7 +157,8 @@ pub struct Sandbox {
 
 struct Inner {
     config: SandboxConfig,
-    /// Dials under `config.outbound`, shared with each call's HTTP hooks.
+    /// Dials under `config.ceiling.outbound`, shared with each call's HTTP
+    /// hooks.
     outbound: Dialer,
     runtime: engine::Runtime,
     guests: guest::Guests,
@@ -181,7 +179,7 @@ impl Sandbox {
         let runtime = engine::Runtime::new(&config)?;
         Ok(Sandbox {
             inner: Arc::new(Inner {
-                outbound: Dialer::new(config.outbound.clone()),
+                outbound: Dialer::new(config.ceiling.outbound.clone()),
                 instances: kept::Instances::new(config.reuse),
                 config,
                 runtime,
@@ -279,13 +277,14 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookd_model::outbound::OutboundPolicy;
 
     #[test]
     fn the_sandbox_config_defaults() {
         let c = SandboxConfig::default();
         assert_eq!(c.mode, UntrustedWasm::Sandbox);
         assert_eq!(c.ceiling, SandboxCeiling::default());
-        assert_eq!(c.outbound, OutboundPolicy::default());
+        assert_eq!(c.ceiling.outbound, OutboundPolicy::default());
         assert_eq!(c.cache_dir, None);
         assert_eq!(
             (c.max_guest_bytes, c.max_output_bytes, c.max_stdio_bytes),

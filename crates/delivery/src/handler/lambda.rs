@@ -1,7 +1,7 @@
 //! The lambda handler: a hook's chain of guests, run in the sandbox with
 //! guests from the store, and the checks of a lambda hook when it is saved.
 
-use super::{AttemptId, HookHandler, Outcome};
+use super::{AttemptId, HookHandler, Outcome, TestFailure};
 use crate::Engine;
 use futures::future::{self, BoxFuture, FutureExt};
 use hookd_metrics::{CapabilityLabels, InvocationLabels};
@@ -9,7 +9,9 @@ use hookd_model::hook::LambdaConfig;
 use hookd_model::nesting::{JsonRefusal, parse_json};
 use hookd_model::violation::PathSeg;
 use hookd_model::{Event, Violations};
-use hookd_sandbox::{Failure, GuestRef, GuestReport, GuestSource, SourceError, Verdict};
+use hookd_sandbox::{
+    ChainFailure, Failure, GuestRef, GuestReport, GuestSource, SourceError, Verdict,
+};
 use hookd_store::Store;
 use serde_json::Value;
 use uuid::Uuid;
@@ -36,7 +38,7 @@ impl HookHandler for Lambda<'_> {
                     answer: None,
                     result: Some(data),
                 },
-                Err(error) => Outcome::failed(error),
+                Err(error) => Outcome::failed(error.to_string()),
             })
             .boxed()
     }
@@ -46,8 +48,23 @@ impl HookHandler for Lambda<'_> {
         engine: &'a Engine,
         hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, String>> {
-        run(engine, hook_id, self.0, attempt.event).boxed()
+    ) -> BoxFuture<'a, Result<Value, TestFailure>> {
+        run(engine, hook_id, self.0, attempt.event)
+            .map(|ran| {
+                ran.map_err(|error| match error {
+                    RunError::Chain(ChainFailure {
+                        step,
+                        function,
+                        failure: Failure::GuestError(message),
+                    }) => TestFailure::GuestError {
+                        step,
+                        function,
+                        message,
+                    },
+                    other => TestFailure::Unexpected(other.to_string()),
+                })
+            })
+            .boxed()
     }
 }
 
@@ -101,6 +118,17 @@ impl GuestSource for StoreGuests<'_> {
     }
 }
 
+/// Why a chain gave no data to record.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// A function of the chain failed.
+    #[error(transparent)]
+    Chain(ChainFailure),
+    /// The chain's output cannot be recorded.
+    #[error("{0}")]
+    Result(String),
+}
+
 /// Runs the chain on the event; the final data, or why it failed. Every
 /// checked decision goes to the audit log.
 async fn run(
@@ -108,7 +136,7 @@ async fn run(
     hook_id: Uuid,
     lambda: &LambdaConfig,
     event: &Event,
-) -> Result<Value, String> {
+) -> Result<Value, RunError> {
     let outcome = engine
         .sandbox
         .run_chain(hook_id, lambda, event, &StoreGuests(&engine.store))
@@ -136,8 +164,8 @@ async fn run(
             })
             .inc_by(denial.count);
     }
-    let data = outcome.result.map_err(|f| f.to_string())?;
-    chain_result(&data)
+    let data = outcome.result.map_err(RunError::Chain)?;
+    chain_result(&data).map_err(RunError::Result)
 }
 
 /// The chain's output as the value an attempt records: JSON no deeper than

@@ -2,7 +2,7 @@
 //! info; Kong logs at notice, which tracing does not have) with the hook,
 //! the source, the event and the data as JSON.
 
-use super::{AttemptId, HookHandler, Outcome};
+use super::{AttemptId, HookHandler, Outcome, TestFailure};
 use crate::Engine;
 use futures::future::{self, BoxFuture, FutureExt};
 use hookd_model::Event;
@@ -32,7 +32,7 @@ impl HookHandler for Log {
         _engine: &'a Engine,
         hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, String>> {
+    ) -> BoxFuture<'a, Result<Value, TestFailure>> {
         log_event(hook_id, attempt.event);
         future::ready(Ok(Value::Null)).boxed()
     }

@@ -27,6 +27,7 @@ mod webhook;
 
 pub use outbound::{HttpSettings, MAX_RESPONSE_BODY, Outbound};
 pub(crate) use outcome::Outcome;
+pub use outcome::TestFailure;
 pub use response::{EXCERPT_LIMIT, Response, RetryAfter};
 pub use signature::KongSignature;
 
@@ -64,7 +65,7 @@ pub(crate) trait HookHandler: Send + Sync {
         engine: &'a Engine,
         hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, String>>;
+    ) -> BoxFuture<'a, Result<Value, TestFailure>>;
 }
 
 /// A handler whose work is one HTTP request (`webhook`, `webhook-custom`):
@@ -103,7 +104,7 @@ impl<T: SendsRequest> HookHandler for T {
         engine: &'a Engine,
         _hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, String>> {
+    ) -> BoxFuture<'a, Result<Value, TestFailure>> {
         self.send(engine, attempt).map(outcome::test_answer).boxed()
     }
 }
@@ -138,7 +139,10 @@ pub struct AttemptId<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// The target resolved only to addresses the outbound policy refuses.
-    #[error("refused to connect to {addr}: {reason} address, not admitted by the outbound policy")]
+    #[error(
+        "refused to connect to {addr}: {reason} address, not admitted by the outbound policy \
+         (outbound_allow_cidrs)"
+    )]
     Refused {
         /// The (first) refused address.
         addr: IpAddr,
@@ -255,7 +259,8 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "refused to connect to 127.0.0.1: loopback address, not admitted by the outbound policy"
+            "refused to connect to 127.0.0.1: loopback address, not admitted by the outbound policy \
+             (outbound_allow_cidrs)"
         );
     }
 }

@@ -102,11 +102,31 @@ const HOOK_GONE: &str = "the event hook no longer exists";
 
 /// Kong's `result` of `/test` for a request: `{body, headers, status}`,
 /// whatever the status.
-pub(crate) fn test_answer(sent: Result<Response, HandlerError>) -> Result<Value, String> {
-    let response = sent.map_err(|e| hookd_model::error_chain(&e))?;
+pub(crate) fn test_answer(sent: Result<Response, HandlerError>) -> Result<Value, TestFailure> {
+    let response = sent.map_err(|e| TestFailure::Unexpected(hookd_model::error_chain(&e)))?;
     Ok(json!({
         "body": response.body,
         "headers": response.headers,
         "status": response.status,
     }))
+}
+
+/// Why `/event-hooks/{id}/test` shows no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TestFailure {
+    /// A guest of the chain returned its own error: it refused the data,
+    /// on purpose, with this message.
+    #[error("function {} ('{function}') of the chain returned an error: {message}", step + 1)]
+    GuestError {
+        /// Its place in the chain, zero-based.
+        step: usize,
+        /// The function as the hook names it.
+        function: String,
+        /// The guest's message.
+        message: String,
+    },
+    /// Anything else: a trap, a limit, an unreachable target, a guest
+    /// that is missing.
+    #[error("{0}")]
+    Unexpected(String),
 }

@@ -13,8 +13,20 @@ const TOKEN_HEADER: &str = "Kong-Admin-Token";
 /// How a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No answer: the server is down, the URL wrong, the connection cut.
-    /// The reason is the source, shown after the request by `{:#}`.
+    /// Nothing accepts connections at the URL: no server there, or the
+    /// wrong address.
+    #[error("{method} {url}: no server answers there (its address: --url or HOOKD_URL)")]
+    Unreachable {
+        /// The method.
+        method: Method,
+        /// The full URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No answer: the connection cut, a timeout. The reason is the source,
+    /// shown after the request by `{:#}`.
     #[error("{method} {url}")]
     Transport {
         /// The method.
@@ -127,10 +139,21 @@ impl Client {
 
     /// Sends the request; an error status becomes [`Error::Api`].
     async fn send(&self, method: Method, path: &str, req: RequestBuilder) -> Result<Vec<u8>> {
-        let transport = |source| Error::Transport {
-            method: method.clone(),
-            url: format!("{}{path}", self.base),
-            source,
+        let transport = |source: reqwest::Error| {
+            let (method, url) = (method.clone(), format!("{}{path}", self.base));
+            if source.is_connect() {
+                Error::Unreachable {
+                    method,
+                    url,
+                    source,
+                }
+            } else {
+                Error::Transport {
+                    method,
+                    url,
+                    source,
+                }
+            }
         };
         let response = req.send().await.map_err(transport)?;
         let status = response.status();

@@ -78,7 +78,8 @@ pub async fn run(client: &Client, json: bool, command: GuestsCommand) -> anyhow:
         GuestsCommand::Delete { name } => GUESTS.delete(client, json, &name).await,
         GuestsCommand::Audit { name } => {
             let audit = client.get(&GUESTS.member(&name, "/audit")).await?;
-            print_record(json, &audit, describe_audit)
+            let title = cell(&audit["guest"]["name"]);
+            print_record(json, &audit, |audit| describe_audit(&title, audit))
         }
     }
 }
@@ -119,13 +120,17 @@ fn describe(guest: &Value) -> String {
     out
 }
 
-/// The server's audit of a guest, laid out as `hookd guest inspect` lays
-/// out its own.
-fn describe_audit(audit: &Value) -> String {
+/// A guest's static audit for people, under `title`: its imports and their
+/// classes, then what the server's mode and ceiling could grant it. A
+/// class the guest imports but could not be granted is "unusable": it
+/// reaches nothing (most standard libraries import `wasi:cli/environment`
+/// and `wasi:filesystem` whether the code uses them or not); "denied" is
+/// kept for items refused outright. `hookd guests audit` and the offline
+/// `hookd guests inspect` both print it.
+pub(crate) fn describe_audit(title: &str, audit: &Value) -> String {
     let guest = &audit["guest"];
     let mut out = format!(
-        "{}: {}\nsha256: {}\nimports:\n",
-        cell(&guest["name"]),
+        "{title}: {}\nsha256: {}\nimports:\n",
         cell(&guest["kind"]),
         cell(&guest["digest"])
     );
@@ -148,16 +153,22 @@ fn describe_audit(audit: &Value) -> String {
         "  could be granted: {}\n",
         joined(&audit["would_grant"])
     ));
+    let mut unusable = false;
     for w in audit["would_deny"].as_array().into_iter().flatten() {
-        let item = match &w["item"] {
-            Value::Null => String::new(),
-            item => format!(" {}", cell(item)),
+        let line = match &w["item"] {
+            Value::Null => {
+                unusable = true;
+                format!("unusable: {}", cell(&w["capability"]))
+            }
+            item => format!("denied: {} {}", cell(&w["capability"]), cell(item)),
         };
-        out.push_str(&format!(
-            "  denied: {}{item}: {}\n",
-            cell(&w["capability"]),
-            cell(&w["reason"])
-        ));
+        out.push_str(&format!("  {line}: {}\n", cell(&w["reason"])));
+    }
+    if unusable {
+        out.push_str(
+            "  (an unusable import reaches nothing; standard libraries import \
+             environment and filesystem interfaces whether used or not)\n",
+        );
     }
     out
 }
@@ -174,13 +185,17 @@ mod tests {
             "imports": [{"import": "wasi:http/types@0.2.0", "capability": "http"},
                         {"import": "wasi:io/streams@0.2.0", "capability": null}],
             "capabilities": ["http"], "mode": "sandbox", "would_grant": [],
-            "would_deny": [{"capability": "http", "item": null, "reason": "not in the ceiling"}]
+            "would_deny": [{"capability": "http", "item": null, "reason": "no host is granted"},
+                           {"capability": "http", "item": "a.example", "reason": "not in the ceiling"}]
         });
         assert_eq!(
-            describe_audit(&audit),
+            describe_audit("t", &audit),
             "t: component\nsha256: ab\nimports:\n  wasi:http/types@0.2.0  http\n  \
              wasi:io/streams@0.2.0  -\ncapabilities: http\nunder untrusted_wasm = sandbox:\n  \
-             could be granted: none\n  denied: http: not in the ceiling\n"
+             could be granted: none\n  unusable: http: no host is granted\n  \
+             denied: http a.example: not in the ceiling\n  (an unusable import reaches nothing; \
+             standard libraries import environment and filesystem interfaces whether used or \
+             not)\n"
         );
     }
 }

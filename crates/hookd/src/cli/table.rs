@@ -5,6 +5,8 @@ use serde_json::Value;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Widest a cell is shown; longer text ends in `…` (`--json` has it all).
+/// The last column is shown whole: nothing after it is pushed out of line,
+/// and it is where tables put the reason or error people read to the end.
 const MAX_WIDTH: usize = 60;
 
 /// A table with a header row, columns as wide as their widest cell.
@@ -38,7 +40,13 @@ impl Table {
 
     /// Adds a row; missing cells are empty, extra cells are dropped.
     pub fn row(&mut self, cells: Vec<String>) {
-        let mut cells: Vec<String> = cells.into_iter().map(|c| clip(&c)).collect();
+        let last = self.headers.len().saturating_sub(1);
+        let mut cells: Vec<String> = cells
+            .into_iter()
+            .take(self.headers.len())
+            .enumerate()
+            .map(|(i, c)| if i == last { one_line(&c) } else { clip(&c) })
+            .collect();
         cells.resize(self.headers.len(), String::new());
         self.rows.push(cells);
     }
@@ -73,16 +81,21 @@ impl Table {
 /// One line of text at most [`MAX_WIDTH`] characters: control characters
 /// (a multi-line error) become spaces so that rows stay rows.
 fn clip(text: &str) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat = one_line(text);
     if flat.chars().count() <= MAX_WIDTH {
         return flat;
     }
     let mut cut: String = flat.chars().take(MAX_WIDTH - 1).collect();
     cut.push('…');
     cut
+}
+
+/// The text on one line: control characters (a multi-line error) become
+/// spaces so that rows stay rows.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// `key: value` lines with the values aligned.
@@ -157,14 +170,19 @@ mod tests {
     }
 
     #[test]
-    fn long_and_multi_line_cells_stay_on_one_clipped_line() {
-        let mut t = Table::new(&["ERROR"]);
-        t.row(vec![format!("line one\nline two {}", "x".repeat(100))]);
+    fn long_and_multi_line_cells_stay_on_one_line_clipped_but_the_last() {
+        let long = format!("line one\nline two {}", "x".repeat(100));
+        let mut t = Table::new(&["ERROR", "REASON"]);
+        t.row(vec![long.clone(), long]);
         let rendered = t.render();
         let row = rendered.lines().nth(1).unwrap();
-        assert!(row.starts_with("line one line two x"), "{row}");
-        assert_eq!(row.chars().count(), MAX_WIDTH);
-        assert!(row.ends_with('…'));
+        let (error, reason) = row.split_at(row.find('…').unwrap() + '…'.len_utf8());
+        assert!(error.starts_with("line one line two x"), "{row}");
+        assert_eq!(error.chars().count(), MAX_WIDTH);
+        assert_eq!(
+            reason.trim_start(),
+            format!("line one line two {}", "x".repeat(100))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ use super::{
     CeilingItems, DEFAULT_FUEL, DEFAULT_MEMORY, DEFAULT_TIMEOUT_MS, MAX_FUEL, MAX_MEMORY,
     MAX_TIMEOUT_MS, ResolvedLimits, ServerSecrets,
 };
+use crate::outbound::OutboundPolicy;
 use serde::{Deserialize, Serialize};
 
 /// The operator's ceiling for lambda hooks in `sandbox` mode, and the
@@ -41,6 +42,11 @@ pub struct SandboxCeiling {
     /// for; off, no hook may set `limits.fuel`.
     #[serde(default)]
     pub fuel_metering: bool,
+    /// Where guests' HTTP requests may connect, judged on resolved
+    /// addresses (`outbound_allow_cidrs`), in every mode: a granted host
+    /// whose address it refuses is withheld.
+    #[serde(default)]
+    pub outbound: OutboundPolicy,
     /// hookd's own environment and files, refused to every hook in every
     /// mode. Not serialised: where the data and configuration live is not
     /// a guest author's business.
@@ -63,6 +69,7 @@ impl Default for SandboxCeiling {
                 fuel: MAX_FUEL,
             },
             fuel_metering: false,
+            outbound: OutboundPolicy::default(),
             secrets: ServerSecrets::default(),
         }
     }

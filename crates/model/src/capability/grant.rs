@@ -129,6 +129,8 @@ pub(crate) enum Reason {
     },
     /// The guest does not import what would use it.
     Moot { import: &'static str },
+    /// It could not be used anyway; the whole message.
+    Unusable(String),
 }
 
 /// One requested item that is withheld, and where it was asked for.
@@ -149,7 +151,9 @@ impl Refusal {
     fn withheld(&self) -> Withheld {
         let reason = match &self.reason {
             Reason::Disabled => DISABLED.to_string(),
-            Reason::Malformed(message) | Reason::Secret(message) => message.clone(),
+            Reason::Malformed(message) | Reason::Secret(message) | Reason::Unusable(message) => {
+                message.clone()
+            }
             Reason::Beyond { ceiling_key, .. } => {
                 format!("not within the sandbox ceiling ({ceiling_key})")
             }
@@ -167,7 +171,7 @@ impl Refusal {
     /// when the whole hook is refused (mode `off`).
     pub fn violation(&self) -> Option<(Vec<PathSeg>, String)> {
         let message = match &self.reason {
-            Reason::Disabled | Reason::Moot { .. } => return None,
+            Reason::Disabled | Reason::Moot { .. } | Reason::Unusable(_) => return None,
             Reason::Malformed(message) | Reason::Secret(message) => message.clone(),
             Reason::Beyond { refusal, .. } => format!("{} '{}' {refusal}", self.noun, self.item),
         };
@@ -331,6 +335,52 @@ mod tests {
         );
         assert!(off.items.http.is_empty() && off.usable.is_empty());
         assert!(off.withheld.iter().all(|w| w.reason == DISABLED));
+    }
+
+    #[test]
+    fn a_host_the_outbound_policy_refuses_is_withheld_but_not_refused_at_save() {
+        let caps = Capabilities {
+            http: vec!["127.0.0.1:8080".into(), "api.example.com".into()],
+            ..Capabilities::default()
+        };
+        let imports = [CapabilityClass::Http];
+        let grant = |ceiling: &SandboxCeiling| {
+            EffectiveGrant::new(
+                UntrustedWasm::On,
+                ceiling,
+                &caps,
+                &Limits::default(),
+                &imports,
+            )
+        };
+        let refusing = SandboxCeiling::default();
+        let g = grant(&refusing);
+        assert_eq!(g.items.http, [host("api.example.com")]);
+        assert_eq!(
+            g.withheld,
+            [Withheld {
+                capability: CapabilityClass::Http,
+                item: Some("127.0.0.1:8080".into()),
+                reason: "127.0.0.1 is a loopback address, which the outbound address policy \
+                         refuses (outbound_allow_cidrs admits it)"
+                    .into(),
+            }]
+        );
+        let check = super::super::check_lambda(
+            UntrustedWasm::On,
+            &refusing,
+            &caps,
+            &Limits::default(),
+            crate::capability::testing::as_written,
+        );
+        assert!(check.is_ok(), "{check:?}");
+        let admitting = SandboxCeiling {
+            outbound: crate::outbound::OutboundPolicy::allowing(vec![
+                "127.0.0.0/8".parse().unwrap(),
+            ]),
+            ..SandboxCeiling::default()
+        };
+        assert_eq!(grant(&admitting).items.http.len(), 2);
     }
 
     #[test]

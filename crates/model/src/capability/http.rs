@@ -32,6 +32,19 @@ impl CapabilityKind for HttpHosts {
         host.to_string()
     }
 
+    /// An IP-literal host the outbound address policy refuses is never
+    /// reached; a name is judged on its addresses when it is called.
+    fn unusable(host: &AllowedHost, ceiling: &SandboxCeiling) -> Option<String> {
+        let HostPattern::Ip(ip) = host.host else {
+            return None;
+        };
+        let restricted = ceiling.outbound.check(ip).err()?;
+        Some(format!(
+            "{ip} is a {restricted} address, which the outbound address policy refuses \
+             (outbound_allow_cidrs admits it)"
+        ))
+    }
+
     fn within(host: &AllowedHost, ceiling: &[AllowedHost]) -> bool {
         ceiling.iter().any(|c| host.within(c))
     }

@@ -62,6 +62,13 @@ pub trait CapabilityKind: Sync + 'static {
     ) -> Option<String> {
         None
     }
+    /// Why a granted item could not be used anyway, whatever the mode:
+    /// e.g. a host whose address the outbound policy refuses. Withheld
+    /// from the grant, but no fault of the hook's (the operator's policy
+    /// may change), so not refused at save.
+    fn unusable(_item: &Self::Item, _ceiling: &SandboxCeiling) -> Option<String> {
+        None
+    }
     /// Whether the ceiling's items admit the item.
     fn within(item: &Self::Item, ceiling: &[Self::Item]) -> bool;
     /// How an item the ceiling does not admit is refused at save, after
@@ -342,7 +349,7 @@ impl<K: KindMember> AnyKind for K {
 
 /// The one decision about one requested item, in order: the mode, the
 /// item itself, hookd's secrets (every mode), the ceiling (sandbox mode),
-/// the guest's imports (when known).
+/// the guest's imports (when known), what makes it unusable anyway.
 fn decide_item<K: KindMember>(ask: &Ask<'_>, request: &K::Request) -> Result<K::Item, Reason> {
     if ask.mode == UntrustedWasm::Off {
         return Err(Reason::Disabled);
@@ -363,6 +370,9 @@ fn decide_item<K: KindMember>(ask: &Ask<'_>, request: &K::Request) -> Result<K::
         .is_some_and(|imports| !imports.contains(&K::CLASS))
     {
         return Err(Reason::Moot { import: K::IMPORT });
+    }
+    if let Some(why) = K::unusable(&item, ask.ceiling) {
+        return Err(Reason::Unusable(why));
     }
     Ok(item)
 }

@@ -367,9 +367,9 @@ async fn http_to_a_granted_host_goes_through_and_to_another_is_denied_without_a_
                 allowed_hosts: vec![AllowedHost::parse("127.0.0.1:*").unwrap()],
                 ..Default::default()
             },
+            outbound: loopback_allowed(),
             ..Default::default()
         },
-        outbound: loopback_allowed(),
         ..SandboxConfig::default()
     });
     let caps = http_grant(std::slice::from_ref(&granted));
