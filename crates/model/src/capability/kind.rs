@@ -264,9 +264,24 @@ pub fn apply_grant(
     to: &mut dyn GuestSetup,
     denied: &mut dyn FnMut(CapabilityClass, String, String),
 ) {
+    let mut applying = Applying {
+        grant,
+        ceiling,
+        to,
+        denied,
+    };
     for kind in super::KINDS {
-        kind.apply(grant, ceiling, to, denied);
+        kind.apply(&mut applying);
     }
+}
+
+/// A grant being given to a guest: what its items go into, and where an
+/// item withheld after all is reported.
+pub(crate) struct Applying<'a> {
+    grant: &'a EffectiveGrant,
+    ceiling: &'a SandboxCeiling,
+    to: &'a mut dyn GuestSetup,
+    denied: &'a mut dyn FnMut(CapabilityClass, String, String),
 }
 
 /// [`CapabilityKind`] without its types, so that one loop goes over all
@@ -282,13 +297,7 @@ pub(crate) trait AnyKind: Sync {
     /// Its field of the `capabilities` schema.
     fn schema_field(&self) -> Field;
     /// Gives its granted items to a guest being set up.
-    fn apply(
-        &self,
-        grant: &EffectiveGrant,
-        ceiling: &SandboxCeiling,
-        to: &mut dyn GuestSetup,
-        denied: &mut dyn FnMut(CapabilityClass, String, String),
-    );
+    fn apply(&self, applying: &mut Applying<'_>);
 }
 
 impl<K: KindMember> AnyKind for K {
@@ -324,13 +333,13 @@ impl<K: KindMember> AnyKind for K {
         Field::new(K::KEY, Kind::Array(Box::new(K::element()))).default(json!([]))
     }
 
-    fn apply(
-        &self,
-        grant: &EffectiveGrant,
-        ceiling: &SandboxCeiling,
-        to: &mut dyn GuestSetup,
-        denied: &mut dyn FnMut(CapabilityClass, String, String),
-    ) {
+    fn apply(&self, applying: &mut Applying<'_>) {
+        let Applying {
+            grant,
+            ceiling,
+            to,
+            denied,
+        } = applying;
         for item in K::granted(&grant.items) {
             // A grant made before hookd's own files or variables were
             // refused at save (or made any other way) still does not
@@ -338,7 +347,7 @@ impl<K: KindMember> AnyKind for K {
             let real = |path: &Path| to.real_path(path).unwrap_or_else(|_| path.to_path_buf());
             let outcome = match K::secret(item, &ceiling.secrets, &real) {
                 Some(secret) => Err(secret),
-                None => K::apply(item, grant.mode, ceiling, to),
+                None => K::apply(item, grant.mode, ceiling, &mut **to),
             };
             if let Err(reason) = outcome {
                 denied(K::CLASS, K::written(&K::request(item)).to_string(), reason);
