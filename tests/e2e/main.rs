@@ -7,6 +7,7 @@ mod delivery;
 mod durability;
 mod entities;
 mod event_hooks;
+mod guests_new;
 mod health;
 mod hostile_body;
 mod hostile_guests;

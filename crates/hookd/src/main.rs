@@ -2,6 +2,7 @@
 
 mod cli;
 mod inspect;
+mod scaffold;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,9 @@ enum Command {
     },
     /// Prints the effective configuration, secrets redacted.
     Config,
+    /// Prints the guest contract: the WIT of world hookd:lambda/lambda
+    /// (as `GET /wit` serves it).
+    Wit,
     /// Guests of the lambda handler: a file inspected offline, or a
     /// running server's.
     #[command(visible_alias = "guest")]
@@ -84,6 +88,19 @@ enum GuestCommand {
         /// The guest: a component of world hookd:lambda or a WASI
         /// preview-1 command module.
         file: PathBuf,
+    },
+    /// Writes a guest project ready to build: a handler that changes the
+    /// event data, the WIT, a build script, a README and a sample event;
+    /// offline.
+    New {
+        /// The project's name: its directory, package and guest name.
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// Where to write it: the project is DIR/NAME.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
     #[command(flatten)]
     Server(cli::guests::GuestsCommand),
@@ -127,6 +144,19 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             match inspect::run(&config, &file, cli.client.json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hookd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Wit => {
+            print!("{}", hookd_sandbox::WIT);
+            ExitCode::SUCCESS
+        }
+        Command::Guests(GuestCommand::New { name, lang, dir }) => {
+            match scaffold::run(&dir, &name, lang) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hookd: {e:#}");
