@@ -384,6 +384,7 @@ async fn the_openapi_document_is_valid_and_complete() {
         "/events",
         "/deliveries/{id}/retry",
         "/openapi.json",
+        "/wit",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }

@@ -19,6 +19,8 @@ pub(crate) enum Answer {
     Empty(u16),
     /// Bytes of this media type.
     Bytes(&'static str),
+    /// Text of this media type.
+    Text(&'static str),
 }
 
 /// One documented operation.
@@ -74,6 +76,12 @@ impl Doc {
     /// Answers bytes of this media type.
     pub fn bytes(mut self, media_type: &'static str) -> Self {
         self.answer = Answer::Bytes(media_type);
+        self
+    }
+
+    /// Answers text of this media type.
+    pub fn text(mut self, media_type: &'static str) -> Self {
+        self.answer = Answer::Text(media_type);
         self
     }
 }

@@ -17,6 +17,7 @@ mod rbac;
 mod resource;
 mod root;
 mod sources;
+mod wit;
 
 pub use error::{ApiError, ApiResult};
 pub use rbac::Rbac;
@@ -91,7 +92,8 @@ fn api() -> Api {
         .merge(guests::router())
         .merge(quarantine::router())
         .merge(rbac::router())
-        .merge(observe::router());
+        .merge(observe::router())
+        .merge(wit::router());
     for e in entity::all() {
         // Entities that only exist under a parent (targets) are served there only.
         let nested_only = e

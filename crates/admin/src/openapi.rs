@@ -86,6 +86,12 @@ fn operation(op: &Op) -> Value {
                 json!({"description": "success", "content": {*media: {"schema": {"type": "string", "format": "binary"}}}}),
             );
         }
+        Answer::Text(media) => {
+            responses.insert(
+                "200".into(),
+                json!({"description": "success", "content": {*media: {"schema": {"type": "string"}}}}),
+            );
+        }
     }
     responses.insert(
         "4XX".into(),

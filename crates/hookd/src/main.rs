@@ -3,6 +3,7 @@
 mod cli;
 mod guest_run;
 mod inspect;
+mod scaffold;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,9 @@ enum Command {
     },
     /// Prints the effective configuration, secrets redacted.
     Config,
+    /// Prints the guest contract: the WIT of world hookd:lambda/lambda
+    /// (as `GET /wit` serves it).
+    Wit,
     /// Guests of the lambda handler: a file inspected offline, or a
     /// running server's.
     #[command(visible_alias = "guest")]
@@ -93,6 +97,19 @@ enum GuestCommand {
     /// a limit (time, memory, fuel, output), 1 when it cannot run, 2 for
     /// a bad configuration.
     Run(guest_run::RunArgs),
+    /// Writes a guest project ready to build: a handler that changes the
+    /// event data, the WIT, a build script, a README and a sample event;
+    /// offline.
+    New {
+        /// The project's name: its directory, package and guest name.
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// Where to write it: the project is DIR/NAME.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     #[command(flatten)]
     Server(cli::guests::GuestsCommand),
 }
@@ -157,6 +174,19 @@ fn main() -> ExitCode {
                 .init();
             match guest_run::run(&config, args, cli.client.json) {
                 Ok(code) => code,
+                Err(e) => {
+                    eprintln!("hookd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Wit => {
+            print!("{}", hookd_sandbox::WIT);
+            ExitCode::SUCCESS
+        }
+        Command::Guests(GuestCommand::New { name, lang, dir }) => {
+            match scaffold::run(&dir, &name, lang) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hookd: {e:#}");
                     ExitCode::FAILURE

@@ -38,6 +38,11 @@ use hookd_outbound::Dialer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The guest contract: the WIT of world `hookd:lambda/lambda` that this
+/// crate's host side implements, embedded for `hookd wit`, `GET /wit` and
+/// the projects `hookd guests new` writes.
+pub const WIT: &str = include_str!("../../../wit/lambda.wit");
+
 /// What can go wrong in the sandbox itself (a guest's own failure is a
 /// [`Failure`], a refused upload a [`GuestRejected`]).
 #[derive(Debug, thiserror::Error)]
