@@ -155,7 +155,8 @@ mod tests {
         std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
     }
 
-    fn written(dir: &Path) -> BTreeSet<String> {
+    /// Every file under `dir`, by its path relative to `dir`.
+    pub(super) fn written(dir: &Path) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {

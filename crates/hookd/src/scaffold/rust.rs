@@ -93,28 +93,10 @@ pub(super) fn cargo_lock(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::repo_file;
+    use super::super::tests::{repo_file, written as tree};
     use super::*;
     use std::collections::BTreeSet;
     use std::path::Path;
-
-    /// Every file under `dir`, by its path relative to `dir`.
-    fn tree(dir: &Path) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let rel = path.strip_prefix(dir).unwrap().to_str().unwrap();
-                    out.insert(rel.replace('\\', "/"));
-                }
-            }
-        }
-        out
-    }
 
     #[test]
     fn the_embedded_sdk_is_every_file_of_guest_examples_sdk() {

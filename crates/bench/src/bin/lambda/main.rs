@@ -204,22 +204,9 @@ fn main() -> anyhow::Result<()> {
             }),
         )?;
     }
-    let [
-        noop,
-        noop_reused,
-        transform,
-        transform_reused,
-        shared,
-        fresh,
-    ] = [
-        noop,
-        noop_reused,
-        transform,
-        transform_reused,
-        shared,
-        fresh,
-    ]
-    .map(Pooled::summary);
+    let (noop, noop_reused) = (noop.summary(), noop_reused.summary());
+    let (transform, transform_reused) = (transform.summary(), transform_reused.summary());
+    let (shared, fresh) = (shared.summary(), fresh.summary());
 
     let mut table = Table::of_summaries();
     table
