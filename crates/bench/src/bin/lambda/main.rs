@@ -185,6 +185,7 @@ fn main() -> anyhow::Result<()> {
             "wasm-noop-reused",
             measure(n, args.warmup, || wasm.noop(REUSED)),
         )?;
+        wasm.drop_kept();
         transform.add(
             "wasm-transform",
             measure(n, args.warmup, || wasm.transform(Instance::Fresh).map(drop)),
@@ -193,6 +194,7 @@ fn main() -> anyhow::Result<()> {
             "wasm-transform-reused",
             measure(n, args.warmup, || wasm.transform(REUSED).map(drop)),
         )?;
+        wasm.drop_kept();
         shared.add(
             "lua-shared",
             measure(n, args.warmup, || lua.transform(&event, &data).map(drop)),
