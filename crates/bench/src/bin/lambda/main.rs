@@ -3,7 +3,9 @@
 //! hook (`instance = "reused"`), for a trivial guest and for a guest that
 //! parses the crud JSON, changes it and returns it, next to the same
 //! transform in LuaJIT run Kong's way (one state, the function loaded
-//! once) and with a fresh state per event.
+//! once) and with a fresh state per event; and the same transform written
+//! in Python and JavaScript, when built, so that users see what a language
+//! costs.
 //!
 //! Both sides get the same job: the event data arrives as a JSON string
 //! and leaves as one. Rounds interleave the four runs so that the load of
@@ -49,6 +51,10 @@ struct Args {
     /// order of magnitude slower than the others.
     #[arg(long, default_value_t = 10)]
     fresh_lua_divisor: usize,
+    /// Divides the iterations of the Python and JavaScript transforms,
+    /// whose interpreters make each call two orders of magnitude slower.
+    #[arg(long, default_value_t = 100)]
+    other_language_divisor: usize,
     /// Runs the guests on an engine that counts fuel (the server's
     /// `sandbox_fuel_metering`), to measure what counting costs.
     #[arg(long)]
@@ -176,7 +182,24 @@ fn main() -> anyhow::Result<()> {
         mut shared,
         mut fresh,
     ]: [Pooled; 6] = Default::default();
+    let others = wasm.others();
+    let other_n = (n / args.other_language_divisor.max(1)).max(1);
+    let other_warmup = (args.warmup / args.other_language_divisor.max(1)).max(1);
+    let mut other_runs: Vec<[Pooled; 2]> = others.iter().map(|_| Default::default()).collect();
     for _ in 0..args.rounds {
+        for (i, [fresh_run, reused_run]) in other_runs.iter_mut().enumerate() {
+            fresh_run.add(
+                others[i],
+                measure(other_n, other_warmup, || {
+                    wasm.other(i, Instance::Fresh).map(drop)
+                }),
+            )?;
+            reused_run.add(
+                others[i],
+                measure(other_n, other_warmup, || wasm.other(i, REUSED).map(drop)),
+            )?;
+            wasm.drop_kept();
+        }
         noop.add(
             "wasm-noop",
             measure(n, args.warmup, || wasm.noop(Instance::Fresh)),
@@ -218,7 +241,21 @@ fn main() -> anyhow::Result<()> {
         .summary("wasm-transform (reused instance)", &transform_reused)
         .summary("lua-shared (Kong: one state)", &shared)
         .summary("lua-fresh (a state per event)", &fresh);
+    for (name, [fresh_run, reused_run]) in others.iter().zip(other_runs) {
+        table
+            .summary(
+                &format!("wasm-{name} (fresh instance)"),
+                &fresh_run.summary(),
+            )
+            .summary(
+                &format!("wasm-{name} (reused instance)"),
+                &reused_run.summary(),
+            );
+    }
     print!("{table}");
+    for name in &wasm.missing {
+        println!("{name}: not built (guest-examples/build.sh builds it), not measured");
+    }
     // On a shared machine the wall-clock rates also count time other
     // processes held the CPU; per CPU-second they do not.
     let cpu_ratio = |a: &Summary, b: &Summary| cpu_ratio_of(a, b).unwrap_or(a.rate / b.rate);

@@ -17,13 +17,21 @@ struct Ready {
     grant: EffectiveGrant,
 }
 
-/// The two guests and the event they are given.
+/// The same transform in other languages (`transformed_by` says which):
+/// measured when `guest-examples/build.sh` has built them.
+const OTHER_TRANSFORMS: &[&str] = &["python-transform", "js-transform"];
+
+/// The guests and the event they are given.
 pub struct Bench {
     /// One thread, as one delivery worker runs guests.
     runtime: tokio::runtime::Runtime,
     sandbox: Sandbox,
     noop: Ready,
     transform: Ready,
+    /// The other languages' transforms that are built.
+    others: Vec<Ready>,
+    /// Those that are not.
+    pub missing: Vec<&'static str>,
     /// The event every call gets.
     pub event: Event,
     data: String,
@@ -31,7 +39,8 @@ pub struct Bench {
 
 impl Bench {
     /// Compiles the `noop` and `transform` guests found under `guests`,
-    /// for an engine that counts fuel when `fuel_metering`.
+    /// and the other languages' transforms that are built there, for an
+    /// engine that counts fuel when `fuel_metering`.
     pub fn new(guests: &Path, event: &Event, fuel_metering: bool) -> anyhow::Result<Self> {
         let mut config = SandboxConfig::default();
         config.ceiling.fuel_metering = fuel_metering;
@@ -56,12 +65,20 @@ impl Bench {
             let grant = sandbox.grant(&lambda, guest.report());
             Ok(Ready { name, guest, grant })
         };
+        let (built, missing): (Vec<&'static str>, Vec<&'static str>) = OTHER_TRANSFORMS
+            .iter()
+            .partition(|name| guests.join(name).join(format!("{name}.wasm")).exists());
         Ok(Bench {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?,
             noop: ready("noop")?,
             transform: ready("transform")?,
+            others: built
+                .into_iter()
+                .map(ready)
+                .collect::<anyhow::Result<_>>()?,
+            missing,
             sandbox,
             event: event.clone(),
             data: event.data.to_string(),
@@ -80,6 +97,19 @@ impl Bench {
     pub fn transform(&self, instance: Instance) -> anyhow::Result<String> {
         self.invoke(&self.transform, instance)?
             .ok_or_else(|| anyhow!("transform returned no data"))
+    }
+
+    /// The other languages' transforms that are built, by name, in the
+    /// order [`Bench::other`] takes them.
+    pub fn others(&self) -> Vec<&'static str> {
+        self.others.iter().map(|r| r.name).collect()
+    }
+
+    /// One call of the `i`th other transform: its JSON.
+    pub fn other(&self, i: usize, instance: Instance) -> anyhow::Result<String> {
+        let ready = &self.others[i];
+        self.invoke(ready, instance)?
+            .ok_or_else(|| anyhow!("{} returned no data", ready.name))
     }
 
     /// Drops the instances the reused runs kept. An idle kept instance of a
