@@ -40,6 +40,12 @@ wanted() {  # wanted GUEST: true when GUESTS is unset or lists GUEST
     return 1
 }
 
+any_wanted() {  # any_wanted GUEST...: true when one of them is wanted
+    local g
+    for g in "$@"; do wanted "$g" && return 0; done
+    return 1
+}
+
 size_of() { wc -c <"$1" | tr -d ' '; }
 
 # --- Rust -------------------------------------------------------------------
@@ -145,11 +151,7 @@ build_c() {
 # --- Python -----------------------------------------------------------------
 
 build_python() {
-    local any=0
-    for g in "${PYTHON_GUESTS[@]}"; do
-        if wanted "$g"; then any=1; fi
-    done
-    [ "$any" = 1 ] || return 0
+    any_wanted "${PYTHON_GUESTS[@]}" || return 0
     if ! command -v componentize-py >/dev/null 2>&1; then
         if [ "${HOOKD_REQUIRE_PYTHON_GUEST:-0}" = 1 ]; then
             die "componentize-py not found and HOOKD_REQUIRE_PYTHON_GUEST=1: run ./install-toolchain.sh"
@@ -177,11 +179,7 @@ js_missing() {
 }
 
 build_js() {
-    local any=0
-    for g in "${JS_GUESTS[@]}"; do
-        if wanted "$g"; then any=1; fi
-    done
-    [ "$any" = 1 ] || return 0
+    any_wanted "${JS_GUESTS[@]}" || return 0
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
         || { js_missing "node or npm not found (./install-toolchain.sh installs them)"; return 0; }
     local major

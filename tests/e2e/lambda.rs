@@ -596,64 +596,64 @@ async fn the_sandbox_defaults_as_documented() {
     );
 }
 
-#[tokio::test]
-async fn a_python_guest_built_with_componentize_py() {
-    let path = guests::path("python-transform");
+/// Chains `transform` and the example guest `file`, a transform in
+/// another language that names itself `name`: skipped when the guest is
+/// not built, unless `required` (an environment variable CI sets) says it
+/// must be.
+async fn another_language_transforms_after_transform(
+    file: &str,
+    name: &str,
+    required: &str,
+    toolchain: &str,
+) {
+    let path = guests::path(file);
     if !path.exists() {
         assert!(
-            std::env::var("HOOKD_REQUIRE_PYTHON_GUEST").is_err(),
-            "HOOKD_REQUIRE_PYTHON_GUEST is set but {} was not built (guest-examples/build.sh)",
+            std::env::var(required).is_err(),
+            "{required} is set but {} was not built (guest-examples/build.sh)",
             path.display()
         );
         eprintln!(
-            "skipped: {} not built (run guest-examples/build.sh with componentize-py)",
+            "skipped: {} not built (run guest-examples/build.sh with {toolchain})",
             path.display()
         );
         return;
     }
     let server = Server::start().await;
-    let guest = uploaded(&server, "py", "python-transform").await;
+    let guest = uploaded(&server, name, file).await;
     assert_eq!(guest["kind"], "component");
     uploaded(&server, "transform", "transform").await;
     let hook = lambda_hook(
         &server,
         "consumers",
-        json!({"functions": ["transform", "py"], "limits": {"timeout_ms": 30000}}),
+        json!({"functions": ["transform", name], "limits": {"timeout_ms": 30000}}),
     )
     .await;
-    let (status, answer) = test_hook(&server, &hook, json!({"entity": {"username": "py"}})).await;
+    let (status, answer) = test_hook(&server, &hook, json!({"entity": {"username": name}})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["result"]["transformed_by"], "python");
-    assert_eq!(answer["result"]["chain"], json!(["transform", "python"]));
+    assert_eq!(answer["result"]["entity"]["username"], name.to_uppercase());
+    assert_eq!(answer["result"]["transformed_by"], name);
+    assert_eq!(answer["result"]["chain"], json!(["transform", name]));
+}
+
+#[tokio::test]
+async fn a_python_guest_built_with_componentize_py() {
+    another_language_transforms_after_transform(
+        "python-transform",
+        "python",
+        "HOOKD_REQUIRE_PYTHON_GUEST",
+        "componentize-py",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_javascript_guest_built_with_componentize_js() {
-    let path = guests::path("js-transform");
-    if !path.exists() {
-        assert!(
-            std::env::var("HOOKD_REQUIRE_JS_GUEST").is_err(),
-            "HOOKD_REQUIRE_JS_GUEST is set but {} was not built (guest-examples/build.sh)",
-            path.display()
-        );
-        eprintln!(
-            "skipped: {} not built (run guest-examples/build.sh with node 20+ and componentize-js)",
-            path.display()
-        );
-        return;
-    }
-    let server = Server::start().await;
-    let guest = uploaded(&server, "js", "js-transform").await;
-    assert_eq!(guest["kind"], "component");
-    uploaded(&server, "transform", "transform").await;
-    let hook = lambda_hook(
-        &server,
-        "consumers",
-        json!({"functions": ["transform", "js"], "limits": {"timeout_ms": 30000}}),
+    another_language_transforms_after_transform(
+        "js-transform",
+        "js",
+        "HOOKD_REQUIRE_JS_GUEST",
+        "node 20+ and componentize-js",
     )
     .await;
-    let (status, answer) = test_hook(&server, &hook, json!({"entity": {"username": "js"}})).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["result"]["transformed_by"], "js");
-    assert_eq!(answer["result"]["chain"], json!(["transform", "js"]));
 }
