@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod balancer;
 pub mod capability;
 pub mod catalogue;
 pub mod clock;
