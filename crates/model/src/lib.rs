@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod entity;
 mod error_chain;
 pub mod event;
+pub mod example;
 pub mod hook;
 pub mod host_port;
 pub mod kong;
