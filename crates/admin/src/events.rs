@@ -174,6 +174,27 @@ mod tests {
         );
     }
 
+    /// A publisher may copy an example of `GET .../example` as it is.
+    #[test]
+    fn published_examples_are_accepted_as_they_are() {
+        use hookd_model::example::{Producer, example};
+        let mut c = catalogue();
+        let info = serde_json::from_value(json!({"fields": ["customer", "amount"]})).unwrap();
+        c.add("payments", "charge-failed", info);
+        let mut checked = 0;
+        for source in c
+            .sources()
+            .filter(|s| Producer::of(s) == Producer::Publisher)
+        {
+            for event in c.source(source).unwrap().keys() {
+                let example = serde_json::to_value(example(&c, source, event).unwrap()).unwrap();
+                assert!(parse(&c, example, 0).is_ok(), "{source} {event}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 5, "four built-in published sources and one custom");
+    }
+
     #[test]
     fn missing_declared_fields_are_named() {
         let Err(Refusal::Invalid(v)) = parse(

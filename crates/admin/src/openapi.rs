@@ -217,6 +217,13 @@ fn schemas() -> Map<String, Value> {
         object(json!({"source": {"type": "string"}, "event": {"type": "string"}, "data": {"type": "object"}})),
     );
     s.insert(
+        "EventExample".into(),
+        object(json!({
+            "source": {"type": "string"}, "event": {"type": "string"},
+            "data": {"type": "object", "description": "the event data as a handler receives it; \
+                     in an example of a published event, each field is the placeholder string `<field>`"}})),
+    );
+    s.insert(
         "Published".into(),
         object(json!({"data": {"type": "array", "items": {"type": "object"}}})),
     );
@@ -349,6 +356,20 @@ mod tests {
         });
         let value = serde_json::to_value(&delivery).unwrap();
         assert_describes(&schema("Delivery"), &value, "Delivery");
+    }
+
+    #[test]
+    fn the_event_example_schema_describes_every_example() {
+        let catalogue = hookd_model::Catalogue::builtin(hookd_model::entity::crud_entities());
+        for (source, event) in [
+            ("crud", "consumers:update"),
+            ("balancer", "health"),
+            ("oas-validation", "validation-failed"),
+        ] {
+            let example = hookd_model::example::example(&catalogue, source, event).unwrap();
+            let value = serde_json::to_value(&example).unwrap();
+            assert_describes(&schema("EventExample"), &value, "EventExample");
+        }
     }
 
     #[test]

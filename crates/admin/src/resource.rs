@@ -46,20 +46,11 @@ impl Resource {
     pub async fn validate(
         self,
         state: &AdminState,
-        mut obj: Map<String, Value>,
+        obj: Map<String, Value>,
         how: Input,
     ) -> ApiResult<Value> {
         match self {
-            Resource::Entity(e) => {
-                if let Some(shorthands) = e.shorthands {
-                    shorthands(&mut obj)?;
-                }
-                let mut out = e.schema.validate(&Value::Object(obj), how)?;
-                if let Some(normalize) = e.normalize {
-                    normalize(&mut out);
-                }
-                Ok(Value::Object(out))
-            }
+            Resource::Entity(e) => Ok(Value::Object(e.validate(obj, how)?)),
             Resource::Hooks => {
                 let hook = EventHook::validate(&Value::Object(obj), how, &state.catalogue)?;
                 state.deliveries.check_hook(&hook).await?;

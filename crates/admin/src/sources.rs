@@ -1,4 +1,5 @@
-//! `/event-hooks/sources`: the catalogue of sources, events and fields.
+//! `/event-hooks/sources`: the catalogue of sources, events and fields,
+//! answered as Kong answers it, and hookd's example of each event.
 
 use crate::AdminState;
 use crate::api::{Api, doc};
@@ -7,8 +8,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::routing::get;
+use hookd_model::example::{self, Example, ExampleError};
 use serde_json::{Value, json};
 
+/// Kong's catalogue answers say `Not Found`, unlike its other endpoints.
 const NOT_FOUND: &str = "Not Found";
 
 /// The catalogue routes.
@@ -34,6 +37,15 @@ pub fn router() -> Api {
                 Method::GET,
                 "One event: its fields, unique fields and description",
             )],
+        )
+        .route(
+            "/event-hooks/sources/{source}/{event}/example",
+            get(event_example),
+            [doc(
+                Method::GET,
+                "An example of the event as a handler receives it: {source, event, data}",
+            )
+            .json(200, "EventExample")],
         )
 }
 
@@ -61,4 +73,16 @@ async fn event(
         .event(&source, &event)
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Json(json!({ "data": info })))
+}
+
+/// Not part of Kong's API: its 404 is hookd's own (`Not found`).
+async fn event_example(
+    State(state): State<AdminState>,
+    Path((source, event)): Path<(String, String)>,
+) -> ApiResult<Json<Example>> {
+    match example::example(&state.catalogue, &source, &event) {
+        Ok(example) => Ok(Json(example)),
+        Err(ExampleError::Unknown { .. }) => Err(ApiError::NotFound("Not found")),
+        Err(bug) => Err(ApiError::Internal(bug.to_string())),
+    }
 }

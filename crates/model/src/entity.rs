@@ -1,8 +1,9 @@
 //! The gateway entities whose writes make the crud source, described as
 //! data so that one engine (store and Admin API) serves all of them.
 
+use crate::example;
 use crate::host_port::split_host_port;
-use crate::schema::{Check, EntityCheck, Field, Kind, Schema};
+use crate::schema::{Check, EntityCheck, Field, Input, Kind, Schema};
 use crate::violation::{PathSeg, Violations};
 use serde_json::{Map, Value, json};
 use std::sync::LazyLock;
@@ -113,6 +114,24 @@ impl EntitySchema {
         self
     }
 
+    /// Validates a complete entity into its stored form, as every write
+    /// does: shorthands rewritten, the schema's checks and defaults,
+    /// then normalised.
+    pub fn validate(
+        &self,
+        mut input: Map<String, Value>,
+        how: Input,
+    ) -> Result<Map<String, Value>, Violations> {
+        if let Some(shorthands) = self.shorthands {
+            shorthands(&mut input)?;
+        }
+        let mut out = self.schema.validate(&Value::Object(input), how)?;
+        if let Some(normalize) = self.normalize {
+            normalize(&mut out);
+        }
+        Ok(out)
+    }
+
     /// The foreign key of this entity that refers to `parent`, when the
     /// entity is listed under it.
     pub fn nested_under(&self, parent: &str) -> Option<&ForeignKey> {
@@ -167,8 +186,8 @@ const PROTOCOLS: &[&str] = &[
 fn base_fields() -> Vec<Field> {
     vec![
         Field::new("id", Kind::Uuid),
-        Field::new("created_at", Kind::Integer),
-        Field::new("updated_at", Kind::Integer),
+        Field::new("created_at", Kind::Integer).example(json!(example::TIME_S)),
+        Field::new("updated_at", Kind::Integer).example(json!(example::TIME_S)),
     ]
 }
 
@@ -308,14 +327,18 @@ fn routes() -> EntitySchema {
         Field::new(
             "methods",
             Kind::Set(Box::new(
-                Field::element(Kind::String).check(Check::Custom(method_check)),
+                Field::element(Kind::String)
+                    .check(Check::Custom(method_check))
+                    .example(json!("GET")),
             )),
         ),
         strings("hosts"),
         Field::new(
             "paths",
             Kind::Array(Box::new(
-                Field::element(Kind::String).check(Check::Custom(route_path_check)),
+                Field::element(Kind::String)
+                    .check(Check::Custom(route_path_check))
+                    .example(json!("/example")),
             )),
         ),
         Field::new(
@@ -675,17 +698,28 @@ fn key_check(v: &Value) -> Result<(), String> {
         .ok_or_else(|| "invalid key: expected a PEM-encoded private key".into())
 }
 
+/// Placeholders with the PEM framing the checks look for, for examples:
+/// not a usable certificate or key.
+const EXAMPLE_CERT: &str = "-----BEGIN CERTIFICATE-----\nexample\n-----END CERTIFICATE-----\n";
+const EXAMPLE_KEY: &str = "-----BEGIN PRIVATE KEY-----\nexample\n-----END PRIVATE KEY-----\n";
+
 fn certificates() -> EntitySchema {
     let mut fields = base_fields();
     fields.extend([
         Field::new("cert", Kind::String)
             .required()
-            .check(Check::Custom(cert_check)),
+            .check(Check::Custom(cert_check))
+            .example(json!(EXAMPLE_CERT)),
         Field::new("key", Kind::String)
             .required()
-            .check(Check::Custom(key_check)),
-        Field::new("cert_alt", Kind::String).check(Check::Custom(cert_check)),
-        Field::new("key_alt", Kind::String).check(Check::Custom(key_check)),
+            .check(Check::Custom(key_check))
+            .example(json!(EXAMPLE_KEY)),
+        Field::new("cert_alt", Kind::String)
+            .check(Check::Custom(cert_check))
+            .example(json!(EXAMPLE_CERT)),
+        Field::new("key_alt", Kind::String)
+            .check(Check::Custom(key_check))
+            .example(json!(EXAMPLE_KEY)),
         string_set("snis"),
         tags(),
     ]);
@@ -718,7 +752,8 @@ fn admins() -> EntitySchema {
         Field::new("custom_id", Kind::String).unique(),
         Field::new("email", Kind::String)
             .unique()
-            .check(Check::Custom(email_check)),
+            .check(Check::Custom(email_check))
+            .example(json!("admin@example.com")),
         Field::new("status", Kind::Integer)
             .default(json!(4))
             .check(Check::Between(0.0, 5.0)),
@@ -742,19 +777,10 @@ fn email_check(v: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Input;
 
     fn validate(entity: &str, input: Value) -> Result<Map<String, Value>, Violations> {
-        let e = by_name(entity).unwrap();
-        let mut obj = input.as_object().unwrap().clone();
-        if let Some(f) = e.shorthands {
-            f(&mut obj)?;
-        }
-        let mut out = e.schema.validate(&Value::Object(obj), Input::default())?;
-        if let Some(f) = e.normalize {
-            f(&mut out);
-        }
-        Ok(out)
+        let obj = input.as_object().unwrap().clone();
+        by_name(entity).unwrap().validate(obj, Input::default())
     }
 
     #[test]

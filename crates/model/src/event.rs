@@ -41,6 +41,13 @@ impl Operation {
             Operation::Delete => "delete",
         }
     }
+
+    /// The operation of that name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Operation::Create, Operation::Update, Operation::Delete]
+            .into_iter()
+            .find(|op| op.as_str() == name)
+    }
 }
 
 impl Event {

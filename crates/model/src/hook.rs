@@ -181,6 +181,7 @@ fn url_field() -> Field {
     Field::new("url", Kind::String)
         .required()
         .check(Check::Custom(http_url_check))
+        .example(json!("https://example.com/hook"))
 }
 
 impl HandlerConfig for WebhookConfig {
@@ -248,9 +249,12 @@ pub fn schema(handler: Option<&str>) -> Schema {
     };
     Schema::new(vec![
         Field::new("id", Kind::Uuid),
-        Field::new("created_at", Kind::Integer),
-        Field::new("source", Kind::String).required(),
-        Field::new("event", Kind::String),
+        Field::new("created_at", Kind::Integer).example(json!(crate::example::TIME_S)),
+        // Examples the catalogue has: a hook is valid only for those.
+        Field::new("source", Kind::String)
+            .required()
+            .example(json!("crud")),
+        Field::new("event", Kind::String).example(json!("consumers")),
         Field::new("handler", Kind::String)
             .required()
             .check(Check::OneOf(HANDLERS)),

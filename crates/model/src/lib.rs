@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod balancer;
 pub mod capability;
 pub mod catalogue;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod delivery;
 pub mod entity;
 mod error_chain;
 pub mod event;
+pub mod example;
 pub mod hook;
 pub mod host_port;
 pub mod kong;

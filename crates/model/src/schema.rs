@@ -67,6 +67,9 @@ pub struct Field {
     pub unique: bool,
     /// Checks run after the type check.
     pub checks: Vec<Check>,
+    /// The value examples give the field when a placeholder of its type
+    /// would not pass its checks (a PEM certificate, an email address).
+    pub example: Option<Value>,
 }
 
 impl Field {
@@ -79,6 +82,7 @@ impl Field {
             default: None,
             unique: false,
             checks: Vec::new(),
+            example: None,
         }
     }
 
@@ -108,6 +112,12 @@ impl Field {
     /// Adds a check.
     pub fn check(mut self, check: Check) -> Self {
         self.checks.push(check);
+        self
+    }
+
+    /// Gives the field the value examples show (see [`crate::example`]).
+    pub fn example(mut self, value: Value) -> Self {
+        self.example = Some(value);
         self
     }
 }

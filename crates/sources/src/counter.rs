@@ -1,25 +1,7 @@
 //! The health of one address and the counters that move it, as
 //! lua-resty-healthcheck keeps them. Pure: no time, no I/O.
 
-/// Whether the balancer would use an address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Health {
-    /// In use; where every address starts.
-    #[default]
-    Healthy,
-    /// Out of use until enough successes.
-    Unhealthy,
-}
-
-impl Health {
-    /// `healthy` or `unhealthy`, as in the `balancer` / `health` event.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "healthy",
-            Health::Unhealthy => "unhealthy",
-        }
-    }
-}
+pub(crate) use hookd_model::balancer::Health;
 
 /// What one probe tells about an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,10 +12,11 @@ use crate::health::{LiveAddress, LiveTarget};
 use crate::probe::{self, Answer};
 use crate::{Chain, Error, Result};
 use hookd_model::Event;
+use hookd_model::balancer::health_event;
 use hookd_model::host_port::split_host_port;
 use hookd_model::outbound::Restricted;
 use hookd_outbound::Dialer;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -174,7 +175,9 @@ pub(crate) async fn run(
         shared.report(target.spec.id, target.live());
         // Not cut short by a stop: an event once decided is published.
         for (ip, health) in changes {
-            let event = health_event(&target.spec, ip, health, shared.clock.now_ms());
+            let spec = &target.spec;
+            let now = shared.clock.now_ms();
+            let event = health_event(spec.upstream, &spec.host, ip, spec.port, health, now);
             publish(&shared, event, &stop).await;
         }
     }
@@ -346,18 +349,6 @@ async fn lookup(
     Ok(ips)
 }
 
-/// The `balancer` / `health` event, with Kong's fields.
-fn health_event(spec: &TargetSpec, ip: IpAddr, health: Health, at_ms: i64) -> Event {
-    let data = json!({
-        "upstream_id": spec.upstream.to_string(),
-        "ip": ip.to_string(),
-        "port": spec.port,
-        "hostname": spec.host,
-        "health": health.as_str(),
-    });
-    Event::new("balancer", "health", data, at_ms)
-}
-
 /// Publishes `event`, trying again with backoff while the store fails;
 /// gives up only when the checker stops.
 async fn publish(shared: &Shared, event: Event, stop: &CancellationToken) {
@@ -381,6 +372,7 @@ async fn publish(shared: &Shared, event: Event, stop: &CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_targets_as_stored() {
@@ -402,28 +394,6 @@ mod tests {
         assert_eq!((spec.port, spec.weight), (DEFAULT_PORT, DEFAULT_WEIGHT));
         assert_eq!(TargetSpec::of_entity(&entity("a:99999", json!(1))), None);
         assert_eq!(TargetSpec::of_entity(&json!({"target": "a:1"})), None);
-    }
-
-    #[test]
-    fn the_event_carries_kongs_fields() {
-        let spec = TargetSpec {
-            id: Uuid::new_v4(),
-            upstream: Uuid::new_v4(),
-            host: "api.example".into(),
-            port: 8080,
-            weight: 100,
-        };
-        let event = health_event(&spec, "10.0.0.7".parse().unwrap(), Health::Unhealthy, 42);
-        assert_eq!(
-            (event.source.as_str(), event.event.as_str()),
-            ("balancer", "health")
-        );
-        assert_eq!(event.at_ms, 42);
-        assert_eq!(
-            event.data,
-            json!({"upstream_id": spec.upstream.to_string(), "ip": "10.0.0.7", "port": 8080,
-                   "hostname": "api.example", "health": "unhealthy"})
-        );
     }
 
     #[tokio::test]
