@@ -140,6 +140,8 @@ pub struct Config {
     /// Kept instances idle at once, across every hook; each holds its
     /// memory.
     pub sandbox_idle_instances: usize,
+    /// Linear memory the idle kept instances may hold together, bytes.
+    pub sandbox_idle_instances_memory: u64,
     /// Whether every Admin API request needs a token (`Kong-Admin-Token`
     /// or `Authorization: Bearer`), as Kong's `enforce_rbac`.
     pub enforce_rbac: bool,
@@ -265,6 +267,7 @@ impl Default for Config {
             sandbox_instance_max_calls: hookd_sandbox::MAX_INSTANCE_CALLS,
             sandbox_instance_max_age: Dur(hookd_sandbox::MAX_INSTANCE_AGE),
             sandbox_idle_instances: hookd_sandbox::MAX_IDLE_INSTANCES,
+            sandbox_idle_instances_memory: hookd_sandbox::MAX_IDLE_MEMORY,
             enforce_rbac: false,
             admin_token: String::new(),
             file: None,
@@ -530,6 +533,7 @@ impl Config {
                 max_calls: self.sandbox_instance_max_calls.max(1),
                 max_age: self.sandbox_instance_max_age.0,
                 max_idle: self.sandbox_idle_instances,
+                max_idle_memory: self.sandbox_idle_instances_memory,
             },
             ..hookd_sandbox::SandboxConfig::default()
         })

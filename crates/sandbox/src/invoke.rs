@@ -287,6 +287,13 @@ pub(crate) struct ComponentState {
     log: Arc<Mutex<GuestLog>>,
 }
 
+impl ComponentState {
+    /// The guest's linear memory now, bytes (it never shrinks).
+    pub(crate) fn memory(&self) -> u64 {
+        self.limiter.peak as u64
+    }
+}
+
 impl WasiView for ComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

@@ -24,6 +24,11 @@ pub struct ReuseLimits {
     /// dropped. Each holds its memory (up to its hook's limit) and a slot
     /// of the engine's instance pool.
     pub max_idle: usize,
+    /// Linear memory the idle instances may hold together, bytes; one
+    /// given back that would take them past it is dropped, so that hooks
+    /// with large memories cannot make the server hold `max_idle` times
+    /// the largest memory.
+    pub max_idle_memory: u64,
 }
 
 /// Default of [`ReuseLimits::max_calls`].
@@ -32,6 +37,8 @@ pub const MAX_INSTANCE_CALLS: u64 = 10_000;
 pub const MAX_INSTANCE_AGE: Duration = Duration::from_secs(300);
 /// Default of [`ReuseLimits::max_idle`].
 pub const MAX_IDLE_INSTANCES: usize = 64;
+/// Default of [`ReuseLimits::max_idle_memory`].
+pub const MAX_IDLE_MEMORY: u64 = 256 << 20;
 
 impl Default for ReuseLimits {
     fn default() -> Self {
@@ -39,6 +46,7 @@ impl Default for ReuseLimits {
             max_calls: MAX_INSTANCE_CALLS,
             max_age: MAX_INSTANCE_AGE,
             max_idle: MAX_IDLE_INSTANCES,
+            max_idle_memory: MAX_IDLE_MEMORY,
         }
     }
 }
@@ -80,6 +88,8 @@ pub(crate) struct Kept {
     /// Calls it has served.
     pub calls: u64,
     born: Instant,
+    /// Its linear memory when it was last given back, bytes.
+    memory: u64,
 }
 
 impl Kept {
@@ -96,6 +106,7 @@ impl Kept {
             stderr,
             calls: 0,
             born: Instant::now(),
+            memory: 0,
         }
     }
 
@@ -117,6 +128,16 @@ struct Idle {
     /// last. One made for anything else makes them stale.
     by_step: HashMap<Slot, (MadeFor, Vec<Kept>)>,
     count: usize,
+    /// The linear memory they hold together, bytes.
+    memory: u64,
+}
+
+impl Idle {
+    /// Counts `kept` out of the idle ones.
+    fn release(&mut self, kept: &[Kept]) {
+        self.count -= kept.len();
+        self.memory -= kept.iter().map(|k| k.memory).sum::<u64>();
+    }
 }
 
 impl Instances {
@@ -148,7 +169,8 @@ impl Instances {
                 }
                 None => None,
             };
-            idle.count -= dropped.len() + usize::from(taken.is_some());
+            idle.release(&dropped);
+            idle.release(taken.as_slice());
             taken
         };
         // Stores are dropped outside the lock: it frees their memory.
@@ -163,8 +185,11 @@ impl Instances {
         if kept.spent(&self.limits) {
             return;
         }
+        kept.memory = kept.store.data().memory();
         let mut idle = self.lock();
-        if idle.count >= self.limits.max_idle {
+        if idle.count >= self.limits.max_idle
+            || idle.memory + kept.memory > self.limits.max_idle_memory
+        {
             return;
         }
         let (made_for, list) = idle
@@ -176,8 +201,10 @@ impl Instances {
             // the step runs that version now.
             return;
         }
+        let memory = kept.memory;
         list.push(kept);
         idle.count += 1;
+        idle.memory += memory;
     }
 
     /// Drops every instance kept for `hook_id` (the hook was deleted or
@@ -196,7 +223,9 @@ impl Instances {
                 .filter_map(|key| idle.by_step.remove(key))
                 .map(|(_, list)| list)
                 .collect();
-            idle.count -= lists.iter().map(Vec::len).sum::<usize>();
+            for list in &lists {
+                idle.release(list);
+            }
             lists
         };
         drop(dropped);

@@ -30,7 +30,9 @@ pub use guest::{CacheCounters, Guest, GuestKind, GuestRejected, GuestReport, dig
 pub use hookd_model::audit::{AuditRecord, CapabilityClass, GuestRef, Verdict};
 pub use hookd_model::capability::{EffectiveGrant, SandboxCeiling, ServerSecrets, UntrustedWasm};
 pub use invoke::{Failure, Instance, Invocation, Outcome, OutputStats};
-pub use kept::{MAX_IDLE_INSTANCES, MAX_INSTANCE_AGE, MAX_INSTANCE_CALLS, ReuseLimits};
+pub use kept::{
+    MAX_IDLE_INSTANCES, MAX_IDLE_MEMORY, MAX_INSTANCE_AGE, MAX_INSTANCE_CALLS, ReuseLimits,
+};
 pub use secrets::resolve_path;
 
 use hookd_model::clock::{Clock, SystemClock};

@@ -184,3 +184,47 @@ async fn grants_hold_on_a_kept_instance_as_on_a_fresh_one() {
         assert_eq!(audit[0].verdict, Verdict::Denied);
     }
 }
+
+#[tokio::test]
+async fn idle_instances_are_bounded_by_their_memory_together() {
+    // What one counter instance holds, measured rather than assumed.
+    let probe = sandbox(SandboxConfig::default());
+    let guest = probe.prepare(&bytes("counter")).unwrap();
+    let reused = counter_hook(InstanceMode::Reused, Limits::default());
+    let out = probe
+        .invoke(
+            &guest,
+            &probe.grant(&reused, guest.report()),
+            hookd_sandbox::Invocation {
+                hook_id: Uuid::nil(),
+                guest_name: "counter",
+                event_id: Uuid::nil(),
+                source: "crud",
+                event: "consumers",
+                data: "{}".into(),
+                instance: hookd_sandbox::Instance::Fresh,
+            },
+        )
+        .await;
+    let one = out.peak_memory;
+    assert!(one > 0);
+    // Room for two of them, not three.
+    let sb = sandbox(SandboxConfig {
+        reuse: hookd_sandbox::ReuseLimits {
+            max_idle_memory: 2 * one + one / 2,
+            ..Default::default()
+        },
+        ..SandboxConfig::default()
+    });
+    let hooks = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    for hook in hooks {
+        assert_eq!(count(&sb, hook, &reused).await, 1);
+    }
+    assert_eq!(sb.idle_instances(), 2);
+    assert_eq!(count(&sb, hooks[0], &reused).await, 2);
+    assert_eq!(
+        count(&sb, hooks[2], &reused).await,
+        1,
+        "the third was dropped"
+    );
+}
