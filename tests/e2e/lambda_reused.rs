@@ -1,11 +1,13 @@
 //! Lambda hooks with `instance = "reused"`, end to end: a kept instance
 //! keeps its guest's state between its own hook's events and never shares
 //! it with another hook, a call that ends badly leaves the next event a
-//! clean instance, and changing the hook or the guest starts over.
+//! clean instance, changing the hook or the guest starts over, and grants
+//! hold as they do on fresh instances.
 
 use crate::lambda::{lambda_hook, test_hook, uploaded};
-use crate::support::Server;
+use crate::support::{Options, Server};
 use hookd_testkit::eventually;
+use hookd_testkit::receiver::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -113,4 +115,54 @@ async fn changing_the_hook_or_its_guest_drops_the_kept_instances() {
         (count(&server, &hook).await == 1).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn grants_hold_on_kept_instances_as_on_fresh_ones() {
+    let receiver = Receiver::start().await;
+    let granted = format!("127.0.0.1:{}", receiver.addr.port());
+    let server =
+        Server::start_with(Options::loopback().env("HOOKD_SANDBOX_ALLOWED_HOSTS", &granted)).await;
+    uploaded(&server, "poster", "http-post").await;
+    let data = json!({"target_url": receiver.url("/from-guest")});
+    for instance in ["per-event", "reused"] {
+        let allowed = lambda_hook(
+            &server,
+            "consumers",
+            json!({"functions": ["poster"], "instance": instance,
+                   "capabilities": {"http": [&granted]}}),
+        )
+        .await;
+        let refused = lambda_hook(
+            &server,
+            "consumers",
+            json!({"functions": ["poster"], "instance": instance}),
+        )
+        .await;
+        // Twice each: the second call of a reused hook runs on its kept
+        // instance.
+        for _ in 0..2 {
+            let (status, answer) = test_hook(&server, &allowed, data.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{instance}: {answer}");
+            assert_eq!(answer["result"]["http_status"], 200, "{instance}");
+            let (status, answer) = test_hook(&server, &refused, data.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{instance}: {answer}"
+            );
+            assert!(
+                answer["guest_error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("http request refused"),
+                "{instance}: {answer}"
+            );
+        }
+    }
+    assert_eq!(
+        receiver.received().len(),
+        4,
+        "only the granted calls arrived"
+    );
 }
