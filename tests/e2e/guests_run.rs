@@ -184,3 +184,38 @@ async fn inspect_tells_unusable_imports_from_denied_items() {
     );
     assert!(!stdout.contains("denied:"), "{stdout}");
 }
+
+#[tokio::test]
+async fn offline_verbs_do_not_offer_the_clients_server_options() {
+    let help = |args: &'static [&'static str]| async move {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .await
+            .expect("running hookd");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for offline in [
+        &["guests", "inspect"][..],
+        &["guests", "run"],
+        &["guests", "new"],
+        &["wit"],
+        &["serve"],
+    ] {
+        let text = help(offline).await;
+        assert!(
+            text.starts_with("Usage:") || text.contains("Usage:"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("--url") && !text.contains("--token"),
+            "{offline:?}: {text}"
+        );
+    }
+    let client = help(&["guests", "list"]).await;
+    assert!(
+        client.contains("--url") && client.contains("--token"),
+        "{client}"
+    );
+}

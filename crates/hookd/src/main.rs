@@ -114,8 +114,41 @@ enum GuestCommand {
     Server(cli::guests::GuestsCommand),
 }
 
+/// Verbs that run here and talk to no server.
+const OFFLINE: &[&[&str]] = &[
+    &["serve"],
+    &["config"],
+    &["wit"],
+    &["guests", "inspect"],
+    &["guests", "run"],
+    &["guests", "new"],
+];
+
+/// The command line. The client's `--url` and `--token` are global, so
+/// that they go before or after a verb; offline verbs, which ignore them,
+/// get hidden ones of their own instead, which clap does not overwrite
+/// with the global ones, so that their help does not offer them.
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    for path in OFFLINE {
+        command = without_client_options(command, path);
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+fn without_client_options(command: clap::Command, path: &[&str]) -> clap::Command {
+    match path {
+        [] => ["url", "token"].into_iter().fold(command, |command, name| {
+            command.arg(clap::Arg::new(name).long(name).hide(true))
+        }),
+        [name, rest @ ..] => command.mut_subcommand(*name, |sub| without_client_options(sub, rest)),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     // Only the verbs that run here read the configuration: a client verb
     // talks to a server that has its own.
     let config = || {
