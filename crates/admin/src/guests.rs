@@ -158,20 +158,27 @@ async fn read_upload(state: &AdminState, req: Request) -> ApiResult<(String, Vec
                     .find(|(k, _)| k == "name")
                     .map(|(_, v)| v.into_owned())
             });
-            let name = check_name(name)?;
+            // The body first: a refusal answered while the client is still
+            // sending reaches it as a reset connection, not as the answer.
             let bytes = axum::body::to_bytes(req.into_body(), limit)
                 .await
                 .map_err(|_| ApiError::TooLarge(limit))?;
+            let name = check_name(name)?;
             Ok((name, bytes.to_vec()))
         }
-        other => Err(ApiError::UnsupportedMediaType {
-            got: other.to_string(),
-            accepted: &[
-                "application/wasm (with ?name=)",
-                "application/octet-stream (with ?name=)",
-                "multipart/form-data (fields file and name)",
-            ],
-        }),
+        other => {
+            let got = other.to_string();
+            // Read (within the limit) and dropped, for the same reason.
+            let _ = axum::body::to_bytes(req.into_body(), limit).await;
+            Err(ApiError::UnsupportedMediaType {
+                got,
+                accepted: &[
+                    "application/wasm (with ?name=)",
+                    "application/octet-stream (with ?name=)",
+                    "multipart/form-data (fields file and name)",
+                ],
+            })
+        }
     }
 }
 
