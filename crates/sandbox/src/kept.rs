@@ -76,6 +76,12 @@ impl Fit {
     fn made_for(&self) -> MadeFor {
         (self.digest.clone(), self.version)
     }
+
+    /// Whether instances made for `made_for` fit; compared in place, as
+    /// it is on every call of a reused hook.
+    fn fits(&self, made_for: &MadeFor) -> bool {
+        made_for.1 == self.version && made_for.0 == self.digest
+    }
 }
 
 /// A live instance of a component guest and its store.
@@ -156,7 +162,7 @@ impl Instances {
         let taken = {
             let mut idle = self.lock();
             let taken = match idle.by_step.get_mut(&fit.slot()) {
-                Some((made_for, kept)) if *made_for == fit.made_for() => loop {
+                Some((made_for, kept)) if fit.fits(made_for) => loop {
                     match kept.pop() {
                         Some(k) if k.spent(&self.limits) => dropped.push(k),
                         other => break other,
@@ -196,7 +202,7 @@ impl Instances {
             .by_step
             .entry(fit.slot())
             .or_insert_with(|| (fit.made_for(), Vec::new()));
-        if *made_for != fit.made_for() {
+        if !fit.fits(made_for) {
             // Given back after an instance of another version was kept:
             // the step runs that version now.
             return;
