@@ -88,6 +88,8 @@ enum Ending {
     Trap,
     /// A limit stopped it (time, memory, fuel, output size): 5.
     Limit,
+    /// hookd could not run it: 1, as for a bad file or flag.
+    CannotRun,
 }
 
 impl Ending {
@@ -99,9 +101,8 @@ impl Ending {
             | Failure::MemoryLimit(_)
             | Failure::FuelExhausted(_)
             | Failure::OutputTooLarge { .. } => Ending::Limit,
-            // Neither happens with mode `on` and a guest already prepared;
-            // should one, it is hookd's failure, not the guest's.
-            Failure::Disabled | Failure::Host(_) => Ending::Trap,
+            // Neither is the guest's doing: hookd's own failure.
+            Failure::Disabled | Failure::Host(_) => Ending::CannotRun,
         }
     }
 
@@ -111,6 +112,7 @@ impl Ending {
             Ending::GuestError => 3,
             Ending::Trap => 4,
             Ending::Limit => 5,
+            Ending::CannotRun => 1,
         })
     }
 }
@@ -402,5 +404,6 @@ mod tests {
         assert_eq!(code(Failure::Timeout(5)), Ending::Limit);
         assert_eq!(code(Failure::MemoryLimit(1)), Ending::Limit);
         assert_eq!(code(Failure::FuelExhausted(1)), Ending::Limit);
+        assert_eq!(code(Failure::Host("no engine".into())), Ending::CannotRun);
     }
 }
