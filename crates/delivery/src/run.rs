@@ -1,7 +1,7 @@
 //! Running a hook's handler for one event: in a delivery attempt, and
-//! synchronously for `/event-hooks/{id}/test`. Both go through
-//! [`handler::of`](crate::handler::of), the one place that picks the
-//! handler.
+//! synchronously for `/event-hooks/{id}/test`. Both run the handler
+//! [`handler::of`](crate::handler::of) picks the same way and differ only
+//! in how they judge what it [`Handled`](crate::handler::Handled).
 
 use crate::Engine;
 use crate::handler::{self, AttemptId, Outcome};
@@ -23,8 +23,9 @@ pub(crate) async fn handle(
         event,
     };
     handler::of(&hook.handler)
-        .deliver(engine, hook.id, &attempt)
+        .handle(engine, hook.id, &attempt)
         .await
+        .outcome()
 }
 
 /// Runs a hook's handler at once on `data`, outside the queue, and
@@ -43,6 +44,7 @@ pub(crate) async fn test(
         event: &event,
     };
     handler::of(&hook.handler)
-        .test(engine, hook.id, &attempt)
+        .handle(engine, hook.id, &attempt)
         .await
+        .test_answer()
 }

@@ -3,7 +3,7 @@
 
 use super::outbound::{Outbound, Request, append_header, header_value, parse_url};
 use super::response::Response;
-use super::{AttemptId, HandlerError, SendsRequest};
+use super::{AttemptId, Handled, HandlerError, HookHandler};
 use crate::Engine;
 use futures::future::{BoxFuture, FutureExt};
 use hookd_model::hook::WebhookCustomConfig;
@@ -15,27 +15,27 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use uuid::Uuid;
 
-/// The `webhook-custom` handler of one hook.
-pub(crate) struct WebhookCustom<'a>(pub(crate) &'a WebhookCustomConfig);
-
-impl SendsRequest for WebhookCustom<'_> {
+/// The `webhook-custom` handler.
+impl HookHandler for WebhookCustomConfig {
     /// Templates that compile and are within their budget without data.
     fn check<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
         async move {
-            check_templates(self.0)?;
-            check_budget(self.0, &engine.settings.templates).await
+            check_templates(self)?;
+            check_budget(self, &engine.settings.templates).await
         }
         .boxed()
     }
 
-    fn send<'a>(
+    fn handle<'a>(
         &'a self,
         engine: &'a Engine,
+        _hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Response, HandlerError>> {
+    ) -> BoxFuture<'a, Handled> {
         engine
             .outbound
-            .webhook_custom(self.0, attempt, &engine.settings.templates)
+            .webhook_custom(self, attempt, &engine.settings.templates)
+            .map(Handled::Sent)
             .boxed()
     }
 }

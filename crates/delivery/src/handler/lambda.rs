@@ -1,7 +1,7 @@
 //! The lambda handler: a hook's chain of guests, run in the sandbox with
 //! guests from the store, and the checks of a lambda hook when it is saved.
 
-use super::{AttemptId, HookHandler, Outcome, TestFailure};
+use super::{AttemptId, Handled, HookHandler, TestFailure};
 use crate::Engine;
 use futures::future::{self, BoxFuture, FutureExt};
 use hookd_metrics::{CapabilityLabels, InvocationLabels};
@@ -16,53 +16,38 @@ use hookd_store::Store;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// The `lambda` handler of one hook.
-pub(crate) struct Lambda<'a>(pub(crate) &'a LambdaConfig);
-
-impl HookHandler for Lambda<'_> {
+/// The `lambda` handler.
+impl HookHandler for LambdaConfig {
     /// The mode and the ceiling admit what the hook asks for, and every
     /// function names a guest that exists.
     fn check<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
-        future::ready(check(engine, self.0)).boxed()
+        future::ready(check(engine, self)).boxed()
     }
 
-    fn deliver<'a>(
+    fn handle<'a>(
         &'a self,
         engine: &'a Engine,
         hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Outcome> {
-        run(engine, hook_id, self.0, attempt.event)
+    ) -> BoxFuture<'a, Handled> {
+        run(engine, hook_id, self, attempt.event)
             .map(|ran| match ran {
-                Ok(data) => Outcome::Delivered {
-                    answer: None,
-                    result: Some(data),
-                },
-                Err(error) => Outcome::failed(error.to_string()),
-            })
-            .boxed()
-    }
-
-    fn test<'a>(
-        &'a self,
-        engine: &'a Engine,
-        hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, TestFailure>> {
-        run(engine, hook_id, self.0, attempt.event)
-            .map(|ran| {
-                ran.map_err(|error| match error {
-                    RunError::Chain(ChainFailure {
-                        step,
-                        function,
-                        failure: Failure::GuestError(message),
-                    }) => TestFailure::GuestError {
-                        step,
-                        function,
-                        message,
+                Ok(data) => Handled::Done(Some(data)),
+                Err(error) => Handled::Failed {
+                    error: error.to_string(),
+                    test: match error {
+                        RunError::Chain(ChainFailure {
+                            step,
+                            function,
+                            failure: Failure::GuestError(message),
+                        }) => TestFailure::GuestError {
+                            step,
+                            function,
+                            message,
+                        },
+                        other => TestFailure::Unexpected(other.to_string()),
                     },
-                    other => TestFailure::Unexpected(other.to_string()),
-                })
+                },
             })
             .boxed()
     }

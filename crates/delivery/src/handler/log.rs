@@ -2,39 +2,23 @@
 //! info; Kong logs at notice, which tracing does not have) with the hook,
 //! the source, the event and the data as JSON.
 
-use super::{AttemptId, HookHandler, Outcome, TestFailure};
+use super::{AttemptId, Handled, HookHandler};
 use crate::Engine;
 use futures::future::{self, BoxFuture, FutureExt};
 use hookd_model::Event;
-use serde_json::Value;
+use hookd_model::hook::LogConfig;
 use uuid::Uuid;
 
 /// The `log` handler; it has nothing to configure.
-pub(crate) struct Log;
-
-impl HookHandler for Log {
-    fn deliver<'a>(
+impl HookHandler for LogConfig {
+    fn handle<'a>(
         &'a self,
         _engine: &'a Engine,
         hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Outcome> {
+    ) -> BoxFuture<'a, Handled> {
         log_event(hook_id, attempt.event);
-        future::ready(Outcome::Delivered {
-            answer: None,
-            result: None,
-        })
-        .boxed()
-    }
-
-    fn test<'a>(
-        &'a self,
-        _engine: &'a Engine,
-        hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, TestFailure>> {
-        log_event(hook_id, attempt.event);
-        future::ready(Ok(Value::Null)).boxed()
+        future::ready(Handled::Done(None)).boxed()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The handlers: Kong's `webhook`, `webhook-custom` and `log`, and the
-//! `lambda` handler of WebAssembly guests, each behind [`HookHandler`] in a
-//! module of its own; [`of`] is the one place that picks a hook's.
+//! `lambda` handler of WebAssembly guests, each a module of its own that
+//! implements [`HookHandler`] for the handler's configuration; [`of`],
+//! written from hookd-model's one list of handlers, picks a hook's.
 //!
 //! [`Outbound`] is built once from the server's [`HttpSettings`] and shared
 //! by every worker. It never connects where the [`OutboundPolicy`] refuses:
@@ -26,8 +27,8 @@ pub mod signature;
 mod webhook;
 
 pub use outbound::{HttpSettings, MAX_RESPONSE_BODY, Outbound};
-pub(crate) use outcome::Outcome;
 pub use outcome::TestFailure;
+pub(crate) use outcome::{Handled, Outcome};
 pub use response::{EXCERPT_LIMIT, Response, RetryAfter};
 pub use signature::KongSignature;
 
@@ -36,88 +37,43 @@ use futures::future::{self, BoxFuture, FutureExt};
 use hookd_model::hook::Handler;
 use hookd_model::outbound::Restricted;
 use hookd_model::{Event, Violations};
-use serde_json::Value;
 use std::net::IpAddr;
 use std::time::Duration;
 use uuid::Uuid;
 
 /// What a handler does with a hook's events, given its configuration: the
-/// checks its configuration needs when the hook is saved, one delivery
-/// attempt, and the answer to `/event-hooks/{id}/test`.
+/// checks its configuration needs when the hook is saved, and its work on
+/// one event, which a delivery attempt and `/event-hooks/{id}/test` both
+/// judge from what it [`Handled`]. Implemented by each handler's
+/// configuration type, in the handler's module.
 pub(crate) trait HookHandler: Send + Sync {
     /// Checks what the schema cannot, when the hook is saved.
     fn check<'a>(&'a self, _engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
         future::ready(Ok(())).boxed()
     }
 
-    /// One attempt at delivering `attempt`'s event for hook `hook_id`.
-    fn deliver<'a>(
+    /// Handles `attempt`'s event for hook `hook_id`.
+    fn handle<'a>(
         &'a self,
         engine: &'a Engine,
         hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Outcome>;
-
-    /// Runs the handler at once, outside the queue: Kong's `result` of
-    /// `/test`, or why it failed.
-    fn test<'a>(
-        &'a self,
-        engine: &'a Engine,
-        hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, TestFailure>>;
+    ) -> BoxFuture<'a, Handled>;
 }
 
-/// A handler whose work is one HTTP request (`webhook`, `webhook-custom`):
-/// an attempt is judged by its answer, and `/test` shows the answer as Kong
-/// does (`{body, headers, status}`).
-pub(crate) trait SendsRequest: Send + Sync {
-    /// Checks what the schema cannot, when the hook is saved.
-    fn check<'a>(&'a self, _engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
-        future::ready(Ok(())).boxed()
-    }
-
-    /// Sends the request for `attempt`.
-    fn send<'a>(
-        &'a self,
-        engine: &'a Engine,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Response, HandlerError>>;
+/// Writes [`of`] from the list of handlers in hookd-model.
+macro_rules! handler_of {
+    ($( $(#[$doc:meta])* $variant:ident($config:ty) = $name:literal, )+) => {
+        /// The implementation of a hook's handler: its configuration.
+        pub(crate) fn of(handler: &Handler) -> &dyn HookHandler {
+            match handler {
+                $( Handler::$variant(config) => config, )+
+            }
+        }
+    };
 }
 
-impl<T: SendsRequest> HookHandler for T {
-    fn check<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
-        SendsRequest::check(self, engine)
-    }
-
-    fn deliver<'a>(
-        &'a self,
-        engine: &'a Engine,
-        _hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Outcome> {
-        self.send(engine, attempt).map(Outcome::of_request).boxed()
-    }
-
-    fn test<'a>(
-        &'a self,
-        engine: &'a Engine,
-        _hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Value, TestFailure>> {
-        self.send(engine, attempt).map(outcome::test_answer).boxed()
-    }
-}
-
-/// The implementation of a hook's handler, with its configuration.
-pub(crate) fn of(handler: &Handler) -> Box<dyn HookHandler + '_> {
-    match handler {
-        Handler::Webhook(cfg) => Box::new(webhook::Webhook(cfg)),
-        Handler::WebhookCustom(cfg) => Box::new(custom::WebhookCustom(cfg)),
-        Handler::Log(_) => Box::new(log::Log),
-        Handler::Lambda(cfg) => Box::new(lambda::Lambda(cfg)),
-    }
-}
+hookd_model::with_handlers!(handler_of);
 
 /// One attempt: the event it carries and how the receiver tells attempts
 /// apart (the Standard Webhooks headers).

@@ -1,8 +1,60 @@
-//! What one attempt came to, as the workers record and schedule it.
+//! What a handler did with one event, and what that comes to: an attempt
+//! as the workers record and schedule it, or the answer of `/test`.
 
 use super::{HandlerError, Response, RetryAfter};
 use hookd_model::delivery::Attempt;
 use serde_json::{Value, json};
+
+/// What a handler did with one event.
+#[derive(Debug)]
+pub(crate) enum Handled {
+    /// It sent a request (webhook, webhook-custom): delivered on a 2xx
+    /// answer only; `/test` shows the answer as Kong does, whatever its
+    /// status.
+    Sent(Result<Response, HandlerError>),
+    /// It finished, with its result if it has one (a chain's final data):
+    /// delivered, and `/test` shows the result (null for none).
+    Done(Option<Value>),
+    /// It failed before anything was delivered: the attempt records
+    /// `error`, `/test` answers `test`.
+    Failed {
+        /// Why, as the attempt records it.
+        error: String,
+        /// Why, as `/test` tells it.
+        test: TestFailure,
+    },
+}
+
+impl Handled {
+    /// What this comes to as a delivery attempt.
+    pub(crate) fn outcome(self) -> Outcome {
+        match self {
+            Handled::Sent(sent) => Outcome::of_request(sent),
+            Handled::Done(result) => Outcome::Delivered {
+                answer: None,
+                result,
+            },
+            Handled::Failed { error, .. } => Outcome::failed(error),
+        }
+    }
+
+    /// Kong's `result` of `/test`, or why there is none.
+    pub(crate) fn test_answer(self) -> Result<Value, TestFailure> {
+        match self {
+            Handled::Sent(sent) => {
+                let response =
+                    sent.map_err(|e| TestFailure::Unexpected(hookd_model::error_chain(&e)))?;
+                Ok(json!({
+                    "body": response.body,
+                    "headers": response.headers,
+                    "status": response.status,
+                }))
+            }
+            Handled::Done(result) => Ok(result.unwrap_or(Value::Null)),
+            Handled::Failed { test, .. } => Err(test),
+        }
+    }
+}
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -47,7 +99,7 @@ impl Outcome {
     }
 
     /// The outcome of sending a request: delivered on a 2xx answer only.
-    pub(crate) fn of_request(sent: Result<Response, HandlerError>) -> Outcome {
+    fn of_request(sent: Result<Response, HandlerError>) -> Outcome {
         let response = match sent {
             Ok(response) => response,
             Err(e) => return Outcome::failed(hookd_model::error_chain(&e)),
@@ -99,17 +151,6 @@ impl Outcome {
 
 /// What an attempt of a deleted hook's delivery records.
 const HOOK_GONE: &str = "the event hook no longer exists";
-
-/// Kong's `result` of `/test` for a request: `{body, headers, status}`,
-/// whatever the status.
-pub(crate) fn test_answer(sent: Result<Response, HandlerError>) -> Result<Value, TestFailure> {
-    let response = sent.map_err(|e| TestFailure::Unexpected(hookd_model::error_chain(&e)))?;
-    Ok(json!({
-        "body": response.body,
-        "headers": response.headers,
-        "status": response.status,
-    }))
-}
 
 /// Why `/event-hooks/{id}/test` shows no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

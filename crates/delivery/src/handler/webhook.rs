@@ -2,24 +2,28 @@
 
 use super::outbound::{Outbound, Request, append_header, parse_url};
 use super::response::Response;
-use super::{AttemptId, HandlerError, SendsRequest};
+use super::{AttemptId, Handled, HandlerError, HookHandler};
 use crate::Engine;
 use futures::future::{BoxFuture, FutureExt};
 use hookd_model::hook::WebhookConfig;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-/// The `webhook` handler of one hook: nothing to check beyond the schema.
-pub(crate) struct Webhook<'a>(pub(crate) &'a WebhookConfig);
-
-impl SendsRequest for Webhook<'_> {
-    fn send<'a>(
+/// The `webhook` handler: nothing to check beyond the schema.
+impl HookHandler for WebhookConfig {
+    fn handle<'a>(
         &'a self,
         engine: &'a Engine,
+        _hook_id: Uuid,
         attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Result<Response, HandlerError>> {
-        engine.outbound.webhook(self.0, attempt).boxed()
+    ) -> BoxFuture<'a, Handled> {
+        engine
+            .outbound
+            .webhook(self, attempt)
+            .map(Handled::Sent)
+            .boxed()
     }
 }
 

@@ -1,13 +1,22 @@
 //! The event hook entity and its four handlers, validated as Kong
-//! validates `/event-hooks` input.
+//! validates `/event-hooks` input. Each handler's configuration and its
+//! schema are a module of their own; [`with_handlers!`] lists them.
 
-use crate::capability::{Capabilities, Limits};
+mod custom;
+mod lambda;
+mod log;
+mod webhook;
+
+pub use custom::{CUSTOM_METHODS, WebhookCustomConfig};
+pub use lambda::{InstanceMode, LambdaConfig};
+pub use log::LogConfig;
+pub use webhook::WebhookConfig;
+
 use crate::catalogue::Catalogue;
 use crate::schema::{Check, Field, Input, Kind, Schema};
 use crate::violation::Violations;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// The entity name of event hooks: their store name, their section in
@@ -34,9 +43,29 @@ pub struct EventHook {
     pub handler: Handler,
 }
 
-/// Declares the handlers once: each variant with its configuration and the
-/// name it has in `handler`. The enum's serde names, [`Handler::name`],
-/// [`HANDLERS`] and [`config_fields`] all come from this one list.
+/// The handlers, listed once, each with its configuration and the name it
+/// has in `handler`: `with_handlers!(m)` calls the macro `m` with the list.
+/// [`Handler`] and its names here, and the dispatch to each handler's code
+/// in hookd-delivery, are all written from it, so a handler added here
+/// without its code there does not compile.
+#[macro_export]
+macro_rules! with_handlers {
+    ($callback:ident) => {
+        $callback! {
+            /// POSTs the event to a URL.
+            Webhook($crate::hook::WebhookConfig) = "webhook",
+            /// A templated request.
+            WebhookCustom($crate::hook::WebhookCustomConfig) = "webhook-custom",
+            /// Writes the event to the server log.
+            Log($crate::hook::LogConfig) = "log",
+            /// Runs a chain of WebAssembly guests.
+            Lambda($crate::hook::LambdaConfig) = "lambda",
+        }
+    };
+}
+
+/// The model's part of each handler: the enum's serde names,
+/// [`Handler::name`], [`HANDLERS`] and [`config_fields`].
 macro_rules! handlers {
     ($( $(#[$doc:meta])* $variant:ident($config:ty) = $name:literal, )+) => {
         /// A handler with its configuration; serialised as Kong's `handler`
@@ -69,16 +98,7 @@ macro_rules! handlers {
     };
 }
 
-handlers! {
-    /// POSTs the event to a URL.
-    Webhook(WebhookConfig) = "webhook",
-    /// A templated request.
-    WebhookCustom(WebhookCustomConfig) = "webhook-custom",
-    /// Writes the event to the server log.
-    Log(LogConfig) = "log",
-    /// Runs a chain of WebAssembly guests.
-    Lambda(LambdaConfig) = "lambda",
-}
+with_handlers!(handlers);
 
 /// A handler's configuration, as its schema describes it.
 pub trait HandlerConfig {
@@ -86,84 +106,7 @@ pub trait HandlerConfig {
     fn fields() -> Vec<Field>;
 }
 
-/// `webhook` configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WebhookConfig {
-    /// Where events are POSTed.
-    pub url: String,
-    /// Extra request headers.
-    pub headers: BTreeMap<String, String>,
-    /// Key of the request signatures; none sends no signature.
-    pub secret: Option<String>,
-    /// Whether the target's TLS certificate is verified.
-    pub ssl_verify: bool,
-}
-
-/// `webhook-custom` configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WebhookCustomConfig {
-    /// Where the request goes.
-    pub url: String,
-    /// Its method.
-    pub method: String,
-    /// Key/value pairs sent as query string or body.
-    pub payload: Option<BTreeMap<String, String>>,
-    /// Whether payload values are templates.
-    pub payload_format: bool,
-    /// A raw body; wins over `payload` when non-empty.
-    pub body: Option<String>,
-    /// Whether the body is a template.
-    pub body_format: bool,
-    /// Request headers.
-    pub headers: BTreeMap<String, String>,
-    /// Whether header values are templates.
-    pub headers_format: bool,
-    /// Key of the request signatures; none sends no signature.
-    pub secret: Option<String>,
-    /// Whether the target's TLS certificate is verified.
-    pub ssl_verify: bool,
-}
-
-/// `log` configuration: nothing to set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {}
-
-/// `lambda` configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct LambdaConfig {
-    /// Guest names or digests, run in order, each output the next input.
-    pub functions: Vec<String>,
-    /// What the guests may touch.
-    pub capabilities: Capabilities,
-    /// Per-invocation limits within the server's maxima.
-    pub limits: Limits,
-    /// Whether each event gets fresh guest instances or the hook keeps
-    /// live ones between its events.
-    #[serde(default)]
-    pub instance: InstanceMode,
-}
-
-/// How a lambda hook's guests are instantiated.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstanceMode {
-    /// A fresh instance per event, dropped after its call: nothing a guest
-    /// does survives to the next event.
-    #[default]
-    PerEvent,
-    /// Live instances kept for this hook alone, one call at a time each,
-    /// serving its successive events: a guest's memory (its globals, its
-    /// caches) survives from one event to the next, as a Lua function's
-    /// state does in Kong. An instance is dropped after a trap, a timeout
-    /// or a memory kill, after the server's maximum of calls or age, and
-    /// when the hook's configuration or the guest changes.
-    Reused,
-}
-
-/// Methods webhook-custom may use.
-pub const CUSTOM_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
-
+/// An http(s) URL with a host, as the request handlers' `url` must be.
 fn http_url_check(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
     match url::Url::parse(s) {
@@ -173,71 +116,17 @@ fn http_url_check(v: &Value) -> Result<(), String> {
     }
 }
 
+/// A map of strings, as the request handlers' `headers` and `payload`.
 fn string_map(name: &'static str) -> Field {
     Field::new(name, Kind::Map(Box::new(Field::element(Kind::String))))
 }
 
+/// The request handlers' `url`.
 fn url_field() -> Field {
     Field::new("url", Kind::String)
         .required()
         .check(Check::Custom(http_url_check))
         .example(json!("https://example.com/hook"))
-}
-
-impl HandlerConfig for WebhookConfig {
-    fn fields() -> Vec<Field> {
-        vec![
-            url_field(),
-            string_map("headers").default(json!({})),
-            Field::new("secret", Kind::String),
-            Field::new("ssl_verify", Kind::Boolean).default(json!(false)),
-        ]
-    }
-}
-
-impl HandlerConfig for WebhookCustomConfig {
-    fn fields() -> Vec<Field> {
-        vec![
-            url_field(),
-            Field::new("method", Kind::String)
-                .required()
-                .check(Check::OneOf(CUSTOM_METHODS)),
-            string_map("payload"),
-            Field::new("payload_format", Kind::Boolean).default(json!(true)),
-            Field::new("body", Kind::String),
-            Field::new("body_format", Kind::Boolean).default(json!(true)),
-            string_map("headers").default(json!({})),
-            Field::new("headers_format", Kind::Boolean).default(json!(false)),
-            Field::new("secret", Kind::String),
-            Field::new("ssl_verify", Kind::Boolean).default(json!(false)),
-        ]
-    }
-}
-
-impl HandlerConfig for LogConfig {
-    fn fields() -> Vec<Field> {
-        Vec::new()
-    }
-}
-
-impl HandlerConfig for LambdaConfig {
-    fn fields() -> Vec<Field> {
-        vec![
-            Field::new(
-                "functions",
-                Kind::Array(Box::new(
-                    Field::element(Kind::String).check(Check::LenMin(1)),
-                )),
-            )
-            .required()
-            .check(Check::LenMin(1)),
-            Capabilities::schema_field(),
-            Limits::schema_field(),
-            Field::new("instance", Kind::String)
-                .check(Check::OneOf(&["per-event", "reused"]))
-                .default(json!(InstanceMode::default())),
-        ]
-    }
 }
 
 /// The schema of an event hook whose handler is `handler` (any config
@@ -316,6 +205,7 @@ fn check_source_and_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capability::{Capabilities, Limits};
 
     fn catalogue() -> Catalogue {
         Catalogue::builtin(["consumers"])
