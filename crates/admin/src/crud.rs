@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::entity::{EntitySchema, ForeignKey};
+use hookd_model::schema::Input;
 use hookd_store::Page;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -349,6 +350,25 @@ fn now_s() -> i64 {
     SystemClock.now_ms() / 1000
 }
 
+/// `obj` made the record `id` of `r` as it is stored: under its parent
+/// when the path is nested, stamped with its id and times (see
+/// [`Resource::stamp`]), validated as `how` says the body came.
+async fn ready(
+    state: &AdminState,
+    r: Resource,
+    scope: Option<(Scope, Uuid)>,
+    mut obj: Map<String, Value>,
+    id: Uuid,
+    created_at: Option<Value>,
+    how: Input,
+) -> ApiResult<Value> {
+    if let Some((s, pid)) = scope {
+        obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
+    }
+    r.stamp(&mut obj, id, created_at, now_s());
+    r.validate(state, obj, how).await
+}
+
 async fn create(
     State(state): State<AdminState>,
     r: Resource,
@@ -356,7 +376,7 @@ async fn create(
     body: KongBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let how = body.input();
-    let mut obj = body_object(body.value)?;
+    let obj = body_object(body.value)?;
     let id = match obj.get("id") {
         Some(Value::String(s)) => Uuid::try_parse(s)
             .map_err(|_| hookd_model::Violations::field("id", "expected a valid UUID"))?,
@@ -365,11 +385,7 @@ async fn create(
             return Err(hookd_model::Violations::field("id", "expected a valid UUID").into());
         }
     };
-    if let Some((s, pid)) = scope {
-        obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
-    }
-    r.stamp(&mut obj, id, None, now_s());
-    let entity = r.validate(&state, obj, how).await?;
+    let entity = ready(&state, r, scope, obj, id, None, how).await?;
     let entity = state
         .store
         .insert(r.name(), entity, SystemClock.now_ms())
@@ -412,12 +428,8 @@ async fn patch(
     let Value::Object(base) = existing else {
         return Err(ApiError::NotFound("Not found"));
     };
-    let mut obj = r.merge(base, patch);
-    if let Some((s, pid)) = scope {
-        obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
-    }
-    r.stamp(&mut obj, id, created_at, now_s());
-    let entity = r.validate(&state, obj, how).await?;
+    let obj = r.merge(base, patch);
+    let entity = ready(&state, r, scope, obj, id, created_at, how).await?;
     state
         .store
         .update(r.name(), entity.clone(), SystemClock.now_ms())
@@ -444,11 +456,7 @@ async fn put(
         (None, PathKey::Id(id)) => (id, None),
         (None, PathKey::Unique(..)) => (Uuid::new_v4(), None),
     };
-    if let Some((s, pid)) = scope {
-        obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
-    }
-    r.stamp(&mut obj, id, created_at, now_s());
-    let entity = r.validate(&state, obj, how).await?;
+    let entity = ready(&state, r, scope, obj, id, created_at, how).await?;
     let at = SystemClock.now_ms();
     if existing.is_some() {
         state.store.update(r.name(), entity.clone(), at).await?;

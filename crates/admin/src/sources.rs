@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::routing::get;
 use hookd_model::example::{self, Example, ExampleError};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Kong's catalogue answers say `Not Found`, unlike its other endpoints.
@@ -57,22 +58,21 @@ async fn source(
     State(state): State<AdminState>,
     Path(source): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let events = state
-        .catalogue
-        .source(&source)
-        .ok_or(ApiError::NotFound(NOT_FOUND))?;
-    Ok(Json(json!({ "data": events })))
+    found(state.catalogue.source(&source))
 }
 
 async fn event(
     State(state): State<AdminState>,
     Path((source, event)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let info = state
-        .catalogue
-        .event(&source, &event)
-        .ok_or(ApiError::NotFound(NOT_FOUND))?;
-    Ok(Json(json!({ "data": info })))
+    found(state.catalogue.event(&source, &event))
+}
+
+/// A part of the catalogue as Kong answers it, `{"data": ...}`, or its
+/// 404 when there is no such source or event.
+fn found(part: Option<impl Serialize>) -> ApiResult<Json<Value>> {
+    let part = part.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    Ok(Json(json!({ "data": part })))
 }
 
 /// Not part of Kong's API: its 404 is hookd's own (`Not found`).

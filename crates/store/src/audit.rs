@@ -16,8 +16,8 @@ pub(crate) struct AuditTrees {
 impl AuditTrees {
     pub(crate) fn open(db: &sled::Db) -> Result<Self> {
         Ok(AuditTrees {
-            allowed: db.open_tree("audit_allowed")?,
-            denied: db.open_tree("audit_denied")?,
+            allowed: Origin::AuditAllowed.open(db)?,
+            denied: Origin::AuditDenied.open(db)?,
         })
     }
 

@@ -156,10 +156,10 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new().path(dir).open()?;
         let (entities, unique, children, outbox, tokens) = (
-            db.open_tree("entities")?,
+            Origin::Entities.open(&db)?,
             db.open_tree("unique")?,
             db.open_tree("children")?,
-            db.open_tree("outbox")?,
+            Origin::Outbox.open(&db)?,
             db.open_tree("admin_tokens")?,
         );
         let inner = Inner {

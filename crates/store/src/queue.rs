@@ -38,12 +38,12 @@ impl QueueTrees {
     pub(crate) fn open(db: &sled::Db) -> Result<Self> {
         let due = db.open_tree("due")?;
         Ok(QueueTrees {
-            deliveries: db.open_tree("deliveries")?,
+            deliveries: Origin::Deliveries.open(db)?,
             due_count: AtomicIsize::new(isize::try_from(due.len()).unwrap_or(isize::MAX)),
             due,
             by_hook: db.open_tree("by_hook")?,
             finished: db.open_tree("finished")?,
-            hook_state: db.open_tree("hook_state")?,
+            hook_state: Origin::HookState.open(db)?,
         })
     }
 }

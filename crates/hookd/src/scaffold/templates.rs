@@ -15,11 +15,26 @@ const EVENT: &str = include_str!("templates/common/event.json");
 pub(super) const PLACEHOLDERS: &[&str] =
     &["{{name}}", "{{name_snake}}", "{{about}}", "{{toolchain}}"];
 
-/// What each language brings to the README and to `.gitignore`.
-struct Texts {
+/// The files every language's directory under `templates/` has: what it
+/// brings to the README and to `.gitignore`, and its build script.
+struct Common {
     about: &'static str,
     toolchain: &'static str,
     gitignore: &'static str,
+    build: &'static str,
+}
+
+/// The [`Common`] files of the language in `templates/$dir/`.
+/// (`include_str!` takes a literal path only, hence a macro.)
+macro_rules! common {
+    ($dir:literal) => {
+        Common {
+            about: include_str!(concat!("templates/", $dir, "/about.md")),
+            toolchain: include_str!(concat!("templates/", $dir, "/toolchain.md")),
+            gitignore: include_str!(concat!("templates/", $dir, "/gitignore")),
+            build: include_str!(concat!("templates/", $dir, "/build.sh")),
+        }
+    };
 }
 
 /// The project `name` in `lang`, file by file.
@@ -29,13 +44,10 @@ pub(super) fn files(name: &str, lang: Lang) -> Vec<File> {
             .replace("{{name_snake}}", &name.replace('-', "_"))
             .replace("{{name}}", name)
     };
-    let (texts, mut files) = match lang {
+    // Each language's own files, then the common ones.
+    let (common, mut files) = match lang {
         Lang::Rust => (
-            Texts {
-                about: include_str!("templates/rust/about.md"),
-                toolchain: include_str!("templates/rust/toolchain.md"),
-                gitignore: include_str!("templates/rust/gitignore"),
-            },
+            common!("rust"),
             [
                 File::new(
                     "Cargo.toml",
@@ -43,7 +55,6 @@ pub(super) fn files(name: &str, lang: Lang) -> Vec<File> {
                 ),
                 File::new("Cargo.lock", rust::cargo_lock(name)),
                 File::new("src/lib.rs", render(include_str!("templates/rust/lib.rs"))),
-                File::script("build.sh", render(include_str!("templates/rust/build.sh"))),
                 // build.sh's Debian route, as guest-examples/build.sh's.
                 File::new(
                     "debian-build-std.toml",
@@ -55,40 +66,21 @@ pub(super) fn files(name: &str, lang: Lang) -> Vec<File> {
             .collect::<Vec<_>>(),
         ),
         Lang::C => (
-            Texts {
-                about: include_str!("templates/c/about.md"),
-                toolchain: include_str!("templates/c/toolchain.md"),
-                gitignore: include_str!("templates/c/gitignore"),
-            },
-            vec![
-                File::new(
-                    format!("{name}.c"),
-                    render(include_str!("templates/c/main.c")),
-                ),
-                File::script("build.sh", render(include_str!("templates/c/build.sh"))),
-            ],
+            common!("c"),
+            vec![File::new(
+                format!("{name}.c"),
+                render(include_str!("templates/c/main.c")),
+            )],
         ),
         Lang::Python => (
-            Texts {
-                about: include_str!("templates/python/about.md"),
-                toolchain: include_str!("templates/python/toolchain.md"),
-                gitignore: include_str!("templates/python/gitignore"),
-            },
+            common!("python"),
             vec![
                 File::new("app.py", render(include_str!("templates/python/app.py"))),
-                File::script(
-                    "build.sh",
-                    render(include_str!("templates/python/build.sh")),
-                ),
                 File::new("wit/lambda.wit", hookd_sandbox::WIT),
             ],
         ),
         Lang::Js => (
-            Texts {
-                about: include_str!("templates/js/about.md"),
-                toolchain: include_str!("templates/js/toolchain.md"),
-                gitignore: include_str!("templates/js/gitignore"),
-            },
+            common!("js"),
             vec![
                 File::new("app.js", render(include_str!("templates/js/app.js"))),
                 File::new(
@@ -96,18 +88,18 @@ pub(super) fn files(name: &str, lang: Lang) -> Vec<File> {
                     render(include_str!("templates/js/package.json")),
                 ),
                 File::new("package-lock.json", js_lock(name)),
-                File::script("build.sh", render(include_str!("templates/js/build.sh"))),
                 File::new("wit/lambda.wit", hookd_sandbox::WIT),
             ],
         ),
     };
     let readme = README
-        .replace("{{about}}", texts.about.trim_end())
-        .replace("{{toolchain}}", texts.toolchain.trim_end());
+        .replace("{{about}}", common.about.trim_end())
+        .replace("{{toolchain}}", common.toolchain.trim_end());
     files.extend([
+        File::script("build.sh", render(common.build)),
         File::new("README.md", render(&readme)),
         File::new("event.json", EVENT),
-        File::new(".gitignore", render(texts.gitignore)),
+        File::new(".gitignore", render(common.gitignore)),
     ]);
     files
 }
