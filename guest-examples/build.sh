@@ -18,6 +18,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 RUST_GUESTS=(transform noop http-post spin memory-bomb recursion output-flood snoop wrong-world flood counter)
+# Built by the Debian route with -Cpanic=immediate-abort (std too, so in a
+# target dir of their own): a panic traps at once, without printing its
+# message, which leaves std's panic printing out and with it every WASI
+# import. Measured on the benchmark's guest (docs/measurements.md): a
+# component that imports no WASI instantiates with one core instance and
+# ~20 imports fewer. The rustup route cannot (stable has no build-std).
+IMMEDIATE_ABORT_GUESTS=(transform)
 C_COMMAND_GUESTS=(c-upper)
 C_REACTOR_GUESTS=(c-reactor)
 PYTHON_GUESTS=(python-transform)
@@ -79,8 +86,20 @@ pick_route() {
     echo "$route"
 }
 
+immediate_abort() {  # immediate_abort GUEST: true when it is in IMMEDIATE_ABORT_GUESTS
+    [[ " ${IMMEDIATE_ABORT_GUESTS[*]} " == *" $1 "* ]]
+}
+
+debian_cargo() {  # debian_cargo TARGET_DIR CARGO_ARGS...: Debian's cargo building std too
+    local target_dir="$1"
+    shift
+    RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target_dir" \
+        /usr/bin/cargo build --config "$here/debian-build-std.toml" \
+        --locked --release --target "$TARGET" "$@"
+}
+
 build_rust() {
-    local route out_dir
+    local route out_dir immediate_out_dir=""
     local -a packages=()
     for g in "${RUST_GUESTS[@]}"; do
         if wanted "$g"; then packages+=(-p "$g"); fi
@@ -106,9 +125,25 @@ build_rust() {
                 || die "Debian route needs wasi-libc: run ./install-toolchain.sh"
             local target_dir="$CARGO_TARGET_DIR/debian"
             log "Rust guests: Debian route ($(/usr/bin/cargo --version), $(/usr/bin/rustc --version)); std is built from source, ~1 min the first time"
-            RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$target_dir" \
-                /usr/bin/cargo build --config "$here/debian-build-std.toml" \
-                --locked --release --target "$TARGET" "${packages[@]}"
+            local -a plain=() immediate=()
+            for p in "${packages[@]}"; do
+                case "$p" in
+                    -p) ;;
+                    *) if immediate_abort "$p"; then
+                           immediate+=(-p "$p")
+                       else
+                           plain+=(-p "$p")
+                       fi ;;
+                esac
+            done
+            if [ "${#plain[@]}" -gt 0 ]; then
+                debian_cargo "$target_dir" "${plain[@]}"
+            fi
+            if [ "${#immediate[@]}" -gt 0 ]; then
+                debian_cargo "$target_dir-immediate-abort" "${immediate[@]}" \
+                    --config 'target.wasm32-wasip2.rustflags=["-L", "native=/usr/lib/wasm32-wasi", "-Zunstable-options", "-Cpanic=immediate-abort"]'
+                immediate_out_dir="$target_dir-immediate-abort/$TARGET/release"
+            fi
             out_dir="$target_dir/$TARGET/release"
             ;;
     esac
@@ -117,6 +152,9 @@ build_rust() {
     for g in "${RUST_GUESTS[@]}"; do
         wanted "$g" || continue
         local built="$out_dir/${g//-/_}.wasm"
+        if [ -n "$immediate_out_dir" ] && immediate_abort "$g"; then
+            built="$immediate_out_dir/${g//-/_}.wasm"
+        fi
         [ -f "$built" ] || die "expected $built"
         cp "$built" "$g/$g.wasm"
         log "  $g/$g.wasm $(size_of "$g/$g.wasm") bytes"

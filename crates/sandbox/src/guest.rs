@@ -140,6 +140,9 @@ pub struct CacheCounters {
 pub struct Guest {
     report: GuestReport,
     pub(crate) prepared: Prepared,
+    /// Whether it imports any WASI interface: one that imports none (such
+    /// as `noop`) can never reach a WASI context, so none is built for it.
+    pub(crate) imports_wasi: bool,
 }
 
 pub(crate) enum Prepared {
@@ -401,7 +404,11 @@ impl Sandbox {
             .collect();
         capabilities.sort();
         capabilities.dedup();
+        let imports_wasi = imports
+            .iter()
+            .any(|i| i.starts_with("wasi:") || i.starts_with(PREVIEW1));
         Ok(Guest {
+            imports_wasi,
             report: GuestReport {
                 digest,
                 size,

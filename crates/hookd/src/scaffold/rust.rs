@@ -142,7 +142,11 @@ mod tests {
                 "[workspace.{section}]"
             );
         }
-        assert_eq!(project["profile"], guests["profile"]);
+        // Overrides for one of hookd's own guests (`transform` is built
+        // for speed) are not a new project's.
+        let mut profile = guests["profile"].clone();
+        profile["release"].as_table_mut().unwrap().remove("package");
+        assert_eq!(project["profile"], profile);
         let mut deps = guests["workspace"]["dependencies"]
             .as_table()
             .unwrap()
