@@ -183,12 +183,24 @@ const PROTOCOLS: &[&str] = &[
     "wss",
 ];
 
-fn base_fields() -> Vec<Field> {
-    vec![
+/// An entity's schema: the fields every entity has (its id and
+/// timestamps), then its own.
+fn entity_schema(own: impl IntoIterator<Item = Field>) -> Schema {
+    let mut fields = vec![
         Field::new("id", Kind::Uuid),
         Field::new("created_at", Kind::Integer).example(json!(example::TIME_S)),
         Field::new("updated_at", Kind::Integer).example(json!(example::TIME_S)),
-    ]
+    ];
+    fields.extend(own);
+    Schema::new(fields)
+}
+
+/// The unique `name` a named entity is also found by
+/// (`/services/{name_or_id}`), its characters checked by `check`.
+fn unique_name(check: fn(&Value) -> Result<(), String>) -> Field {
+    Field::new("name", Kind::String)
+        .unique()
+        .check(Check::Custom(check))
 }
 
 fn tags() -> Field {
@@ -201,6 +213,13 @@ fn strings(name: &'static str) -> Field {
 
 fn string_set(name: &'static str) -> Field {
     Field::new(name, Kind::Set(Box::new(Field::element(Kind::String))))
+}
+
+/// A string element that `check` checks, shown as `example` in examples.
+fn checked_string(check: fn(&Value) -> Result<(), String>, example: &str) -> Field {
+    Field::element(Kind::String)
+        .check(Check::Custom(check))
+        .example(json!(example))
 }
 
 fn port(name: &'static str) -> Field {
@@ -240,11 +259,8 @@ fn host_check(v: &Value) -> Result<(), String> {
 }
 
 fn services() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
-        Field::new("name", Kind::String)
-            .unique()
-            .check(Check::Custom(name_check)),
+    let schema = entity_schema([
+        unique_name(name_check),
         Field::new("retries", Kind::Integer)
             .default(json!(5))
             .check(Check::Between(0.0, 32767.0)),
@@ -270,7 +286,7 @@ fn services() -> EntitySchema {
         ),
         Field::new("enabled", Kind::Boolean).default(json!(true)),
     ]);
-    let mut e = EntitySchema::new("services", Some("name"), Schema::new(fields));
+    let mut e = EntitySchema::new("services", Some("name"), schema);
     e.shorthands = Some(service_url_shorthand);
     e
 }
@@ -310,11 +326,8 @@ fn service_url_shorthand(obj: &mut Map<String, Value>) -> Result<(), Violations>
 }
 
 fn routes() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
-        Field::new("name", Kind::String)
-            .unique()
-            .check(Check::Custom(name_check)),
+    let schema = entity_schema([
+        unique_name(name_check),
         Field::new(
             "protocols",
             Kind::Set(Box::new(
@@ -326,20 +339,12 @@ fn routes() -> EntitySchema {
         .check(Check::LenMin(1)),
         Field::new(
             "methods",
-            Kind::Set(Box::new(
-                Field::element(Kind::String)
-                    .check(Check::Custom(method_check))
-                    .example(json!("GET")),
-            )),
+            Kind::Set(Box::new(checked_string(method_check, "GET"))),
         ),
         strings("hosts"),
         Field::new(
             "paths",
-            Kind::Array(Box::new(
-                Field::element(Kind::String)
-                    .check(Check::Custom(route_path_check))
-                    .example(json!("/example")),
-            )),
+            Kind::Array(Box::new(checked_string(route_path_check, "/example"))),
         ),
         Field::new(
             "headers",
@@ -363,8 +368,8 @@ fn routes() -> EntitySchema {
         Field::new("destinations", endpoint_list()),
         tags(),
         Field::new("service", Kind::Foreign("services")),
-    ]);
-    let schema = Schema::new(fields).entity_check(EntityCheck::Custom(route_matches_something));
+    ])
+    .entity_check(EntityCheck::Custom(route_matches_something));
     EntitySchema::new("routes", Some("name"), schema).foreign("service", OnDelete::Restrict, true)
 }
 
@@ -418,27 +423,18 @@ fn route_matches_something(route: &Map<String, Value>) -> Result<(), Violations>
 }
 
 fn consumers() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
+    let schema = entity_schema([
         Field::new("username", Kind::String).unique(),
         Field::new("custom_id", Kind::String).unique(),
         tags(),
-    ]);
-    let schema =
-        Schema::new(fields).entity_check(EntityCheck::AtLeastOneOf(&["custom_id", "username"]));
+    ])
+    .entity_check(EntityCheck::AtLeastOneOf(&["custom_id", "username"]));
     EntitySchema::new("consumers", Some("username"), schema)
 }
 
 fn consumer_groups() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
-        Field::new("name", Kind::String)
-            .required()
-            .unique()
-            .check(Check::Custom(name_check)),
-        tags(),
-    ]);
-    EntitySchema::new("consumer_groups", Some("name"), Schema::new(fields))
+    let schema = entity_schema([unique_name(name_check).required(), tags()]);
+    EntitySchema::new("consumer_groups", Some("name"), schema)
 }
 
 fn statuses(name: &'static str, default: Value) -> Field {
@@ -559,12 +555,8 @@ const HASH_ON: &[&str] = &[
 ];
 
 fn upstreams() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
-        Field::new("name", Kind::String)
-            .required()
-            .unique()
-            .check(Check::Custom(host_check)),
+    let schema = entity_schema([
+        unique_name(host_check).required(),
         Field::new("algorithm", Kind::String)
             .default(json!("round-robin"))
             .check(Check::OneOf(&[
@@ -595,12 +587,11 @@ fn upstreams() -> EntitySchema {
         Field::new("client_certificate", Kind::Foreign("certificates")),
         Field::new("use_srv_name", Kind::Boolean).default(json!(false)),
     ]);
-    EntitySchema::new("upstreams", Some("name"), Schema::new(fields))
+    EntitySchema::new("upstreams", Some("name"), schema)
 }
 
 fn targets() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
+    let schema = entity_schema([
         Field::new("upstream", Kind::Foreign("upstreams")).required(),
         Field::new("target", Kind::String)
             .required()
@@ -610,7 +601,7 @@ fn targets() -> EntitySchema {
             .check(Check::Between(0.0, 65535.0)),
         tags(),
     ]);
-    let mut e = EntitySchema::new("targets", Some("target"), Schema::new(fields))
+    let mut e = EntitySchema::new("targets", Some("target"), schema)
         .foreign("upstream", OnDelete::Cascade, true)
         .unique_together(&["upstream", "target"]);
     e.normalize = Some(target_default_port);
@@ -646,8 +637,7 @@ fn target_default_port(obj: &mut Map<String, Value>) {
 }
 
 fn plugins() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
+    let schema = entity_schema([
         Field::new("name", Kind::String).required(),
         Field::new("instance_name", Kind::String)
             .unique()
@@ -667,7 +657,7 @@ fn plugins() -> EntitySchema {
         Field::new("enabled", Kind::Boolean).default(json!(true)),
         tags(),
     ]);
-    EntitySchema::new("plugins", None, Schema::new(fields))
+    EntitySchema::new("plugins", None, schema)
         .foreign("route", OnDelete::Cascade, true)
         .foreign("service", OnDelete::Cascade, true)
         .foreign("consumer", OnDelete::Cascade, true)
@@ -704,8 +694,7 @@ const EXAMPLE_CERT: &str = "-----BEGIN CERTIFICATE-----\nexample\n-----END CERTI
 const EXAMPLE_KEY: &str = "-----BEGIN PRIVATE KEY-----\nexample\n-----END PRIVATE KEY-----\n";
 
 fn certificates() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
+    let schema = entity_schema([
         Field::new("cert", Kind::String)
             .required()
             .check(Check::Custom(cert_check))
@@ -722,8 +711,8 @@ fn certificates() -> EntitySchema {
             .example(json!(EXAMPLE_KEY)),
         string_set("snis"),
         tags(),
-    ]);
-    let schema = Schema::new(fields).entity_check(EntityCheck::Custom(alt_pair));
+    ])
+    .entity_check(EntityCheck::Custom(alt_pair));
     EntitySchema::new("certificates", None, schema)
 }
 
@@ -746,8 +735,7 @@ fn alt_pair(cert: &Map<String, Value>) -> Result<(), Violations> {
 pub const ADMIN_ROLES: &[&str] = &["super-admin", "admin", "read-only"];
 
 fn admins() -> EntitySchema {
-    let mut fields = base_fields();
-    fields.extend([
+    let schema = entity_schema([
         Field::new("username", Kind::String).required().unique(),
         Field::new("custom_id", Kind::String).unique(),
         Field::new("email", Kind::String)
@@ -763,7 +751,7 @@ fn admins() -> EntitySchema {
             .check(Check::OneOf(ADMIN_ROLES)),
         tags(),
     ]);
-    EntitySchema::new("admins", Some("username"), Schema::new(fields))
+    EntitySchema::new("admins", Some("username"), schema)
 }
 
 fn email_check(v: &Value) -> Result<(), String> {

@@ -1,11 +1,10 @@
 //! The `dirs` kind: host directories preopened for a guest.
 
-use super::{CapabilityKind, GuestSetup, SandboxCeiling, ServerSecrets, UntrustedWasm};
-use crate::audit::CapabilityClass;
+use super::{CapabilityKind, GuestSetup, SecretCheck, Written};
 use crate::schema::{Field, Kind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 /// One host directory as the guest sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -18,6 +17,21 @@ pub struct DirGrant {
     /// Whether the guest may write (read-only otherwise).
     #[serde(default)]
     pub write: bool,
+}
+
+/// A directory, named by its path on the server.
+impl Written for DirGrant {
+    fn element() -> Field {
+        Field::element(Kind::Record(vec![
+            Field::new("host", Kind::String).required(),
+            Field::new("guest", Kind::String).required(),
+            Field::new("write", Kind::Boolean).default(json!(false)),
+        ]))
+    }
+
+    fn written(&self) -> &str {
+        &self.host
+    }
 }
 
 /// Whether the directory `dir` fits in `ceiling`: at or below its host
@@ -42,17 +56,8 @@ fn fits(host: &Path, write: bool, bound: &Path, bound_write: bool) -> bool {
 pub struct Dirs;
 
 impl CapabilityKind for Dirs {
-    const KEY: &'static str = "dirs";
-    const CLASS: CapabilityClass = CapabilityClass::Filesystem;
-    const NOUN: &'static str = "directory";
-    const IMPORT: &'static str = "a filesystem interface";
-    const NONE_GRANTED: &'static str = "no directory is granted (config.capabilities.dirs)";
     type Request = DirGrant;
     type Item = DirGrant;
-
-    fn written(dir: &DirGrant) -> &str {
-        &dir.host
-    }
 
     fn parse(dir: &DirGrant) -> Result<DirGrant, String> {
         fn clean_absolute(p: &str) -> bool {
@@ -69,12 +74,8 @@ impl CapabilityKind for Dirs {
     }
 
     /// Judged on the real path: a link must not lead to hookd's files.
-    fn secret(
-        dir: &DirGrant,
-        secrets: &ServerSecrets,
-        resolve: &dyn Fn(&Path) -> PathBuf,
-    ) -> Option<String> {
-        let exposed = secrets.exposed_by(&resolve(Path::new(&dir.host)))?;
+    fn secret(dir: &DirGrant, own: &SecretCheck<'_>) -> Option<String> {
+        let exposed = own.exposed_by(Path::new(&dir.host))?;
         Some(format!(
             "directory '{}' would expose {exposed}, which is never granted to a guest",
             dir.host
@@ -102,28 +103,19 @@ impl CapabilityKind for Dirs {
         }
     }
 
-    fn element() -> Field {
-        Field::element(Kind::Record(vec![
-            Field::new("host", Kind::String).required(),
-            Field::new("guest", Kind::String).required(),
-            Field::new("write", Kind::Boolean).default(json!(false)),
-        ]))
-    }
-
     /// Opened by its real path, which must still fit the ceiling in
     /// `sandbox` mode: a symlink below a granted directory cannot lead
     /// out of it. What is opened is the path checked.
     fn apply(
         dir: &DirGrant,
-        mode: UntrustedWasm,
-        ceiling: &SandboxCeiling,
+        bounds: Option<&[DirGrant]>,
         to: &mut dyn GuestSetup,
     ) -> Result<(), String> {
         let real = to
             .real_path(Path::new(&dir.host))
             .map_err(|e| format!("cannot open: {e}"))?;
-        if mode == UntrustedWasm::Sandbox {
-            let fits = ceiling.items.dirs.iter().any(|bound| {
+        if let Some(bounds) = bounds {
+            let fits = bounds.iter().any(|bound| {
                 to.real_path(Path::new(&bound.host))
                     .is_ok_and(|bound_real| fits(&real, dir.write, &bound_real, bound.write))
             });

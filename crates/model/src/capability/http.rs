@@ -1,9 +1,7 @@
 //! The `http` kind: hosts a guest may call over `wasi:http`.
 
-use super::{CapabilityKind, GuestSetup, SandboxCeiling, UntrustedWasm};
-use crate::audit::CapabilityClass;
+use super::{CapabilityKind, GuestSetup, SandboxCeiling};
 use crate::host_port::split_host_port;
-use crate::schema::{Field, Kind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -12,17 +10,8 @@ use std::net::IpAddr;
 pub struct HttpHosts;
 
 impl CapabilityKind for HttpHosts {
-    const KEY: &'static str = "http";
-    const CLASS: CapabilityClass = CapabilityClass::Http;
-    const NOUN: &'static str = "host";
-    const IMPORT: &'static str = "wasi:http";
-    const NONE_GRANTED: &'static str = "no host is granted (config.capabilities.http)";
     type Request = String;
     type Item = AllowedHost;
-
-    fn written(pattern: &String) -> &str {
-        pattern
-    }
 
     fn parse(pattern: &String) -> Result<AllowedHost, String> {
         AllowedHost::parse(pattern).map_err(|e| e.to_string())
@@ -49,16 +38,11 @@ impl CapabilityKind for HttpHosts {
         ceiling.iter().any(|c| host.within(c))
     }
 
-    fn element() -> Field {
-        Field::element(Kind::String)
-    }
-
     /// The wasi-http hook checks every request against the granted hosts,
     /// and the outbound address policy every address they resolve to.
     fn apply(
         host: &AllowedHost,
-        _mode: UntrustedWasm,
-        _ceiling: &SandboxCeiling,
+        _: Option<&[AllowedHost]>,
         to: &mut dyn GuestSetup,
     ) -> Result<(), String> {
         to.allow_http(host);

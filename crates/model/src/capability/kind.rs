@@ -6,8 +6,8 @@
 
 use super::grant::{Ask, Reason, Refusal};
 use super::{
-    Capabilities, CeilingItems, EffectiveGrant, GrantedItems, SandboxCeiling, ServerSecrets,
-    UntrustedWasm,
+    Capabilities, CeilingItems, EffectiveGrant, GrantedItems, SandboxCeiling, SecretCheck,
+    ServerSecrets, UntrustedWasm,
 };
 use crate::audit::CapabilityClass;
 use crate::schema::{Field, Kind};
@@ -21,45 +21,28 @@ use std::path::{Path, PathBuf};
 /// One kind of capability a lambda hook asks for item by item (HTTP hosts,
 /// environment variables, directories), after spin's factors: the kind
 /// says how an item is read, what of hookd's own it would expose, whether
-/// the operator's ceiling admits it, its audit class, its schema and how
-/// it reaches a guest. What is done with the answers (the save-time check,
-/// the effective grant, the static audit, applying a grant) is written
-/// once for every kind.
+/// the operator's ceiling admits it, how it reaches a guest and, through
+/// its [`Written`] requests, its schema. What is done with the answers (the save-time check, the
+/// effective grant, the static audit, applying a grant) is written once
+/// for every kind.
 ///
 /// Adding a kind is a module implementing this trait and its line in
-/// `capability_kinds!` (`capability/mod.rs`), which gives it its member
+/// `capability_kinds!` (`capability/mod.rs`), which names it (its key,
+/// audit class and the words its refusals use) and gives it its member
 /// of [`Capabilities`], [`EffectiveGrant`] and [`SandboxCeiling`], its
 /// ceiling's configuration key and its place in every loop over kinds.
 pub trait CapabilityKind: Sync + 'static {
-    /// Its member of `config.capabilities` (and of the grant).
-    const KEY: &'static str;
-    /// The audit class of its items, and of the imports that use them.
-    const CLASS: CapabilityClass;
-    /// What an item is called in a refusal at save: `host`, `directory`.
-    const NOUN: &'static str;
-    /// The import a guest needs for an item to matter.
-    const IMPORT: &'static str;
-    /// Why the class is unusable when no item is granted.
-    const NONE_GRANTED: &'static str;
-
     /// An item as the hook (or the ceiling's configuration) writes it.
-    type Request: Clone + Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned;
+    type Request: Written + Clone + Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned;
     /// An item read: what is granted, bounded and applied.
     type Item: Clone + Debug + PartialEq + Eq + Serialize + DeserializeOwned;
 
-    /// An item as written, for the withheld list, refusals and audit.
-    fn written(request: &Self::Request) -> &str;
     /// Reads an item; the error is the whole message.
     fn parse(request: &Self::Request) -> Result<Self::Item, String>;
     /// An item written back, as a request for it would be.
     fn request(item: &Self::Item) -> Self::Request;
     /// What of hookd's own the item would expose (a refusal in every mode).
-    /// `resolve` gives a path's real location.
-    fn secret(
-        _item: &Self::Item,
-        _secrets: &ServerSecrets,
-        _resolve: &dyn Fn(&Path) -> PathBuf,
-    ) -> Option<String> {
+    fn secret(_item: &Self::Item, _own: &SecretCheck<'_>) -> Option<String> {
         None
     }
     /// Why a granted item could not be used anyway, whatever the mode:
@@ -76,19 +59,36 @@ pub trait CapabilityKind: Sync + 'static {
     fn beyond(_item: &Self::Item, _ceiling: &[Self::Item], ceiling_key: &str) -> String {
         format!("is not within the sandbox ceiling ({ceiling_key})")
     }
-    /// The schema of one item.
-    fn element() -> Field;
     /// Gives a granted item to the guest being set up. The grant was
     /// decided on items as written; this is where what only I/O can tell
     /// (a directory's real path, a variable's value now) is checked once
-    /// more. The error says why the item is withheld after all (an
-    /// audited denial).
+    /// more, against `bounds`, the ceiling's items, in `sandbox` mode. The
+    /// error says why the item is withheld after all (an audited denial).
     fn apply(
         item: &Self::Item,
-        mode: UntrustedWasm,
-        ceiling: &SandboxCeiling,
+        bounds: Option<&[Self::Item]>,
         to: &mut dyn GuestSetup,
     ) -> Result<(), String>;
+}
+
+/// An item as a hook writes it: its schema, and how it is named in the
+/// withheld list, in refusals and in audit records.
+pub trait Written {
+    /// The schema of one item.
+    fn element() -> Field;
+    /// How the item is named.
+    fn written(&self) -> &str;
+}
+
+/// A name or a pattern, named as written.
+impl Written for String {
+    fn element() -> Field {
+        Field::element(Kind::String)
+    }
+
+    fn written(&self) -> &str {
+        self
+    }
 }
 
 /// A guest's WASI context as the kinds see it while it is set up: the few
@@ -108,10 +108,21 @@ pub trait GuestSetup {
     fn allow_http(&mut self, host: &super::AllowedHost);
 }
 
-/// Where a kind's items are kept in the request, the grant and the
-/// ceiling. Written by `capability_kinds!`, never by hand, so that a kind
-/// cannot be listed in one place and missing from another.
+/// What a kind is called and where its items are kept in the request,
+/// the grant and the ceiling. Written by `capability_kinds!` from the
+/// kind's line, never by hand, so that a kind cannot be listed in one
+/// place and missing from another, and its names stand together.
 pub trait KindMember: CapabilityKind {
+    /// Its member of `config.capabilities` (and of the grant).
+    const KEY: &'static str;
+    /// The audit class of its items, and of the imports that use them.
+    const CLASS: CapabilityClass;
+    /// What an item is called in a refusal at save: `host`, `directory`.
+    const NOUN: &'static str;
+    /// The import a guest needs for an item to matter.
+    const IMPORT: &'static str;
+    /// Why the class is unusable when no item is granted.
+    const NONE_GRANTED: &'static str;
     /// The configuration key of its part of the ceiling.
     const CEILING_KEY: &'static str;
     /// The items a hook asks for.
@@ -126,16 +137,20 @@ pub trait KindMember: CapabilityKind {
     fn bounds(ceiling: &CeilingItems) -> &Vec<Self::Item>;
 }
 
-/// Declares the capability kinds, once: each kind's member of the request
-/// ([`Capabilities`]), of the grant ([`GrantedItems`]), of the ceiling
-/// ([`CeilingItems`]) and of its configuration ([`CeilingConfig`]), and
-/// the list every loop over kinds goes through.
+/// Declares the capability kinds, once: each kind's names ([`KindMember`]),
+/// its member of the request ([`Capabilities`]), of the grant
+/// ([`GrantedItems`]), of the ceiling ([`CeilingItems`]) and of its
+/// configuration ([`CeilingConfig`]), and the list every loop over kinds
+/// goes through.
 ///
-/// `key: Kind, ceiling member = "configuration key";`
+/// `key: Kind, class AuditClass, item "what an item is called", needs "the
+/// import that uses items", none "why the class is unusable without
+/// items", ceiling member = "configuration key";`
 macro_rules! capability_kinds {
     ($(
         $(#[$doc:meta])*
-        $key:ident: $kind:ident, ceiling $bound:ident = $config_key:literal;
+        $key:ident: $kind:ident, class $class:ident, item $noun:literal, needs $import:literal,
+            none $none:literal, ceiling $bound:ident = $config_key:literal;
     )+) => {
         /// The capabilities a lambda hook requests for its guests: one
         /// member per kind.
@@ -198,6 +213,12 @@ macro_rules! capability_kinds {
 
         $(
             impl KindMember for $kind {
+                const KEY: &'static str = stringify!($key);
+                const CLASS: $crate::audit::CapabilityClass = $crate::audit::CapabilityClass::$class;
+                const NOUN: &'static str = $noun;
+                const IMPORT: &'static str = $import;
+                const NONE_GRANTED: &'static str =
+                    concat!($none, " (config.capabilities.", stringify!($key), ")");
                 const CEILING_KEY: &'static str = $config_key;
                 fn requested(caps: &Capabilities) -> &Vec<Self::Request> {
                     &caps.$key
@@ -246,7 +267,7 @@ pub(super) fn read_ceiling<K: KindMember>(
         .iter()
         .map(|request| {
             let item = K::parse(request).map_err(refuse)?;
-            match K::secret(&item, secrets, resolve) {
+            match K::secret(&item, &SecretCheck { secrets, resolve }) {
                 Some(secret) => Err(refuse(secret)),
                 None => Ok(item),
             }
@@ -314,7 +335,7 @@ impl<K: KindMember> AnyKind for K {
                     key: K::KEY,
                     noun: K::NOUN,
                     index,
-                    item: K::written(request).to_string(),
+                    item: request.written().to_string(),
                     reason,
                 }),
             }
@@ -330,7 +351,7 @@ impl<K: KindMember> AnyKind for K {
     }
 
     fn schema_field(&self) -> Field {
-        Field::new(K::KEY, Kind::Array(Box::new(K::element()))).default(json!([]))
+        Field::new(K::KEY, Kind::Array(Box::new(K::Request::element()))).default(json!([]))
     }
 
     fn apply(&self, applying: &mut Applying<'_>) {
@@ -340,17 +361,23 @@ impl<K: KindMember> AnyKind for K {
             to,
             denied,
         } = applying;
+        let bounds =
+            (grant.mode == UntrustedWasm::Sandbox).then(|| K::bounds(&ceiling.items).as_slice());
         for item in K::granted(&grant.items) {
             // A grant made before hookd's own files or variables were
             // refused at save (or made any other way) still does not
             // reach them: judged again on real paths.
             let real = |path: &Path| to.real_path(path).unwrap_or_else(|_| path.to_path_buf());
-            let outcome = match K::secret(item, &ceiling.secrets, &real) {
+            let own = SecretCheck {
+                secrets: &ceiling.secrets,
+                resolve: &real,
+            };
+            let outcome = match K::secret(item, &own) {
                 Some(secret) => Err(secret),
-                None => K::apply(item, grant.mode, ceiling, &mut **to),
+                None => K::apply(item, bounds, &mut **to),
             };
             if let Err(reason) = outcome {
-                denied(K::CLASS, K::written(&K::request(item)).to_string(), reason);
+                denied(K::CLASS, K::request(item).written().to_string(), reason);
             }
         }
     }
@@ -364,7 +391,11 @@ fn decide_item<K: KindMember>(ask: &Ask<'_>, request: &K::Request) -> Result<K::
         return Err(Reason::Disabled);
     }
     let item = K::parse(request).map_err(Reason::Malformed)?;
-    if let Some(secret) = K::secret(&item, &ask.ceiling.secrets, ask.resolve) {
+    let own = SecretCheck {
+        secrets: &ask.ceiling.secrets,
+        resolve: ask.resolve,
+    };
+    if let Some(secret) = K::secret(&item, &own) {
         return Err(Reason::Secret(secret));
     }
     let bounds = K::bounds(&ask.ceiling.items);

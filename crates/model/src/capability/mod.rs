@@ -32,13 +32,13 @@ pub use dirs::{DirGrant, Dirs};
 pub use env::EnvVars;
 pub use grant::{EffectiveGrant, Withheld};
 pub use http::{AllowedHost, HttpHosts, InvalidHostPattern};
-pub use kind::{CapabilityKind, CeilingError, GuestSetup, KindMember, apply_grant};
+pub use kind::{CapabilityKind, CeilingError, GuestSetup, KindMember, Written, apply_grant};
 pub use limits::{
     DEFAULT_FUEL, DEFAULT_MEMORY, DEFAULT_TIMEOUT_MS, Limits, MAX_FUEL, MAX_MEMORY, MAX_TIMEOUT_MS,
     ResolvedLimits,
 };
 pub use mode::UntrustedWasm;
-pub use secrets::{SECRET_ENV_PREFIX, ServerSecrets};
+pub use secrets::{SECRET_ENV_PREFIX, SecretCheck, ServerSecrets};
 
 use crate::schema::{Field, Kind};
 use kind::{capability_kinds, read_ceiling};
@@ -46,11 +46,14 @@ use std::path::{Path, PathBuf};
 
 capability_kinds! {
     /// Host patterns the guest may call over HTTP ([`AllowedHost`]).
-    http: HttpHosts, ceiling allowed_hosts = "sandbox_allowed_hosts";
+    http: HttpHosts, class Http, item "host", needs "wasi:http",
+        none "no host is granted", ceiling allowed_hosts = "sandbox_allowed_hosts";
     /// Names of environment variables the guest may read.
-    env: EnvVars, ceiling env = "sandbox_env";
+    env: EnvVars, class Environment, item "environment variable", needs "an environment interface",
+        none "no variable is granted", ceiling env = "sandbox_env";
     /// Host directories preopened for the guest.
-    dirs: Dirs, ceiling dirs = "sandbox_dirs";
+    dirs: Dirs, class Filesystem, item "directory", needs "a filesystem interface",
+        none "no directory is granted", ceiling dirs = "sandbox_dirs";
 }
 
 impl Capabilities {

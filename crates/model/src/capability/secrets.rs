@@ -49,3 +49,21 @@ impl ServerSecrets {
         None
     }
 }
+
+/// hookd's own as an item would reach it: the secrets, and the real
+/// location of a path (absolute, symlinks followed; the I/O, if any, is
+/// the caller's), so that a link cannot lead to them.
+pub struct SecretCheck<'a> {
+    /// What is hookd's own.
+    pub secrets: &'a ServerSecrets,
+    /// A path's real location.
+    pub resolve: &'a dyn Fn(&Path) -> PathBuf,
+}
+
+impl SecretCheck<'_> {
+    /// What of hookd's the host directory `dir` would expose, judged on
+    /// its real location.
+    pub fn exposed_by(&self, dir: &Path) -> Option<String> {
+        self.secrets.exposed_by(&(self.resolve)(dir))
+    }
+}
