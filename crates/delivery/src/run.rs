@@ -4,7 +4,7 @@
 //! in how they judge what it [`Handled`](crate::handler::Handled).
 
 use crate::Engine;
-use crate::handler::{self, AttemptId, Outcome};
+use crate::handler::{self, AttemptId, Call, Outcome};
 use hookd_model::{Event, EventHook};
 use serde_json::Value;
 use uuid::Uuid;
@@ -23,7 +23,11 @@ pub(crate) async fn handle(
         event,
     };
     handler::of(&hook.handler)
-        .handle(engine, hook.id, &attempt)
+        .handle(Call {
+            engine,
+            hook_id: hook.id,
+            attempt: &attempt,
+        })
         .await
         .outcome()
 }
@@ -44,7 +48,11 @@ pub(crate) async fn test(
         event: &event,
     };
     handler::of(&hook.handler)
-        .handle(engine, hook.id, &attempt)
+        .handle(Call {
+            engine,
+            hook_id: hook.id,
+            attempt: &attempt,
+        })
         .await
         .test_answer()
 }

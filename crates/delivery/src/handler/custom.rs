@@ -3,7 +3,7 @@
 
 use super::outbound::{Outbound, Request, append_header, header_value, parse_url};
 use super::response::Response;
-use super::{AttemptId, Handled, HandlerError, HookHandler};
+use super::{AttemptId, Call, Handled, HandlerError, HookHandler};
 use crate::Engine;
 use futures::future::{BoxFuture, FutureExt};
 use hookd_model::hook::WebhookCustomConfig;
@@ -26,17 +26,13 @@ impl HookHandler for WebhookCustomConfig {
         .boxed()
     }
 
-    fn handle<'a>(
-        &'a self,
-        engine: &'a Engine,
-        _hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Handled> {
-        engine
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Handled> {
+        let templates = &call.engine.settings.templates;
+        let sent = call
+            .engine
             .outbound
-            .webhook_custom(self, attempt, &engine.settings.templates)
-            .map(Handled::Sent)
-            .boxed()
+            .webhook_custom(self, call.attempt, templates);
+        sent.map(Handled::Sent).boxed()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The lambda handler: a hook's chain of guests, run in the sandbox with
 //! guests from the store, and the checks of a lambda hook when it is saved.
 
-use super::{AttemptId, Handled, HookHandler, TestFailure};
+use super::{Call, Handled, HookHandler, TestFailure};
 use crate::Engine;
 use futures::future::{self, BoxFuture, FutureExt};
 use hookd_metrics::{CapabilityLabels, InvocationLabels};
@@ -24,13 +24,8 @@ impl HookHandler for LambdaConfig {
         future::ready(check(engine, self)).boxed()
     }
 
-    fn handle<'a>(
-        &'a self,
-        engine: &'a Engine,
-        hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Handled> {
-        run(engine, hook_id, self, attempt.event)
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Handled> {
+        run(call.engine, call.hook_id, self, call.attempt.event)
             .map(|ran| match ran {
                 Ok(data) => Handled::Done(Some(data)),
                 Err(error) => Handled::Failed {

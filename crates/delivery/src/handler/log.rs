@@ -2,8 +2,7 @@
 //! info; Kong logs at notice, which tracing does not have) with the hook,
 //! the source, the event and the data as JSON.
 
-use super::{AttemptId, Handled, HookHandler};
-use crate::Engine;
+use super::{Call, Handled, HookHandler};
 use futures::future::{self, BoxFuture, FutureExt};
 use hookd_model::Event;
 use hookd_model::hook::LogConfig;
@@ -11,13 +10,8 @@ use uuid::Uuid;
 
 /// The `log` handler; it has nothing to configure.
 impl HookHandler for LogConfig {
-    fn handle<'a>(
-        &'a self,
-        _engine: &'a Engine,
-        hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Handled> {
-        log_event(hook_id, attempt.event);
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Handled> {
+        log_event(call.hook_id, call.attempt.event);
         future::ready(Handled::Done(None)).boxed()
     }
 }

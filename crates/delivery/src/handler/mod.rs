@@ -52,13 +52,19 @@ pub(crate) trait HookHandler: Send + Sync {
         future::ready(Ok(())).boxed()
     }
 
-    /// Handles `attempt`'s event for hook `hook_id`.
-    fn handle<'a>(
-        &'a self,
-        engine: &'a Engine,
-        hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Handled>;
+    /// Handles the event of `call`.
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Handled>;
+}
+
+/// What a handler is handed for one event.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    /// The server's delivery engine: its outbound client, settings, store.
+    pub engine: &'a Engine,
+    /// The hook whose handler runs.
+    pub hook_id: Uuid,
+    /// The attempt, with the event it carries.
+    pub attempt: &'a AttemptId<'a>,
 }
 
 /// Writes [`of`] from the list of handlers in hookd-model.

@@ -2,28 +2,18 @@
 
 use super::outbound::{Outbound, Request, append_header, parse_url};
 use super::response::Response;
-use super::{AttemptId, Handled, HandlerError, HookHandler};
-use crate::Engine;
+use super::{AttemptId, Call, Handled, HandlerError, HookHandler};
 use futures::future::{BoxFuture, FutureExt};
 use hookd_model::hook::WebhookConfig;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 /// The `webhook` handler: nothing to check beyond the schema.
 impl HookHandler for WebhookConfig {
-    fn handle<'a>(
-        &'a self,
-        engine: &'a Engine,
-        _hook_id: Uuid,
-        attempt: &'a AttemptId<'a>,
-    ) -> BoxFuture<'a, Handled> {
-        engine
-            .outbound
-            .webhook(self, attempt)
-            .map(Handled::Sent)
-            .boxed()
+    fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Handled> {
+        let sent = call.engine.outbound.webhook(self, call.attempt);
+        sent.map(Handled::Sent).boxed()
     }
 }
 
