@@ -501,7 +501,7 @@ impl Sandbox {
         } else {
             (None, Vec::new())
         };
-        let state = ComponentState {
+        let mut store = self.call_store(call, |limiter| ComponentState {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
@@ -511,11 +511,9 @@ impl Sandbox {
                 tls: rt.tls.clone(),
                 audit: call.audit.clone(),
             },
-            limiter: Limiter::new(call.grant.limits.memory, call.io.peak_memory.clone()),
+            limiter,
             log: call.io.log.clone(),
-        };
-        let mut store = new_store(&rt.engine, state);
-        arm(&mut store, self.metered(), &call.grant.limits)?;
+        })?;
         let lambda = pre
             .instantiate_async(&mut store)
             .await
@@ -566,25 +564,22 @@ impl Sandbox {
     async fn run_command(
         &self,
         pre: &wasmtime::InstancePre<CommandState>,
-        call: Call<'_>,
+        mut call: Call<'_>,
     ) -> Result<Option<String>, Failure> {
-        let rt = &self.inner.runtime;
         let max = self.inner.config.max_output_bytes;
         // stdout is the result: kept whole up to the limit, one byte more
         // tells that it was exceeded.
         let result = Capture::new(max.saturating_add(1));
         // A command has no wasi:http: the granted hosts go unused.
         let mut wasi = self.wasi_builder(call.grant, call.audit).wasi;
-        wasi.stdin(MemoryInputPipe::new(call.inv.data))
+        wasi.stdin(MemoryInputPipe::new(std::mem::take(&mut call.inv.data)))
             .stdout(result.clone())
             .stderr(call.io.stderr.clone())
             .arg(call.inv.guest_name);
-        let state = CommandState {
+        let mut store = self.call_store(&call, |limiter| CommandState {
             wasi: wasi.build_p1(),
-            limiter: Limiter::new(call.grant.limits.memory, call.io.peak_memory.clone()),
-        };
-        let mut store = new_store(&rt.engine, state);
-        arm(&mut store, self.metered(), &call.grant.limits)?;
+            limiter,
+        })?;
         let instance = pre
             .instantiate_async(&mut store)
             .await
@@ -617,6 +612,20 @@ impl Sandbox {
         let out = String::from_utf8(out)
             .map_err(|_| Failure::GuestError("stdout is not UTF-8".into()))?;
         Ok((!out.trim().is_empty()).then_some(out))
+    }
+
+    /// A store for a new instance of `call`'s guest: `state`, around the
+    /// call's memory limiter, armed with the call's deadline and fuel.
+    fn call_store<T: Limited + 'static>(
+        &self,
+        call: &Call<'_>,
+        state: impl FnOnce(Limiter) -> T,
+    ) -> Result<Store<T>, Failure> {
+        let limiter = Limiter::new(call.grant.limits.memory, call.io.peak_memory.clone());
+        let mut store = Store::new(&self.inner.runtime.engine, state(limiter));
+        store.limiter(|s| s.limiter());
+        arm(&mut store, self.metered(), &call.grant.limits)?;
+        Ok(store)
     }
 
     fn metered(&self) -> bool {
@@ -661,12 +670,6 @@ fn sealed() -> WasiCtxBuilder {
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     wasi
-}
-
-fn new_store<T: Limited + 'static>(engine: &wasmtime::Engine, state: T) -> Store<T> {
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| s.limiter());
-    store
 }
 
 /// Sets one call's deadline and fuel: before the first call of an
