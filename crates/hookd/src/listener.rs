@@ -188,6 +188,10 @@ mod tests {
         let app = axum::Router::new()
             .route("/", get(|| async { "ok" }))
             .route(
+                "/refuse",
+                axum::routing::post(|| async { axum::http::StatusCode::PAYLOAD_TOO_LARGE }),
+            )
+            .route(
                 "/slow",
                 get(|| async {
                     tokio::time::sleep(SHORT * 4).await;
@@ -243,6 +247,28 @@ mod tests {
         let answer = until_closed(&mut stream).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.ends_with("slow but sure"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_given_before_the_body_is_read_says_the_connection_closes() {
+        let (addr, _stop, _served) = start().await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n0123")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+        // A request read to its end leaves the connection to be reused.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(!answer.contains("connection: close"), "{answer}");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use super::Limits;
 use axum::body::Body;
 use hyper::body::Body as _;
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::{Request, Response};
 use std::convert::Infallible;
 use std::future::Future;
@@ -98,6 +99,11 @@ impl Activity {
             drop(current);
             self.changed.notify_waiters();
         }
+    }
+
+    /// Whether the request's body is still being read.
+    fn body_unread(&self) -> bool {
+        self.lock().0 == Phase::Body
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Phase, Instant)> {
@@ -205,7 +211,15 @@ impl<S: AdminService> hyper::service::Service<Request<Incoming>> for Tracked<S> 
         });
         let answer = tower::ServiceExt::oneshot(self.app.clone(), request);
         Box::pin(async move {
-            let response = answer.await?;
+            let mut response = answer.await?;
+            // Answered before the request's body was read to its end (a
+            // refusal of its type or its size): what is left of it would
+            // be read as the next request, so the connection ends here,
+            // and saying so keeps the client from sending one on it.
+            if activity.body_unread() {
+                let close = HeaderValue::from_static("close");
+                response.headers_mut().insert(CONNECTION, close);
+            }
             Ok(response.map(|body| ResponseBody {
                 body,
                 _answered: Answered(activity),
