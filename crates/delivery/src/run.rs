@@ -4,7 +4,7 @@
 //! in how they judge what it [`Handled`](crate::handler::Handled).
 
 use crate::Engine;
-use crate::handler::{self, AttemptId, Call, Outcome};
+use crate::handler::{self, AttemptId, Call, Handled, Outcome};
 use hookd_model::{Event, EventHook};
 use serde_json::Value;
 use uuid::Uuid;
@@ -22,14 +22,7 @@ pub(crate) async fn handle(
         timestamp_s: now_ms / 1000,
         event,
     };
-    handler::of(&hook.handler)
-        .handle(Call {
-            engine,
-            hook_id: hook.id,
-            attempt: &attempt,
-        })
-        .await
-        .outcome()
+    run(engine, hook, &attempt).await.outcome()
 }
 
 /// Runs a hook's handler at once on `data`, outside the queue, and
@@ -47,12 +40,15 @@ pub(crate) async fn test(
         timestamp_s: now_ms / 1000,
         event: &event,
     };
-    handler::of(&hook.handler)
-        .handle(Call {
-            engine,
-            hook_id: hook.id,
-            attempt: &attempt,
-        })
-        .await
-        .test_answer()
+    run(engine, hook, &attempt).await.test_answer()
+}
+
+/// What the hook's handler did with `attempt`'s event.
+async fn run(engine: &Engine, hook: &EventHook, attempt: &AttemptId<'_>) -> Handled {
+    let call = Call {
+        engine,
+        hook_id: hook.id,
+        attempt,
+    };
+    handler::of(&hook.handler).handle(call).await
 }
