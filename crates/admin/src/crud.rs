@@ -337,9 +337,12 @@ pub(crate) fn page_answer(
     answer
 }
 
-fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
-    match body {
-        Value::Object(obj) => Ok(obj),
+/// A written entity's body: the record it must be, and how the schema
+/// reads its values.
+fn record(body: KongBody) -> ApiResult<(Map<String, Value>, Input)> {
+    let how = body.input();
+    match body.value {
+        Value::Object(obj) => Ok((obj, how)),
         _ => Err(ApiError::Schema(hookd_model::Violations::entity(
             "expected a record",
         ))),
@@ -375,8 +378,7 @@ async fn create(
     scope: Option<(Scope, Uuid)>,
     body: KongBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let how = body.input();
-    let obj = body_object(body.value)?;
+    let (obj, how) = record(body)?;
     let id = match obj.get("id") {
         Some(Value::String(s)) => Uuid::try_parse(s)
             .map_err(|_| hookd_model::Violations::field("id", "expected a valid UUID"))?,
@@ -420,8 +422,7 @@ async fn patch(
     Member { r, scope, key }: Member,
     body: KongBody,
 ) -> ApiResult<Json<Value>> {
-    let how = body.input();
-    let patch = body_object(body.value)?;
+    let (patch, how) = record(body)?;
     let existing = find(&state, r, scope, &key)?.ok_or(ApiError::NotFound("Not found"))?;
     let id = entity_id(&existing)?;
     let created_at = existing.get("created_at").cloned();
@@ -443,8 +444,7 @@ async fn put(
     Member { r, scope, key }: Member,
     body: KongBody,
 ) -> ApiResult<Json<Value>> {
-    let how = body.input();
-    let mut obj = body_object(body.value)?;
+    let (mut obj, how) = record(body)?;
     let path_key = r.parse_key(&key)?;
     if let PathKey::Unique(field, value) = &path_key {
         // `PUT /consumers/bob` is about bob, whatever the body says.
