@@ -1,6 +1,6 @@
 //! The event hook entity and its four handlers, validated as Kong
 //! validates `/event-hooks` input. Each handler's configuration and its
-//! schema are a module of their own; [`with_handlers!`] lists them.
+//! schema are a module of their own; [`crate::with_handlers!`] lists them.
 
 mod custom;
 mod lambda;
