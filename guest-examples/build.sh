@@ -100,9 +100,12 @@ debian_cargo() {  # debian_cargo TARGET_DIR CARGO_ARGS...: Debian's cargo buildi
 
 build_rust() {
     local route out_dir immediate_out_dir=""
-    local -a packages=()
+    # Every wanted guest, and the same split by how the Debian route builds it.
+    local -a packages=() plain=() immediate=()
     for g in "${RUST_GUESTS[@]}"; do
-        if wanted "$g"; then packages+=(-p "$g"); fi
+        wanted "$g" || continue
+        packages+=(-p "$g")
+        if immediate_abort "$g"; then immediate+=(-p "$g"); else plain+=(-p "$g"); fi
     done
     [ "${#packages[@]}" -gt 0 ] || return 0
     route="$(pick_route)"
@@ -125,23 +128,12 @@ build_rust() {
                 || die "Debian route needs wasi-libc: run ./install-toolchain.sh"
             local target_dir="$CARGO_TARGET_DIR/debian"
             log "Rust guests: Debian route ($(/usr/bin/cargo --version), $(/usr/bin/rustc --version)); std is built from source, ~1 min the first time"
-            local -a plain=() immediate=()
-            for p in "${packages[@]}"; do
-                case "$p" in
-                    -p) ;;
-                    *) if immediate_abort "$p"; then
-                           immediate+=(-p "$p")
-                       else
-                           plain+=(-p "$p")
-                       fi ;;
-                esac
-            done
             if [ "${#plain[@]}" -gt 0 ]; then
                 debian_cargo "$target_dir" "${plain[@]}"
             fi
             if [ "${#immediate[@]}" -gt 0 ]; then
                 debian_cargo "$target_dir-immediate-abort" "${immediate[@]}" \
-                    --config 'target.wasm32-wasip2.rustflags=["-L", "native=/usr/lib/wasm32-wasi", "-Zunstable-options", "-Cpanic=immediate-abort"]'
+                    --config 'target.wasm32-wasip2.rustflags=["-Zunstable-options", "-Cpanic=immediate-abort"]'
                 immediate_out_dir="$target_dir-immediate-abort/$TARGET/release"
             fi
             out_dir="$target_dir/$TARGET/release"
