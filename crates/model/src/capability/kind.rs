@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 /// environment variables, directories), after spin's factors: the kind
 /// says how an item is read, what of hookd's own it would expose, whether
 /// the operator's ceiling admits it, how it reaches a guest and, through
-/// its [`Written`] requests, its schema. What is done with the answers (the save-time check, the
-/// effective grant, the static audit, applying a grant) is written once
-/// for every kind.
+/// its [`Written`] requests, its schema. What is done with the answers
+/// (the save-time check, the effective grant, the static audit, applying a
+/// grant) is written once for every kind.
 ///
 /// Adding a kind is a module implementing this trait and its line in
 /// `capability_kinds!` (`capability/mod.rs`), which names it (its key,
