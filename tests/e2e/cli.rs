@@ -517,10 +517,11 @@ async fn hook_verbs_print_tables_and_json_and_follow_pages() {
     let shown = hookd(&server, &["hooks", "show", &hook]).await;
     let shown = shown.ok();
     assert!(
-        shown.starts_with(&format!("id:         {hook}\n")),
+        shown.starts_with(&format!("id:          {hook}\n")),
         "{shown}"
     );
-    assert!(shown.contains("handler:    webhook\n"), "{shown}");
+    assert!(shown.contains("handler:     webhook\n"), "{shown}");
+    assert!(shown.contains("enabled:     true\n"), "{shown}");
     assert!(shown.contains(&receiver.url("/hook")), "{shown}");
 
     let list = hookd(&server, &["hooks", "list"]).await;

@@ -84,6 +84,14 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
                     "config": {"url": receiver.url("/hook")}}),
         )
         .await;
+    // An operator's hook hears of each record quarantined.
+    server
+        .create(
+            "/event-hooks",
+            &json!({"source": "hookd", "event": "quarantined", "handler": "webhook",
+                    "config": {"url": receiver.url("/ops")}}),
+        )
+        .await;
     server.terminate();
     write_into(
         &server,
@@ -123,6 +131,31 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
         .expect("the deep record, with its error");
     let other = records.iter().find(|r| !is_deep(r)).unwrap();
     assert_eq!(metric(&metrics(&server).await, "outbox"), Some(2));
+    let mut announced: Vec<Value> = eventually("both quarantines announced", || async {
+        let ops: Vec<Value> = receiver
+            .received()
+            .iter()
+            .filter(|r| r.uri == "/ops")
+            .map(|r| r.json())
+            .filter(|e| e["source"] == "hookd")
+            .collect();
+        (ops.len() >= 2).then_some(ops)
+    })
+    .await;
+    announced.sort_by_key(|e| e["id"].as_str().unwrap().to_string());
+    let mut ids: Vec<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    for (event, id) in announced.iter().zip(ids) {
+        assert_eq!(
+            (event["event"].as_str(), event["id"].as_str()),
+            (Some("quarantined"), Some(id))
+        );
+        assert_eq!(event["origin"], "outbox");
+        assert!(
+            event["error"].as_str().unwrap().contains("corrupt"),
+            "{event}"
+        );
+    }
     let (_, status) = server.get("/status").await;
     assert_eq!(status["outbox"]["pending"], 0);
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod breaker;
 mod cli;
 mod delivery;
 mod durability;
@@ -18,6 +19,7 @@ mod hostile_templates;
 mod lambda;
 mod lambda_reused;
 mod operations;
+mod per_hook;
 mod published;
 mod root;
 mod sources;

@@ -33,6 +33,7 @@ async fn the_catalogue_has_every_source_of_kongs_table() {
             "balancer",
             "crud",
             "dao:crud",
+            "hookd",
             "oas-validation",
             "rate-limiting-advanced",
             "service-protection"

@@ -13,6 +13,7 @@ use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::post;
 use hookd_model::clock::{Clock, SystemClock};
+use hookd_model::example::Producer;
 use hookd_model::violation::PathSeg;
 use hookd_model::{Catalogue, Event, Violations};
 use serde_json::{Map, Value, json};
@@ -131,6 +132,13 @@ fn parse(catalogue: &Catalogue, item: Value, now_ms: i64) -> Result<Event, Refus
             "source '{source}' is not registered"
         )));
     }
+    if Producer::of(&source) == Producer::Server {
+        // Operators act on these events: nobody outside may forge them.
+        return Err(Refusal::Invalid(Violations::field(
+            "source",
+            format!("source '{source}' is published by hookd only"),
+        )));
+    }
     let Some(info) = catalogue.event(&source, &event) else {
         return Err(Refusal::Unknown(format!(
             "source '{source}' has no '{event}' event"
@@ -177,7 +185,7 @@ mod tests {
     /// A publisher may copy an example of `GET .../example` as it is.
     #[test]
     fn published_examples_are_accepted_as_they_are() {
-        use hookd_model::example::{Producer, example};
+        use hookd_model::example::example;
         let mut c = catalogue();
         let info = serde_json::from_value(json!({"fields": ["customer", "amount"]})).unwrap();
         c.add("payments", "charge-failed", info);

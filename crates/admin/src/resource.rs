@@ -60,11 +60,13 @@ impl Resource {
     }
 
     /// What follows a committed write: a webhook hook pings its receiver
-    /// when created, changed or deleted, as Kong's do.
+    /// when created, changed or deleted, as Kong's do, and the delivery
+    /// engine forgets the hook's failures.
     pub fn written(self, state: &AdminState, operation: &'static str, entity: &Value) {
         if let Resource::Hooks = self
             && let Ok(hook) = serde_json::from_value::<EventHook>(entity.clone())
         {
+            state.deliveries.hook_written(hook.id);
             state.deliveries.ping_in_background(hook, operation);
         }
     }

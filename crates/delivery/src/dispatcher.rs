@@ -1,6 +1,7 @@
 //! The dispatcher: takes events from the outbox in order, matches them to
-//! hooks, applies on_change and snooze, and queues one delivery per hook
-//! taking the event, in the same transaction that removes the events.
+//! the enabled hooks, applies on_change and snooze, and queues one delivery
+//! per hook taking the event, in the same transaction that removes the
+//! events.
 //!
 //! A hook's on_change and snooze memory belongs to one incarnation of the
 //! hook: the `event_hooks` crud event of its creation or deletion, met in
@@ -13,7 +14,7 @@ use crate::{Engine, Error};
 use hookd_metrics::EventLabels;
 use hookd_model::delivery::Delivery;
 use hookd_model::event::Operation;
-use hookd_model::{Event, EventHook};
+use hookd_model::{Event, EventHook, operational};
 use hookd_store::{HookStateUpdate, Page};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -100,9 +101,12 @@ impl Batch {
             .catalogue
             .event(&event.source, &event.event)
             .and_then(|info| info.unique.as_deref());
+        // A disabled hook takes no events, and no hook takes an
+        // operational event about itself.
+        let about = operational::hook_of(&event);
         for hook in hooks
             .iter()
-            .filter(|h| h.matches(&event.source, &event.event))
+            .filter(|h| h.enabled && h.matches(&event.source, &event.event) && about != Some(h.id))
         {
             let memory = memory.entry(hook.id).or_default();
             let (fire, remember) = gate::admit(hook, &event, unique, memory, now);

@@ -120,6 +120,9 @@ mod tests {
             event: None,
             on_change,
             snooze,
+            enabled: true,
+            concurrency: None,
+            rate_limit: None,
             handler: Handler::Log(LogConfig {}),
         }
     }

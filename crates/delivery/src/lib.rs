@@ -10,13 +10,18 @@
 //! the same id.
 #![deny(missing_docs)]
 
+mod breaker;
 mod dispatcher;
 pub mod gate;
 pub mod handler;
+mod lanes;
 pub mod random;
 pub mod retry;
 mod run;
 mod worker;
+
+pub use breaker::BreakerPolicy;
+pub use lanes::HookConcurrency;
 
 use handler::{AttemptId, HttpSettings, Outbound};
 use hookd_metrics::Metrics;
@@ -32,10 +37,11 @@ use retry::RetryPolicy;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use worker::Report;
 
 /// Failures of the delivery engine.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +97,10 @@ pub struct Settings {
     pub retention: Retention,
     /// Where webhook-custom templates are rendered.
     pub templates: Renderer,
+    /// How many attempts of one hook run at once.
+    pub concurrency: HookConcurrency,
+    /// When a failing hook pauses, and when it is disabled.
+    pub breaker: BreakerPolicy,
 }
 
 /// The shared insides of the engine.
@@ -106,10 +116,10 @@ pub(crate) struct Engine {
     /// Deliveries claimed by an attempt or a redelivery: whoever claimed
     /// one is the only writer of its record until it releases it.
     in_flight: Mutex<HashSet<Uuid>>,
-    /// New deliveries are due.
+    /// New deliveries are due, or a hook's rules changed.
     work: Notify,
-    /// An attempt was recorded: a worker slot is free again.
-    slot_freed: Notify,
+    /// Where attempts and hook writes are reported to the scheduler.
+    reports: mpsc::UnboundedSender<Report>,
     /// Shutdown was asked for. A token, not a `Notify`: a task that looks
     /// after the request still sees it, where `notify_waiters` wakes only
     /// the tasks already waiting.
@@ -146,8 +156,6 @@ impl Engine {
         for id in ids {
             set.remove(&id);
         }
-        drop(set);
-        self.slot_freed.notify_one();
     }
 
     /// Rewrites a delivery the caller has claimed as due now.
@@ -166,6 +174,8 @@ impl Engine {
 pub struct Deliveries {
     engine: Arc<Engine>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// The scheduler's end of the reports, until it starts.
+    reports: Arc<Mutex<Option<mpsc::UnboundedReceiver<Report>>>>,
 }
 
 /// How often retention is applied.
@@ -202,6 +212,7 @@ impl Deliveries {
             metrics,
         } = parts;
         let outbound = Outbound::new(settings.http.clone()).map_err(Error::Outbound)?;
+        let (reports, reports_rx) = mpsc::unbounded_channel();
         Ok(Deliveries {
             engine: Arc::new(Engine {
                 store,
@@ -214,19 +225,29 @@ impl Deliveries {
                 metrics,
                 in_flight: Mutex::new(HashSet::new()),
                 work: Notify::new(),
-                slot_freed: Notify::new(),
+                reports,
                 shutdown: CancellationToken::new(),
             }),
             tasks: Arc::new(Mutex::new(Vec::new())),
+            reports: Arc::new(Mutex::new(Some(reports_rx))),
         })
     }
 
-    /// Starts the dispatcher, the workers and retention.
+    /// Starts the dispatcher, the workers and retention (once: a second
+    /// call does nothing).
     pub fn start(&self) {
         let e = &self.engine;
+        let Some(reports) = self
+            .reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
         let handles = vec![
             tokio::spawn(dispatcher::run(Arc::clone(e))),
-            tokio::spawn(worker::run(Arc::clone(e))),
+            tokio::spawn(worker::run(Arc::clone(e), reports)),
             tokio::spawn(prune(Arc::clone(e))),
         ];
         self.tasks
@@ -338,12 +359,27 @@ impl Deliveries {
         Ok(delivery)
     }
 
-    /// Checks, when a hook is saved, what its handler needs beyond the
-    /// schema (for webhook-custom, templates that compile and are within
+    /// Checks, when a hook is saved, what the server's settings and its
+    /// handler need beyond the schema: a `concurrency` within the server's
+    /// maximum; for webhook-custom, templates that compile and are within
     /// their budget without data; for lambda, a request the mode and
-    /// ceiling admit and guests that exist).
+    /// ceiling admit and guests that exist.
     pub async fn check_hook(&self, hook: &EventHook) -> Result<(), Violations> {
+        let max = self.engine.settings.concurrency.max;
+        if hook.concurrency.is_some_and(|c| c > max) {
+            return Err(Violations::field(
+                "concurrency",
+                format!("must be at most {max} (the server's hook_max_concurrency)"),
+            ));
+        }
         handler::of(&hook.handler).check(&self.engine).await
+    }
+
+    /// Tells the scheduler that a hook was written or deleted: a write
+    /// forgets the hook's failures (a paused hook resumes, a disabled one
+    /// written `enabled` starts afresh) and its rules are read again.
+    pub fn hook_written(&self, hook: Uuid) {
+        let _ = self.engine.reports.send(Report::HookWritten(hook));
     }
 
     /// What each guest of a lambda hook is granted (mode ∩ ceiling ∩

@@ -1,101 +1,372 @@
 //! The workers: a scheduler hands due deliveries to a bounded pool of
-//! attempts, and a completer commits their outcomes in batches (one
-//! transaction and one shared flush for many attempts).
+//! attempts, hook by hook in turn ([`Lanes`]), counts each hook's failures
+//! ([`Breakers`]), and a completer commits the outcomes in batches (one
+//! transaction and one shared flush for many attempts) with the
+//! operational events they cause.
+//!
+//! The scheduler alone owns the lanes and the breakers: attempts, and the
+//! Admin API when it writes a hook, report to it over a channel, so their
+//! state needs no lock and changes in the order the reports come.
 
 use crate::Engine;
+use crate::breaker::{Breakers, Paused, Turn};
 use crate::handler::Outcome;
+use crate::lanes::{Lanes, Rules};
 use hookd_metrics::{HandlerLabels, OutcomeLabels};
-use hookd_model::EventHook;
 use hookd_model::delivery::{Delivery, DeliveryState};
+use hookd_model::{Event, EventHook, operational};
+use hookd_store::HookStateUpdate;
+use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use uuid::Uuid;
 
 /// Longest sleep between looks at the queue: a changed clock or a missed
 /// wake-up is noticed within this time.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+/// How often a scheduler shutting down looks whether every attempt ended.
+const SHUTDOWN_CHECK: Duration = Duration::from_millis(100);
+
 /// Outcomes committed per transaction, at most.
 const COMMIT_BATCH: usize = 1024;
 
+/// What the scheduler is told.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// An attempt ended; `hook_gone` when its hook was deleted.
+    Attempted { delivery: Delivery, hook_gone: bool },
+    /// A hook was written or deleted through the Admin API: its failures
+    /// are forgotten and its rules read again.
+    HookWritten(Uuid),
+}
+
+/// What the completer writes for one report.
+#[derive(Debug, Default)]
+struct Finished {
+    /// The delivery as its attempt left it.
+    delivery: Option<Delivery>,
+    /// The hook's breaker as it now stands.
+    remember: Option<HookStateUpdate>,
+    /// Operational events to publish.
+    events: Vec<Event>,
+    /// A hook to disable.
+    disable: Option<Uuid>,
+}
+
 /// Runs the scheduler, the attempts and the completer until shutdown.
-pub(crate) async fn run(engine: Arc<Engine>) {
+pub(crate) async fn run(engine: Arc<Engine>, reports: mpsc::UnboundedReceiver<Report>) {
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let completer = tokio::spawn(complete(Arc::clone(&engine), done_rx));
-    schedule(&engine, done_tx).await;
-    // The senders are gone once every attempt has finished: the completer
-    // then commits the last outcomes and stops.
+    Scheduler::new(&engine).run(reports, done_tx).await;
+    // The scheduler has passed on every report: the completer commits the
+    // last outcomes and stops.
     let _ = completer.await;
 }
 
-async fn schedule(engine: &Arc<Engine>, done: mpsc::UnboundedSender<Delivery>) {
-    let permits = Arc::new(Semaphore::new(engine.settings.workers.max(1)));
-    while !engine.is_shutting_down() {
-        let free = permits.available_permits();
-        let mut started = 0;
-        if free > 0 {
-            match take_due(engine, free) {
-                Ok(due) => {
-                    for delivery in due {
-                        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                            engine.release(std::iter::once(delivery.id));
-                            continue;
-                        };
-                        started += 1;
-                        let engine = Arc::clone(engine);
-                        let done = done.clone();
-                        tokio::spawn(async move {
-                            let updated = attempt(&engine, delivery).await;
-                            drop(permit);
-                            let _ = done.send(updated);
-                        });
+struct Scheduler<'a> {
+    engine: &'a Arc<Engine>,
+    lanes: Lanes,
+    breakers: Breakers,
+    /// Each hook's rules, read once and forgotten when the hook is written.
+    rules: HashMap<Uuid, Rules>,
+    permits: Arc<Semaphore>,
+    workers: usize,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(engine: &'a Arc<Engine>) -> Self {
+        let breakers = match engine.store.hook_states() {
+            Ok(entries) => Breakers::load(&entries),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the hooks' breakers; starting with none");
+                Breakers::default()
+            }
+        };
+        let workers = engine.settings.workers.max(1);
+        Scheduler {
+            engine,
+            lanes: Lanes::default(),
+            breakers,
+            rules: HashMap::new(),
+            permits: Arc::new(Semaphore::new(workers)),
+            workers,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+        done: mpsc::UnboundedSender<Finished>,
+    ) {
+        let engine = self.engine;
+        loop {
+            while let Ok(report) = reports.try_recv() {
+                let _ = done.send(self.heard(report));
+            }
+            if engine.is_shutting_down() {
+                if self.permits.available_permits() == self.workers {
+                    // Every attempt has reported, before giving its permit
+                    // back: pass on what came since the last look.
+                    while let Ok(report) = reports.try_recv() {
+                        let _ = done.send(self.heard(report));
+                    }
+                    return;
+                }
+                // An attempt that panicked gives its permit back without
+                // a report: look at the permits again now and then.
+                tokio::select! {
+                    Some(report) = reports.recv() => {
+                        let _ = done.send(self.heard(report));
+                    }
+                    _ = tokio::time::sleep(SHUTDOWN_CHECK) => {}
+                }
+                continue;
+            }
+            let started = self.start_due();
+            let free = self.permits.available_permits();
+            if started && free > 0 {
+                continue;
+            }
+            let wait = if free == 0 {
+                IDLE_CHECK
+            } else {
+                self.until_next_work()
+            };
+            tokio::select! {
+                report = reports.recv() => {
+                    if let Some(report) = report {
+                        let _ = done.send(self.heard(report));
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "reading due deliveries failed"),
-            }
-        }
-        if started == free && free > 0 {
-            // The pool may still have due work: look again as soon as a slot frees.
-            tokio::select! {
-                _ = engine.slot_freed.notified() => {}
+                _ = engine.work.notified() => {}
                 _ = engine.shutdown.cancelled() => {}
+                _ = tokio::time::sleep(wait) => {}
             }
-            continue;
         }
-        let wait = match engine.store.next_due_ms() {
-            Ok(Some(due)) => {
-                Duration::from_millis((due - engine.clock.now_ms()).max(0) as u64).min(IDLE_CHECK)
+    }
+
+    /// Holds due deliveries and starts as many attempts as the workers and
+    /// the lanes allow; true when anything was held or started.
+    fn start_due(&mut self) -> bool {
+        let free = self.permits.available_permits();
+        if free == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let wanted = self.lanes.startable(&self.breakers, now) < free;
+        let mut progressed = match if wanted { self.hold_due() } else { Ok(0) } {
+            Ok(held) => held > 0,
+            Err(e) => {
+                tracing::error!(error = %e, "reading due deliveries failed");
+                false
             }
-            _ => IDLE_CHECK,
         };
-        tokio::select! {
-            _ = engine.work.notified() => {}
-            _ = engine.slot_freed.notified(), if free == 0 => {}
-            _ = engine.shutdown.cancelled() => {}
-            _ = tokio::time::sleep(wait) => {}
+        while let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            let Some(delivery) = self.lanes.next(&mut self.breakers, now) else {
+                break;
+            };
+            if !self.engine.claim(delivery.id) {
+                // A redelivery holds it: it is read again at a later look.
+                self.lanes.finished(delivery.hook_id);
+                continue;
+            }
+            progressed = true;
+            self.spawn_attempt(delivery, permit);
+        }
+        progressed
+    }
+
+    fn spawn_attempt(&self, delivery: Delivery, permit: OwnedSemaphorePermit) {
+        let engine = Arc::clone(self.engine);
+        tokio::spawn(async move {
+            let (delivery, hook_gone) = attempt(&engine, delivery).await;
+            let _ = engine.reports.send(Report::Attempted {
+                delivery,
+                hook_gone,
+            });
+            // Given back after the report, so a scheduler that sees every
+            // permit back has every report.
+            drop(permit);
+        });
+    }
+
+    /// Reads due deliveries into their lanes, hook by hook, as many as
+    /// each lane has room for, passing over those held or in flight
+    /// already; a paused hook's probe is read even into a full lane.
+    /// Returns how many it held.
+    fn hold_due(&mut self) -> Result<usize, hookd_store::Error> {
+        let engine = self.engine;
+        let store = &engine.store;
+        let now_ms = engine.clock.now_ms();
+        let now = Instant::now();
+        let busy = engine.in_flight_ids();
+        let mut held = 0;
+        for hook in store.hooks_with_due(now_ms)? {
+            let rules = *self
+                .rules
+                .entry(hook)
+                .or_insert_with(|| rules_of(engine, hook));
+            if !rules.enabled {
+                self.lanes.release(hook);
+                continue;
+            }
+            let lanes = &self.lanes;
+            let mut due =
+                store.hook_due_deliveries(hook, now_ms, lanes.room(hook, &rules), |id| {
+                    busy.contains(&id) || lanes.holds(id)
+                })?;
+            if let Some(Paused::Probe(probe)) = self.breakers.paused(hook)
+                && !lanes.holds(probe)
+                && !busy.contains(&probe)
+                && !due.iter().any(|d| d.id == probe)
+            {
+                due.extend(
+                    store
+                        .delivery(probe)?
+                        .filter(|d| d.next_attempt_at_ms.is_some_and(|at| at <= now_ms)),
+                );
+            }
+            held += due.len();
+            for delivery in due {
+                self.lanes.hold(delivery, rules, now);
+            }
+            self.lanes.set_rules(hook, rules, now);
+        }
+        Ok(held)
+    }
+
+    /// How long nothing can start: until a rate-limited lane gets a token
+    /// or the next scheduled attempt is due, within [`IDLE_CHECK`].
+    /// Deliveries due already wait for a worker or a lane, whose end is
+    /// reported.
+    fn until_next_work(&self) -> Duration {
+        let engine = self.engine;
+        let mut wait = IDLE_CHECK;
+        if let Some(at) = self.lanes.next_token_at(&self.breakers) {
+            wait = wait.min(at.saturating_duration_since(Instant::now()));
+        }
+        let now_ms = engine.clock.now_ms();
+        match engine.store.next_due_after(now_ms) {
+            Ok(Some(due)) => wait = wait.min(Duration::from_millis((due - now_ms).max(0) as u64)),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "reading the next due delivery failed"),
+        }
+        wait
+    }
+
+    /// Takes in a report: what the completer then writes.
+    fn heard(&mut self, report: Report) -> Finished {
+        match report {
+            Report::HookWritten(hook) => {
+                self.rules.remove(&hook);
+                self.engine.work_queued();
+                Finished {
+                    remember: self.breakers.reset(hook),
+                    ..Finished::default()
+                }
+            }
+            Report::Attempted {
+                delivery,
+                hook_gone,
+            } => {
+                let hook = delivery.hook_id;
+                self.lanes.finished(hook);
+                let now_ms = self.engine.clock.now_ms();
+                let (remember, turns) = if hook_gone {
+                    self.rules.remove(&hook);
+                    (self.breakers.reset(hook), Vec::new())
+                } else {
+                    self.breakers
+                        .record(&delivery, &self.engine.settings.breaker, now_ms)
+                };
+                let mut finished = Finished {
+                    remember,
+                    ..Finished::default()
+                };
+                for turn in turns {
+                    if let Turn::Disable { .. } = turn {
+                        // Held no more from now, before the write lands.
+                        self.lanes.release(hook);
+                        let engine = self.engine;
+                        self.rules
+                            .entry(hook)
+                            .or_insert_with(|| rules_of(engine, hook))
+                            .enabled = false;
+                        finished.disable = Some(hook);
+                    }
+                    finished.events.push(turn_event(hook, turn, now_ms));
+                }
+                if delivery.state == DeliveryState::Dead && !hook_gone {
+                    finished.events.push(dead_event(&delivery, now_ms));
+                }
+                finished.delivery = Some(delivery);
+                finished
+            }
         }
     }
 }
 
-/// Claims up to `limit` due deliveries for attempts. One that a
-/// redelivery holds is left for the next look. A delivery redelivered
-/// between the read and the claim is attempted from the copy read: it
-/// differs from the stored one only in the state and due time the attempt
-/// sets anyway.
-fn take_due(engine: &Engine, limit: usize) -> Result<Vec<Delivery>, hookd_store::Error> {
-    let busy = engine.in_flight_ids();
-    let due = engine
-        .store
-        .due_deliveries(engine.clock.now_ms(), limit, &busy)?;
-    Ok(due.into_iter().filter(|d| engine.claim(d.id)).collect())
+/// The rules of a hook's lane; a hook that cannot be read runs by the
+/// defaults, and its attempts say why it cannot be read.
+fn rules_of(engine: &Engine, hook: Uuid) -> Rules {
+    let default = engine.settings.concurrency.default;
+    match load_hook(engine, hook) {
+        Ok(Some(hook)) => Rules::of(&hook, default),
+        Ok(None) | Err(_) => Rules {
+            enabled: true,
+            concurrency: default as usize,
+            rate: None,
+        },
+    }
 }
 
-/// One attempt at a delivery; returns the delivery as it now stands.
-async fn attempt(engine: &Engine, mut delivery: Delivery) -> Delivery {
+/// The operational event of a hook's turn.
+fn turn_event(hook: Uuid, turn: Turn, now_ms: i64) -> Event {
+    let (name, data) = match turn {
+        Turn::Paused {
+            failures,
+            delivery,
+            error,
+        } => (
+            operational::HOOK_PAUSED,
+            json!({"failures": failures, "delivery": delivery, "error": error}),
+        ),
+        Turn::Resumed { paused_at_ms } => (
+            operational::HOOK_RESUMED,
+            json!({"paused_at": paused_at_ms / 1000}),
+        ),
+        Turn::Disable { failing_since_ms } => (
+            operational::HOOK_DISABLED,
+            json!({"failing_since": failing_since_ms / 1000}),
+        ),
+    };
+    operational::about_hook(name, hook, data, now_ms)
+}
+
+/// The operational event of a delivery out of attempts.
+fn dead_event(delivery: &Delivery, now_ms: i64) -> Event {
+    let last = delivery.attempts.last();
+    let data = json!({
+        "delivery": delivery.id,
+        "event_id": delivery.event.id,
+        "event_source": delivery.event.source,
+        "event_name": delivery.event.event,
+        "attempts": delivery.attempts.len(),
+        "error": last.and_then(|a| a.error.clone()),
+    });
+    operational::about_hook(operational::DELIVERY_DEAD, delivery.hook_id, data, now_ms)
+}
+
+/// One attempt at a delivery; returns the delivery as it now stands, and
+/// whether its hook is gone.
+async fn attempt(engine: &Engine, mut delivery: Delivery) -> (Delivery, bool) {
     let at_ms = engine.clock.now_ms();
     let number = delivery.attempts.len() as u32 + 1;
     let started = Instant::now();
-    let (outcome, handler) = match load_hook(engine, &delivery) {
+    let (outcome, handler) = match load_hook(engine, delivery.hook_id) {
         Ok(Some(hook)) => (
             crate::run::handle(engine, &hook, &delivery.event, delivery.id, at_ms).await,
             hook.handler.name(),
@@ -104,6 +375,7 @@ async fn attempt(engine: &Engine, mut delivery: Delivery) -> Delivery {
         Err(reason) => (Outcome::failed(reason), "unknown"),
     };
     let elapsed = started.elapsed();
+    let hook_gone = matches!(outcome, Outcome::HookGone);
     let next = match &outcome {
         Outcome::Failed { retry_after, .. } => engine.settings.retry.next_delay(
             number,
@@ -126,7 +398,7 @@ async fn attempt(engine: &Engine, mut delivery: Delivery) -> Delivery {
             status = ?attempt.status, error = ?attempt.error, "delivery attempt failed");
     }
     delivery.attempts.push(attempt);
-    delivery
+    (delivery, hook_gone)
 }
 
 /// Counts the attempt, its duration and, when it ended the delivery, how.
@@ -149,12 +421,9 @@ fn record(engine: &Engine, handler: &str, ok: bool, state: DeliveryState, elapse
     }
 }
 
-/// The delivery's hook; none when it was deleted.
-fn load_hook(engine: &Engine, delivery: &Delivery) -> Result<Option<EventHook>, String> {
-    match engine
-        .store
-        .get(hookd_model::hook::ENTITY, delivery.hook_id)
-    {
+/// A delivery's hook; none when it was deleted.
+fn load_hook(engine: &Engine, hook: Uuid) -> Result<Option<EventHook>, String> {
+    match engine.store.get(hookd_model::hook::ENTITY, hook) {
         Ok(Some(value)) => serde_json::from_value(value)
             .map(Some)
             .map_err(|e| format!("the event hook does not decode: {e}")),
@@ -163,13 +432,17 @@ fn load_hook(engine: &Engine, delivery: &Delivery) -> Result<Option<EventHook>, 
     }
 }
 
-async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Delivery>) {
+async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Finished>) {
     let mut batch = Vec::with_capacity(COMMIT_BATCH);
     while done.recv_many(&mut batch, COMMIT_BATCH).await > 0 {
+        let deliveries: Vec<Delivery> =
+            batch.iter_mut().filter_map(|f| f.delivery.take()).collect();
+        let remembered: Vec<HookStateUpdate> =
+            batch.iter_mut().filter_map(|f| f.remember.take()).collect();
         // A failed commit leaves the deliveries due as they were: they run
         // again (at least once), so retrying the commit is all there is to do.
         loop {
-            match engine.store.commit_deliveries(&batch) {
+            match commit(&engine, &deliveries, &remembered) {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "recording delivery attempts failed; retrying");
@@ -177,11 +450,62 @@ async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Deliver
                 }
             }
         }
+        for hook in batch.iter().filter_map(|f| f.disable) {
+            disable(&engine, hook).await;
+        }
+        let events: Vec<Event> = batch.iter_mut().flat_map(|f| f.events.drain(..)).collect();
+        if !events.is_empty()
+            && let Err(e) = engine.store.publish(&events).await
+        {
+            tracing::error!(error = %e, "publishing operational events failed");
+        }
         if let Err(e) = engine.store.durable().await {
             tracing::error!(error = %e, "flushing delivery attempts failed");
         }
-        engine.release(batch.iter().map(|d| d.id));
+        engine.release(deliveries.iter().map(|d| d.id));
         batch.clear();
+    }
+}
+
+/// Writes attempted deliveries and changed breakers, each set in one
+/// transaction; an empty set costs nothing.
+fn commit(
+    engine: &Engine,
+    deliveries: &[Delivery],
+    remembered: &[HookStateUpdate],
+) -> Result<(), hookd_store::Error> {
+    if !deliveries.is_empty() {
+        engine.store.commit_deliveries(deliveries)?;
+    }
+    if !remembered.is_empty() {
+        engine.store.commit_dispatch(&[], &[], remembered)?;
+    }
+    Ok(())
+}
+
+/// Disables a hook that failed for too long, as an Admin API write of
+/// `enabled: false` would: its queue stays, and so does everything else.
+async fn disable(engine: &Engine, hook: Uuid) {
+    let entity = hookd_model::hook::ENTITY;
+    let disabled = match engine.store.get(entity, hook) {
+        Ok(Some(mut value)) => {
+            value["enabled"] = json!(false);
+            engine
+                .store
+                .update(entity, value, engine.clock.now_ms())
+                .await
+                .map(|_| ())
+        }
+        Ok(None) => return,
+        Err(e) => Err(e),
+    };
+    match disabled {
+        Ok(()) => {
+            tracing::warn!(%hook, "event hook disabled after failing for too long");
+            // As after any write of the hook: its rules are read again.
+            let _ = engine.reports.send(Report::HookWritten(hook));
+        }
+        Err(e) => tracing::error!(%hook, error = %e, "disabling a failing event hook failed"),
     }
 }
 
@@ -214,6 +538,8 @@ mod tests {
                 },
                 Limits::default(),
             ),
+            concurrency: Default::default(),
+            breaker: Default::default(),
         };
         Deliveries::new(Parts {
             store: Store::open(dir).unwrap(),
@@ -239,25 +565,36 @@ mod tests {
         delivery
     }
 
+    /// What the scheduler would attempt next, claimed as it claims it.
+    fn take_next(scheduler: &mut Scheduler<'_>) -> Option<Delivery> {
+        scheduler.hold_due().unwrap();
+        let next = scheduler
+            .lanes
+            .next(&mut scheduler.breakers, Instant::now())?;
+        assert!(scheduler.engine.claim(next.id));
+        Some(next)
+    }
+
     #[test]
     fn the_scheduler_leaves_a_delivery_being_redelivered_alone() {
         let dir = tempfile::tempdir().unwrap();
         let deliveries = engine(dir.path());
         let engine = &deliveries.engine;
         let delivery = failed_and_due(&engine.store);
+        let mut scheduler = Scheduler::new(engine);
 
         // A redelivery has claimed the delivery and not yet rewritten it
         // when the scheduler looks at the queue.
         assert!(engine.claim(delivery.id));
-        assert!(take_due(engine, 10).unwrap().is_empty());
+        assert_eq!(scheduler.hold_due().unwrap(), 0);
         let requeued = engine.requeue(delivery.id).unwrap();
         engine.release(std::iter::once(delivery.id));
         assert_eq!(requeued.state, DeliveryState::Queued);
 
         // Then the attempt starts from the redelivered record.
-        let taken = take_due(engine, 10).unwrap();
-        assert_eq!(taken.len(), 1);
-        assert_eq!(taken[0].state, DeliveryState::Queued);
+        let taken = take_next(&mut scheduler).unwrap();
+        assert_eq!(taken.id, delivery.id);
+        assert_eq!(taken.state, DeliveryState::Queued);
     }
 
     #[tokio::test]
@@ -265,7 +602,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let deliveries = engine(dir.path());
         let delivery = failed_and_due(&deliveries.engine.store);
-        assert_eq!(take_due(&deliveries.engine, 10).unwrap().len(), 1);
+        let mut scheduler = Scheduler::new(&deliveries.engine);
+        assert!(take_next(&mut scheduler).is_some());
         assert!(matches!(
             deliveries.redeliver(delivery.id).await,
             Err(crate::Error::InFlight)
@@ -274,5 +612,47 @@ mod tests {
         assert_eq!(stored.unwrap().state, DeliveryState::Failed);
         deliveries.engine.release(std::iter::once(delivery.id));
         assert!(deliveries.redeliver(delivery.id).await.is_ok());
+    }
+
+    #[test]
+    fn a_full_lane_is_passed_over_and_its_probe_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let deliveries = engine(dir.path());
+        let engine = &deliveries.engine;
+        let hook = Uuid::new_v4();
+        let queued: Vec<Delivery> = (0..100)
+            .map(|n| {
+                let event = Event::new("crud", "consumers", serde_json::json!({"n": n}), T0);
+                Delivery::new(hook, event, n, T0 - 1000)
+            })
+            .collect();
+        engine.store.commit_dispatch(&[], &queued, &[]).unwrap();
+        let mut scheduler = Scheduler::new(engine);
+        // The default concurrency, 16, holds 64 at most.
+        assert_eq!(scheduler.hold_due().unwrap(), 64);
+        assert_eq!(scheduler.hold_due().unwrap(), 0);
+        // Paused with a probe beyond what the lane holds: the probe is
+        // still held, and is the one attempted.
+        let probe = queued.last().unwrap().clone();
+        let mut failed = probe.clone();
+        failed.attempts.push(hookd_model::delivery::Attempt {
+            number: 1,
+            at_ms: T0,
+            latency_ms: 1,
+            ok: false,
+            status: Some(500),
+            error: None,
+            response: None,
+            result: None,
+        });
+        failed.state = DeliveryState::Failed;
+        let policy = crate::BreakerPolicy {
+            pause_after: 1,
+            ..Default::default()
+        };
+        scheduler.breakers.record(&failed, &policy, T0);
+        assert_eq!(scheduler.hold_due().unwrap(), 1);
+        assert_eq!(take_next(&mut scheduler).unwrap().id, probe.id);
+        assert!(take_next(&mut scheduler).is_none(), "one at a time");
     }
 }

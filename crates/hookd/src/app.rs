@@ -44,7 +44,7 @@ impl App {
     pub fn build(config: &Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let store = Store::open(&config.data_dir)
+        let store = Store::open_with_cache(&config.data_dir, config.store_cache_capacity)
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         let catalogue = Arc::new(config.catalogue(hookd_model::entity::crud_entities())?);
         let metrics = Arc::new(Metrics::new());

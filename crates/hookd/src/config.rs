@@ -53,6 +53,16 @@ pub struct Config {
     pub retry_after_max: Dur,
     /// Delivery attempts running at once.
     pub delivery_workers: usize,
+    /// Memory of the store's page cache, bytes.
+    pub store_cache_capacity: u64,
+    /// Attempts of one hook at once, for hooks that set no `concurrency`.
+    pub hook_concurrency: u32,
+    /// The most `concurrency` a hook may set.
+    pub hook_max_concurrency: u32,
+    /// Failed attempts in a row after which a hook pauses (0: never).
+    pub hook_pause_after_failures: u32,
+    /// A hook failing this long without a success is disabled (0: never).
+    pub hook_disable_after: Dur,
     /// Finished deliveries kept, at most.
     pub delivery_retention_count: usize,
     /// Finished deliveries kept no longer than this.
@@ -216,6 +226,8 @@ impl Default for Config {
         let retry = hookd_delivery::retry::RetryPolicy::default();
         let retention = hookd_delivery::Retention::default();
         let webhooks = hookd_delivery::handler::HttpSettings::default();
+        let concurrency = hookd_delivery::HookConcurrency::default();
+        let breaker = hookd_delivery::BreakerPolicy::default();
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             data_dir: default_data_dir(),
@@ -233,6 +245,11 @@ impl Default for Config {
             retry_jitter: retry.jitter,
             retry_after_max: Dur(retry.retry_after_max),
             delivery_workers: 64,
+            store_cache_capacity: hookd_store::DEFAULT_CACHE_CAPACITY,
+            hook_concurrency: concurrency.default,
+            hook_max_concurrency: concurrency.max,
+            hook_pause_after_failures: breaker.pause_after,
+            hook_disable_after: Dur(breaker.disable_after),
             delivery_retention_count: retention.count,
             delivery_retention_age: Dur(retention.age),
             outbound_allow_cidrs: Vec::new(),
@@ -590,6 +607,16 @@ impl Config {
                 age: self.delivery_retention_age.0,
             },
             templates,
+            concurrency: hookd_delivery::HookConcurrency {
+                default: self
+                    .hook_concurrency
+                    .clamp(1, self.hook_max_concurrency.max(1)),
+                max: self.hook_max_concurrency.max(1),
+            },
+            breaker: hookd_delivery::BreakerPolicy {
+                pause_after: self.hook_pause_after_failures,
+                disable_after: self.hook_disable_after.0,
+            },
         }
     }
 

@@ -25,7 +25,7 @@ pub struct EventInfo {
 }
 
 impl EventInfo {
-    fn new(fields: &[&str]) -> Self {
+    pub(crate) fn new(fields: &[&str]) -> Self {
         EventInfo {
             fields: fields.iter().map(|s| s.to_string()).collect(),
             unique: None,
@@ -33,7 +33,7 @@ impl EventInfo {
         }
     }
 
-    fn with_unique(mut self, unique: &[&str], description: &str) -> Self {
+    pub(crate) fn with_unique(mut self, unique: &[&str], description: &str) -> Self {
         self.unique = Some(unique.iter().map(|s| s.to_string()).collect());
         self.description = Some(description.to_string());
         self
@@ -52,8 +52,8 @@ const RATE_LIMIT_UNIQUE: &[&str] = &["consumer", "ip", "service"];
 const RATE_LIMIT_DESCRIPTION: &str = "Run an event when a rate limit has been exceeded";
 
 impl Catalogue {
-    /// Kong's built-in sources; crud and its events are generated from the
-    /// names of the entities whose writes cause them.
+    /// Kong's built-in sources and hookd's own; crud and its events are
+    /// generated from the names of the entities whose writes cause them.
     pub fn builtin<'a>(entities: impl IntoIterator<Item = &'a str>) -> Self {
         let mut c = Catalogue::default();
         for entity in entities {
@@ -96,6 +96,7 @@ impl Catalogue {
                 "Run an event when oas validation fails",
             ),
         );
+        crate::operational::register(&mut c);
         c
     }
 
@@ -170,6 +171,7 @@ mod tests {
                 "ai-rate-limiting-advanced",
                 "balancer",
                 "dao:crud",
+                "hookd",
                 "oas-validation",
                 "rate-limiting-advanced",
                 "service-protection"

@@ -18,6 +18,7 @@ pub mod hook;
 pub mod host_port;
 pub mod kong;
 pub mod nesting;
+pub mod operational;
 pub mod outbound;
 pub mod schema;
 pub mod violation;

@@ -208,9 +208,15 @@ impl<'a> Tx<'a> {
     }
 
     fn emit(&self, events: Vec<Event>) -> TxResult<()> {
-        for record in crate::outbox::encode_records(&events).or_else(abort)? {
+        let records = crate::outbox::encode_records(&events).or_else(abort)?;
+        self.emit_records(&records)
+    }
+
+    /// Appends encoded outbox records, in order.
+    pub(crate) fn emit_records(&self, records: &[Vec<u8>]) -> TxResult<()> {
+        for record in records {
             let key = crate::outbox::next_key(self.outbox)?;
-            self.put(self.outbox, key.to_vec(), record)?;
+            self.put(self.outbox, key.to_vec(), record.clone())?;
         }
         Ok(())
     }
@@ -372,7 +378,7 @@ impl<'a> Tx<'a> {
 impl Store {
     /// Runs one entity write in the writer's next shared transaction,
     /// then waits until it is on disk.
-    async fn entity_write(
+    pub(crate) async fn entity_write(
         &self,
         at_ms: i64,
         write: impl Fn(&Tx<'_>) -> TxResult<Value> + Send + 'static,

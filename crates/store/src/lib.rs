@@ -151,10 +151,24 @@ impl Drop for Inner {
     }
 }
 
+/// The memory sled's page cache may take unless configured otherwise,
+/// bytes: sled's own default (1 GiB) let a busy server's memory climb for
+/// hours.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 128 * 1024 * 1024;
+
 impl Store {
-    /// Opens (or creates) the store in a directory.
+    /// Opens (or creates) the store in a directory, with the default cache.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open()?;
+        Store::open_with_cache(dir, DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// Opens (or creates) the store in a directory; sled's page cache takes
+    /// at most `cache_capacity` bytes.
+    pub fn open_with_cache(dir: &Path, cache_capacity: u64) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_capacity)
+            .open()?;
         let (entities, unique, children, outbox, tokens) = (
             Origin::Entities.open(&db)?,
             db.open_tree("unique")?,

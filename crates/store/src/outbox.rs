@@ -7,7 +7,7 @@
 //! saves the writer and the dispatcher two thirds of their outbox work.
 
 use crate::codec::{decode, encode};
-use crate::{Error, Origin, Result, Store, tx_error};
+use crate::{Error, Origin, Result, Store};
 use hookd_model::Event;
 use serde::de::IgnoredAny;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -134,20 +134,16 @@ impl Store {
 impl Store {
     /// Adds events from outside the Admin API's entity writes (published
     /// events, health checks) to the outbox, all or none, durably: returns
-    /// once they are on disk.
+    /// once they are on disk. They go through the entity writer, so that
+    /// many publishers share its transactions as entity writes do.
     pub async fn publish(&self, events: &[Event]) -> Result<()> {
         let records = encode_records(events)?;
-        self.inner
-            .outbox
-            .transaction(|outbox| {
-                for record in &records {
-                    outbox.insert(&next_key(outbox)?, record.as_slice())?;
-                }
-                Ok(())
-            })
-            .map_err(tx_error)?;
-        self.outbox_written();
-        self.durable().await
+        let at_ms = events.first().map_or(0, |e| e.at_ms);
+        self.entity_write(at_ms, move |tx| {
+            tx.emit_records(&records).map(|()| serde_json::Value::Null)
+        })
+        .await
+        .map(|_| ())
     }
 }
 

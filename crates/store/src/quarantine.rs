@@ -223,12 +223,33 @@ impl Store {
             tracing::error!(origin = origin.as_str(), key = %record.key_text(),
                 quarantined = %record.id, error = %record.error,
                 "a stored record does not decode; moved to the quarantine");
+            self.announce(&record)?;
             if origin == Origin::Deliveries
                 && let Ok(id) = Uuid::from_slice(key)
             {
                 self.forget_delivery_indexes(id)?;
             }
         }
+        Ok(())
+    }
+
+    /// Puts the operational event of a quarantined record in the outbox.
+    /// Not in the move's transaction (the outbox is one of the trees a
+    /// record is moved from), nor flushed here: a crash in between loses
+    /// the announcement, never the record.
+    fn announce(&self, record: &Quarantined) -> Result<()> {
+        let event = hookd_model::operational::quarantined(
+            record.id,
+            record.origin.as_str(),
+            &record.key_text(),
+            &record.error,
+            record.at_ms,
+        );
+        let outbox = &self.inner.outbox;
+        for encoded in crate::outbox::encode_records(&[event])? {
+            outbox.insert(self.inner.db.generate_id()?.to_be_bytes(), encoded)?;
+        }
+        self.outbox_written();
         Ok(())
     }
 
@@ -353,7 +374,6 @@ mod tests {
     use hookd_model::Event;
     use hookd_model::delivery::Delivery;
     use serde_json::json;
-    use std::collections::HashSet;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -433,7 +453,7 @@ mod tests {
             .insert(bad.id.as_bytes(), GARBAGE)
             .unwrap();
 
-        let due = store.due_deliveries(10, 10, &HashSet::new()).unwrap();
+        let due = store.due_deliveries(10, 10, |_| false).unwrap();
         assert_eq!(due, vec![good.clone()]);
         assert_eq!(store.queue_depth(), 1);
         assert_eq!(
@@ -512,10 +532,7 @@ mod tests {
             Some(Retried::Restored)
         );
         assert!(all(&store).is_empty());
-        assert_eq!(
-            store.due_deliveries(5, 10, &HashSet::new()).unwrap(),
-            vec![d]
-        );
+        assert_eq!(store.due_deliveries(5, 10, |_| false).unwrap(), vec![d]);
         assert_eq!(store.queue_depth(), 1);
     }
 

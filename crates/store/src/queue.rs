@@ -11,7 +11,6 @@ use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use uuid::Uuid;
 
@@ -21,6 +20,10 @@ pub(crate) struct QueueTrees {
     pub deliveries: sled::Tree,
     /// due ms (big-endian) ++ outbox position ++ id → ().
     pub due: sled::Tree,
+    /// hook id ++ due ms ++ outbox position ++ id → (): the same entries
+    /// by hook, so that the scheduler reads each hook's due deliveries
+    /// apart, and one hook's backlog is never in the way of another's.
+    pub due_by_hook: sled::Tree,
     /// hook id ++ created ms ++ id → ().
     pub by_hook: sled::Tree,
     /// finished ms ++ id → (): succeeded and dead deliveries, oldest first.
@@ -37,15 +40,54 @@ pub(crate) struct QueueTrees {
 impl QueueTrees {
     pub(crate) fn open(db: &sled::Db) -> Result<Self> {
         let due = db.open_tree("due")?;
+        let deliveries = Origin::Deliveries.open(db)?;
+        let due_by_hook = db.open_tree("due_by_hook")?;
+        if due_by_hook.is_empty() && !due.is_empty() {
+            index_due_by_hook(&due, &deliveries, &due_by_hook)?;
+        }
         Ok(QueueTrees {
-            deliveries: Origin::Deliveries.open(db)?,
+            deliveries,
             due_count: AtomicIsize::new(isize::try_from(due.len()).unwrap_or(isize::MAX)),
             due,
+            due_by_hook,
             by_hook: db.open_tree("by_hook")?,
             finished: db.open_tree("finished")?,
             hook_state: Origin::HookState.open(db)?,
         })
     }
+}
+
+/// Builds `due_by_hook` from `due`, for a store written before it
+/// existed. A due entry whose delivery does not decode is left out: the
+/// delivery's first read quarantines it with its index entries.
+fn index_due_by_hook(
+    due: &sled::Tree,
+    deliveries: &sled::Tree,
+    by_hook: &sled::Tree,
+) -> Result<()> {
+    for key in due.iter().keys() {
+        let key = key?;
+        let id = key.get(16..).and_then(|id| Uuid::from_slice(id).ok());
+        let Some(bytes) = id
+            .map(|id| deliveries.get(id.as_bytes()))
+            .transpose()?
+            .flatten()
+        else {
+            continue;
+        };
+        if let Ok(d) = decode::<Delivery>(&bytes) {
+            by_hook.insert(hook_due_key(d.hook_id, &key), &[])?;
+        }
+    }
+    Ok(())
+}
+
+/// hook id ++ a `due` key.
+fn hook_due_key(hook: Uuid, due_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + due_key.len());
+    k.extend_from_slice(hook.as_bytes());
+    k.extend_from_slice(due_key);
+    k
 }
 
 fn time_key(ms: i64, id: Uuid) -> [u8; 24] {
@@ -63,6 +105,12 @@ fn due_key(due_ms: i64, d: &Delivery) -> [u8; 32] {
     k[8..16].copy_from_slice(&d.seq.to_be_bytes());
     k[16..].copy_from_slice(d.id.as_bytes());
     k
+}
+
+/// The due time of a `due` key.
+fn due_ms(key: &[u8]) -> Result<i64> {
+    let ms = key.first_chunk::<8>().ok_or(Error::CorruptKey)?;
+    Ok(u64::from_be_bytes(*ms) as i64)
 }
 
 fn hook_key(d: &Delivery) -> [u8; 40] {
@@ -97,6 +145,7 @@ type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
 struct QueueTx<'a> {
     deliveries: &'a TransactionalTree,
     due: &'a TransactionalTree,
+    due_by_hook: &'a TransactionalTree,
     by_hook: &'a TransactionalTree,
     finished: &'a TransactionalTree,
     /// Entries this attempt added to `due`, less those it removed: a
@@ -107,28 +156,34 @@ struct QueueTx<'a> {
 
 impl<'a> QueueTx<'a> {
     fn new(
-        deliveries: &'a TransactionalTree,
-        due: &'a TransactionalTree,
-        by_hook: &'a TransactionalTree,
-        finished: &'a TransactionalTree,
+        (deliveries, due, due_by_hook, by_hook, finished): (
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+        ),
     ) -> Self {
         QueueTx {
             deliveries,
             due,
+            due_by_hook,
             by_hook,
             finished,
             due_added: Cell::new(0),
         }
     }
 
-    fn due_insert(&self, key: &[u8]) -> TxResult<()> {
+    fn due_insert(&self, key: &[u8], hook: Uuid) -> TxResult<()> {
+        self.due_by_hook.insert(hook_due_key(hook, key), &[])?;
         if self.due.insert(key, &[])?.is_none() {
             self.due_added.set(self.due_added.get() + 1);
         }
         Ok(())
     }
 
-    fn due_remove(&self, key: &[u8]) -> TxResult<()> {
+    fn due_remove(&self, key: &[u8], hook: Uuid) -> TxResult<()> {
+        self.due_by_hook.remove(hook_due_key(hook, key))?;
         if self.due.remove(key)?.is_some() {
             self.due_added.set(self.due_added.get() - 1);
         }
@@ -142,7 +197,7 @@ impl<'a> QueueTx<'a> {
             Some(old) => {
                 let old: Delivery = decode(&old).map_err(ConflictableTransactionError::Abort)?;
                 if let Some(due) = old.next_attempt_at_ms {
-                    self.due_remove(&due_key(due, &old))?;
+                    self.due_remove(&due_key(due, &old), old.hook_id)?;
                 }
                 if old.state.is_final() {
                     self.finished.remove(&time_key(finished_at(&old), old.id))?;
@@ -153,7 +208,7 @@ impl<'a> QueueTx<'a> {
             }
         }
         if let Some(due) = d.next_attempt_at_ms {
-            self.due_insert(&due_key(due, d))?;
+            self.due_insert(&due_key(due, d), d.hook_id)?;
         }
         if d.state.is_final() {
             self.finished.insert(&time_key(finished_at(d), d.id), &[])?;
@@ -165,7 +220,7 @@ impl<'a> QueueTx<'a> {
 
     fn remove(&self, d: &Delivery) -> TxResult<()> {
         if let Some(due) = d.next_attempt_at_ms {
-            self.due_remove(&due_key(due, d))?;
+            self.due_remove(&due_key(due, d), d.hook_id)?;
         }
         if d.state.is_final() {
             self.finished.remove(&time_key(finished_at(d), d.id))?;
@@ -190,9 +245,15 @@ pub struct HookStateUpdate {
 impl Store {
     fn queue_tx<T>(&self, f: impl Fn(&QueueTx<'_>) -> TxResult<T>) -> Result<T> {
         let q = &self.inner.queue;
-        let (value, due_added) = (&q.deliveries, &q.due, &q.by_hook, &q.finished)
-            .transaction(|(deliveries, due, by_hook, finished)| {
-                let tx = QueueTx::new(deliveries, due, by_hook, finished);
+        let (value, due_added) = (
+            &q.deliveries,
+            &q.due,
+            &q.due_by_hook,
+            &q.by_hook,
+            &q.finished,
+        )
+            .transaction(|(deliveries, due, due_by_hook, by_hook, finished)| {
+                let tx = QueueTx::new((deliveries, due, due_by_hook, by_hook, finished));
                 Ok((f(&tx)?, tx.due_added.get()))
             })
             .map_err(tx_error)?;
@@ -252,16 +313,17 @@ impl Store {
             &self.inner.outbox,
             &q.deliveries,
             &q.due,
+            &q.due_by_hook,
             &q.by_hook,
             &q.finished,
             &q.hook_state,
         )
             .transaction(
-                |(outbox, deliveries_t, due, by_hook, finished, hook_state)| {
+                |(outbox, deliveries_t, due, due_by_hook, by_hook, finished, hook_state)| {
                     for key in records {
                         outbox.remove(&key.to_be_bytes())?;
                     }
-                    let tx = QueueTx::new(deliveries_t, due, by_hook, finished);
+                    let tx = QueueTx::new((deliveries_t, due, due_by_hook, by_hook, finished));
                     for d in deliveries {
                         tx.put(d)?;
                     }
@@ -301,22 +363,80 @@ impl Store {
         Ok(states)
     }
 
-    /// Deliveries due at `now_ms`, soonest first, skipping those in `busy`.
+    /// Deliveries due at `now_ms`, soonest first, up to `limit`, passing
+    /// over those whose id `skip` names before they are read.
     pub fn due_deliveries(
         &self,
         now_ms: i64,
         limit: usize,
-        busy: &HashSet<Uuid>,
+        skip: impl FnMut(Uuid) -> bool,
     ) -> Result<Vec<Delivery>> {
         let end = (now_ms.saturating_add(1).max(0) as u64).to_be_bytes();
+        let due = self.inner.queue.due.range(..end.as_slice()).keys();
+        self.read_due(due, 16, limit, skip)
+    }
+
+    /// A hook's deliveries due at `now_ms`, as [`Store::due_deliveries`].
+    pub fn hook_due_deliveries(
+        &self,
+        hook: Uuid,
+        now_ms: i64,
+        limit: usize,
+        skip: impl FnMut(Uuid) -> bool,
+    ) -> Result<Vec<Delivery>> {
+        let end = hook_due_key(
+            hook,
+            &(now_ms.saturating_add(1).max(0) as u64).to_be_bytes(),
+        );
+        let due = self
+            .inner
+            .queue
+            .due_by_hook
+            .range(hook.as_bytes().to_vec()..end)
+            .keys();
+        self.read_due(due, 32, limit, skip)
+    }
+
+    /// The hooks with a delivery due at `now_ms`: one look per hook with
+    /// any delivery scheduled, at its soonest.
+    pub fn hooks_with_due(&self, now_ms: i64) -> Result<Vec<Uuid>> {
+        let index = &self.inner.queue.due_by_hook;
+        let mut hooks = Vec::new();
+        let mut from = Some(Uuid::nil());
+        while let Some(start) = from {
+            let Some(item) = index.range(start.as_bytes().to_vec()..).next() else {
+                break;
+            };
+            let key = item?.0;
+            let (hook, due) = key.split_at_checked(16).ok_or(Error::CorruptKey)?;
+            let hook = Uuid::from_slice(hook).map_err(|_| Error::CorruptKey)?;
+            if due_ms(due)? <= now_ms {
+                hooks.push(hook);
+            }
+            from = hook.as_u128().checked_add(1).map(Uuid::from_u128);
+        }
+        Ok(hooks)
+    }
+
+    /// The deliveries of due index keys whose id starts at `id_at`.
+    fn read_due(
+        &self,
+        keys: impl Iterator<Item = sled::Result<sled::IVec>>,
+        id_at: usize,
+        limit: usize,
+        mut skip: impl FnMut(Uuid) -> bool,
+    ) -> Result<Vec<Delivery>> {
         let mut out = Vec::new();
-        for item in self.inner.queue.due.range(..end.as_slice()) {
+        for key in keys {
             if out.len() == limit {
                 break;
             }
-            let (key, _) = item?;
-            let id = Uuid::from_slice(&key[16..]).map_err(|_| Error::CorruptKey)?;
-            if busy.contains(&id) {
+            let key = key?;
+            let id = key
+                .get(id_at..)
+                .and_then(|id| Uuid::from_slice(id).ok())
+                .ok_or(Error::CorruptKey)?;
+            if skip(id) {
                 continue;
             }
             if let Some(d) = self.delivery(id)? {
@@ -328,11 +448,19 @@ impl Store {
 
     /// When the soonest scheduled attempt is due, if any.
     pub fn next_due_ms(&self) -> Result<Option<i64>> {
-        match self.inner.queue.due.first()? {
-            Some((key, _)) => {
-                let ms = u64::from_be_bytes(key[..8].try_into().map_err(|_| Error::CorruptKey)?);
-                Ok(Some(ms as i64))
-            }
+        self.inner
+            .queue
+            .due
+            .first()?
+            .map(|(key, _)| due_ms(&key))
+            .transpose()
+    }
+
+    /// When the soonest attempt scheduled after `now_ms` is due, if any.
+    pub fn next_due_after(&self, now_ms: i64) -> Result<Option<i64>> {
+        let start = (now_ms.saturating_add(1).max(0) as u64).to_be_bytes();
+        match self.inner.queue.due.range(start.as_slice()..).next() {
+            Some(item) => due_ms(&item?.0).map(Some),
             None => Ok(None),
         }
     }
@@ -384,6 +512,7 @@ impl Store {
         let id = id.as_bytes().as_slice();
         for (tree, id_at, counted) in [
             (&q.due, 16, true),
+            (&q.due_by_hook, 32, false),
             (&q.by_hook, 24, false),
             (&q.finished, 8, false),
         ] {
@@ -405,19 +534,22 @@ impl Store {
         let restored = (
             &q.deliveries,
             &q.due,
+            &q.due_by_hook,
             &q.by_hook,
             &q.finished,
             &self.inner.quarantine,
         )
-            .transaction(|(deliveries, due, by_hook, finished, quarantine)| {
-                if deliveries.get(d.id.as_bytes())?.is_some() {
-                    return Ok(None);
-                }
-                let tx = QueueTx::new(deliveries, due, by_hook, finished);
-                tx.put(&d)?;
-                quarantine.remove(record.id.as_bytes())?;
-                Ok(Some(tx.due_added.get()))
-            })
+            .transaction(
+                |(deliveries, due, due_by_hook, by_hook, finished, quarantine)| {
+                    if deliveries.get(d.id.as_bytes())?.is_some() {
+                        return Ok(None);
+                    }
+                    let tx = QueueTx::new((deliveries, due, due_by_hook, by_hook, finished));
+                    tx.put(&d)?;
+                    quarantine.remove(record.id.as_bytes())?;
+                    Ok(Some(tx.due_added.get()))
+                },
+            )
             .map_err(tx_error)?;
         if let Some(added) = restored {
             self.count_due(added);
@@ -561,19 +693,14 @@ mod tests {
             store.hook_states().unwrap(),
             vec![(hook, "on_change".into(), json!("abc"))]
         );
-        assert!(
-            store
-                .due_deliveries(99, 10, &HashSet::new())
-                .unwrap()
-                .is_empty()
-        );
+        assert!(store.due_deliveries(99, 10, |_| false).unwrap().is_empty());
         assert_eq!(
-            store.due_deliveries(100, 10, &HashSet::new()).unwrap(),
+            store.due_deliveries(100, 10, |_| false).unwrap(),
             vec![d.clone()]
         );
         assert!(
             store
-                .due_deliveries(100, 10, &HashSet::from([d.id]))
+                .due_deliveries(100, 10, |id| id == d.id)
                 .unwrap()
                 .is_empty()
         );
@@ -584,6 +711,53 @@ mod tests {
             .unwrap();
         assert_eq!(store.queue_depth(), 0);
         assert_eq!(store.next_due_ms().unwrap(), None);
+    }
+
+    #[test]
+    fn each_hooks_due_deliveries_are_read_apart_and_the_index_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (busy, quiet, later) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let make = |hook, n: i64, due: i64| {
+            let mut d = Delivery::new(hook, Event::new("s", "e", json!({"n": n}), 0), n as u64, 0);
+            d.next_attempt_at_ms = Some(due);
+            d
+        };
+        // A backlog of one hook before the other's only delivery.
+        let mut all: Vec<Delivery> = (0..50).map(|n| make(busy, n, 10)).collect();
+        all.push(make(quiet, 99, 20));
+        all.push(make(later, 100, 1_000));
+        store.commit_dispatch(&[], &all, &[]).unwrap();
+
+        assert_eq!(store.hooks_with_due(5).unwrap(), Vec::<Uuid>::new());
+        assert_eq!(store.hooks_with_due(20).unwrap(), [busy, quiet]);
+        assert_eq!(store.hooks_with_due(1_000).unwrap(), [busy, quiet, later]);
+        let quiet_due = store.hook_due_deliveries(quiet, 20, 10, |_| false).unwrap();
+        assert_eq!(quiet_due, [all[50].clone()]);
+        let first = all[0].id;
+        let busy_due = store
+            .hook_due_deliveries(busy, 20, 3, |id| id == first)
+            .unwrap();
+        assert_eq!(busy_due, all[1..4]);
+
+        // Finished: off both indexes.
+        store
+            .commit_deliveries(&[finish(all[50].clone(), 30, DeliveryState::Succeeded)])
+            .unwrap();
+        assert_eq!(store.hooks_with_due(20).unwrap(), [busy]);
+
+        // A store written before the index by hook existed gets it built.
+        store.inner.queue.due_by_hook.clear().unwrap();
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.hooks_with_due(1_000).unwrap(), [busy, later]);
+        assert_eq!(
+            reopened
+                .hook_due_deliveries(busy, 20, 100, |_| false)
+                .unwrap()
+                .len(),
+            50
+        );
     }
 
     #[tokio::test]

@@ -55,6 +55,8 @@ fn engine(store: &Store, clock: Arc<ManualClock>) -> Deliveries {
             },
             Limits::default(),
         ),
+        concurrency: Default::default(),
+        breaker: Default::default(),
     };
     Deliveries::new(Parts {
         store: store.clone(),

@@ -507,7 +507,8 @@ mod tests {
         assert_eq!(
             Value::Object(canonical),
             json!({"source": "crud", "event": null, "handler": "webhook", "on_change": null,
-                   "snooze": null, "config": {"url": "http://x/", "headers": {}, "secret": null,
+                   "snooze": null, "enabled": true, "concurrency": null, "rate_limit": null,
+                   "config": {"url": "http://x/", "headers": {}, "secret": null,
                    "ssl_verify": false}})
         );
     }
@@ -554,7 +555,8 @@ mod tests {
         );
 
         let hook = json!({"id": S, "source": "crud", "event": null, "handler": "webhook",
-            "on_change": null, "snooze": null,
+            "on_change": null, "snooze": null, "enabled": true, "concurrency": null,
+            "rate_limit": null,
             "config": {"url": "http://x/", "headers": {}, "secret": null, "ssl_verify": false}});
         assert_eq!(
             Value::Object(Kind::Hooks.compact(hook.as_object().unwrap())),

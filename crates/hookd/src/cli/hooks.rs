@@ -98,6 +98,9 @@ fn describe(hook: &Value) -> String {
         ("handler", cell(&hook["handler"])),
         ("on_change", cell(&hook["on_change"])),
         ("snooze", cell(&hook["snooze"])),
+        ("enabled", cell(&hook["enabled"])),
+        ("concurrency", cell(&hook["concurrency"])),
+        ("rate_limit", cell(&hook["rate_limit"])),
         ("config", indented_json(&hook["config"])),
     ])
 }

@@ -93,6 +93,8 @@ pub enum Producer {
     Crud,
     /// The health checker: `balancer`.
     HealthChecker,
+    /// hookd itself: its operational source, `hookd`.
+    Server,
     /// Anything outside, through `POST /events`: every other source,
     /// built-in (rate limiting, oas-validation) or configured.
     Publisher,
@@ -105,6 +107,7 @@ impl Producer {
         match source {
             "crud" | "dao:crud" => Producer::Crud,
             "balancer" => Producer::HealthChecker,
+            crate::operational::SOURCE => Producer::Server,
             _ => Producer::Publisher,
         }
     }
@@ -139,7 +142,7 @@ pub fn example(catalogue: &Catalogue, source: &str, event: &str) -> Result<Examp
             Health::Unhealthy,
             TIME_S * 1000,
         )],
-        Producer::Publisher => return Ok(published(source, event, info)),
+        Producer::Server | Producer::Publisher => return Ok(published(source, event, info)),
     };
     // Of the events the producer made, the one asked for: an event the
     // catalogue lists but nothing makes is a bug, not an example.
@@ -167,7 +170,8 @@ fn crud_events(
     })
 }
 
-/// A published event: each field the catalogue declares, as a placeholder.
+/// A published or operational event: each field the catalogue declares,
+/// as a placeholder.
 fn published(source: &str, event: &str, info: &EventInfo) -> Example {
     let data: Map<String, Value> = info
         .fields

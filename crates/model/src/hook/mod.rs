@@ -38,6 +38,20 @@ pub struct EventHook {
     pub on_change: Option<bool>,
     /// Seconds during which further events are dropped after one fires.
     pub snooze: Option<i64>,
+    /// Whether the hook takes events and its deliveries are attempted. A
+    /// hook that failed for too long is disabled by the server and keeps
+    /// its queue; writing `true` enables it again. Not Kong's: stored
+    /// hooks without it are enabled.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// At most this many attempts of the hook's deliveries at once; none
+    /// takes the server's `hook_concurrency`.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// At most this many deliveries a second, spread evenly; none is
+    /// unlimited. What waits stays queued.
+    #[serde(default)]
+    pub rate_limit: Option<f64>,
     /// The handler and its configuration.
     #[serde(flatten)]
     pub handler: Handler,
@@ -106,6 +120,18 @@ pub trait HandlerConfig {
     fn fields() -> Vec<Field>;
 }
 
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// A rate limit is a positive number of deliveries a second.
+fn positive_rate(v: &Value) -> Result<(), String> {
+    match v.as_f64() {
+        Some(rate) if rate > 0.0 && rate.is_finite() => Ok(()),
+        _ => Err("must be greater than 0".into()),
+    }
+}
+
 /// An http(s) URL with a host, as the request handlers' `url` must be.
 fn http_url_check(v: &Value) -> Result<(), String> {
     let s = v.as_str().unwrap_or_default();
@@ -149,6 +175,14 @@ pub fn schema(handler: Option<&str>) -> Schema {
             .check(Check::OneOf(HANDLERS)),
         Field::new("on_change", Kind::Boolean),
         Field::new("snooze", Kind::Integer).check(Check::Between(0.0, 2147483647.0)),
+        Field::new("enabled", Kind::Boolean).default(json!(true)),
+        // The server's maximum is checked when the hook is saved.
+        Field::new("concurrency", Kind::Integer)
+            .check(Check::Between(1.0, 2147483647.0))
+            .example(json!(4)),
+        Field::new("rate_limit", Kind::Number)
+            .check(Check::Custom(positive_rate))
+            .example(json!(50)),
         // As Kong: a hook sent without `config` has `{}`, and then its
         // handler's defaults and required fields apply.
         Field::new("config", config).required().default(json!({})),
@@ -232,7 +266,8 @@ mod tests {
             hook.to_json(),
             json!({"config": {"headers": {}, "secret": null, "ssl_verify": false, "url": "https://example.com/hook"},
                    "created_at": 1627581575, "event": "consumers", "handler": "webhook",
-                   "id": Uuid::nil().to_string(), "on_change": null, "snooze": null, "source": "crud"})
+                   "id": Uuid::nil().to_string(), "on_change": null, "snooze": null, "source": "crud",
+                   "enabled": true, "concurrency": null, "rate_limit": null})
         );
     }
 
