@@ -1,6 +1,13 @@
 //! The dispatcher: takes events from the outbox in order, matches them to
-//! hooks, applies on_change and snooze, and queues one delivery per hook
-//! taking the event, in the same transaction that removes the events.
+//! hooks, applies their conditions, then on_change and snooze, and queues
+//! one delivery per hook taking the event, in the same transaction that
+//! removes the events.
+//!
+//! A hook's condition is applied before on_change and snooze, so that an
+//! event the condition refuses leaves their memory as it was: on_change
+//! compares the events the hook takes, and snooze windows open only on
+//! them. The conditions of a batch are evaluated together before it is
+//! routed (see [`condition::judge`]).
 //!
 //! A hook's on_change and snooze memory belongs to one incarnation of the
 //! hook: the `event_hooks` crud event of its creation or deletion, met in
@@ -8,6 +15,7 @@
 //! leaves nothing behind, and one created again under the same id starts
 //! clean.
 
+use crate::condition::{self, Refusals};
 use crate::gate::{self, HookMemory, Remember};
 use crate::{Engine, Error};
 use hookd_metrics::EventLabels;
@@ -70,13 +78,14 @@ struct Batch {
 }
 
 impl Batch {
-    /// Queues a delivery of the event at outbox position `seq` for each
-    /// hook that takes it.
+    /// Queues a delivery of the event at outbox position `seq`, the
+    /// batch's `index`th, for each hook that takes it.
     fn route(
         &mut self,
         engine: &Engine,
         hooks: &[EventHook],
-        (seq, event): (u64, Event),
+        (index, (seq, event)): (usize, (u64, Event)),
+        refusals: &Refusals,
         memory: &mut HashMap<Uuid, HookMemory>,
         now: i64,
     ) {
@@ -102,7 +111,7 @@ impl Batch {
             .and_then(|info| info.unique.as_deref());
         for hook in hooks
             .iter()
-            .filter(|h| h.matches(&event.source, &event.event))
+            .filter(|h| h.matches(&event.source, &event.event) && refusals.admit(index, h.id))
         {
             let memory = memory.entry(hook.id).or_default();
             let (fire, remember) = gate::admit(hook, &event, unique, memory, now);
@@ -173,9 +182,10 @@ async fn dispatch_batch(
     let hooks = load_hooks(engine)?;
     let now = engine.clock.now_ms();
     let events = taken.events.len();
+    let refusals = condition::judge(engine, &hooks, &taken.events).await;
     let mut batch = Batch::default();
-    for item in taken.events {
-        batch.route(engine, &hooks, item, memory, now);
+    for item in taken.events.into_iter().enumerate() {
+        batch.route(engine, &hooks, item, &refusals, memory, now);
     }
     engine
         .store

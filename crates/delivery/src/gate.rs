@@ -120,6 +120,7 @@ mod tests {
             event: None,
             on_change,
             snooze,
+            condition: None,
             handler: Handler::Log(LogConfig {}),
         }
     }

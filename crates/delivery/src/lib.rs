@@ -10,6 +10,7 @@
 //! the same id.
 #![deny(missing_docs)]
 
+pub mod condition;
 mod dispatcher;
 pub mod gate;
 pub mod handler;
@@ -58,6 +59,17 @@ pub enum Error {
     /// The ping was not answered with a 2xx.
     #[error("ping failed: {0}")]
     PingFailed(String),
+}
+
+/// The answer of `/event-hooks/{id}/test`.
+#[derive(Debug)]
+pub struct TestAnswer {
+    /// What became of the hook's condition on the data; none when the hook
+    /// has no condition.
+    pub condition: Option<condition::Verdict>,
+    /// Kong's `result` when the handler ran (null when the condition did
+    /// not hold, and it did not run), or why there is none.
+    pub result: Result<serde_json::Value, handler::TestFailure>,
 }
 
 /// How long finished deliveries are kept.
@@ -269,13 +281,9 @@ impl Deliveries {
         }
     }
 
-    /// Runs a hook's handler on `data` now, outside the queue; the result
-    /// is Kong's `result` of `/test`.
-    pub async fn test(
-        &self,
-        hook: &EventHook,
-        data: serde_json::Value,
-    ) -> Result<serde_json::Value, handler::TestFailure> {
+    /// Runs a hook's handler on `data` now, outside the queue, when the
+    /// hook's condition (if it has one) holds for it: the answer of `/test`.
+    pub async fn test(&self, hook: &EventHook, data: serde_json::Value) -> TestAnswer {
         run::test(&self.engine, hook, data).await
     }
 
@@ -338,12 +346,24 @@ impl Deliveries {
         Ok(delivery)
     }
 
-    /// Checks, when a hook is saved, what its handler needs beyond the
-    /// schema (for webhook-custom, templates that compile and are within
-    /// their budget without data; for lambda, a request the mode and
-    /// ceiling admit and guests that exist).
+    /// Checks, when a hook is saved, what the schema cannot: a condition
+    /// that compiles and is within its budget without data, and what its
+    /// handler needs (for webhook-custom, templates that compile and are
+    /// within their budget without data; for lambda, a request the mode
+    /// and ceiling admit and guests that exist).
     pub async fn check_hook(&self, hook: &EventHook) -> Result<(), Violations> {
-        handler::of(&hook.handler).check(&self.engine).await
+        let engine = &self.engine;
+        let (condition, handler) = futures::join!(
+            condition::check(hook, &engine.settings.templates),
+            handler::of(&hook.handler).check(engine)
+        );
+        let mut violations = Violations::new();
+        for checked in [condition, handler] {
+            if let Err(found) = checked {
+                violations.extend_under(&[], found);
+            }
+        }
+        violations.into_result(())
     }
 
     /// What each guest of a lambda hook is granted (mode ∩ ceiling ∩

@@ -38,6 +38,11 @@ pub struct EventHook {
     pub on_change: Option<bool>,
     /// Seconds during which further events are dropped after one fires.
     pub snooze: Option<i64>,
+    /// A minijinja expression over the event data (hookd's, not Kong's):
+    /// the hook takes only the events for which it is true. `None` takes
+    /// every event, as Kong's hooks do; a hook stored without it has none.
+    #[serde(default)]
+    pub condition: Option<String>,
     /// The handler and its configuration.
     #[serde(flatten)]
     pub handler: Handler,
@@ -149,6 +154,8 @@ pub fn schema(handler: Option<&str>) -> Schema {
             .check(Check::OneOf(HANDLERS)),
         Field::new("on_change", Kind::Boolean),
         Field::new("snooze", Kind::Integer).check(Check::Between(0.0, 2147483647.0)),
+        // Compiled at save by hookd-delivery, which has the template engine.
+        Field::new("condition", Kind::String).example(json!("operation == \"create\"")),
         // As Kong: a hook sent without `config` has `{}`, and then its
         // handler's defaults and required fields apply.
         Field::new("config", config).required().default(json!({})),
@@ -232,7 +239,8 @@ mod tests {
             hook.to_json(),
             json!({"config": {"headers": {}, "secret": null, "ssl_verify": false, "url": "https://example.com/hook"},
                    "created_at": 1627581575, "event": "consumers", "handler": "webhook",
-                   "id": Uuid::nil().to_string(), "on_change": null, "snooze": null, "source": "crud"})
+                   "id": Uuid::nil().to_string(), "on_change": null, "snooze": null, "source": "crud",
+                   "condition": null})
         );
     }
 
