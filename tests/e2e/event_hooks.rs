@@ -38,7 +38,7 @@ async fn kongs_own_curl_example_creates_a_hook() {
         hook,
         json!({"config": {"headers": {}, "secret": null, "ssl_verify": false, "url": "https://example.com/hook"},
                "created_at": created_at, "event": "consumers", "handler": "webhook", "id": id,
-               "on_change": true, "snooze": null, "source": "crud",
+               "on_change": true, "snooze": null, "source": "crud", "condition": null,
                "enabled": true, "concurrency": null, "rate_limit": null})
     );
     let (status, fetched) = server.get(&format!("/event-hooks/{id}")).await;

@@ -8,6 +8,7 @@ mod delivery;
 mod durability;
 mod entities;
 mod event_hooks;
+mod filters;
 mod guests_new;
 mod guests_run;
 mod health;

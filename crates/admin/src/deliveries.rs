@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hookd_delivery::Error as DeliveryError;
+use hookd_delivery::condition::Verdict;
 use hookd_delivery::handler::TestFailure;
 use hookd_model::EventHook;
 use hookd_model::delivery::Delivery;
@@ -30,7 +31,8 @@ pub fn router() -> Api {
             post(test),
             [doc(
                 Method::POST,
-                "Run the hook's handler now on the posted data, outside the queue",
+                "Run the hook's handler now on the posted data, outside the queue \
+                 (when the hook's condition, if it has one, holds for it)",
             )
             .body("Object")
             .json(200, "TestAnswer")
@@ -69,18 +71,17 @@ fn load_hook(state: &AdminState, key: &str) -> ApiResult<EventHook> {
 }
 
 /// Kong's answer when a handler fails under `/test`.
-fn unexpected(err: impl Into<String>) -> Response {
+fn unexpected(err: impl Into<String>) -> (StatusCode, Value) {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        Json(json!({"message": "An unexpected error occurred", "err": err.into()})),
+        json!({"message": "An unexpected error occurred", "err": err.into()}),
     )
-        .into_response()
 }
 
 /// A guest's own error under `/test`: not an unexpected failure of the
 /// server but the guest refusing the data, answered 422 with its message
 /// and where in the chain it stopped.
-fn guest_error(refused: &TestFailure) -> Response {
+fn guest_error(refused: &TestFailure) -> (StatusCode, Value) {
     let TestFailure::GuestError {
         step,
         function,
@@ -91,14 +92,16 @@ fn guest_error(refused: &TestFailure) -> Response {
     };
     (
         StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({
+        json!({
             "message": refused.to_string(),
             "guest_error": {"step": step + 1, "function": function, "message": message},
-        })),
+        }),
     )
-        .into_response()
 }
 
+/// Kong's answer of `/test`, with `condition` beside Kong's members when
+/// the hook has one: whether it held (the handler ran only then), and
+/// `condition_error` when it could not be evaluated.
 async fn test(
     State(state): State<AdminState>,
     Path(key): Path<String>,
@@ -106,11 +109,19 @@ async fn test(
 ) -> ApiResult<Response> {
     let hook = load_hook(&state, &key)?;
     let data = body.value;
-    Ok(match state.deliveries.test(&hook, data.clone()).await {
-        Ok(result) => Json(json!({"data": data, "result": result})).into_response(),
+    let tested = state.deliveries.test(&hook, data.clone()).await;
+    let (status, mut answer) = match tested.result {
+        Ok(result) => (StatusCode::OK, json!({"data": data, "result": result})),
         Err(refused @ TestFailure::GuestError { .. }) => guest_error(&refused),
         Err(TestFailure::Unexpected(err)) => unexpected(err),
-    })
+    };
+    if let Some(verdict) = &tested.condition {
+        answer["condition"] = json!(verdict.held());
+        if let Verdict::Failed(error) = verdict {
+            answer["condition_error"] = json!(error);
+        }
+    }
+    Ok((status, Json(answer)).into_response())
 }
 
 async fn ping(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Response> {

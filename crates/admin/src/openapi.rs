@@ -193,7 +193,11 @@ fn schemas() -> Map<String, Value> {
     );
     s.insert(
         "TestAnswer".into(),
-        object(json!({"data": {"type": "object"}, "result": {}})),
+        object(json!({"data": {"type": "object"}, "result": {},
+                      "condition": {"type": "boolean", "description": "whether the hook's condition \
+                                    held (present when it has one); the handler ran only then"},
+                      "condition_error": {"type": "string", "description": "why the condition \
+                                          could not be evaluated (it then counts as false)"}})),
     );
     s.insert(
         "GuestError".into(),

@@ -1,7 +1,13 @@
 //! The dispatcher: takes events from the outbox in order, matches them to
-//! the enabled hooks, applies on_change and snooze, and queues one delivery
-//! per hook taking the event, in the same transaction that removes the
-//! events.
+//! the enabled hooks, applies their conditions, then on_change and snooze,
+//! and queues one delivery per hook taking the event, in the same
+//! transaction that removes the events.
+//!
+//! A hook's condition is applied before on_change and snooze, so that an
+//! event the condition refuses leaves their memory as it was: on_change
+//! compares the events the hook takes, and snooze windows open only on
+//! them. The conditions of a batch are evaluated together before it is
+//! routed (see [`condition::judge`]).
 //!
 //! A hook's on_change and snooze memory belongs to one incarnation of the
 //! hook: the `event_hooks` crud event of its creation or deletion, met in
@@ -9,6 +15,7 @@
 //! leaves nothing behind, and one created again under the same id starts
 //! clean.
 
+use crate::condition::{self, Refusals};
 use crate::gate::{self, HookMemory, Remember};
 use crate::{Engine, Error};
 use hookd_metrics::EventLabels;
@@ -71,13 +78,14 @@ struct Batch {
 }
 
 impl Batch {
-    /// Queues a delivery of the event at outbox position `seq` for each
-    /// hook that takes it.
+    /// Queues a delivery of the event at outbox position `seq`, the
+    /// batch's `index`th, for each hook that takes it.
     fn route(
         &mut self,
         engine: &Engine,
         hooks: &[EventHook],
-        (seq, event): (u64, Event),
+        (index, (seq, event)): (usize, (u64, Event)),
+        refusals: &Refusals,
         memory: &mut HashMap<Uuid, HookMemory>,
         now: i64,
     ) {
@@ -104,10 +112,12 @@ impl Batch {
         // A disabled hook takes no events, and no hook takes an
         // operational event about itself.
         let about = operational::hook_of(&event);
-        for hook in hooks
-            .iter()
-            .filter(|h| h.enabled && h.matches(&event.source, &event.event) && about != Some(h.id))
-        {
+        for hook in hooks.iter().filter(|h| {
+            h.enabled
+                && h.matches(&event.source, &event.event)
+                && about != Some(h.id)
+                && refusals.admit(index, h.id)
+        }) {
             let memory = memory.entry(hook.id).or_default();
             let (fire, remember) = gate::admit(hook, &event, unique, memory, now);
             self.remembered.extend(updates(hook.id, remember));
@@ -177,9 +187,10 @@ async fn dispatch_batch(
     let hooks = load_hooks(engine)?;
     let now = engine.clock.now_ms();
     let events = taken.events.len();
+    let refusals = condition::judge(engine, &hooks, &taken.events).await;
     let mut batch = Batch::default();
-    for item in taken.events {
-        batch.route(engine, &hooks, item, memory, now);
+    for item in taken.events.into_iter().enumerate() {
+        batch.route(engine, &hooks, item, &refusals, memory, now);
     }
     engine
         .store

@@ -123,6 +123,7 @@ mod tests {
             enabled: true,
             concurrency: None,
             rate_limit: None,
+            condition: None,
             handler: Handler::Log(LogConfig {}),
         }
     }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod breaker;
+pub mod condition;
 mod dispatcher;
 pub mod gate;
 pub mod handler;
@@ -28,6 +29,7 @@ use hookd_metrics::Metrics;
 use hookd_model::clock::Clock;
 use hookd_model::delivery::{Delivery, DeliveryState};
 use hookd_model::hook::Handler;
+use hookd_model::violation::PathSeg;
 use hookd_model::{Catalogue, EventHook, Violations};
 use hookd_sandbox::Sandbox;
 use hookd_store::Store;
@@ -64,6 +66,17 @@ pub enum Error {
     /// The ping was not answered with a 2xx.
     #[error("ping failed: {0}")]
     PingFailed(String),
+}
+
+/// The answer of `/event-hooks/{id}/test`.
+#[derive(Debug)]
+pub struct TestAnswer {
+    /// What became of the hook's condition on the data; none when the hook
+    /// has no condition.
+    pub condition: Option<condition::Verdict>,
+    /// Kong's `result` when the handler ran (null when the condition did
+    /// not hold, and it did not run), or why there is none.
+    pub result: Result<serde_json::Value, handler::TestFailure>,
 }
 
 /// How long finished deliveries are kept.
@@ -290,13 +303,9 @@ impl Deliveries {
         }
     }
 
-    /// Runs a hook's handler on `data` now, outside the queue; the result
-    /// is Kong's `result` of `/test`.
-    pub async fn test(
-        &self,
-        hook: &EventHook,
-        data: serde_json::Value,
-    ) -> Result<serde_json::Value, handler::TestFailure> {
+    /// Runs a hook's handler on `data` now, outside the queue, when the
+    /// hook's condition (if it has one) holds for it: the answer of `/test`.
+    pub async fn test(&self, hook: &EventHook, data: serde_json::Value) -> TestAnswer {
         run::test(&self.engine, hook, data).await
     }
 
@@ -359,20 +368,32 @@ impl Deliveries {
         Ok(delivery)
     }
 
-    /// Checks, when a hook is saved, what the server's settings and its
-    /// handler need beyond the schema: a `concurrency` within the server's
-    /// maximum; for webhook-custom, templates that compile and are within
-    /// their budget without data; for lambda, a request the mode and
-    /// ceiling admit and guests that exist.
+    /// Checks, when a hook is saved, what the schema cannot: a `concurrency`
+    /// within the server's maximum, a condition that compiles and is within
+    /// its budget without data, and what its handler needs (for
+    /// webhook-custom, templates that compile and are within their budget
+    /// without data; for lambda, a request the mode and ceiling admit and
+    /// guests that exist).
     pub async fn check_hook(&self, hook: &EventHook) -> Result<(), Violations> {
-        let max = self.engine.settings.concurrency.max;
+        let engine = &self.engine;
+        let (condition, handler) = futures::join!(
+            condition::check(hook, &engine.settings.templates),
+            handler::of(&hook.handler).check(engine)
+        );
+        let mut violations = Violations::new();
+        let max = engine.settings.concurrency.max;
         if hook.concurrency.is_some_and(|c| c > max) {
-            return Err(Violations::field(
-                "concurrency",
+            violations.push(
+                vec![PathSeg::Key("concurrency".into())],
                 format!("must be at most {max} (the server's hook_max_concurrency)"),
-            ));
+            );
         }
-        handler::of(&hook.handler).check(&self.engine).await
+        for checked in [condition, handler] {
+            if let Err(found) = checked {
+                violations.extend_under(&[], found);
+            }
+        }
+        violations.into_result(())
     }
 
     /// Tells the scheduler that a hook was written or deleted: a write

@@ -1,7 +1,7 @@
 //! hookd's metrics, in one registry exposed at `GET /metrics`.
 //!
 //! Every part records into the [`Metrics`] it is given: the dispatcher
-//! counts events, the workers attempts and their latency, the lambda
+//! counts events and the verdicts of hooks' conditions, the workers attempts and their latency, the lambda
 //! handler invocations and how they ended, the Admin API its requests.
 //! Gauges of state (queue depth, compiled guests) are set when scraped.
 #![deny(missing_docs)]
@@ -48,6 +48,14 @@ pub struct HandlerLabels {
 pub struct InvocationLabels {
     /// How it ended.
     pub outcome: String,
+}
+
+/// What became of a hook's condition on an event: `held`, `not_held`,
+/// or `failed` (an error, a limit, or no answer; it counts as not held).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    /// How it ended.
+    pub outcome: &'static str,
 }
 
 /// A capability class.
@@ -108,6 +116,8 @@ pub struct Metrics {
     registry: Registry,
     /// Events taken from the outbox, by source and event.
     pub events: Family<EventLabels, Counter>,
+    /// Hook conditions evaluated by the dispatcher, by outcome.
+    pub conditions: Family<ConditionLabels, Counter>,
     /// Delivery attempts, by handler and outcome (`ok`, `failed`).
     pub attempts: Family<OutcomeLabels, Counter>,
     /// Deliveries that ended, by handler and outcome (`succeeded`, `dead`).
@@ -150,6 +160,7 @@ impl Metrics {
         let mut m = Metrics {
             registry: Registry::with_prefix("hookd"),
             events: Family::default(),
+            conditions: Family::default(),
             attempts: Family::default(),
             deliveries: Family::default(),
             attempt_seconds: Family::new_with_constructor(latency_histogram),
@@ -167,6 +178,11 @@ impl Metrics {
         };
         let r = &mut m.registry;
         r.register("events", "Events taken from the outbox", m.events.clone());
+        r.register(
+            "conditions",
+            "Hook conditions evaluated on events, by outcome",
+            m.conditions.clone(),
+        );
         r.register("delivery_attempts", "Delivery attempts", m.attempts.clone());
         r.register(
             "deliveries",

@@ -86,7 +86,7 @@ pub struct Engine {
     json_string: Environment<'static>,
     none: Environment<'static>,
     output_limit: usize,
-    kept: Kept,
+    kept: Kept<Key>,
 }
 
 impl Engine {
@@ -163,12 +163,21 @@ impl Engine {
                 ),
                 true,
             )),
-            Err(e) => {
-                let over_budget = e.kind() == ErrorKind::OutOfFuel
-                    || e.detail().is_some_and(|d| d.contains(OVER_OUTPUT_LIMIT));
-                Err(failure(describe(&e), over_budget))
-            }
+            Err(e) => Err(failure_of(&e)),
         }
+    }
+}
+
+/// What an error met while rendering or evaluating comes to: over budget
+/// when it ran out of fuel or a filter refused to make a string longer
+/// than the output limit.
+pub(crate) fn failure_of(error: &Error) -> Failure {
+    Failure {
+        message: describe(error),
+        over_budget: error.kind() == ErrorKind::OutOfFuel
+            || error
+                .detail()
+                .is_some_and(|d| d.contains(OVER_OUTPUT_LIMIT)),
     }
 }
 
@@ -184,21 +193,31 @@ const KEPT_BYTES: usize = 1024 * 1024;
 /// include it).
 type Key = (Escape, String);
 
-/// Which compiled templates an engine keeps, so that a hook's templates
-/// are compiled once per worker rather than at every attempt, and which
-/// to let go first.
-#[derive(Default)]
-struct Kept {
+/// Which compiled templates (or conditions, see [`crate::condition`]) an
+/// engine keeps, so that a hook's templates are compiled once per worker
+/// rather than at every attempt, and which to let go first.
+pub(crate) struct Kept<K> {
     /// Each kept template's source length and when it was last used.
-    templates: HashMap<Key, (usize, u64)>,
+    templates: HashMap<K, (usize, u64)>,
     bytes: usize,
     clock: u64,
-    compilations: u64,
+    pub(crate) compilations: u64,
 }
 
-impl Kept {
+impl<K> Default for Kept<K> {
+    fn default() -> Self {
+        Kept {
+            templates: HashMap::new(),
+            bytes: 0,
+            clock: 0,
+            compilations: 0,
+        }
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash> Kept<K> {
     /// Marks a kept template used; false when it is not kept.
-    fn touch(&mut self, key: &Key) -> bool {
+    pub(crate) fn touch(&mut self, key: &K) -> bool {
         self.clock += 1;
         match self.templates.get_mut(key) {
             Some((_, used)) => {
@@ -211,7 +230,7 @@ impl Kept {
 
     /// Keeps a template just compiled; returns those to let go, least
     /// recently used first, until the rest are within the bounds.
-    fn insert(&mut self, key: Key, len: usize) -> Vec<Key> {
+    pub(crate) fn insert(&mut self, key: K, len: usize) -> Vec<K> {
         self.templates.insert(key.clone(), (len, self.clock));
         self.bytes += len;
         let mut evicted = Vec::new();
@@ -235,11 +254,13 @@ impl Kept {
 }
 
 /// The hex SHA-256 of a template's source.
-fn digest(source: &str) -> String {
+pub(crate) fn digest(source: &str) -> String {
     format!("{:x}", Sha256::digest(source.as_bytes()))
 }
 
-fn environment(escape: AutoEscape, limits: EngineLimits) -> Environment<'static> {
+/// An environment of Kong's rules (see the module's documentation) within
+/// `limits`, escaping `{{ }}` by `escape`.
+pub(crate) fn environment(escape: AutoEscape, limits: EngineLimits) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     // Debug info clones the source into every error; the message is enough.
@@ -330,8 +351,9 @@ pub fn compile(source: &str) -> Result<(), String> {
         .map_err(|e| describe(&e))
 }
 
-/// without the template name, which the caller reports as a field.
-fn describe(err: &Error) -> String {
+/// An error's kind, detail and line, without the template name, which the
+/// caller reports as a field.
+pub(crate) fn describe(err: &Error) -> String {
     let mut message = match err.detail() {
         Some(detail) => format!("{}: {detail}", err.kind()),
         None => err.kind().to_string(),

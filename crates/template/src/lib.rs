@@ -11,14 +11,20 @@
 //! notices. A worker compiles a template the first time it renders it and
 //! keeps it for the next renders ([`Engine`]), so a hook's templates are
 //! not parsed again at every attempt.
+//!
+//! A hook's condition, a minijinja expression over the event data, is
+//! boxed the same way: [`compile_condition`] at save, [`Renderer::evaluate`]
+//! in the workers, which keep it compiled as they keep templates.
 
+mod condition;
 mod engine;
 mod pool;
 mod protocol;
 pub mod worker;
 
+pub use condition::{MAX_CONDITION, compile_condition};
 pub use engine::{Engine, EngineLimits, Escape, Failure, compile};
 /// What a template reads: the event data, converted once per render.
 pub use minijinja::Value as Context;
 pub use pool::{Limits, PoolError, Renderer, WorkerCommand};
-pub use protocol::{Answers, Template};
+pub use protocol::{Answers, Template, Verdict};

@@ -7,7 +7,8 @@
 //! the next render while they behave.
 
 use crate::engine::EngineLimits;
-use crate::protocol::{self, Answers, Hello, Request, Template};
+use crate::protocol::{self, Answers, Hello, Request, Template, Verdict};
+use serde::de::DeserializeOwned;
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -21,7 +22,8 @@ use tokio::sync::Semaphore;
 /// Everything a render may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall time of one request (all the templates of one delivery attempt).
+    /// Wall time of one request (all the templates of one delivery
+    /// attempt, or one condition on one event).
     pub timeout: Duration,
     /// How long a render waits for a free worker before it fails.
     pub queue_timeout: Duration,
@@ -58,8 +60,8 @@ pub struct WorkerCommand {
     pub args: Vec<OsString>,
 }
 
-/// Why a request got no answers. Each template's own error (a syntax
-/// error, fuel, output size) is an answer, not one of these.
+/// Why a request got no answers. Each template's or condition's own error
+/// (a syntax error, fuel, output size) is an answer, not one of these.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     #[error("no template worker was free within {waited:?} (template_queue_timeout)")]
@@ -116,6 +118,22 @@ impl Renderer {
         templates: &[Template],
         context: &serde_json::Value,
     ) -> Result<Answers, PoolError> {
+        self.ask(&Request::Render { templates, context }).await
+    }
+
+    /// Evaluates `condition` with `context`, within the same limits as a
+    /// render: whether it held, or the condition's own failure.
+    pub async fn evaluate(
+        &self,
+        condition: &str,
+        context: &serde_json::Value,
+    ) -> Result<Verdict, PoolError> {
+        self.ask(&Request::Evaluate { condition, context }).await
+    }
+
+    /// Sends `request` to a free worker and reads its answer, within the
+    /// limits.
+    async fn ask<T: DeserializeOwned>(&self, request: &Request<'_>) -> Result<T, PoolError> {
         let pool = &self.pool;
         let limits = pool.limits;
         let Ok(Ok(_slot)) = tokio::time::timeout(limits.queue_timeout, pool.slots.acquire()).await
@@ -129,14 +147,13 @@ impl Renderer {
             Some(worker) => worker,
             None => pool.start().await?,
         };
-        let request = Request { templates, context };
-        match tokio::time::timeout(limits.timeout, worker.exchange(&request, limits.memory)).await {
-            Ok(Ok(answers)) => {
+        match tokio::time::timeout(limits.timeout, worker.exchange(request, limits.memory)).await {
+            Ok(Ok(answer)) => {
                 pool.idle
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(worker);
-                Ok(answers)
+                Ok(answer)
             }
             Ok(Err(e)) => Err(worker.failure(e, limits.memory).await),
             // Dropping the worker kills it.
@@ -196,7 +213,11 @@ struct Worker {
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 
 impl Worker {
-    async fn exchange(&mut self, request: &Request<'_>, memory: u64) -> io::Result<Answers> {
+    async fn exchange<T: DeserializeOwned>(
+        &mut self,
+        request: &Request<'_>,
+        memory: u64,
+    ) -> io::Result<T> {
         protocol::send(&mut self.stdin, request).await?;
         // The worker cannot build a longer answer than its memory holds.
         let max = usize::try_from(memory).unwrap_or(usize::MAX);

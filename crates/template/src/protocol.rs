@@ -1,7 +1,8 @@
 //! What the server and a worker say to each other over the worker's stdin
 //! and stdout: frames of a 4-byte big-endian length and that many bytes of
 //! JSON. The first frame the server sends is the worker's [`Hello`]; then
-//! each [`Request`] is answered by one frame of per-template results.
+//! each [`Request`] is answered by one frame: per-template results for a
+//! render, a [`Verdict`] for a condition.
 
 use crate::engine::{EngineLimits, Escape, Failure};
 use serde::de::DeserializeOwned;
@@ -24,19 +25,38 @@ pub struct Template {
     pub escape: Escape,
 }
 
-/// Templates rendered with one context, in one round trip.
+/// What the server asks of a worker, in one round trip.
 #[derive(Serialize)]
-pub(crate) struct Request<'a> {
-    pub(crate) templates: &'a [Template],
-    pub(crate) context: &'a serde_json::Value,
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Request<'a> {
+    /// Templates rendered with one context: answered by [`Answers`].
+    Render {
+        templates: &'a [Template],
+        context: &'a serde_json::Value,
+    },
+    /// A condition evaluated with one context: answered by a [`Verdict`].
+    Evaluate {
+        condition: &'a str,
+        context: &'a serde_json::Value,
+    },
 }
 
 /// A [`Request`] as the worker reads it.
 #[derive(Deserialize)]
-pub(crate) struct OwnedRequest {
-    pub(crate) templates: Vec<Template>,
-    pub(crate) context: serde_json::Value,
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OwnedRequest {
+    Render {
+        templates: Vec<Template>,
+        context: serde_json::Value,
+    },
+    Evaluate {
+        condition: String,
+        context: serde_json::Value,
+    },
 }
+
+/// Whether a condition held, or what went wrong with it.
+pub type Verdict = Result<bool, Failure>;
 
 /// Each template's text, or what went wrong with it, in request order.
 pub type Answers = Vec<Result<String, Failure>>;

@@ -1,5 +1,5 @@
-//! The worker: a process that renders templates for the server, one
-//! request at a time, under a memory limit it sets on itself before it
+//! The worker: a process that renders templates and evaluates conditions
+//! for the server, one request at a time, under a memory limit it sets on itself before it
 //! reads any template. A template that needs more memory makes an
 //! allocation fail, which aborts the worker alone; one that runs too long
 //! is killed by the server ([`crate::Renderer`]). Either way the server
@@ -8,6 +8,7 @@
 //! `hookd template-worker` runs this in production; the template crate's
 //! tests run it as `hookd-template-worker`.
 
+use crate::condition::{self, Conditions};
 use crate::engine::Engine;
 use crate::protocol::{self, Answers, Hello, OwnedRequest};
 use rustix::process::{Resource, Rlimit, Signal, set_parent_process_death_signal, setrlimit};
@@ -37,15 +38,24 @@ fn serve(input: &mut impl io::Read, output: &mut impl io::Write) -> io::Result<(
     };
     limit_memory(hello.memory)?;
     let mut engine = Engine::new(hello.engine);
+    let condition_env = condition::environment(hello.engine);
+    let mut conditions = Conditions::new(&condition_env);
     let max_request = usize::try_from(hello.memory).unwrap_or(usize::MAX);
     while let Some(request) = protocol::read::<OwnedRequest>(input, max_request)? {
-        let context = minijinja::Value::from_serialize(&request.context);
-        let answers: Answers = request
-            .templates
-            .iter()
-            .map(|t| engine.render(&t.source, t.escape, &context))
-            .collect();
-        protocol::write(output, &answers)?;
+        match request {
+            OwnedRequest::Render { templates, context } => {
+                let context = minijinja::Value::from_serialize(&context);
+                let answers: Answers = templates
+                    .iter()
+                    .map(|t| engine.render(&t.source, t.escape, &context))
+                    .collect();
+                protocol::write(output, &answers)?;
+            }
+            OwnedRequest::Evaluate { condition, context } => {
+                let context = minijinja::Value::from_serialize(&context);
+                protocol::write(output, &conditions.evaluate(&condition, &context))?;
+            }
+        }
     }
     Ok(())
 }

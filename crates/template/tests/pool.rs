@@ -145,3 +145,32 @@ async fn a_render_waits_for_a_worker_at_most_the_queue_timeout() {
     drop(busy.await);
     still_renders(&renderer).await;
 }
+
+#[tokio::test]
+async fn conditions_are_evaluated_in_the_workers() {
+    let renderer = renderer(LIMITS);
+    let context = json!({"entity": {"username": "bob"}, "event": "consumers", "source": "crud"});
+    let evaluate = async |condition: &str| renderer.evaluate(condition, &context).await;
+    assert_eq!(
+        evaluate("entity.username == 'bob'").await.unwrap(),
+        Ok(true)
+    );
+    assert_eq!(
+        evaluate("entity.username is startingwith 'a'")
+            .await
+            .unwrap(),
+        Ok(false)
+    );
+    let failure = evaluate("entity.username + 1").await.unwrap().unwrap_err();
+    assert!(
+        failure.message.starts_with("invalid operation"),
+        "{failure}"
+    );
+    // Two 60 MB strings joined do not fit the worker's 64 MiB.
+    let err = evaluate("entity.username * 20000000 ~ entity.username * 20000000 != ''")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PoolError::Memory { .. }), "{err}");
+    assert_eq!(evaluate("source == 'crud'").await.unwrap(), Ok(true));
+    still_renders(&renderer).await;
+}

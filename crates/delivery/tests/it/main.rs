@@ -102,6 +102,20 @@ impl Rig {
         let hook = json!({"id": id.to_string(), "created_at": 0, "source": source, "event": null,
                           "on_change": on_change, "snooze": snooze, "handler": "webhook",
                           "config": {"url": self.receiver.url("/"), "headers": {}, "secret": null, "ssl_verify": false}});
+        self.insert_hook(hook).await;
+    }
+
+    /// A webhook hook on the rate-limit events with `condition`, delivering
+    /// to `path`.
+    async fn conditioned_hook(&self, path: &str, condition: &str, on_change: Option<bool>) {
+        let hook = json!({"id": Uuid::new_v4().to_string(), "created_at": 0,
+                          "source": "rate-limiting-advanced", "event": null, "on_change": on_change,
+                          "snooze": null, "condition": condition, "handler": "webhook",
+                          "config": {"url": self.receiver.url(path), "headers": {}, "secret": null, "ssl_verify": false}});
+        self.insert_hook(hook).await;
+    }
+
+    async fn insert_hook(&self, hook: Value) {
         self.store.insert("event_hooks", hook, T0).await.unwrap();
         // The hook's own crud events must not count: dispatch them first.
         self.settle().await;
@@ -133,9 +147,15 @@ impl Rig {
     }
 
     fn received_values(&self, field: &str) -> Vec<Value> {
+        self.received_at(None, field)
+    }
+
+    /// `field` of each event received, at `path` only when one is given.
+    fn received_at(&self, path: Option<&str>, field: &str) -> Vec<Value> {
         self.receiver
             .received()
             .iter()
+            .filter(|r| path.is_none_or(|p| r.uri == p))
             .map(|r| r.json()[field].clone())
             .collect()
     }
@@ -184,6 +204,40 @@ async fn on_change_and_snooze_together_snooze_identical_data_only() {
         rig.received_values("rate"),
         [json!(0), json!(20), json!(61)]
     );
+}
+
+#[tokio::test]
+async fn a_condition_refuses_events_before_on_change_remembers_them() {
+    let rig = Rig::new().await;
+    rig.conditioned_hook("/", "rate > 10", Some(true)).await;
+    // B is refused by the condition, so on_change still remembers A last:
+    // A again is no change.
+    for (second, consumer, n) in [(0, "A", 11), (1, "B", 5), (2, "A", 12), (3, "B", 13)] {
+        rig.publish_at(second, rate(consumer, n)).await;
+    }
+    assert_eq!(rig.received_values("rate"), [json!(11), json!(13)]);
+}
+
+#[tokio::test]
+async fn a_failing_condition_refuses_only_its_own_hooks_events() {
+    let rig = Rig::new().await;
+    // Over the worker's memory, an invalid operation, and two that work.
+    let bomb = "consumer * 15000000 ~ consumer * 15000000 != ''";
+    rig.conditioned_hook("/memory", bomb, None).await;
+    rig.conditioned_hook("/error", "consumer + 1", None).await;
+    rig.conditioned_hook("/held", "consumer is startingwith 'a'", None)
+        .await;
+    rig.hook("rate-limiting-advanced", None, None).await;
+    for (second, consumer) in [(0, "alice"), (1, "bob"), (2, "anna")] {
+        rig.publish_at(second, rate(consumer, 1)).await;
+    }
+    assert_eq!(
+        rig.received_at(Some("/held"), "consumer"),
+        [json!("alice"), json!("anna")]
+    );
+    assert_eq!(rig.received_at(Some("/"), "consumer").len(), 3);
+    assert!(rig.received_at(Some("/memory"), "consumer").is_empty());
+    assert!(rig.received_at(Some("/error"), "consumer").is_empty());
 }
 
 #[tokio::test]

@@ -507,9 +507,9 @@ mod tests {
         assert_eq!(
             Value::Object(canonical),
             json!({"source": "crud", "event": null, "handler": "webhook", "on_change": null,
-                   "snooze": null, "enabled": true, "concurrency": null, "rate_limit": null,
-                   "config": {"url": "http://x/", "headers": {}, "secret": null,
-                   "ssl_verify": false}})
+                   "snooze": null, "condition": null, "enabled": true, "concurrency": null,
+                   "rate_limit": null, "config": {"url": "http://x/", "headers": {},
+                   "secret": null, "ssl_verify": false}})
         );
     }
 
@@ -555,12 +555,21 @@ mod tests {
         );
 
         let hook = json!({"id": S, "source": "crud", "event": null, "handler": "webhook",
-            "on_change": null, "snooze": null, "enabled": true, "concurrency": null,
-            "rate_limit": null,
+            "on_change": null, "snooze": null, "condition": null, "enabled": true,
+            "concurrency": null, "rate_limit": null,
             "config": {"url": "http://x/", "headers": {}, "secret": null, "ssl_verify": false}});
         assert_eq!(
             Value::Object(Kind::Hooks.compact(hook.as_object().unwrap())),
             json!({"id": S, "source": "crud", "handler": "webhook", "config": {"url": "http://x/"}})
+        );
+        // hookd's condition is no default: kept, and compared.
+        let mut filtered = hook.clone();
+        filtered["condition"] = json!("operation == 'create'");
+        let compact = Kind::Hooks.compact(filtered.as_object().unwrap());
+        assert_eq!(compact["condition"], "operation == 'create'");
+        assert_ne!(
+            Kind::Hooks.canonical(&compact),
+            Kind::Hooks.canonical(hook.as_object().unwrap())
         );
     }
 

@@ -20,7 +20,8 @@ pub enum HooksCommand {
         id: String,
     },
     /// Creates an event hook described in a file, in Kong's shape:
-    /// `source`, `event`, `handler`, `on_change`, `snooze`, `config`.
+    /// `source`, `event`, `handler`, `on_change`, `snooze`, `config`, and
+    /// hookd's `condition`.
     Create {
         /// The hook, as JSON (`.json`) or YAML; `-` reads standard input.
         #[arg(long, short)]
@@ -31,7 +32,8 @@ pub enum HooksCommand {
         /// Its id.
         id: String,
     },
-    /// Runs the hook's handler once on the data in a file, as
+    /// Runs the hook's handler once on the data in a file (when its
+    /// condition, if it has one, holds for it), as
     /// `POST /event-hooks/{id}/test`: nothing queued, nothing retried.
     Test {
         /// Its id.
@@ -77,6 +79,10 @@ pub async fn run(client: &Client, json: bool, command: HooksCommand) -> anyhow::
         HooksCommand::Test { id, file } => {
             let data = read_document(&file)?;
             let answer = client.post(&HOOKS.member(&id, "/test"), &data).await?;
+            if !json && answer["condition"] == false {
+                println!("{}", condition_refused(&answer));
+                return Ok(());
+            }
             // The handler's result is the interesting part; the data sent
             // is what the file says.
             print_json(if json { &answer } else { &answer["result"] })
@@ -85,6 +91,15 @@ pub async fn run(client: &Client, json: bool, command: HooksCommand) -> anyhow::
             let list = client.list(&HOOKS.member(&id, "/deliveries")).await?;
             print_listing(json, list, |list| DELIVERIES.table(list))
         }
+    }
+}
+
+/// What `/test` answered for people when the hook's condition did not
+/// hold, so its handler did not run.
+fn condition_refused(answer: &Value) -> String {
+    match answer["condition_error"].as_str() {
+        Some(error) => format!("the condition failed ({error}): the handler did not run"),
+        None => "the condition did not hold: the handler did not run".to_string(),
     }
 }
 
@@ -98,6 +113,7 @@ fn describe(hook: &Value) -> String {
         ("handler", cell(&hook["handler"])),
         ("on_change", cell(&hook["on_change"])),
         ("snooze", cell(&hook["snooze"])),
+        ("condition", cell(&hook["condition"])),
         ("enabled", cell(&hook["enabled"])),
         ("concurrency", cell(&hook["concurrency"])),
         ("rate_limit", cell(&hook["rate_limit"])),

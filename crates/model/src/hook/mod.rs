@@ -38,6 +38,11 @@ pub struct EventHook {
     pub on_change: Option<bool>,
     /// Seconds during which further events are dropped after one fires.
     pub snooze: Option<i64>,
+    /// A minijinja expression over the event data (hookd's, not Kong's):
+    /// the hook takes only the events for which it is true. `None` takes
+    /// every event, as Kong's hooks do; a hook stored without it has none.
+    #[serde(default)]
+    pub condition: Option<String>,
     /// Whether the hook takes events and its deliveries are attempted. A
     /// hook that failed for too long is disabled by the server and keeps
     /// its queue; writing `true` enables it again. Not Kong's: stored
@@ -175,6 +180,8 @@ pub fn schema(handler: Option<&str>) -> Schema {
             .check(Check::OneOf(HANDLERS)),
         Field::new("on_change", Kind::Boolean),
         Field::new("snooze", Kind::Integer).check(Check::Between(0.0, 2147483647.0)),
+        // Compiled at save by hookd-delivery, which has the template engine.
+        Field::new("condition", Kind::String).example(json!("operation == \"create\"")),
         Field::new("enabled", Kind::Boolean).default(json!(true)),
         // The server's maximum is checked when the hook is saved.
         Field::new("concurrency", Kind::Integer)
@@ -267,7 +274,7 @@ mod tests {
             json!({"config": {"headers": {}, "secret": null, "ssl_verify": false, "url": "https://example.com/hook"},
                    "created_at": 1627581575, "event": "consumers", "handler": "webhook",
                    "id": Uuid::nil().to_string(), "on_change": null, "snooze": null, "source": "crud",
-                   "enabled": true, "concurrency": null, "rate_limit": null})
+                   "condition": null, "enabled": true, "concurrency": null, "rate_limit": null})
         );
     }
 
