@@ -20,5 +20,6 @@ mod lambda_reused;
 mod operations;
 mod published;
 mod root;
+mod secret_rotation;
 mod sources;
 mod validation;
