@@ -172,8 +172,6 @@ async fn populate(server: &Server, receiver: &Receiver) {
         .await;
     assert_eq!(status, 201, "{guest}");
     for hook in [
-        json!({"source": "crud", "event": "consumers", "handler": "webhook",
-               "config": {"url": receiver.url("/hook"), "headers": {"X-A": "1"}}}),
         json!({"source": "crud", "event": "services", "handler": "log", "config": {},
                "on_change": true, "snooze": 30}),
         json!({"source": "crud", "event": "routes", "handler": "lambda",
@@ -181,6 +179,21 @@ async fn populate(server: &Server, receiver: &Receiver) {
     ] {
         server.create("/event-hooks", &hook).await;
     }
+    // A webhook whose secret was changed: it has a previous secret.
+    let webhook = server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
+                    "config": {"url": receiver.url("/hook"), "headers": {"X-A": "1"},
+                               "secret": "old"}}),
+        )
+        .await;
+    let path = format!("/event-hooks/{}", id(&webhook));
+    let (status, webhook) = server
+        .patch(&path, &json!({"config": {"secret": "new"}}))
+        .await;
+    assert_eq!(status, 200, "{webhook}");
+    assert_eq!(webhook["config"]["previous_secret"]["secret"], "old");
 }
 
 /// Sections of a dump, as the document has them.
@@ -232,6 +245,13 @@ async fn dump_then_apply_on_an_empty_server_reproduces_it() {
         doc["guests"],
         json!([{"name": "transform", "file": "guests/transform.wasm"}])
     );
+    let webhook = doc["event_hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["handler"] == "webhook")
+        .unwrap();
+    assert_eq!(webhook["config"]["previous_secret"]["secret"], "old");
     assert_eq!(
         std::fs::read(a.join("guests/transform.wasm")).unwrap(),
         std::fs::read(guest_file("transform")).unwrap()

@@ -36,7 +36,8 @@ async fn kongs_own_curl_example_creates_a_hook() {
     assert!(created_at > 1_600_000_000, "unix seconds: {created_at}");
     assert_eq!(
         hook,
-        json!({"config": {"headers": {}, "secret": null, "ssl_verify": false, "url": "https://example.com/hook"},
+        json!({"config": {"headers": {}, "secret": null, "previous_secret": null, "ssl_verify": false,
+                          "url": "https://example.com/hook"},
                "created_at": created_at, "event": "consumers", "handler": "webhook", "id": id,
                "on_change": true, "snooze": null, "source": "crud", "condition": null,
                "enabled": true, "concurrency": null, "rate_limit": null})
@@ -105,7 +106,7 @@ async fn every_handler_gets_its_config_shape_and_defaults() {
         custom["config"],
         json!({"url": "http://example.com/", "method": "GET", "payload": null, "payload_format": true,
                "body": null, "body_format": true, "headers": {}, "headers_format": false,
-               "secret": null, "ssl_verify": false})
+               "secret": null, "previous_secret": null, "ssl_verify": false})
     );
 }
 

@@ -23,5 +23,6 @@ mod operations;
 mod per_hook;
 mod published;
 mod root;
+mod secret_rotation;
 mod sources;
 mod validation;

@@ -7,7 +7,7 @@ use crate::AdminState;
 use crate::api::{Api, Doc, doc};
 use crate::body::KongBody;
 use crate::error::{ApiError, ApiResult};
-use crate::resource::{PathKey, Resource};
+use crate::resource::{PathKey, Prior, Resource};
 use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::Method;
@@ -355,21 +355,23 @@ fn now_s() -> i64 {
 
 /// `obj` made the record `id` of `r` as it is stored: under its parent
 /// when the path is nested, stamped with its id and times (see
-/// [`Resource::stamp`]), validated as `how` says the body came.
+/// [`Resource::stamp`]), validated as `how` says the body came, as the
+/// successor of `prior` (whose creation time it keeps) when it replaces one.
 async fn ready(
     state: &AdminState,
     r: Resource,
     scope: Option<(Scope, Uuid)>,
     mut obj: Map<String, Value>,
     id: Uuid,
-    created_at: Option<Value>,
     how: Input,
+    prior: Option<&Prior>,
 ) -> ApiResult<Value> {
     if let Some((s, pid)) = scope {
         obj.insert(s.fk.field.into(), json!({ "id": pid.to_string() }));
     }
-    r.stamp(&mut obj, id, created_at, now_s());
-    r.validate(state, obj, how).await
+    let now_s = now_s();
+    r.stamp(&mut obj, id, prior.and_then(Prior::created_at), now_s);
+    r.validate(state, obj, how, prior, now_s).await
 }
 
 async fn create(
@@ -387,7 +389,7 @@ async fn create(
             return Err(hookd_model::Violations::field("id", "expected a valid UUID").into());
         }
     };
-    let entity = ready(&state, r, scope, obj, id, None, how).await?;
+    let entity = ready(&state, r, scope, obj, id, how, None).await?;
     let entity = state
         .store
         .insert(r.name(), entity, SystemClock.now_ms())
@@ -425,12 +427,12 @@ async fn patch(
     let (patch, how) = record(body)?;
     let existing = find(&state, r, scope, &key)?.ok_or(ApiError::NotFound("Not found"))?;
     let id = entity_id(&existing)?;
-    let created_at = existing.get("created_at").cloned();
+    let prior = Prior::new(existing.clone(), &patch);
     let Value::Object(base) = existing else {
         return Err(ApiError::NotFound("Not found"));
     };
     let obj = r.merge(base, patch);
-    let entity = ready(&state, r, scope, obj, id, created_at, how).await?;
+    let entity = ready(&state, r, scope, obj, id, how, Some(&prior)).await?;
     state
         .store
         .update(r.name(), entity.clone(), SystemClock.now_ms())
@@ -451,14 +453,15 @@ async fn put(
         obj.insert((*field).into(), Value::from(value.as_str()));
     }
     let existing = find(&state, r, scope, &key)?;
-    let (id, created_at) = match (&existing, path_key) {
-        (Some(e), _) => (entity_id(e)?, e.get("created_at").cloned()),
-        (None, PathKey::Id(id)) => (id, None),
-        (None, PathKey::Unique(..)) => (Uuid::new_v4(), None),
+    let id = match (&existing, path_key) {
+        (Some(e), _) => entity_id(e)?,
+        (None, PathKey::Id(id)) => id,
+        (None, PathKey::Unique(..)) => Uuid::new_v4(),
     };
-    let entity = ready(&state, r, scope, obj, id, created_at, how).await?;
+    let prior = existing.map(|e| Prior::new(e, &obj));
+    let entity = ready(&state, r, scope, obj, id, how, prior.as_ref()).await?;
     let at = SystemClock.now_ms();
-    if existing.is_some() {
+    if prior.is_some() {
         state.store.update(r.name(), entity.clone(), at).await?;
         r.written(&state, "update", &entity);
     } else {

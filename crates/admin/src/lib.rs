@@ -73,6 +73,8 @@ pub struct AdminState {
     pub metrics: Arc<hookd_metrics::Metrics>,
     /// How requests are authenticated.
     pub rbac: Rbac,
+    /// How long a hook's replaced secret stays valid beside the new one.
+    pub secret_overlap: std::time::Duration,
 }
 
 /// The Admin API, with trailing slashes ignored as Kong ignores them.

@@ -43,16 +43,33 @@ impl Resource {
     }
 
     /// Validates a complete entity: `obj` carries everything, id included.
+    /// A hook that replaces `prior` keeps its previous secret live as
+    /// [`EventHook::keep_secret_overlap`] says, from `now_s` for the
+    /// server's `secret_overlap`.
     pub async fn validate(
         self,
         state: &AdminState,
         obj: Map<String, Value>,
         how: Input,
+        prior: Option<&Prior>,
+        now_s: i64,
     ) -> ApiResult<Value> {
         match self {
             Resource::Entity(e) => Ok(Value::Object(e.validate(obj, how)?)),
             Resource::Hooks => {
-                let hook = EventHook::validate(&Value::Object(obj), how, &state.catalogue)?;
+                let mut hook = EventHook::validate(&Value::Object(obj), how, &state.catalogue)?;
+                // What is stored was valid when written; a record that no
+                // longer reads as a hook has no secret worth keeping.
+                if let Some(prior) = prior
+                    && let Ok(stored) = serde_json::from_value::<EventHook>(prior.entity.clone())
+                {
+                    hook.keep_secret_overlap(
+                        &stored,
+                        prior.gave_previous_secret,
+                        now_s,
+                        state.secret_overlap,
+                    );
+                }
                 state.deliveries.check_hook(&hook).await?;
                 Ok(hook.to_json())
             }
@@ -125,6 +142,34 @@ impl Resource {
             Some(field) => Ok(PathKey::Unique(field, key.to_string())),
             None => Err(ApiError::InvalidPrimaryKey(key.to_string())),
         }
+    }
+}
+
+/// The stored entity a PATCH or PUT replaces, and whether the write's
+/// input set a hook's `config.previous_secret` itself (null included).
+#[derive(Debug)]
+pub struct Prior {
+    entity: Value,
+    gave_previous_secret: bool,
+}
+
+impl Prior {
+    /// `entity`, replaced by a write whose body is `input` (before a PATCH
+    /// merges it).
+    pub fn new(entity: Value, input: &Map<String, Value>) -> Self {
+        let gave_previous_secret = input
+            .get("config")
+            .and_then(Value::as_object)
+            .is_some_and(|config| config.contains_key("previous_secret"));
+        Prior {
+            entity,
+            gave_previous_secret,
+        }
+    }
+
+    /// The stored entity's creation time, which its successor keeps.
+    pub fn created_at(&self) -> Option<Value> {
+        self.entity.get("created_at").cloned()
     }
 }
 

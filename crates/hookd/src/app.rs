@@ -88,6 +88,7 @@ impl App {
             guest_size_limit: config.guest_size_limit,
             metrics: Arc::clone(&metrics),
             rbac: Rbac::new(config.enforce_rbac, &config.admin_token),
+            secret_overlap: config.secret_overlap.0,
         };
         Ok(App {
             config: config.clone(),

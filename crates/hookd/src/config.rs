@@ -72,6 +72,9 @@ pub struct Config {
     pub outbound_allow_cidrs: Vec<ipnet::IpNet>,
     /// HMAC of Kong's `X-Kong-Signature`: `sha1` (Kong up to 3.13) or `sha256`.
     pub kong_signature: KongSignature,
+    /// How long a webhook hook's replaced secret still signs beside the
+    /// new one (its `previous_secret`).
+    pub secret_overlap: Dur,
     /// Sources beyond Kong's: source → event → `{fields, unique, description}`.
     pub custom_sources: BTreeMap<String, BTreeMap<String, EventInfo>>,
     /// What lambda guests may do, as Kong's `untrusted_lua`: `off` (lambda
@@ -254,6 +257,8 @@ impl Default for Config {
             delivery_retention_age: Dur(retention.age),
             outbound_allow_cidrs: Vec::new(),
             kong_signature: KongSignature::Sha1,
+            // As Svix, whose rotation keeps the old secret for 24 hours.
+            secret_overlap: secs(24 * 3600),
             custom_sources: BTreeMap::new(),
             untrusted_wasm: UntrustedWasm::Sandbox,
             sandbox_ceiling: CeilingConfig::default(),
@@ -303,7 +308,8 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("hookd-data")
 }
 
-/// Words that mark a key whose value is shown as `******`.
+/// Words that mark a key whose value is shown as `******`, when its last
+/// word has one (`admin_token`; not `secret_overlap`, a duration).
 const SECRET_MARKERS: &[&str] = &["token", "secret", "password", "key"];
 
 /// Failures reading the configuration.
@@ -669,7 +675,8 @@ fn env_value(text: &str, default: &toml::Value) -> Result<toml::Value, String> {
 fn redact(value: &mut serde_json::Value) {
     if let serde_json::Value::Object(obj) = value {
         for (key, v) in obj.iter_mut() {
-            let secret = SECRET_MARKERS.iter().any(|m| key.contains(m));
+            let last_word = key.rsplit('_').next().unwrap_or_default();
+            let secret = SECRET_MARKERS.iter().any(|m| last_word.contains(m));
             match v {
                 serde_json::Value::String(s) if secret && !s.is_empty() => {
                     *v = serde_json::Value::from("******")
@@ -958,12 +965,13 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let mut v =
-            serde_json::json!({"admin_token": "abc", "listen": "x", "nested": {"secret": "s"}});
+        let mut v = serde_json::json!({"admin_token": "abc", "listen": "x",
+            "secret_overlap": "1d", "nested": {"secret": "s"}});
         redact(&mut v);
         assert_eq!(
             v,
-            serde_json::json!({"admin_token": "******", "listen": "x", "nested": {"secret": "******"}})
+            serde_json::json!({"admin_token": "******", "listen": "x",
+                "secret_overlap": "1d", "nested": {"secret": "******"}})
         );
     }
 }

@@ -298,7 +298,7 @@ async fn build<'a>(
         url,
         headers,
         body: bytes,
-        secret: cfg.secret.as_deref(),
+        secrets: cfg.secrets(),
         ssl_verify: cfg.ssl_verify,
     })
 }
@@ -489,6 +489,7 @@ mod tests {
             headers: BTreeMap::new(),
             headers_format: false,
             secret: None,
+            previous_secret: None,
             ssl_verify: false,
         }
     }

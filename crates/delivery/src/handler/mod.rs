@@ -12,8 +12,8 @@
 //!
 //! Every request carries the Standard Webhooks `webhook-id` and
 //! `webhook-timestamp` headers; with a `secret` it is also signed, Kong's way
-//! (`X-Kong-Signature`) and the Standard Webhooks way (`webhook-signature`),
-//! see [`signature`].
+//! (`X-Kong-Signature`) and the Standard Webhooks way (`webhook-signature`,
+//! also with a live `previous_secret`), see [`signature`].
 //!
 //! [`OutboundPolicy`]: hookd_model::outbound::OutboundPolicy
 

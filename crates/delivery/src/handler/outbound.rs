@@ -4,6 +4,7 @@
 use super::response::Response;
 use super::signature::{self, KongSignature};
 use super::{AttemptId, HandlerError, causes};
+use hookd_model::hook::Secrets;
 use hookd_model::outbound::OutboundPolicy;
 use hookd_outbound::{Dialer, Refused, tls};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -60,7 +61,7 @@ pub(super) struct Request<'a> {
     pub(super) url: Url,
     pub(super) headers: HeaderMap,
     pub(super) body: Vec<u8>,
-    pub(super) secret: Option<&'a str>,
+    pub(super) secrets: Secrets<'a>,
     pub(super) ssl_verify: bool,
 }
 
@@ -114,7 +115,7 @@ impl Outbound {
                 .map_err(refused)?;
         }
         let mut headers = req.headers;
-        for (name, value) in self.signature_headers(req.secret, attempt, &req.body) {
+        for (name, value) in self.signature_headers(req.secrets, attempt, &req.body) {
             let value = header_value(name.as_str(), &value)?;
             headers.insert(name, value);
         }
@@ -140,9 +141,11 @@ impl Outbound {
             })?
     }
 
+    /// The Standard Webhooks id and timestamp, and the signatures the
+    /// secrets make (see [`signature`]).
     fn signature_headers(
         &self,
-        secret: Option<&str>,
+        secrets: Secrets<'_>,
         attempt: &AttemptId<'_>,
         body: &[u8],
     ) -> Vec<(HeaderName, String)> {
@@ -157,14 +160,21 @@ impl Outbound {
                 attempt.timestamp_s.to_string(),
             ),
         ];
-        if let Some(secret) = secret {
+        if let Some(secret) = secrets.current {
             headers.push((
                 HeaderName::from_static(signature::KONG_SIGNATURE_HEADER),
                 signature::kong_signature(self.kong_signature, secret, body),
             ));
+        }
+        // Live or not is judged at the time signed, the attempt's.
+        let keys = secrets
+            .current
+            .into_iter()
+            .chain(secrets.previous_at(attempt.timestamp_s));
+        if let Some(value) = signature::standard_signatures(keys, &id, attempt.timestamp_s, body) {
             headers.push((
                 HeaderName::from_static(signature::WEBHOOK_SIGNATURE_HEADER),
-                signature::standard_signature(secret, &id, attempt.timestamp_s, body),
+                value,
             ));
         }
         headers

@@ -9,6 +9,14 @@
 //!   "<webhook-id>.<webhook-timestamp>.<body>")>`, which binds the id and the
 //!   time so a captured request cannot be replayed later.
 //!
+//! While a hook's previous secret is live (see
+//! [`hookd_model::hook::Secrets`]), `webhook-signature` carries one
+//! signature per secret, the current one first, space-separated as
+//! Standard Webhooks allows: a receiver holding either secret verifies the
+//! request. `X-Kong-Signature` has room for one and stays on the current
+//! secret; a hook whose secret was removed while the previous one is live
+//! sends only the Standard Webhooks signature, made with the previous one.
+//!
 //! The Standard Webhooks key is the secret's bytes, except that a secret
 //! written the Standard Webhooks way, `whsec_<base64>`, is keyed by the
 //! decoded bytes after the prefix, so receivers using a Standard Webhooks
@@ -67,6 +75,21 @@ pub fn standard_signature(secret: &str, id: &str, timestamp_s: i64, body: &[u8])
     let prefix = format!("{id}.{timestamp_s}.");
     let mac = hmac::<Hmac<Sha256>>(&standard_key(secret), &[prefix.as_bytes(), body]);
     format!("v1,{}", STANDARD.encode(mac))
+}
+
+/// The value of `webhook-signature` with one signature per secret, in
+/// their order, separated by spaces; `None` without any secret.
+pub fn standard_signatures<'s>(
+    secrets: impl IntoIterator<Item = &'s str>,
+    id: &str,
+    timestamp_s: i64,
+    body: &[u8],
+) -> Option<String> {
+    let signatures: Vec<String> = secrets
+        .into_iter()
+        .map(|secret| standard_signature(secret, id, timestamp_s, body))
+        .collect();
+    (!signatures.is_empty()).then(|| signatures.join(" "))
 }
 
 /// The Standard Webhooks key of a secret (see the module documentation).
@@ -138,6 +161,20 @@ mod tests {
         let want = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
         assert_eq!(got, want);
         assert_ne!(got, standard_signature("s3cret", id, 1_700_000_001, b"{}"));
+    }
+
+    #[test]
+    fn each_secret_signs_in_turn_separated_by_spaces() {
+        let (id, at, body) = ("msg_1", 1_700_000_000, b"{}".as_slice());
+        let new = standard_signature("whsec_bmV3", id, at, body);
+        let old = standard_signature("whsec_b2xk", id, at, body);
+        assert_ne!(new, old);
+        assert_eq!(
+            standard_signatures(["whsec_bmV3", "whsec_b2xk"], id, at, body),
+            Some(format!("{new} {old}"))
+        );
+        assert_eq!(standard_signatures(["whsec_bmV3"], id, at, body), Some(new));
+        assert_eq!(standard_signatures([], id, at, body), None);
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn json_post<'a>(cfg: &'a WebhookConfig, body: &Value) -> Result<Request<'a>, Ha
         url: parse_url(&cfg.url)?,
         headers,
         body: body.to_string().into_bytes(),
-        secret: cfg.secret.as_deref(),
+        secrets: cfg.secrets(),
         ssl_verify: cfg.ssl_verify,
     })
 }
@@ -82,6 +82,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
             secret: Some("s".into()),
+            previous_secret: None,
             ssl_verify: true,
         }
     }
@@ -96,7 +97,7 @@ mod tests {
         assert_eq!(req.headers[CONTENT_TYPE], "application/json");
         assert_eq!(req.headers["x-extra"], "1");
         assert_eq!(req.body, br#"{"a":1}"#);
-        assert_eq!(req.secret, Some("s"));
+        assert_eq!(req.secrets.current, Some("s"));
         assert!(req.ssl_verify);
     }
 

@@ -11,7 +11,7 @@ use hookd_delivery::handler::{
     signature,
 };
 use hookd_model::Event;
-use hookd_model::hook::{WebhookConfig, WebhookCustomConfig};
+use hookd_model::hook::{PreviousSecret, WebhookConfig, WebhookCustomConfig};
 use hookd_model::outbound::{OutboundPolicy, Restricted};
 use hookd_template::{Limits, Renderer, WorkerCommand};
 use http::{HeaderMap, StatusCode};
@@ -188,6 +188,7 @@ fn webhook(url: String, secret: Option<&str>) -> WebhookConfig {
         url,
         headers: BTreeMap::from([("X-Custom".to_string(), "custom value".to_string())]),
         secret: secret.map(str::to_string),
+        previous_secret: None,
         ssl_verify: false,
     }
 }
@@ -203,6 +204,7 @@ fn custom(url: String, method: &str) -> WebhookCustomConfig {
         headers: BTreeMap::new(),
         headers_format: false,
         secret: None,
+        previous_secret: None,
         ssl_verify: false,
     }
 }
@@ -296,6 +298,74 @@ async fn webhook_signatures_verify_independently() {
         signature::kong_signature(KongSignature::Sha1, "hunter2", b"foobar"),
         "sha1=47632029fcc7936dc59ff90b5bb736a44c74ab62"
     );
+}
+
+/// `v1,<base64 HMAC-SHA256>` of what the receiver saw, computed here.
+fn standard_hmac(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{DELIVERY}.{TIMESTAMP}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn a_live_previous_secret_adds_its_standard_signature_only() {
+    let out = outbound(loopback_allowed(), KongSignature::Sha1);
+    let event = event("bob");
+    let previous = |expires_at| {
+        Some(PreviousSecret {
+            secret: "old".into(),
+            expires_at,
+        })
+    };
+    // (current, expires_at of "old", webhook-signature's secrets, Kong's).
+    let cases = [
+        (Some("new"), TIMESTAMP + 1, &["new", "old"][..], Some("new")),
+        (Some("new"), TIMESTAMP, &["new"][..], Some("new")),
+        (None, TIMESTAMP + 1, &["old"][..], None),
+        (None, TIMESTAMP, &[][..], None),
+    ];
+    for (current, expires_at, standard, kong) in cases {
+        let receiver = Receiver::start(Answer::ok()).await;
+        let mut cfg = webhook(receiver.url("/"), current);
+        cfg.previous_secret = previous(expires_at);
+        out.webhook(&cfg, &attempt(&event)).await.unwrap();
+        let seen = receiver.only();
+        let want: Vec<String> = standard
+            .iter()
+            .map(|s| standard_hmac(s, &seen.body))
+            .collect();
+        let case = format!("{current:?} until {expires_at}");
+        assert_eq!(
+            seen.header("webhook-signature"),
+            (!want.is_empty()).then(|| want.join(" ")).as_deref(),
+            "{case}"
+        );
+        let want = kong.map(|k| {
+            format!(
+                "sha1={}",
+                hex_hmac::<Hmac<sha1::Sha1>>(k.as_bytes(), &seen.body)
+            )
+        });
+        assert_eq!(seen.header("x-kong-signature"), want.as_deref(), "{case}");
+    }
+
+    // webhook-custom signs the same way.
+    let receiver = Receiver::start(Answer::ok()).await;
+    let mut cfg = custom(receiver.url("/c"), "POST");
+    cfg.body = Some("hello".into());
+    cfg.secret = Some("new".into());
+    cfg.previous_secret = previous(TIMESTAMP + 1);
+    out.webhook_custom(&cfg, &attempt(&event), &templates())
+        .await
+        .unwrap();
+    let seen = receiver.only();
+    let want = format!(
+        "{} {}",
+        standard_hmac("new", b"hello"),
+        standard_hmac("old", b"hello")
+    );
+    assert_eq!(seen.header("webhook-signature"), Some(want.as_str()));
 }
 
 #[tokio::test]

@@ -266,7 +266,7 @@ fn plan_kind(
             bail!("{section}[{i}] ({label}) is the same entity as an earlier one: {id}");
         }
         let action = match found {
-            Some(e) if e.compared == canonical => {
+            Some(e) if kind.unchanged(entity, &canonical, &e.compared) => {
                 plan.unchanged += 1;
                 continue;
             }

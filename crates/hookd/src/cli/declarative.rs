@@ -31,6 +31,9 @@ pub const GUESTS: &str = "guests";
 /// sent or compared by `apply`.
 const SERVER_SET: &[&str] = &["created_at", "updated_at"];
 
+/// Where a hook keeps the secret its current one replaced.
+const PREVIOUS_SECRET: [&str; 2] = ["config", "previous_secret"];
+
 /// An entity as JSON members.
 pub type Entity = Map<String, Value>;
 
@@ -177,6 +180,29 @@ impl Kind {
         out.remove("id");
         without_server_set(&mut out);
         out
+    }
+
+    /// Whether the server's entity, in its compared form `existing`,
+    /// already is what `written` (whose canonical form is `canonical`)
+    /// asks for. A hook's `config.previous_secret` left out of `written`
+    /// is the server's to keep (a write leaving it out keeps it, or sets it
+    /// when the secret changes), so it is compared only when written.
+    pub fn unchanged(self, written: &Entity, canonical: &Entity, existing: &Entity) -> bool {
+        let gives_previous = || {
+            written
+                .get("config")
+                .and_then(Value::as_object)
+                .is_some_and(|config| config.contains_key(PREVIOUS_SECRET[1]))
+        };
+        if matches!(self, Kind::Hooks) && !gives_previous() {
+            let without = |e: &Entity| {
+                let mut e = e.clone();
+                remove_path(&mut e, &PREVIOUS_SECRET.map(String::from));
+                e
+            };
+            return without(canonical) == without(existing);
+        }
+        canonical == existing
     }
 
     /// The entity without what the server fills in by itself: each member
@@ -509,7 +535,7 @@ mod tests {
             json!({"source": "crud", "event": null, "handler": "webhook", "on_change": null,
                    "snooze": null, "condition": null, "enabled": true, "concurrency": null,
                    "rate_limit": null, "config": {"url": "http://x/", "headers": {},
-                   "secret": null, "ssl_verify": false}})
+                   "secret": null, "previous_secret": null, "ssl_verify": false}})
         );
     }
 
@@ -557,7 +583,8 @@ mod tests {
         let hook = json!({"id": S, "source": "crud", "event": null, "handler": "webhook",
             "on_change": null, "snooze": null, "condition": null, "enabled": true,
             "concurrency": null, "rate_limit": null,
-            "config": {"url": "http://x/", "headers": {}, "secret": null, "ssl_verify": false}});
+            "config": {"url": "http://x/", "headers": {}, "secret": null,
+                       "previous_secret": null, "ssl_verify": false}});
         assert_eq!(
             Value::Object(Kind::Hooks.compact(hook.as_object().unwrap())),
             json!({"id": S, "source": "crud", "handler": "webhook", "config": {"url": "http://x/"}})
@@ -571,6 +598,31 @@ mod tests {
             Kind::Hooks.canonical(&compact),
             Kind::Hooks.canonical(hook.as_object().unwrap())
         );
+        let mut rotated = hook.clone();
+        let previous = json!({"secret": "a", "expires_at": 9});
+        rotated["config"]["previous_secret"] = previous.clone();
+        assert_eq!(
+            Kind::Hooks.compact(rotated.as_object().unwrap())["config"],
+            json!({"url": "http://x/", "previous_secret": previous})
+        );
+    }
+
+    #[test]
+    fn a_previous_secret_left_out_is_the_servers_to_keep() {
+        let written = json!({"source": "crud", "handler": "webhook",
+                             "config": {"url": "http://x/", "secret": "b"}});
+        let written = written.as_object().unwrap();
+        let canonical = Kind::Hooks.canonical(written);
+        let mut existing = canonical.clone();
+        existing["config"]["previous_secret"] = json!({"secret": "a", "expires_at": 9});
+        assert!(Kind::Hooks.unchanged(written, &canonical, &existing));
+        // Written, it is compared; so is the secret.
+        let mut given = written.clone();
+        given["config"]["previous_secret"] = Value::Null;
+        let given_canonical = Kind::Hooks.canonical(&given);
+        assert!(!Kind::Hooks.unchanged(&given, &given_canonical, &existing));
+        existing["config"]["secret"] = json!("a");
+        assert!(!Kind::Hooks.unchanged(written, &canonical, &existing));
     }
 
     #[test]

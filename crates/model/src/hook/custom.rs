@@ -1,5 +1,6 @@
 //! The `webhook-custom` handler's configuration.
 
+use super::secret::{PreviousSecret, previous_secret_field};
 use super::{HandlerConfig, string_map, url_field};
 use crate::schema::{Check, Field, Kind};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,10 @@ pub struct WebhookCustomConfig {
     pub headers_format: bool,
     /// Key of the request signatures; none sends no signature.
     pub secret: Option<String>,
+    /// The secret `secret` replaced, also signed with until it expires.
+    // Hooks stored before the field existed have none.
+    #[serde(default)]
+    pub previous_secret: Option<PreviousSecret>,
     /// Whether the target's TLS certificate is verified.
     pub ssl_verify: bool,
 }
@@ -48,6 +53,7 @@ impl HandlerConfig for WebhookCustomConfig {
             string_map("headers").default(json!({})),
             Field::new("headers_format", Kind::Boolean).default(json!(false)),
             Field::new("secret", Kind::String),
+            previous_secret_field(),
             Field::new("ssl_verify", Kind::Boolean).default(json!(false)),
         ]
     }

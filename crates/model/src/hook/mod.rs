@@ -5,11 +5,13 @@
 mod custom;
 mod lambda;
 mod log;
+mod secret;
 mod webhook;
 
 pub use custom::{CUSTOM_METHODS, WebhookCustomConfig};
 pub use lambda::{InstanceMode, LambdaConfig};
 pub use log::LogConfig;
+pub use secret::{MAX_EXPIRES_AT, PreviousSecret, Secrets};
 pub use webhook::WebhookConfig;
 
 use crate::catalogue::Catalogue;
@@ -271,7 +273,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             hook.to_json(),
-            json!({"config": {"headers": {}, "secret": null, "ssl_verify": false, "url": "https://example.com/hook"},
+            json!({"config": {"headers": {}, "secret": null, "previous_secret": null, "ssl_verify": false,
+                              "url": "https://example.com/hook"},
                    "created_at": 1627581575, "event": "consumers", "handler": "webhook",
                    "id": Uuid::nil().to_string(), "on_change": null, "snooze": null, "source": "crud",
                    "condition": null, "enabled": true, "concurrency": null, "rate_limit": null})

@@ -1,5 +1,6 @@
 //! The `webhook` handler's configuration.
 
+use super::secret::{PreviousSecret, previous_secret_field};
 use super::{HandlerConfig, string_map, url_field};
 use crate::schema::{Field, Kind};
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,10 @@ pub struct WebhookConfig {
     pub headers: BTreeMap<String, String>,
     /// Key of the request signatures; none sends no signature.
     pub secret: Option<String>,
+    /// The secret `secret` replaced, also signed with until it expires.
+    // Hooks stored before the field existed have none.
+    #[serde(default)]
+    pub previous_secret: Option<PreviousSecret>,
     /// Whether the target's TLS certificate is verified.
     pub ssl_verify: bool,
 }
@@ -25,6 +30,7 @@ impl HandlerConfig for WebhookConfig {
             url_field(),
             string_map("headers").default(json!({})),
             Field::new("secret", Kind::String),
+            previous_secret_field(),
             Field::new("ssl_verify", Kind::Boolean).default(json!(false)),
         ]
     }
