@@ -45,15 +45,7 @@ async fn deliveries_of(server: &Server, hook: &Value) -> usize {
 
 /// The value of a `hookd_conditions_total` series.
 async fn conditions_counted(server: &Server, outcome: &str) -> u64 {
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     let series = format!("hookd_conditions_total{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&series))

@@ -63,16 +63,6 @@ fn metric(text: &str, origin: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-async fn metrics(server: &Server) -> String {
-    let response = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    response.text().await.unwrap()
-}
-
 #[tokio::test]
 async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered() {
     let mut server = Server::start_with(Options::loopback()).await;
@@ -130,7 +120,7 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
         .find(is_deep)
         .expect("the deep record, with its error");
     let other = records.iter().find(|r| !is_deep(r)).unwrap();
-    assert_eq!(metric(&metrics(&server).await, "outbox"), Some(2));
+    assert_eq!(metric(&server.metrics().await, "outbox"), Some(2));
     let mut announced: Vec<Value> = eventually("both quarantines announced", || async {
         let ops: Vec<Value> = receiver
             .received()
@@ -198,7 +188,7 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
     assert!(ok, "{err}");
     assert!(out.contains(second), "{out}");
     assert!(quarantined(&server).await.is_empty());
-    assert_eq!(metric(&metrics(&server).await, "outbox"), Some(0));
+    assert_eq!(metric(&server.metrics().await, "outbox"), Some(0));
 
     // And a normal event is still delivered.
     let later = server
@@ -258,7 +248,7 @@ async fn a_corrupt_entity_leaves_its_listing_and_its_hooks_working() {
         records[0]["key"],
         format!("consumers/{}", bad["id"].as_str().unwrap())
     );
-    assert_eq!(metric(&metrics(&server).await, "entities"), Some(1));
+    assert_eq!(metric(&server.metrics().await, "entities"), Some(1));
     // Its name is held while it may come back, and free once deleted.
     let (status, _) = server.post("/consumers", &json!({"username": "bad"})).await;
     assert_eq!(status, StatusCode::CONFLICT);

@@ -242,15 +242,7 @@ async fn duplicate_unique_names_and_dangling_foreign_keys() {
             (server.get("/status").await.1["outbox"]["pending"] == 0).then_some(())
         })
         .await;
-        let metrics = server
-            .http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = server.metrics().await;
         metrics
             .lines()
             .filter(|l| l.starts_with("hookd_events_total{source=\"crud\""))

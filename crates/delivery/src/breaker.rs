@@ -202,11 +202,28 @@ fn update(hook: Uuid, value: Option<Value>) -> HookStateUpdate {
     }
 }
 
+/// `d` after one attempt at 0 that succeeded (200) or failed (500), in
+/// `state`: the attempts the breaker's tests, and the scheduler's, count.
+#[cfg(test)]
+pub(crate) fn with_attempt(mut d: Delivery, ok: bool, state: DeliveryState) -> Delivery {
+    d.attempts.push(hookd_model::delivery::Attempt {
+        number: 1,
+        at_ms: 0,
+        latency_ms: 1,
+        ok,
+        status: Some(if ok { 200 } else { 500 }),
+        error: (!ok).then(|| "the receiver answered 500".to_string()),
+        response: None,
+        result: None,
+    });
+    d.state = state;
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use hookd_model::Event;
-    use hookd_model::delivery::Attempt;
     use serde_json::json;
 
     const HOUR_MS: i64 = 3_600_000;
@@ -219,19 +236,8 @@ mod tests {
     }
 
     fn attempted(hook: Uuid, ok: bool, state: DeliveryState) -> Delivery {
-        let mut d = Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, 0);
-        d.attempts.push(Attempt {
-            number: 1,
-            at_ms: 0,
-            latency_ms: 1,
-            ok,
-            status: Some(if ok { 200 } else { 500 }),
-            error: (!ok).then(|| "the receiver answered 500".to_string()),
-            response: None,
-            result: None,
-        });
-        d.state = state;
-        d
+        let d = Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, 0);
+        with_attempt(d, ok, state)
     }
 
     #[test]

@@ -620,7 +620,7 @@ mod tests {
         let deliveries = engine(dir.path());
         let engine = &deliveries.engine;
         let hook = Uuid::new_v4();
-        let queued: Vec<Delivery> = (0..100)
+        let queued: Vec<Delivery> = (0..200)
             .map(|n| {
                 let event = Event::new("crud", "consumers", serde_json::json!({"n": n}), T0);
                 Delivery::new(hook, event, n, T0 - 1000)
@@ -628,24 +628,13 @@ mod tests {
             .collect();
         engine.store.commit_dispatch(&[], &queued, &[]).unwrap();
         let mut scheduler = Scheduler::new(engine);
-        // The default concurrency, 16, holds 64 at most.
-        assert_eq!(scheduler.hold_due().unwrap(), 64);
+        // The default concurrency, 32, holds 128 at most.
+        assert_eq!(scheduler.hold_due().unwrap(), 128);
         assert_eq!(scheduler.hold_due().unwrap(), 0);
         // Paused with a probe beyond what the lane holds: the probe is
         // still held, and is the one attempted.
         let probe = queued.last().unwrap().clone();
-        let mut failed = probe.clone();
-        failed.attempts.push(hookd_model::delivery::Attempt {
-            number: 1,
-            at_ms: T0,
-            latency_ms: 1,
-            ok: false,
-            status: Some(500),
-            error: None,
-            response: None,
-            result: None,
-        });
-        failed.state = DeliveryState::Failed;
+        let failed = crate::breaker::with_attempt(probe.clone(), false, DeliveryState::Failed);
         let policy = crate::BreakerPolicy {
             pause_after: 1,
             ..Default::default()

@@ -256,6 +256,14 @@ impl Server {
         .await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await;
+        let response = response.expect("scraping /metrics");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.expect("reading /metrics")
+    }
+
     /// Creates something that must be created, returning it.
     pub async fn create(&self, path: &str, body: &Value) -> Value {
         let (status, value) = self.post(path, body).await;

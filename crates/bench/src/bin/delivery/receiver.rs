@@ -1,7 +1,10 @@
 //! The webhook receiver on loopback: answers 200 to every POST and stamps
-//! the arrival of each event, told apart by the consumer's username in the
-//! body: `u-<i>` for hookd's webhooks, `b-<i>` for the bare client's
-//! posts. Anything else (hookd's ping) is ignored.
+//! the arrival of each event, told apart by the name in the body (a
+//! consumer's username, or a published event's `service`): `u-<i>` for
+//! hookd's webhooks of consumer writes, `p-<i>` of published events,
+//! `n-<i>` and `m-<i>` for the fan-out runs (at `/nine/<k>`, hook `k`), and
+//! `b-<i>` for the bare client's posts. Anything else (hookd's ping) is
+//! ignored. Beside it, a black hole: a listener that never answers.
 
 use crate::stamps::{Stamps, Stopwatch};
 use bytes::Bytes;
@@ -13,30 +16,41 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-/// The username of event `i` written through hookd.
-pub fn hookd_username(i: usize) -> String {
-    format!("u-{i:07}")
-}
-
 /// The username of event `i` posted by the bare client: as long as
 /// hookd's, so that the bodies are the same size.
 pub fn bare_username(i: usize) -> String {
-    format!("b-{i:07}")
+    name("b", i)
 }
+
+/// The name of event `i` of a run, by the run's prefix.
+pub fn name(prefix: &str, i: usize) -> String {
+    format!("{prefix}-{i:07}")
+}
+
+/// The fan-out runs: the nine hooks alone, and beside a tenth whose
+/// receiver never answers.
+pub const FAN_OUT_HOOKS: usize = 9;
 
 /// What has arrived.
 pub struct Arrivals {
     pub hookd: Stamps,
     pub bare: Stamps,
+    pub published: Stamps,
+    /// Event `i` at hook `k` of the fan-out runs: `k * events + i`.
+    pub nine_alone: Stamps,
+    pub nine_beside_dead: Stamps,
+    fan_out_events: usize,
     /// The first webhook body from hookd, for the bare client to copy.
     pub sample: OnceLock<Bytes>,
 }
 
-/// The part of a crud webhook's body that names the event.
+/// The part of a webhook's body that names the event.
 #[derive(Deserialize)]
 struct Payload<'a> {
     #[serde(borrow)]
     entity: Option<Entity<'a>>,
+    #[serde(borrow)]
+    service: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -45,20 +59,39 @@ struct Entity<'a> {
 }
 
 impl Arrivals {
-    fn record(&self, body: &Bytes, now: u64) {
-        let username = serde_json::from_slice::<Payload>(body)
-            .ok()
-            .and_then(|p| p.entity?.username);
-        let index = |prefix| {
-            username
-                .and_then(|u| u.strip_prefix(prefix))
-                .and_then(|i| i.parse::<usize>().ok())
+    fn record(&self, path: &str, body: &Bytes, now: u64) {
+        let Ok(payload) = serde_json::from_slice::<Payload>(body) else {
+            return;
         };
-        if let Some(i) = index("u-") {
-            self.sample.get_or_init(|| body.clone());
-            self.hookd.mark(i, now);
-        } else if let Some(i) = index("b-") {
-            self.bare.mark(i, now);
+        let Some((prefix, i)) = payload
+            .entity
+            .and_then(|e| e.username)
+            .or(payload.service)
+            .and_then(|name| name.split_once('-'))
+        else {
+            return;
+        };
+        let Ok(i) = i.parse::<usize>() else {
+            return;
+        };
+        let hook = || {
+            let k = path.strip_prefix("/nine/")?.parse::<usize>().ok()?;
+            Some(k * self.fan_out_events + i)
+        };
+        match prefix {
+            "u" => {
+                self.sample.get_or_init(|| body.clone());
+                self.hookd.mark(i, now);
+            }
+            "b" => self.bare.mark(i, now),
+            "p" => self.published.mark(i, now),
+            "n" => hook()
+                .into_iter()
+                .for_each(|at| self.nine_alone.mark(at, now)),
+            "m" => hook()
+                .into_iter()
+                .for_each(|at| self.nine_beside_dead.mark(at, now)),
+            _ => {}
         }
     }
 }
@@ -67,6 +100,7 @@ impl Arrivals {
 /// address and what arrives there.
 pub async fn start(
     events: usize,
+    fan_out_events: usize,
     stopwatch: Stopwatch,
 ) -> anyhow::Result<(SocketAddr, Arc<Arrivals>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -74,6 +108,10 @@ pub async fn start(
     let arrivals = Arc::new(Arrivals {
         hookd: Stamps::new(events),
         bare: Stamps::new(events),
+        published: Stamps::new(events),
+        nine_alone: Stamps::new(fan_out_events * FAN_OUT_HOOKS),
+        nine_beside_dead: Stamps::new(fan_out_events * FAN_OUT_HOOKS),
+        fan_out_events,
         sample: OnceLock::new(),
     });
     let shared = arrivals.clone();
@@ -85,8 +123,9 @@ pub async fn start(
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let arrivals = arrivals.clone();
                     async move {
+                        let path = req.uri().path().to_string();
                         let body = req.into_body().collect().await?.to_bytes();
-                        arrivals.record(&body, stopwatch.now());
+                        arrivals.record(&path, &body, stopwatch.now());
                         Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::new())))
                     }
                 });
@@ -97,4 +136,18 @@ pub async fn start(
         }
     });
     Ok((addr, arrivals))
+}
+
+/// A receiver that accepts connections and never answers: every request
+/// to it waits for hookd's `webhook_timeout`.
+pub async fn black_hole() -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    Ok(addr)
 }
