@@ -24,8 +24,9 @@ guests:
     guest-examples/build.sh
 
 # Benchmarks, printed with the load average (no pass/fail on speed; a lost
-# webhook or a failed invocation fails): delivery, entity write to webhook
-# received against a bare hyper client; store, the store's share of that
+# webhook or a failed invocation fails): delivery, entity write and
+# published event to webhook received against a bare hyper client, and nine
+# hooks beside one that never answers; store, the store's share of that
 # without HTTP; lambda, a fresh wasm instance per event against LuaJIT.
 # Flags: `target/release/delivery --help`.
 # Both are built in one cargo invocation and run directly: `cargo run -p
