@@ -24,14 +24,14 @@ pub struct HookConcurrency {
 }
 
 impl Default for HookConcurrency {
-    /// Half the default 64 workers: a hook whose receiver hangs takes no
-    /// more than that, and a busy hook alone still has enough in flight to
-    /// keep up with a fast receiver (at 16, one hook on the `delivery`
-    /// benchmark fell seconds behind its writes).
+    /// Half the default 128 workers: a hook whose receiver hangs takes no
+    /// more than that, and a busy hook alone has as many in flight as all
+    /// the workers had before hooks had shares (at 16 or 32, one hook on
+    /// the `delivery` benchmark fell seconds behind its writes).
     fn default() -> Self {
         HookConcurrency {
-            default: 32,
-            max: 64,
+            default: 64,
+            max: 128,
         }
     }
 }
@@ -261,6 +261,14 @@ impl Lanes {
             self.lanes.remove(&hook);
             self.turns.retain(|h| *h != hook);
         }
+    }
+
+    /// Whether the lane of `hook` holds fewer deliveries than it may run
+    /// at once (or is gone): time to look at the store for more.
+    pub(crate) fn running_low(&self, hook: Uuid) -> bool {
+        self.lanes
+            .get(&hook)
+            .is_none_or(|lane| lane.waiting.len() < lane.rules.concurrency)
     }
 
     /// Lets go of every delivery of a hook that is no longer attempted

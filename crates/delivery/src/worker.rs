@@ -72,6 +72,11 @@ struct Scheduler<'a> {
     breakers: Breakers,
     /// Each hook's rules, read once and forgotten when the hook is written.
     rules: HashMap<Uuid, Rules>,
+    /// Whether the store may hold due deliveries the lanes have not seen:
+    /// set by new work, by time passing, by a hook's write and by a lane
+    /// running low. An attempt's end alone does not send the scheduler to
+    /// the store, whose every look walks past what the lanes hold.
+    look: bool,
     permits: Arc<Semaphore>,
     workers: usize,
 }
@@ -91,6 +96,7 @@ impl<'a> Scheduler<'a> {
             lanes: Lanes::default(),
             breakers,
             rules: HashMap::new(),
+            look: true,
             permits: Arc::new(Semaphore::new(workers)),
             workers,
         }
@@ -141,9 +147,9 @@ impl<'a> Scheduler<'a> {
                         let _ = done.send(self.heard(report));
                     }
                 }
-                _ = engine.work.notified() => {}
+                _ = engine.work.notified() => self.look = true,
                 _ = engine.shutdown.cancelled() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => self.look = true,
             }
         }
     }
@@ -156,11 +162,15 @@ impl<'a> Scheduler<'a> {
             return false;
         }
         let now = Instant::now();
-        let wanted = self.lanes.startable(&self.breakers, now) < free;
+        let wanted = self.look && self.lanes.startable(&self.breakers, now) < free;
+        if wanted {
+            self.look = false;
+        }
         let mut progressed = match if wanted { self.hold_due() } else { Ok(0) } {
             Ok(held) => held > 0,
             Err(e) => {
                 tracing::error!(error = %e, "reading due deliveries failed");
+                self.look = true;
                 false
             }
         };
@@ -262,7 +272,7 @@ impl<'a> Scheduler<'a> {
         match report {
             Report::HookWritten(hook) => {
                 self.rules.remove(&hook);
-                self.engine.work_queued();
+                self.look = true;
                 Finished {
                     remember: self.breakers.reset(hook),
                     ..Finished::default()
@@ -274,6 +284,7 @@ impl<'a> Scheduler<'a> {
             } => {
                 let hook = delivery.hook_id;
                 self.lanes.finished(hook);
+                self.look |= self.lanes.running_low(hook);
                 let now_ms = self.engine.clock.now_ms();
                 let (remember, turns) = if hook_gone {
                     self.rules.remove(&hook);
@@ -620,7 +631,7 @@ mod tests {
         let deliveries = engine(dir.path());
         let engine = &deliveries.engine;
         let hook = Uuid::new_v4();
-        let queued: Vec<Delivery> = (0..200)
+        let queued: Vec<Delivery> = (0..300)
             .map(|n| {
                 let event = Event::new("crud", "consumers", serde_json::json!({"n": n}), T0);
                 Delivery::new(hook, event, n, T0 - 1000)
@@ -628,8 +639,8 @@ mod tests {
             .collect();
         engine.store.commit_dispatch(&[], &queued, &[]).unwrap();
         let mut scheduler = Scheduler::new(engine);
-        // The default concurrency, 32, holds 128 at most.
-        assert_eq!(scheduler.hold_due().unwrap(), 128);
+        // The default concurrency, 64, holds 256 at most.
+        assert_eq!(scheduler.hold_due().unwrap(), 256);
         assert_eq!(scheduler.hold_due().unwrap(), 0);
         // Paused with a probe beyond what the lane holds: the probe is
         // still held, and is the one attempted.

@@ -247,7 +247,7 @@ impl Default for Config {
             retry_max_attempts: retry.max_attempts,
             retry_jitter: retry.jitter,
             retry_after_max: Dur(retry.retry_after_max),
-            delivery_workers: 64,
+            delivery_workers: 128,
             store_cache_capacity: hookd_store::DEFAULT_CACHE_CAPACITY,
             hook_concurrency: concurrency.default,
             hook_max_concurrency: concurrency.max,
