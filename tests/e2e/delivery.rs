@@ -4,6 +4,7 @@
 
 use crate::support::{Options, Server, attempted};
 use base64::Engine as _;
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use hookd_testkit::eventually;
 use hookd_testkit::receiver::{Received, Receiver};
@@ -259,17 +260,37 @@ async fn dead_letters_can_be_redelivered() {
     );
 }
 
+/// Every delivery of a hook, through the Admin API's pages.
+async fn all_deliveries(server: &Server, hook: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut path = format!("/event-hooks/{hook}/deliveries?size=1000");
+    loop {
+        let (status, page) = server.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["offset"].as_str() {
+            Some(offset) => {
+                path = format!("/event-hooks/{hook}/deliveries?size=1000&offset={offset}")
+            }
+            None => return all,
+        }
+    }
+}
+
 #[tokio::test]
 async fn kill_dash_nine_with_a_thousand_pending_loses_nothing() {
     let mut server = loopback_server().await;
     let receiver = Receiver::start().await;
-    receiver.set_delay(std::time::Duration::from_millis(20));
-    webhook(
+    // Slower than the writes: most deliveries are in memory or in flight
+    // when hookd dies.
+    receiver.set_delay(std::time::Duration::from_millis(200));
+    let hook = webhook(
         &server,
         "consumers:create",
         json!({"url": receiver.url("/")}),
     )
     .await;
+    let hook = hook["id"].as_str().unwrap();
     let writes = (0..1000).map(|i| {
         let server = &server;
         async move {
@@ -278,9 +299,19 @@ async fn kill_dash_nine_with_a_thousand_pending_loses_nothing() {
                 .await
         }
     });
-    let created = futures::future::join_all(writes).await;
+    // 64 clients at a time: beyond the server's `max_connections` a client
+    // waits for another's keep-alive connection to time out.
+    let created: Vec<Value> = futures::stream::iter(writes)
+        .buffer_unordered(64)
+        .collect()
+        .await;
     server.kill9();
-    let before = events_only(receiver.received()).len();
+    // What had reached the receiver when hookd died: delivered, or in
+    // flight (the receiver records a request as it arrives).
+    let before: HashSet<String> = events_only(receiver.received())
+        .iter()
+        .filter_map(|r| r.header("webhook-id"))
+        .collect();
     server.restart();
     receiver.set_delay(std::time::Duration::ZERO);
     let got = eventually("every event delivered", || async {
@@ -289,16 +320,111 @@ async fn kill_dash_nine_with_a_thousand_pending_loses_nothing() {
         (ids.len() >= 1000).then_some(got)
     })
     .await;
-    let names: HashSet<String> = got
-        .iter()
-        .map(|r| r.json()["entity"]["username"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(names.len(), 1000, "every consumer's event arrived");
     assert_eq!(created.len(), 1000);
+    let mut event_of: std::collections::HashMap<String, String> = Default::default();
+    let mut duplicated = HashSet::new();
+    for request in &got {
+        let id = request.header("webhook-id").unwrap();
+        let name = request.json()["entity"]["username"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if let Some(earlier) = event_of.insert(id.clone(), name.clone()) {
+            assert_eq!(
+                earlier, name,
+                "a webhook-id is sent again with its own event"
+            );
+            duplicated.insert(id);
+        }
+    }
+    let names: HashSet<&String> = event_of.values().collect();
+    assert_eq!(
+        names.len(),
+        1000,
+        "every consumer's event arrived, under one id"
+    );
+    let unexpected: Vec<&String> = duplicated.difference(&before).collect();
+    assert!(
+        unexpected.is_empty(),
+        "only deliveries in flight at the kill are sent again: {unexpected:?}"
+    );
+    // One delivery each, succeeded, whatever was sent twice.
+    let deliveries = eventually("every delivery recorded", || async {
+        let all = all_deliveries(&server, hook).await;
+        all.iter().all(|d| d["state"] == "succeeded").then_some(all)
+    })
+    .await;
+    let ids: HashSet<&str> = deliveries
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!((deliveries.len(), ids.len()), (1000, 1000));
     eprintln!(
-        "delivered before kill: {before}; requests in all: {}",
+        "reached the receiver before the kill: {}; sent again: {}; requests in all: {}",
+        before.len(),
+        duplicated.len(),
         got.len()
     );
+}
+
+#[tokio::test]
+async fn deliveries_before_their_first_attempt_ends_are_shown_from_memory() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    receiver.set_delay(std::time::Duration::from_secs(3));
+    let hook = server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": "consumers:create", "handler": "webhook",
+                    "concurrency": 1, "config": {"url": receiver.url("/")}}),
+        )
+        .await;
+    let hook = hook["id"].as_str().unwrap();
+    for name in ["first", "second"] {
+        server
+            .create("/consumers", &json!({"username": name}))
+            .await;
+    }
+    // One attempt runs (its receiver is slow), the other waits for the
+    // hook's only place: neither is stored yet, both are listed.
+    let listed = eventually("one in flight, one queued", || async {
+        let all = all_deliveries(&server, hook).await;
+        let mut states: Vec<&str> = all.iter().map(|d| d["state"].as_str().unwrap()).collect();
+        states.sort();
+        (states == ["in_flight", "queued"]).then_some(all)
+    })
+    .await;
+    let by_state = |state: &str| {
+        listed.iter().find(|d| d["state"] == state).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (running, waiting) = (by_state("in_flight"), by_state("queued"));
+    let (status, one) = server.get(&format!("/deliveries/{waiting}")).await;
+    assert_eq!((status, &one["state"]), (StatusCode::OK, &json!("queued")));
+    assert_eq!(one["attempts"], json!([]));
+    let (status, _) = server
+        .post(&format!("/deliveries/{running}/retry"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, retried) = server
+        .post(&format!("/deliveries/{waiting}/retry"), &json!({}))
+        .await;
+    assert_eq!(
+        (status, &retried["state"]),
+        (StatusCode::ACCEPTED, &json!("queued"))
+    );
+    // Both end stored, one attempt each.
+    receiver.set_delay(std::time::Duration::ZERO);
+    for id in [running, waiting] {
+        let done = eventually("the delivery succeeded", || async {
+            let (_, d) = server.get(&format!("/deliveries/{id}")).await;
+            (d["state"] == "succeeded").then_some(d)
+        })
+        .await;
+        assert_eq!(done["attempts"].as_array().unwrap().len(), 1);
+    }
 }
 
 #[tokio::test]

@@ -10,8 +10,9 @@ use hookd_testkit::receiver::{Received, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Every event the store holds for these hooks: still in the outbox, or
-/// already turned into a delivery.
+/// Every event the store holds for these hooks, once: still in the outbox
+/// (which keeps an event until each of its deliveries is stored), or
+/// already in a stored delivery.
 fn events_in(store: &Store, hooks: &[&Value]) -> Vec<Event> {
     let mut events = store.outbox_events().unwrap();
     for hook in hooks {
@@ -29,6 +30,8 @@ fn events_in(store: &Store, hooks: &[&Value]) -> Vec<Event> {
                 .map(|d| d.event),
         );
     }
+    let mut seen = std::collections::HashSet::new();
+    events.retain(|e| seen.insert(e.id));
     events
 }
 

@@ -136,8 +136,9 @@ async fn ping(State(state): State<AdminState>, Path(key): Path<String>) -> ApiRe
     })
 }
 
-/// A delivery as the API shows it: the stored record, with `in_flight`
-/// while an attempt runs.
+/// A delivery as the API shows it: the stored record (or the one in
+/// memory, before its first attempt ends), with `in_flight` while an
+/// attempt runs.
 fn view(state: &AdminState, delivery: &Delivery) -> Value {
     let mut value = serde_json::to_value(delivery).unwrap_or(Value::Null);
     value["state"] = json!(state.deliveries.state_of(delivery));
@@ -152,7 +153,7 @@ async fn hook_deliveries(
 ) -> ApiResult<Json<Value>> {
     let hook = load_hook(&state, &key)?;
     let page = parse_page(&query)?;
-    let listed = state.store.hook_deliveries(hook.id, &page)?;
+    let listed = state.deliveries.hook_deliveries(hook.id, &page)?;
     let data: Vec<Value> = listed.data.iter().map(|d| view(&state, d)).collect();
     Ok(Json(crate::crud::page_answer(
         data,
@@ -168,7 +169,7 @@ fn delivery_id(id: &str) -> ApiResult<Uuid> {
 
 async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let delivery = state
-        .store
+        .deliveries
         .delivery(delivery_id(&id)?)?
         .ok_or(ApiError::NotFound("Not found"))?;
     Ok(Json(view(&state, &delivery)))

@@ -43,7 +43,7 @@ pub fn router() -> Api {
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     let m = &state.metrics;
-    m.queue_depth.set(state.store.queue_depth() as i64);
+    m.queue_depth.set(state.deliveries.queue_depth() as i64);
     let overdue = match state.store.next_due_ms() {
         Ok(Some(due)) => ((SystemClock.now_ms() - due).max(0) as f64) / 1000.0,
         _ => 0.0,

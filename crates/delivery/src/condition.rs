@@ -17,6 +17,7 @@ use hookd_model::{Event, EventHook};
 use hookd_template::{Failure, PoolError, Renderer};
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What became of a hook's condition on one event.
@@ -133,13 +134,13 @@ impl Refusals {
 /// long again: a batch waits at most about one deadline per hook.
 pub(crate) async fn judge(
     engine: &Engine,
-    hooks: &[EventHook],
+    hooks: &[Arc<EventHook>],
     events: &[(u64, Event)],
 ) -> Refusals {
     let conditioned: Vec<(&EventHook, &str)> = hooks
         .iter()
         .filter(|h| h.enabled)
-        .filter_map(|h| Some((h, h.condition.as_deref()?)))
+        .filter_map(|h| Some((h.as_ref(), h.condition.as_deref()?)))
         .collect();
     if conditioned.is_empty() {
         return Refusals::default();

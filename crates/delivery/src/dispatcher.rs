@@ -1,7 +1,20 @@
 //! The dispatcher: takes events from the outbox in order, matches them to
 //! the enabled hooks, applies their conditions, then on_change and snooze,
-//! and queues one delivery per hook taking the event, in the same
-//! transaction that removes the events.
+//! and makes one delivery per hook taking the event.
+//!
+//! A delivery is handed to the scheduler in memory ([`Unstored`](crate::unstored::Unstored)): the
+//! outbox record of its event stays until its first attempt ends and it is
+//! stored then, once. The deliveries of hooks with on_change or snooze are
+//! stored at once instead, in one transaction with what the hooks now
+//! remember, and so are all of a batch's when memory is full. Records
+//! whose events made no delivery in memory leave the outbox in that
+//! transaction.
+//!
+//! A hookd that stopped leaves records in the outbox whose deliveries
+//! ended in part: they are dispatched again, and a delivery already
+//! stored is not made twice (its id is the same: its event's and hook's).
+//! Nor are on_change and snooze decided twice for events whose decisions
+//! were stored: the store remembers the last record dispatched with them.
 //!
 //! A hook's condition is applied before on_change and snooze, so that an
 //! event the condition refuses leaves their memory as it was: on_change
@@ -17,20 +30,21 @@
 
 use crate::condition::{self, Refusals};
 use crate::gate::{self, HookMemory, Remember};
+use crate::worker::Report;
 use crate::{Engine, Error};
 use hookd_metrics::EventLabels;
 use hookd_model::delivery::Delivery;
 use hookd_model::event::Operation;
 use hookd_model::{Event, EventHook, operational};
-use hookd_store::{HookStateUpdate, Page};
+use hookd_store::{HookStateUpdate, record_of};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Events taken from the outbox per transaction (whole records, so a few
-/// more at times).
+/// Events taken from the outbox per batch (whole records, so a few more
+/// at times).
 const BATCH: usize = 1024;
 
 /// How often the outbox is looked at without being woken, in case a
@@ -49,11 +63,23 @@ pub(crate) async fn run(engine: Arc<Engine>) {
     if let Err(e) = forget_deleted_hooks(&engine, &mut memory).await {
         tracing::error!(error = %e, "cannot drop the on_change/snooze memory of deleted hooks");
     }
+    let mut place = loop {
+        match Place::at_start(&engine) {
+            Ok(place) => break place,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read where dispatching stopped; retrying");
+                tokio::select! {
+                    _ = engine.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(IDLE_CHECK) => {}
+                }
+            }
+        }
+    };
     loop {
         if engine.is_shutting_down() {
             return;
         }
-        match dispatch_batch(&engine, &mut memory).await {
+        match dispatch_batch(&engine, &mut place, &mut memory).await {
             Ok(0) => {
                 tokio::select! {
                     _ = engine.store.outbox_changed() => {}
@@ -61,7 +87,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
                     _ = tokio::time::sleep(IDLE_CHECK) => {}
                 }
             }
-            Ok(_) => engine.work_queued(),
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "dispatching events failed; retrying");
                 tokio::time::sleep(IDLE_CHECK).await;
@@ -70,25 +96,64 @@ pub(crate) async fn run(engine: Arc<Engine>) {
     }
 }
 
+/// Where the dispatcher is in the outbox, and what it must not do again
+/// for the records an earlier run left there.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    /// The last record taken: the records before it stay in the outbox
+    /// while deliveries in memory hold them.
+    after: Option<u64>,
+    /// Records up to here were in the outbox at start, dispatched before
+    /// in part perhaps: deliveries of theirs already stored are not made
+    /// again.
+    again_through: Option<u64>,
+    /// Records up to here had on_change and snooze decided and stored:
+    /// hooks with either take none of their events again.
+    gated_through: Option<u64>,
+}
+
+impl Place {
+    fn at_start(engine: &Engine) -> Result<Self, Error> {
+        Ok(Place {
+            after: None,
+            again_through: engine.store.outbox_last_record()?,
+            gated_through: engine.store.dispatched_through()?,
+        })
+    }
+
+    /// Whether the event at outbox position `seq` may have been dispatched
+    /// before, and whether its gated hooks' decisions were stored.
+    fn seen(&self, seq: u64) -> (bool, bool) {
+        let record = record_of(seq);
+        let upto = |through: Option<u64>| through.is_some_and(|t| record <= t);
+        (upto(self.again_through), upto(self.gated_through))
+    }
+}
+
 /// What one batch of events comes to.
 #[derive(Default)]
 struct Batch {
-    deliveries: Vec<Delivery>,
+    /// Deliveries to attempt from memory.
+    unstored: Vec<Delivery>,
+    /// Deliveries to store now.
+    stored: Vec<Delivery>,
     remembered: Vec<HookStateUpdate>,
 }
 
 impl Batch {
-    /// Queues a delivery of the event at outbox position `seq`, the
+    /// Makes a delivery of the event at outbox position `seq`, the
     /// batch's `index`th, for each hook that takes it.
+    #[allow(clippy::too_many_arguments)]
     fn route(
         &mut self,
         engine: &Engine,
-        hooks: &[EventHook],
+        hooks: &[Arc<EventHook>],
         (index, (seq, event)): (usize, (u64, Event)),
         refusals: &Refusals,
         memory: &mut HashMap<Uuid, HookMemory>,
+        place: &Place,
         now: i64,
-    ) {
+    ) -> Result<(), Error> {
         engine
             .metrics
             .events
@@ -97,11 +162,12 @@ impl Batch {
                 event: event.event.clone(),
             })
             .inc();
+        let (again, gated_done) = place.seen(seq);
         if let Some(hook) = begun_or_ended(&event) {
             // A hook deleted, or created again under its id, starts over:
             // no gate memory, no kept guest instances.
             engine.sandbox.forget_hook(hook);
-            if let Some(old) = memory.remove(&hook) {
+            if !gated_done && let Some(old) = memory.remove(&hook) {
                 self.remembered.extend(updates(hook, gate::forget(&old)));
             }
         }
@@ -118,16 +184,28 @@ impl Batch {
                 && about != Some(h.id)
                 && refusals.admit(index, h.id)
         }) {
+            let gated = gate::applies(hook);
+            if gated && gated_done {
+                continue;
+            }
             let memory = memory.entry(hook.id).or_default();
             let (fire, remember) = gate::admit(hook, &event, unique, memory, now);
             self.remembered.extend(updates(hook.id, remember));
-            if fire {
-                self.deliveries
-                    .push(Delivery::new(hook.id, event.clone(), seq, now));
-            } else {
+            if !fire {
                 tracing::debug!(hook = %hook.id, event = %event.id, "event dropped by on_change/snooze");
+                continue;
+            }
+            let delivery = Delivery::new(hook.id, event.clone(), seq, now);
+            if again && engine.store.delivery_exists(delivery.id)? {
+                continue;
+            }
+            if gated {
+                self.stored.push(delivery);
+            } else {
+                self.unstored.push(delivery);
             }
         }
+        Ok(())
     }
 }
 
@@ -141,7 +219,7 @@ fn updates(hook: Uuid, remember: Vec<Remember>) -> impl Iterator<Item = HookStat
 /// The hook whose creation or deletion `event` reports: whatever was
 /// remembered under its id belonged to another incarnation.
 fn begun_or_ended(event: &Event) -> Option<Uuid> {
-    if event.source != "crud" || event.event != hookd_model::hook::ENTITY {
+    if !writes_a_hook(event) {
         return None;
     }
     match Operation::deserialize(event.data.get("operation")?).ok()? {
@@ -158,7 +236,13 @@ async fn forget_deleted_hooks(
     engine: &Engine,
     memory: &mut HashMap<Uuid, HookMemory>,
 ) -> Result<(), Error> {
-    let stored: HashSet<Uuid> = load_hooks(engine)?.iter().map(|h| h.id).collect();
+    let stored: HashSet<Uuid> = engine
+        .hooks
+        .get(&engine.store)?
+        .list
+        .iter()
+        .map(|h| h.id)
+        .collect();
     let mut forgotten = Vec::new();
     memory.retain(|id, old| {
         let exists = stored.contains(id);
@@ -175,52 +259,66 @@ async fn forget_deleted_hooks(
     Ok(())
 }
 
-/// Dispatches one batch; returns how many events it consumed.
+/// Dispatches one batch; returns how many events it took.
 async fn dispatch_batch(
     engine: &Engine,
+    place: &mut Place,
     memory: &mut HashMap<Uuid, HookMemory>,
 ) -> Result<usize, Error> {
-    let taken = engine.store.outbox_batch(BATCH)?;
-    if taken.records.is_empty() {
+    let taken = engine.store.outbox_batch_after(place.after, BATCH)?;
+    let Some(&through) = taken.records.last() else {
         return Ok(0);
+    };
+    if taken.events.iter().any(|(_, e)| writes_a_hook(e)) {
+        engine.hooks.invalidate();
     }
-    let hooks = load_hooks(engine)?;
+    let hooks = engine.hooks.get(&engine.store)?;
     let now = engine.clock.now_ms();
     let events = taken.events.len();
-    let refusals = condition::judge(engine, &hooks, &taken.events).await;
+    let refusals = condition::judge(engine, &hooks.list, &taken.events).await;
     let mut batch = Batch::default();
     for item in taken.events.into_iter().enumerate() {
-        batch.route(engine, &hooks, item, &refusals, memory, now);
+        batch.route(engine, &hooks.list, item, &refusals, memory, place, now)?;
     }
-    engine
-        .store
-        .commit_dispatch(&taken.records, &batch.deliveries, &batch.remembered)?;
-    engine.store.durable().await?;
-    tracing::debug!(events, deliveries = batch.deliveries.len(), "dispatched");
+    if !engine.unstored.has_room(batch.unstored.len()) {
+        let unstored = std::mem::take(&mut batch.unstored);
+        batch.stored.extend(unstored);
+    }
+    let held: HashSet<u64> = batch.unstored.iter().map(|d| record_of(d.seq)).collect();
+    let done: Vec<u64> = taken
+        .records
+        .iter()
+        .copied()
+        .filter(|r| !held.contains(r))
+        .collect();
+    let commits = !(done.is_empty() && batch.stored.is_empty() && batch.remembered.is_empty());
+    if commits {
+        engine
+            .store
+            .commit_dispatched(through, &done, &batch.stored, &batch.remembered)?;
+    }
+    place.after = Some(through);
+    tracing::debug!(
+        events,
+        unstored = batch.unstored.len(),
+        stored = batch.stored.len(),
+        "dispatched"
+    );
+    if !batch.unstored.is_empty() {
+        engine.unstored.add(&batch.unstored);
+        let _ = engine.reports.send(Report::Dispatched(batch.unstored));
+    }
+    if commits {
+        engine.store.durable().await?;
+    }
+    if !batch.stored.is_empty() {
+        engine.work_queued();
+    }
     Ok(events)
 }
 
-/// Every hook, read afresh for each batch so that created, changed and
-/// deleted hooks take effect at the next event.
-fn load_hooks(engine: &Engine) -> Result<Vec<EventHook>, Error> {
-    let mut hooks = Vec::new();
-    let mut page = Page {
-        size: 1000,
-        offset: None,
-    };
-    loop {
-        let listed = engine.store.list(hookd_model::hook::ENTITY, &page)?;
-        for value in listed.data {
-            match serde_json::from_value::<EventHook>(value) {
-                Ok(h) => hooks.push(h),
-                Err(e) => {
-                    tracing::error!(error = %e, "a stored event hook does not decode; skipped")
-                }
-            }
-        }
-        match listed.next {
-            Some(next) => page.offset = Some(next),
-            None => return Ok(hooks),
-        }
-    }
+/// Whether `event` reports a write of an event hook: the hooks are read
+/// again before the events that follow it are routed.
+fn writes_a_hook(event: &Event) -> bool {
+    event.source == "crud" && event.event == hookd_model::hook::ENTITY
 }

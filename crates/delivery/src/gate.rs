@@ -24,6 +24,12 @@ pub const SNOOZE: &str = "snooze:";
 /// A change to remember: (name, value or none to forget).
 pub type Remember = (String, Option<Value>);
 
+/// Whether `hook` has on_change or snooze: whether [`admit`] decides
+/// anything for it, and remembers what it decided.
+pub fn applies(hook: &EventHook) -> bool {
+    hook.on_change == Some(true) || hook.snooze.is_some_and(|s| s > 0)
+}
+
 /// Decides whether `hook` takes `event` now; `unique` is the event's
 /// declared unique fields. Returns the decision and what to remember.
 ///
@@ -39,11 +45,11 @@ pub fn admit(
     memory: &mut HookMemory,
     now_ms: i64,
 ) -> (bool, Vec<Remember>) {
-    let on_change = hook.on_change == Some(true);
-    let snooze = hook.snooze.filter(|s| *s > 0);
-    if !on_change && snooze.is_none() {
+    if !applies(hook) {
         return (true, Vec::new());
     }
+    let on_change = hook.on_change == Some(true);
+    let snooze = hook.snooze.filter(|s| *s > 0);
     let digest = event.digest(unique);
     let mut remember = Vec::new();
     match snooze {

@@ -5,7 +5,8 @@
 //! bucket) and, while the hook is paused, lets only its probe through.
 //!
 //! Lanes hold copies of deliveries that stay in the store's due index until
-//! their attempt is committed: losing the lanes loses nothing.
+//! their attempt is committed, or deliveries in memory only whose outbox
+//! record stays until then: losing the lanes loses nothing.
 
 use crate::breaker::{Breakers, Paused};
 use hookd_model::EventHook;
@@ -272,17 +273,21 @@ impl Lanes {
     }
 
     /// Lets go of every delivery of a hook that is no longer attempted
-    /// (disabled): they stay queued in the store.
-    pub(crate) fn release(&mut self, hook: Uuid) {
-        if let Some(lane) = self.lanes.get_mut(&hook) {
-            for d in lane.waiting.drain(..) {
-                self.held.remove(&d.id);
-            }
-            if lane.running == 0 {
-                self.lanes.remove(&hook);
-                self.turns.retain(|h| *h != hook);
-            }
+    /// (disabled), and returns them: those read from the store stay
+    /// queued there, those in memory only must be stored.
+    pub(crate) fn release(&mut self, hook: Uuid) -> Vec<Delivery> {
+        let Some(lane) = self.lanes.get_mut(&hook) else {
+            return Vec::new();
+        };
+        let released: Vec<Delivery> = lane.waiting.drain(..).collect();
+        for d in &released {
+            self.held.remove(&d.id);
         }
+        if lane.running == 0 {
+            self.lanes.remove(&hook);
+            self.turns.retain(|h| *h != hook);
+        }
+        released
     }
 
     /// When the soonest lane blocked only by its rate limit gets a token.

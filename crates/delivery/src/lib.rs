@@ -5,9 +5,10 @@
 //! dispatcher turns each into one delivery per hook that takes it; the
 //! workers run due deliveries through the hook's handler and record every
 //! attempt; failures are retried on a schedule until they succeed or die.
-//! All of it is in the store, so a restart resumes where it stopped: a
-//! delivery whose attempt was cut short runs again (at least once), under
-//! the same id.
+//! A delivery lives in memory until its first attempt ends, its event's
+//! outbox record standing for it in the store; from then on it is stored.
+//! So a restart resumes where it stopped: a delivery whose attempt was cut
+//! short runs again (at least once), under the same id.
 #![deny(missing_docs)]
 
 mod breaker;
@@ -15,10 +16,12 @@ pub mod condition;
 mod dispatcher;
 pub mod gate;
 pub mod handler;
+mod hooks;
 mod lanes;
 pub mod random;
 pub mod retry;
 mod run;
+mod unstored;
 mod worker;
 
 pub use breaker::BreakerPolicy;
@@ -32,8 +35,9 @@ use hookd_model::hook::Handler;
 use hookd_model::violation::PathSeg;
 use hookd_model::{Catalogue, EventHook, Violations};
 use hookd_sandbox::Sandbox;
-use hookd_store::Store;
+use hookd_store::{Listed, ListedAt, Page, Store};
 use hookd_template::Renderer;
+use hooks::HookCache;
 use random::Random;
 use retry::RetryPolicy;
 use std::collections::HashSet;
@@ -42,6 +46,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use unstored::Unstored;
 use uuid::Uuid;
 use worker::Report;
 
@@ -114,6 +119,17 @@ pub struct Settings {
     pub concurrency: HookConcurrency,
     /// When a failing hook pauses, and when it is disabled.
     pub breaker: BreakerPolicy,
+    /// Deliveries kept in memory only until their first attempt ends, at
+    /// most; beyond, new deliveries are stored in the queue as they are
+    /// made.
+    pub in_memory: usize,
+}
+
+impl Settings {
+    /// The default of [`Settings::in_memory`]: a few seconds of the
+    /// fastest delivery this machine kind reaches, at about a kilobyte
+    /// each.
+    pub const IN_MEMORY: usize = 16_384;
 }
 
 /// The shared insides of the engine.
@@ -126,6 +142,10 @@ pub(crate) struct Engine {
     outbound: Outbound,
     sandbox: Sandbox,
     metrics: Arc<Metrics>,
+    /// Every hook, decoded.
+    hooks: HookCache,
+    /// Deliveries in memory only, until their first attempt ends.
+    unstored: Unstored,
     /// Deliveries claimed by an attempt or a redelivery: whoever claimed
     /// one is the only writer of its record until it releases it.
     in_flight: Mutex<HashSet<Uuid>>,
@@ -226,6 +246,7 @@ impl Deliveries {
         } = parts;
         let outbound = Outbound::new(settings.http.clone()).map_err(Error::Outbound)?;
         let (reports, reports_rx) = mpsc::unbounded_channel();
+        let unstored = Unstored::new(settings.in_memory);
         Ok(Deliveries {
             engine: Arc::new(Engine {
                 store,
@@ -236,6 +257,8 @@ impl Deliveries {
                 outbound,
                 sandbox,
                 metrics,
+                hooks: HookCache::default(),
+                unstored,
                 in_flight: Mutex::new(HashSet::new()),
                 work: Notify::new(),
                 reports,
@@ -354,11 +377,16 @@ impl Deliveries {
 
     /// Queues a delivery for another attempt now, dead letters included.
     /// The delivery is claimed while it is rewritten, so no attempt starts
-    /// on it meanwhile and then records over the redelivery.
+    /// on it meanwhile and then records over the redelivery. One in memory
+    /// only has not had its first attempt yet: it is due now already.
     pub async fn redeliver(&self, id: Uuid) -> Result<Delivery, Error> {
         let engine = &self.engine;
         if !engine.claim(id) {
             return Err(Error::InFlight);
+        }
+        if let Some(unstored) = engine.unstored.get(id) {
+            engine.release(std::iter::once(id));
+            return Ok(unstored);
         }
         let requeued = engine.requeue(id);
         engine.release(std::iter::once(id));
@@ -396,11 +424,67 @@ impl Deliveries {
         violations.into_result(())
     }
 
-    /// Tells the scheduler that a hook was written or deleted: a write
-    /// forgets the hook's failures (a paused hook resumes, a disabled one
-    /// written `enabled` starts afresh) and its rules are read again.
+    /// Tells the engine that a hook was written or deleted: the hooks are
+    /// read again, and a write forgets the hook's failures (a paused hook
+    /// resumes, a disabled one written `enabled` starts afresh).
     pub fn hook_written(&self, hook: Uuid) {
+        self.engine.hooks.invalidate();
         let _ = self.engine.reports.send(Report::HookWritten(hook));
+    }
+
+    /// A delivery, stored or in memory only.
+    pub fn delivery(&self, id: Uuid) -> hookd_store::Result<Option<Delivery>> {
+        // Stored first: one just stored is still in memory for a moment,
+        // and the store has its attempt.
+        match self.engine.store.delivery(id)? {
+            Some(stored) => Ok(Some(stored)),
+            None => Ok(self.engine.unstored.get(id)),
+        }
+    }
+
+    /// A page of a hook's deliveries, stored or in memory only, newest
+    /// first. Offsets are the id of the first delivery of the next page.
+    pub fn hook_deliveries(
+        &self,
+        hook: Uuid,
+        page: &Page,
+    ) -> hookd_store::Result<Listed<Delivery>> {
+        let through = match &page.offset {
+            Some(offset) => {
+                let id = Uuid::try_parse(offset).map_err(|_| hookd_store::Error::InvalidOffset)?;
+                let first = self
+                    .delivery(id)?
+                    .filter(|d| d.hook_id == hook)
+                    .ok_or(hookd_store::Error::InvalidOffset)?;
+                Some(ListedAt::of(&first))
+            }
+            None => None,
+        };
+        let wanted = page.size.saturating_add(1);
+        let mut data = self
+            .engine
+            .store
+            .hook_deliveries_through(hook, through, wanted)?;
+        let stored: HashSet<Uuid> = data.iter().map(|d| d.id).collect();
+        data.extend(
+            self.engine
+                .unstored
+                .of_hook(hook, through)
+                .into_iter()
+                .filter(|d| !stored.contains(&d.id)),
+        );
+        data.sort_by_key(|d| std::cmp::Reverse(ListedAt::of(d)));
+        data.truncate(wanted);
+        let next = (data.len() > page.size)
+            .then(|| data.pop().map(|d| d.id.to_string()))
+            .flatten();
+        Ok(Listed { data, next })
+    }
+
+    /// Deliveries waiting for an attempt: due in the store, or in memory
+    /// only.
+    pub fn queue_depth(&self) -> usize {
+        self.engine.store.queue_depth() + self.engine.unstored.len()
     }
 
     /// What each guest of a lambda hook is granted (mode ∩ ceiling ∩

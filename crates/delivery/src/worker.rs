@@ -36,6 +36,8 @@ const COMMIT_BATCH: usize = 1024;
 /// What the scheduler is told.
 #[derive(Debug)]
 pub(crate) enum Report {
+    /// The dispatcher made deliveries that are in memory only.
+    Dispatched(Vec<Delivery>),
     /// An attempt ended; `hook_gone` when its hook was deleted.
     Attempted { delivery: Delivery, hook_gone: bool },
     /// A hook was written or deleted through the Admin API: its failures
@@ -46,8 +48,11 @@ pub(crate) enum Report {
 /// What the completer writes for one report.
 #[derive(Debug, Default)]
 struct Finished {
-    /// The delivery as its attempt left it.
-    delivery: Option<Delivery>,
+    /// Deliveries as their attempt left them, or that must wait in the
+    /// queue before their first.
+    deliveries: Vec<Delivery>,
+    /// The delivery whose attempt ended: its claim ends once it is stored.
+    attempted: Option<Uuid>,
     /// The hook's breaker as it now stands.
     remember: Option<HookStateUpdate>,
     /// Operational events to publish.
@@ -79,6 +84,9 @@ struct Scheduler<'a> {
     look: bool,
     permits: Arc<Semaphore>,
     workers: usize,
+    /// Deliveries in memory only let go of by their lanes: stored with
+    /// the next report's writes.
+    waiting: Vec<Delivery>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -99,6 +107,7 @@ impl<'a> Scheduler<'a> {
             look: true,
             permits: Arc::new(Semaphore::new(workers)),
             workers,
+            waiting: Vec::new(),
         }
     }
 
@@ -132,6 +141,12 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             let started = self.start_due();
+            if !self.waiting.is_empty() {
+                let _ = done.send(Finished {
+                    deliveries: std::mem::take(&mut self.waiting),
+                    ..Finished::default()
+                });
+            }
             let free = self.permits.available_permits();
             if started && free > 0 {
                 continue;
@@ -179,8 +194,11 @@ impl<'a> Scheduler<'a> {
                 break;
             };
             if !self.engine.claim(delivery.id) {
-                // A redelivery holds it: it is read again at a later look.
+                // A redelivery holds it for a moment: it is read again at a
+                // later look, from the store (where one in memory only is
+                // stored to wait).
                 self.lanes.finished(delivery.hook_id);
+                self.store_waiting(vec![delivery]);
                 continue;
             }
             progressed = true;
@@ -212,15 +230,17 @@ impl<'a> Scheduler<'a> {
         let store = &engine.store;
         let now_ms = engine.clock.now_ms();
         let now = Instant::now();
+        let hooks = store.hooks_with_due(now_ms)?;
+        if hooks.is_empty() {
+            return Ok(0);
+        }
         let busy = engine.in_flight_ids();
         let mut held = 0;
-        for hook in store.hooks_with_due(now_ms)? {
-            let rules = *self
-                .rules
-                .entry(hook)
-                .or_insert_with(|| rules_of(engine, hook));
+        for hook in hooks {
+            let rules = self.rules(hook);
             if !rules.enabled {
-                self.lanes.release(hook);
+                let released = self.lanes.release(hook);
+                self.store_waiting(released);
                 continue;
             }
             let lanes = &self.lanes;
@@ -267,9 +287,56 @@ impl<'a> Scheduler<'a> {
         wait
     }
 
+    /// Deliveries in memory only that must wait for their hook: the
+    /// completer stores them as they are, due.
+    fn store_waiting(&mut self, deliveries: Vec<Delivery>) {
+        let unstored = &self.engine.unstored;
+        self.waiting
+            .extend(deliveries.into_iter().filter(|d| unstored.contains(d.id)));
+    }
+
+    /// The rules of a hook's lane, read once until the hook is written.
+    fn rules(&mut self, hook: Uuid) -> Rules {
+        let engine = self.engine;
+        *self
+            .rules
+            .entry(hook)
+            .or_insert_with(|| rules_of(engine, hook))
+    }
+
+    /// Holds dispatched deliveries in their lanes; those whose hook is
+    /// disabled or paused, or whose lane is full, are stored to wait.
+    fn hold_dispatched(&mut self, deliveries: Vec<Delivery>) -> Finished {
+        let now = Instant::now();
+        let mut waiting = Vec::new();
+        for delivery in deliveries {
+            let hook = delivery.hook_id;
+            let rules = self.rules(hook);
+            if rules.enabled
+                && self.breakers.paused(hook).is_none()
+                && self.lanes.room(hook, &rules) > 0
+            {
+                self.lanes.hold(delivery, rules, now);
+            } else {
+                waiting.push(delivery);
+            }
+        }
+        Finished {
+            deliveries: waiting,
+            ..Finished::default()
+        }
+    }
+
     /// Takes in a report: what the completer then writes.
     fn heard(&mut self, report: Report) -> Finished {
+        let mut finished = self.take_in(report);
+        finished.deliveries.append(&mut self.waiting);
+        finished
+    }
+
+    fn take_in(&mut self, report: Report) -> Finished {
         match report {
+            Report::Dispatched(deliveries) => self.hold_dispatched(deliveries),
             Report::HookWritten(hook) => {
                 self.rules.remove(&hook);
                 self.look = true;
@@ -300,7 +367,8 @@ impl<'a> Scheduler<'a> {
                 for turn in turns {
                     if let Turn::Disable { .. } = turn {
                         // Held no more from now, before the write lands.
-                        self.lanes.release(hook);
+                        let released = self.lanes.release(hook);
+                        self.store_waiting(released);
                         let engine = self.engine;
                         self.rules
                             .entry(hook)
@@ -313,7 +381,8 @@ impl<'a> Scheduler<'a> {
                 if delivery.state == DeliveryState::Dead && !hook_gone {
                     finished.events.push(dead_event(&delivery, now_ms));
                 }
-                finished.delivery = Some(delivery);
+                finished.attempted = Some(delivery.id);
+                finished.deliveries.push(delivery);
                 finished
             }
         }
@@ -433,27 +502,28 @@ fn record(engine: &Engine, handler: &str, ok: bool, state: DeliveryState, elapse
 }
 
 /// A delivery's hook; none when it was deleted.
-fn load_hook(engine: &Engine, hook: Uuid) -> Result<Option<EventHook>, String> {
-    match engine.store.get(hookd_model::hook::ENTITY, hook) {
-        Ok(Some(value)) => serde_json::from_value(value)
-            .map(Some)
-            .map_err(|e| format!("the event hook does not decode: {e}")),
-        Ok(None) => Ok(None),
-        Err(e) => Err(format!("reading the event hook failed: {e}")),
+fn load_hook(engine: &Engine, hook: Uuid) -> Result<Option<Arc<EventHook>>, String> {
+    match engine.hooks.get(&engine.store) {
+        Ok(hooks) => hooks.get(hook),
+        Err(e) => Err(format!("reading the event hooks failed: {e}")),
     }
 }
 
 async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Finished>) {
     let mut batch = Vec::with_capacity(COMMIT_BATCH);
     while done.recv_many(&mut batch, COMMIT_BATCH).await > 0 {
-        let deliveries: Vec<Delivery> =
-            batch.iter_mut().filter_map(|f| f.delivery.take()).collect();
+        let (first, updated): (Vec<Delivery>, Vec<Delivery>) = batch
+            .iter_mut()
+            .flat_map(|f| f.deliveries.drain(..))
+            .partition(|d| engine.unstored.contains(d.id));
+        let ended = engine.unstored.storing(&first);
         let remembered: Vec<HookStateUpdate> =
             batch.iter_mut().filter_map(|f| f.remember.take()).collect();
-        // A failed commit leaves the deliveries due as they were: they run
-        // again (at least once), so retrying the commit is all there is to do.
+        // A failed commit leaves the deliveries as they were: due in the
+        // store, or in memory with their outbox records. They run again
+        // (at least once), so retrying the commit is all there is to do.
         loop {
-            match commit(&engine, &deliveries, &remembered) {
+            match commit(&engine, &updated, &first, &ended, &remembered) {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "recording delivery attempts failed; retrying");
@@ -473,20 +543,24 @@ async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Finishe
         if let Err(e) = engine.store.durable().await {
             tracing::error!(error = %e, "flushing delivery attempts failed");
         }
-        engine.release(deliveries.iter().map(|d| d.id));
+        engine.unstored.forget(first.iter().map(|d| d.id));
+        engine.release(batch.iter().filter_map(|f| f.attempted));
         batch.clear();
     }
 }
 
-/// Writes attempted deliveries and changed breakers, each set in one
-/// transaction; an empty set costs nothing.
+/// Writes attempted and waiting deliveries with the outbox records that
+/// ended, then changed breakers, each set in one transaction; an empty set
+/// costs nothing.
 fn commit(
     engine: &Engine,
-    deliveries: &[Delivery],
+    updated: &[Delivery],
+    first: &[Delivery],
+    ended: &[u64],
     remembered: &[HookStateUpdate],
 ) -> Result<(), hookd_store::Error> {
-    if !deliveries.is_empty() {
-        engine.store.commit_deliveries(deliveries)?;
+    if !(updated.is_empty() && first.is_empty() && ended.is_empty()) {
+        engine.store.commit_attempts(updated, first, ended)?;
     }
     if !remembered.is_empty() {
         engine.store.commit_dispatch(&[], &[], remembered)?;
@@ -513,6 +587,7 @@ async fn disable(engine: &Engine, hook: Uuid) {
     match disabled {
         Ok(()) => {
             tracing::warn!(%hook, "event hook disabled after failing for too long");
+            engine.hooks.invalidate();
             // As after any write of the hook: its rules are read again.
             let _ = engine.reports.send(Report::HookWritten(hook));
         }
@@ -551,6 +626,7 @@ mod tests {
             ),
             concurrency: Default::default(),
             breaker: Default::default(),
+            in_memory: Settings::IN_MEMORY,
         };
         Deliveries::new(Parts {
             store: Store::open(dir).unwrap(),

@@ -53,6 +53,9 @@ pub struct Config {
     pub retry_after_max: Dur,
     /// Delivery attempts running at once.
     pub delivery_workers: usize,
+    /// Deliveries kept in memory only until their first attempt ends, at
+    /// most; beyond, new deliveries are written to the queue first.
+    pub delivery_memory: usize,
     /// Memory of the store's page cache, bytes.
     pub store_cache_capacity: u64,
     /// Attempts of one hook at once, for hooks that set no `concurrency`.
@@ -248,6 +251,7 @@ impl Default for Config {
             retry_jitter: retry.jitter,
             retry_after_max: Dur(retry.retry_after_max),
             delivery_workers: 128,
+            delivery_memory: hookd_delivery::Settings::IN_MEMORY,
             store_cache_capacity: hookd_store::DEFAULT_CACHE_CAPACITY,
             hook_concurrency: concurrency.default,
             hook_max_concurrency: concurrency.max,
@@ -623,6 +627,7 @@ impl Config {
                 pause_after: self.hook_pause_after_failures,
                 disable_after: self.hook_disable_after.0,
             },
+            in_memory: self.delivery_memory,
         }
     }
 

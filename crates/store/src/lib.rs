@@ -17,9 +17,9 @@ mod writer;
 pub use audit::{AuditFilter, Retention};
 pub use entities::{Listed, Page};
 pub use guests::Upload;
-pub use outbox::OutboxBatch;
+pub use outbox::{OutboxBatch, record_of};
 pub use quarantine::{Origin, Quarantined, Retried};
-pub use queue::HookStateUpdate;
+pub use queue::{HookStateUpdate, ListedAt};
 
 use flusher::Flusher;
 use sled::transaction::TransactionError;

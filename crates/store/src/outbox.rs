@@ -1,5 +1,7 @@
 //! The outbox: events committed with the writes that caused them, waiting
-//! for the dispatcher.
+//! for the dispatcher and then for the first attempts of the deliveries
+//! the dispatcher made of them: until those end, the record is their only
+//! durable form (see DESIGN.md, "Durability").
 //!
 //! One record holds the events of one write (an entity's three crud
 //! events, or a published batch), in order: each sled operation costs
@@ -38,6 +40,11 @@ pub(crate) fn next_key(
     outbox: &TransactionalTree,
 ) -> std::result::Result<[u8; 8], ConflictableTransactionError<Error>> {
     Ok(outbox.generate_id()?.to_be_bytes())
+}
+
+/// The outbox record that holds the event at outbox position `position`.
+pub fn record_of(position: u64) -> u64 {
+    position >> INDEX_BITS
 }
 
 fn record_key(key: &[u8]) -> Result<u64> {
@@ -87,8 +94,22 @@ impl Store {
     /// `limit` events (or the outbox ends). A record that does not decode
     /// goes to the quarantine and the batch goes on behind it.
     pub fn outbox_batch(&self, limit: usize) -> Result<OutboxBatch> {
+        self.outbox_batch_after(None, limit)
+    }
+
+    /// As [`Store::outbox_batch`], from the first record after `after`:
+    /// the dispatcher's place in an outbox whose records stay until the
+    /// deliveries of their events end.
+    pub fn outbox_batch_after(&self, after: Option<u64>, limit: usize) -> Result<OutboxBatch> {
+        let start = match after {
+            Some(key) => match key.checked_add(1) {
+                Some(next) => next,
+                None => return Ok(OutboxBatch::default()),
+            },
+            None => 0,
+        };
         let mut batch = OutboxBatch::default();
-        for item in self.inner.outbox.iter() {
+        for item in self.inner.outbox.range(start.to_be_bytes()..) {
             if batch.events.len() >= limit {
                 break;
             }
@@ -104,7 +125,17 @@ impl Store {
         Ok(batch)
     }
 
-    /// Number of events waiting in the outbox. A record that does not
+    /// The key of the last record in the outbox, if any.
+    pub fn outbox_last_record(&self) -> Result<Option<u64>> {
+        self.inner
+            .outbox
+            .last()?
+            .map(|(key, _)| record_key(&key))
+            .transpose()
+    }
+
+    /// Number of events in the outbox: not yet dispatched, or with a
+    /// delivery whose first attempt has not ended. A record that does not
     /// decode counts as one: it waits too, for the dispatcher to move it
     /// to the quarantine.
     pub fn outbox_len(&self) -> Result<usize> {

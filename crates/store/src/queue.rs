@@ -218,6 +218,23 @@ impl<'a> QueueTx<'a> {
         Ok(())
     }
 
+    /// Writes a delivery never stored before (its first attempt ended, or
+    /// it waits): nothing to read first, no old index entries to move.
+    fn put_first(&self, d: &Delivery) -> TxResult<()> {
+        self.by_hook.insert(hook_key(d).to_vec(), &[])?;
+        if let Some(due) = d.next_attempt_at_ms {
+            self.due_insert(&due_key(due, d), d.hook_id)?;
+        }
+        if d.state.is_final() {
+            self.finished.insert(&time_key(finished_at(d), d.id), &[])?;
+        }
+        self.deliveries.insert(
+            d.id.as_bytes(),
+            encode(d).map_err(ConflictableTransactionError::Abort)?,
+        )?;
+        Ok(())
+    }
+
     fn remove(&self, d: &Delivery) -> TxResult<()> {
         if let Some(due) = d.next_attempt_at_ms {
             self.due_remove(&due_key(due, d), d.hook_id)?;
@@ -228,6 +245,29 @@ impl<'a> QueueTx<'a> {
         self.by_hook.remove(hook_key(d).to_vec())?;
         self.deliveries.remove(d.id.as_bytes())?;
         Ok(())
+    }
+}
+
+/// Where `meta` keeps the last outbox record whose dispatch was committed.
+const DISPATCHED_THROUGH: &str = "dispatched_through";
+
+/// A delivery's place in its hook's listing, newest first: by creation,
+/// then by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListedAt {
+    /// When the delivery was created.
+    pub created_at_ms: i64,
+    /// Its id.
+    pub id: Uuid,
+}
+
+impl ListedAt {
+    /// The place of `d`.
+    pub fn of(d: &Delivery) -> Self {
+        ListedAt {
+            created_at_ms: d.created_at_ms,
+            id: d.id,
+        }
     }
 }
 
@@ -278,8 +318,35 @@ impl Store {
         state: &[HookStateUpdate],
     ) -> Result<()> {
         self.replacing_corrupt(deliveries, || {
-            self.commit_dispatch_once(records, deliveries, state)
+            self.commit_dispatch_once(None, records, deliveries, state)
         })
+    }
+
+    /// [`Store::commit_dispatch`] of a batch that the dispatcher routed
+    /// through the outbox record `through`, which it remembers with them:
+    /// what on_change and snooze decided for the events up to there is
+    /// stored (deliveries and memory), and a dispatcher starting over from
+    /// records still in the outbox must not decide it again.
+    pub fn commit_dispatched(
+        &self,
+        through: u64,
+        records: &[u64],
+        deliveries: &[Delivery],
+        state: &[HookStateUpdate],
+    ) -> Result<()> {
+        self.replacing_corrupt(deliveries, || {
+            self.commit_dispatch_once(Some(through), records, deliveries, state)
+        })
+    }
+
+    /// The last outbox record [`Store::commit_dispatched`] remembered.
+    pub fn dispatched_through(&self) -> Result<Option<u64>> {
+        match self.inner.meta.get(DISPATCHED_THROUGH)? {
+            Some(bytes) => Ok(Some(u64::from_be_bytes(
+                bytes.as_ref().try_into().map_err(|_| Error::CorruptKey)?,
+            ))),
+            None => Ok(None),
+        }
     }
 
     /// Runs a commit of `written`; if one of the deliveries it overwrites
@@ -304,6 +371,7 @@ impl Store {
 
     fn commit_dispatch_once(
         &self,
+        through: Option<u64>,
         records: &[u64],
         deliveries: &[Delivery],
         state: &[HookStateUpdate],
@@ -317,11 +385,15 @@ impl Store {
             &q.by_hook,
             &q.finished,
             &q.hook_state,
+            &self.inner.meta,
         )
             .transaction(
-                |(outbox, deliveries_t, due, due_by_hook, by_hook, finished, hook_state)| {
+                |(outbox, deliveries_t, due, due_by_hook, by_hook, finished, hook_state, meta)| {
                     for key in records {
                         outbox.remove(&key.to_be_bytes())?;
+                    }
+                    if let Some(through) = through {
+                        meta.insert(DISPATCHED_THROUGH, &through.to_be_bytes())?;
                     }
                     let tx = QueueTx::new((deliveries_t, due, due_by_hook, by_hook, finished));
                     for d in deliveries {
@@ -478,14 +550,53 @@ impl Store {
     /// Writes deliveries after attempts (or a redelivery), moving their
     /// index entries, in one transaction. Not yet durable.
     pub fn commit_deliveries(&self, updated: &[Delivery]) -> Result<()> {
+        self.commit_attempts(updated, &[], &[])
+    }
+
+    /// Writes, in one transaction, deliveries stored before (`updated`),
+    /// deliveries stored for the first time (`first`: their first attempt
+    /// ended, or they must wait) and removes the outbox records that no
+    /// delivery still in memory needs (`ended`). Not yet durable.
+    pub fn commit_attempts(
+        &self,
+        updated: &[Delivery],
+        first: &[Delivery],
+        ended: &[u64],
+    ) -> Result<()> {
         self.replacing_corrupt(updated, || {
-            self.queue_tx(|tx| {
-                for d in updated {
-                    tx.put(d)?;
-                }
-                Ok(())
-            })
+            let q = &self.inner.queue;
+            let due_added = (
+                &self.inner.outbox,
+                &q.deliveries,
+                &q.due,
+                &q.due_by_hook,
+                &q.by_hook,
+                &q.finished,
+            )
+                .transaction(
+                    |(outbox, deliveries, due, due_by_hook, by_hook, finished)| {
+                        let tx = QueueTx::new((deliveries, due, due_by_hook, by_hook, finished));
+                        for d in updated {
+                            tx.put(d)?;
+                        }
+                        for d in first {
+                            tx.put_first(d)?;
+                        }
+                        for key in ended {
+                            outbox.remove(&key.to_be_bytes())?;
+                        }
+                        Ok(tx.due_added.get())
+                    },
+                )
+                .map_err(tx_error)?;
+            self.count_due(due_added);
+            Ok(())
         })
+    }
+
+    /// Whether a delivery with this id is stored, without reading it.
+    pub fn delivery_exists(&self, id: Uuid) -> Result<bool> {
+        Ok(self.inner.queue.deliveries.contains_key(id.as_bytes())?)
     }
 
     /// One delivery. One that does not decode goes to the quarantine, with
@@ -560,37 +671,56 @@ impl Store {
     /// A page of a hook's deliveries, newest first. Offsets are the id of
     /// the first delivery of the next page.
     pub fn hook_deliveries(&self, hook: Uuid, page: &Page) -> Result<Listed<Delivery>> {
-        let prefix = hook.as_bytes();
-        let mut iter = self.inner.queue.by_hook.scan_prefix(prefix).rev();
-        if let Some(offset) = &page.offset {
-            let start: Uuid = offset.parse().map_err(|_| Error::InvalidOffset)?;
-            let first = self
-                .delivery(start)?
-                .filter(|d| d.hook_id == hook)
-                .ok_or(Error::InvalidOffset)?;
-            let upto = hook_key(&first);
-            iter = self
-                .inner
-                .queue
-                .by_hook
-                .range(prefix.to_vec()..=upto.to_vec())
-                .rev();
-        }
-        let mut data = Vec::new();
-        for item in iter {
-            let (key, _) = item?;
-            let id = Uuid::from_slice(&key[24..]).map_err(|_| Error::CorruptKey)?;
-            if data.len() == page.size {
-                return Ok(Listed {
-                    data,
-                    next: Some(id.to_string()),
-                });
+        let through = match &page.offset {
+            Some(offset) => {
+                let start: Uuid = offset.parse().map_err(|_| Error::InvalidOffset)?;
+                let first = self
+                    .delivery(start)?
+                    .filter(|d| d.hook_id == hook)
+                    .ok_or(Error::InvalidOffset)?;
+                Some(ListedAt::of(&first))
             }
+            None => None,
+        };
+        let mut data = self.hook_deliveries_through(hook, through, page.size.saturating_add(1))?;
+        let next = (data.len() > page.size)
+            .then(|| data.pop().map(|d| d.id.to_string()))
+            .flatten();
+        Ok(Listed { data, next })
+    }
+
+    /// Up to `limit` of a hook's deliveries, newest first, from `through`
+    /// (included) on.
+    pub fn hook_deliveries_through(
+        &self,
+        hook: Uuid,
+        through: Option<ListedAt>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let prefix = hook.as_bytes().to_vec();
+        let keys = match through {
+            Some(at) => {
+                let mut upto = prefix.clone();
+                upto.extend_from_slice(&time_key(at.created_at_ms, at.id));
+                self.inner.queue.by_hook.range(prefix..=upto)
+            }
+            None => self.inner.queue.by_hook.scan_prefix(prefix),
+        };
+        let mut data = Vec::new();
+        for key in keys.keys().rev() {
+            if data.len() == limit {
+                break;
+            }
+            let key = key?;
+            let id = key
+                .get(24..)
+                .and_then(|id| Uuid::from_slice(id).ok())
+                .ok_or(Error::CorruptKey)?;
             if let Some(d) = self.delivery(id)? {
                 data.push(d);
             }
         }
-        Ok(Listed { data, next: None })
+        Ok(data)
     }
 
     /// Forgets finished deliveries beyond retention: succeeded and dead

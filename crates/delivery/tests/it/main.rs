@@ -57,6 +57,7 @@ fn engine(store: &Store, clock: Arc<ManualClock>) -> Deliveries {
         ),
         concurrency: Default::default(),
         breaker: Default::default(),
+        in_memory: hookd_delivery::Settings::IN_MEMORY,
     };
     Deliveries::new(Parts {
         store: store.clone(),

@@ -1,7 +1,8 @@
 //! The store's share of a delivered event, without HTTP: consumers written
 //! through hookd-store from concurrent tasks (as the Admin API writes
-//! them), a dispatcher turning their outbox records into deliveries and a
-//! completer recording one successful attempt for each, every step made
+//! them), a dispatcher turning their outbox records into deliveries in
+//! memory and a completer storing each once with one successful attempt,
+//! removing its outbox record in the same transaction, every step made
 //! durable as the server makes it. First the writes alone, then the whole
 //! path on a fresh store; each with events per second and the CPU the
 //! process used per event (sled's I/O threads and hookd's writer and
@@ -16,9 +17,10 @@ use clap::Parser;
 use hookd_bench::report::{Table, rate};
 use hookd_bench::{load_average, process_cpu_time};
 use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
-use hookd_store::Store;
+use hookd_store::{Store, record_of};
 use serde_json::json;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 // hookd's allocator, so that the store runs here as it runs in the server.
@@ -82,8 +84,9 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let path = measure(events, |store| async move {
         let hook = Uuid::new_v4();
-        let dispatcher = tokio::spawn(dispatch(store.clone(), hook, events));
-        let completer = tokio::spawn(complete(store.clone(), events));
+        let (made, attempted) = mpsc::unbounded_channel();
+        let dispatcher = tokio::spawn(dispatch(store.clone(), hook, events, made));
+        let completer = tokio::spawn(complete(store.clone(), events, attempted));
         write_consumers(&store, args.writers, per_writer).await?;
         dispatcher.await??;
         completer.await?
@@ -146,47 +149,53 @@ async fn write_consumers(store: &Store, writers: usize, each: usize) -> anyhow::
 }
 
 /// Takes the outbox as the server's dispatcher does: a delivery to `hook`
-/// for each `consumers:create` event, the records removed in the same
-/// transaction, then a flush.
-async fn dispatch(store: Store, hook: Uuid, expected: usize) -> anyhow::Result<()> {
-    let mut queued = 0;
+/// for each `consumers:create` event, handed on in memory; the records
+/// stay in the outbox until their delivery is stored.
+async fn dispatch(
+    store: Store,
+    hook: Uuid,
+    expected: usize,
+    made: mpsc::UnboundedSender<Delivery>,
+) -> anyhow::Result<()> {
+    let (mut dispatched, mut after) = (0, None);
     let mut idle_since = Instant::now();
-    while queued < expected {
-        let batch = store.outbox_batch(1024)?;
-        if batch.records.is_empty() {
+    while dispatched < expected {
+        let batch = store.outbox_batch_after(after, 1024)?;
+        let Some(&last) = batch.records.last() else {
             stall_check(idle_since, "the dispatcher")?;
             let _ = tokio::time::timeout(Duration::from_millis(100), store.outbox_changed()).await;
             continue;
-        }
+        };
         idle_since = Instant::now();
-        let deliveries: Vec<Delivery> = batch
-            .events
-            .into_iter()
-            .filter(|(_, e)| e.source == "crud" && e.event == "consumers:create")
-            .map(|(seq, e)| Delivery::new(hook, e, seq, AT_MS))
-            .collect();
-        queued += deliveries.len();
-        store.commit_dispatch(&batch.records, &deliveries, &[])?;
-        store.durable().await?;
+        after = Some(last);
+        for (seq, event) in batch.events {
+            if event.source == "crud" && event.event == "consumers:create" {
+                dispatched += 1;
+                made.send(Delivery::new(hook, event, seq, AT_MS))?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Records one successful attempt for every due delivery, up to a worker
-/// pool's worth per transaction, then flushes.
-async fn complete(store: Store, expected: usize) -> anyhow::Result<()> {
+/// Records one successful attempt for each delivery made, up to a worker
+/// pool's worth per transaction, each stored once with its outbox record
+/// removed (one delivery per record here), then flushes.
+async fn complete(
+    store: Store,
+    expected: usize,
+    mut attempted: mpsc::UnboundedReceiver<Delivery>,
+) -> anyhow::Result<()> {
     let mut done = 0;
-    let mut idle_since = Instant::now();
+    let mut batch = Vec::with_capacity(WORKERS);
     while done < expected {
-        let due = store.due_deliveries(AT_MS, WORKERS, |_| false)?;
-        if due.is_empty() {
-            stall_check(idle_since, "the completer")?;
-            tokio::time::sleep(Duration::from_micros(200)).await;
-            continue;
+        match tokio::time::timeout(STALL, attempted.recv_many(&mut batch, WORKERS)).await {
+            Ok(0) => bail!("the dispatcher stopped early"),
+            Ok(_) => {}
+            Err(_) => bail!("the completer waited {STALL:?} for work that did not come"),
         }
-        idle_since = Instant::now();
-        let finished: Vec<Delivery> = due
-            .into_iter()
+        let finished: Vec<Delivery> = batch
+            .drain(..)
             .map(|mut d| {
                 d.state = DeliveryState::Succeeded;
                 d.next_attempt_at_ms = None;
@@ -203,8 +212,9 @@ async fn complete(store: Store, expected: usize) -> anyhow::Result<()> {
                 d
             })
             .collect();
+        let ended: Vec<u64> = finished.iter().map(|d| record_of(d.seq)).collect();
         done += finished.len();
-        store.commit_deliveries(&finished)?;
+        store.commit_attempts(&[], &finished, &ended)?;
         store.durable().await?;
     }
     Ok(())
