@@ -322,3 +322,108 @@ async fn dispatch_batch(
 fn writes_a_hook(event: &Event) -> bool {
     event.source == "crud" && event.event == hookd_model::hook::ENTITY
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{T0, engine};
+    use hookd_store::Page;
+    use serde_json::json;
+
+    async fn publish(engine: &Engine, v: i64) {
+        let event = Event::new("s", "e", json!({"v": v}), T0);
+        engine.store.publish(&[event]).await.unwrap();
+    }
+
+    fn stored(engine: &Engine, hook: Uuid) -> usize {
+        let page = Page {
+            size: 100,
+            offset: None,
+        };
+        engine
+            .store
+            .hook_deliveries(hook, &page)
+            .unwrap()
+            .data
+            .len()
+    }
+
+    /// Stores one of the hook's deliveries in memory, as the completer
+    /// does when its first attempt ends.
+    fn store_first(engine: &Engine, hook: Uuid) {
+        let done = engine.unstored.of_hook(hook, None).pop().unwrap();
+        let ended = engine.unstored.storing([&done]);
+        engine
+            .store
+            .commit_attempts(&[], std::slice::from_ref(&done), &ended)
+            .unwrap();
+        engine.unstored.forget([done.id]);
+    }
+
+    #[tokio::test]
+    async fn a_dispatch_repeated_after_a_stop_makes_nothing_twice_and_decides_on_change_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let deliveries = engine(dir.path());
+        let engine = &deliveries.engine;
+        let (gated, plain) = (Uuid::new_v4(), Uuid::new_v4());
+        for (id, on_change) in [(gated, true), (plain, false)] {
+            let hook = json!({"id": id.to_string(), "created_at": 0, "source": "s",
+                              "on_change": on_change, "handler": "log", "config": {}});
+            engine
+                .store
+                .insert(hookd_model::hook::ENTITY, hook, T0)
+                .await
+                .unwrap();
+        }
+        let mut memory = HashMap::new();
+        let mut place = Place::at_start(engine).unwrap();
+        // v=1 fires the on_change hook; the plain hook's delivery ends, and
+        // its record with it.
+        publish(engine, 1).await;
+        dispatch_batch(engine, &mut place, &mut memory)
+            .await
+            .unwrap();
+        store_first(engine, plain);
+        // v=1 again does not fire, v=2 does; the plain hook's deliveries
+        // stay in memory, holding their records.
+        for v in [1, 2] {
+            publish(engine, v).await;
+            dispatch_batch(engine, &mut place, &mut memory)
+                .await
+                .unwrap();
+        }
+        assert_eq!(stored(engine, gated), 2);
+        assert_eq!(stored(engine, plain), 1);
+        assert_eq!(engine.unstored.len(), 2);
+        assert_eq!(engine.store.outbox_len().unwrap(), 2);
+
+        // Stopped before those attempts ended: a new start dispatches the
+        // two records again. The on_change hook decided them already:
+        // deciding the second v=1 again, against v=2's memory, would fire.
+        let restarted = crate::testing::engine_after(&deliveries);
+        let engine = &restarted.engine;
+        let mut memory = gate::load(engine.store.hook_states().unwrap());
+        let mut place = Place::at_start(engine).unwrap();
+        assert_eq!(
+            dispatch_batch(engine, &mut place, &mut memory)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(stored(engine, gated), 2);
+        assert_eq!(engine.unstored.len(), 2, "the plain hook's, made again");
+
+        // One of them ends and is stored: a third start makes the other
+        // only.
+        store_first(engine, plain);
+        let again = crate::testing::engine_after(&restarted);
+        let engine = &again.engine;
+        let mut memory = gate::load(engine.store.hook_states().unwrap());
+        let mut place = Place::at_start(engine).unwrap();
+        dispatch_batch(engine, &mut place, &mut memory)
+            .await
+            .unwrap();
+        assert_eq!(engine.unstored.len(), 1);
+        assert_eq!(stored(engine, plain), 2);
+    }
+}

@@ -512,3 +512,56 @@ async fn prune(engine: Arc<Engine>) {
         }
     }
 }
+
+#[cfg(test)]
+mod testing {
+    use super::*;
+    use crate::random::FixedRandom;
+    use hookd_model::clock::ManualClock;
+    use hookd_sandbox::SandboxConfig;
+    use hookd_template::{Limits, WorkerCommand};
+
+    /// The time of the engine's clock.
+    pub const T0: i64 = 1_800_000_000_000;
+
+    /// An engine over a store in `dir` that is not started: the test plays
+    /// the dispatcher or the scheduler. It has no template worker.
+    pub fn engine(dir: &std::path::Path) -> Deliveries {
+        engine_over(Store::open(dir).unwrap())
+    }
+
+    /// A new engine over the store of `stopped`, as after a restart: none
+    /// of its memory.
+    pub fn engine_after(stopped: &Deliveries) -> Deliveries {
+        engine_over(stopped.engine.store.clone())
+    }
+
+    fn engine_over(store: Store) -> Deliveries {
+        let settings = Settings {
+            retry: Default::default(),
+            workers: 1,
+            http: HttpSettings::default(),
+            retention: Retention::default(),
+            templates: Renderer::new(
+                WorkerCommand {
+                    program: "never-started".into(),
+                    args: Vec::new(),
+                },
+                Limits::default(),
+            ),
+            concurrency: Default::default(),
+            breaker: Default::default(),
+            in_memory: Settings::IN_MEMORY,
+        };
+        Deliveries::new(Parts {
+            store,
+            catalogue: Arc::new(Catalogue::builtin(["consumers"])),
+            settings,
+            clock: Arc::new(ManualClock::at(T0)),
+            random: Arc::new(FixedRandom(0.5)),
+            sandbox: Sandbox::new(SandboxConfig::default()).unwrap(),
+            metrics: Arc::new(hookd_metrics::Metrics::new()),
+        })
+        .unwrap()
+    }
+}

@@ -598,47 +598,10 @@ async fn disable(engine: &Engine, hook: Uuid) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handler::HttpSettings;
-    use crate::random::FixedRandom;
-    use crate::{Deliveries, Parts, Retention, Settings};
-    use hookd_model::clock::ManualClock;
-    use hookd_model::{Catalogue, Event};
-    use hookd_sandbox::{Sandbox, SandboxConfig};
+    use crate::testing::{T0, engine};
+    use hookd_model::Event;
     use hookd_store::Store;
-    use hookd_template::{Limits, Renderer, WorkerCommand};
     use uuid::Uuid;
-
-    const T0: i64 = 1_800_000_000_000;
-
-    /// An engine that is not started: the test plays the scheduler.
-    fn engine(dir: &std::path::Path) -> Deliveries {
-        let settings = Settings {
-            retry: Default::default(),
-            workers: 1,
-            http: HttpSettings::default(),
-            retention: Retention::default(),
-            templates: Renderer::new(
-                WorkerCommand {
-                    program: "never-started".into(),
-                    args: Vec::new(),
-                },
-                Limits::default(),
-            ),
-            concurrency: Default::default(),
-            breaker: Default::default(),
-            in_memory: Settings::IN_MEMORY,
-        };
-        Deliveries::new(Parts {
-            store: Store::open(dir).unwrap(),
-            catalogue: Arc::new(Catalogue::builtin(["consumers"])),
-            settings,
-            clock: Arc::new(ManualClock::at(T0)),
-            random: Arc::new(FixedRandom(0.5)),
-            sandbox: Sandbox::new(SandboxConfig::default()).unwrap(),
-            metrics: Arc::new(hookd_metrics::Metrics::new()),
-        })
-        .unwrap()
-    }
 
     /// A failed delivery whose next attempt is due now.
     fn failed_and_due(store: &Store) -> Delivery {

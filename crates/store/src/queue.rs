@@ -843,6 +843,74 @@ mod tests {
         assert_eq!(store.next_due_ms().unwrap(), None);
     }
 
+    #[tokio::test]
+    async fn a_delivery_stored_at_its_first_attempts_end_takes_its_outbox_record_with_it() {
+        let (_dir, store) = store();
+        for n in 0..3 {
+            store
+                .publish(&[Event::new("s", "e", json!({"n": n}), 0)])
+                .await
+                .unwrap();
+        }
+        let batch = store.outbox_batch(1).unwrap();
+        let (seq, event) = batch.events[0].clone();
+        let record = crate::record_of(seq);
+        assert_eq!(batch.records, [record]);
+        // The dispatcher goes on after the record, which stays.
+        let rest = store.outbox_batch_after(Some(record), 10).unwrap();
+        assert_eq!(rest.events.len(), 2);
+        assert_eq!(
+            store.outbox_last_record().unwrap(),
+            rest.records.last().copied()
+        );
+        assert!(
+            store
+                .outbox_batch_after(rest.records.last().copied(), 10)
+                .unwrap()
+                .records
+                .is_empty()
+        );
+        assert_eq!(store.outbox_len().unwrap(), 3);
+
+        // Two deliveries of the first event, stored one after the other.
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let first = finish(
+            Delivery::new(a, event.clone(), seq, 1),
+            2,
+            DeliveryState::Succeeded,
+        );
+        let mut waits = Delivery::new(b, event, seq, 1);
+        waits.next_attempt_at_ms = Some(10);
+        store
+            .commit_attempts(&[], std::slice::from_ref(&first), &[])
+            .unwrap();
+        assert!(store.delivery_exists(first.id).unwrap());
+        assert_eq!(store.outbox_len().unwrap(), 3, "the other still needs it");
+        store
+            .commit_attempts(&[], std::slice::from_ref(&waits), &[record])
+            .unwrap();
+        assert_eq!(store.outbox_len().unwrap(), 2);
+        assert_eq!(store.queue_depth(), 1);
+        assert_eq!(store.hooks_with_due(10).unwrap(), [b]);
+        // Stored since, it is updated as any other.
+        let done = finish(waits, 20, DeliveryState::Succeeded);
+        store.commit_attempts(&[done], &[], &[]).unwrap();
+        assert_eq!(store.queue_depth(), 0);
+        assert_eq!(store.prune_deliveries(0, i64::MAX).unwrap(), 2);
+    }
+
+    #[test]
+    fn the_last_record_dispatched_with_its_decisions_is_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.dispatched_through().unwrap(), None);
+        store.commit_dispatched(7, &[], &[], &[]).unwrap();
+        store.commit_dispatch(&[], &[], &[]).unwrap();
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.dispatched_through().unwrap(), Some(7));
+    }
+
     #[test]
     fn each_hooks_due_deliveries_are_read_apart_and_the_index_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
