@@ -230,25 +230,31 @@ impl<'a> Scheduler<'a> {
         let store = &engine.store;
         let now_ms = engine.clock.now_ms();
         let now = Instant::now();
-        let hooks = store.hooks_with_due(now_ms)?;
-        if hooks.is_empty() {
-            return Ok(0);
-        }
-        let busy = engine.in_flight_ids();
+        // Read when a lane has room: most looks find only full lanes.
+        let mut busy = None;
         let mut held = 0;
-        for hook in hooks {
+        for hook in store.hooks_with_due(now_ms)? {
             let rules = self.rules(hook);
             if !rules.enabled {
                 let released = self.lanes.release(hook);
                 self.store_waiting(released);
                 continue;
             }
+            let room = self.lanes.room(hook, &rules);
+            let probe = match self.breakers.paused(hook) {
+                Some(Paused::Probe(probe)) => Some(probe),
+                _ => None,
+            };
+            if room == 0 && probe.is_none() {
+                self.lanes.set_rules(hook, rules, now);
+                continue;
+            }
+            let busy = busy.get_or_insert_with(|| engine.in_flight_ids());
             let lanes = &self.lanes;
-            let mut due =
-                store.hook_due_deliveries(hook, now_ms, lanes.room(hook, &rules), |id| {
-                    busy.contains(&id) || lanes.holds(id)
-                })?;
-            if let Some(Paused::Probe(probe)) = self.breakers.paused(hook)
+            let mut due = store.hook_due_deliveries(hook, now_ms, room, |id| {
+                busy.contains(&id) || lanes.holds(id)
+            })?;
+            if let Some(probe) = probe
                 && !lanes.holds(probe)
                 && !busy.contains(&probe)
                 && !due.iter().any(|d| d.id == probe)
