@@ -565,3 +565,51 @@ mod testing {
         .unwrap()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookd_model::Event;
+    use serde_json::json;
+
+    #[test]
+    fn a_hooks_deliveries_page_through_the_store_and_memory_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let deliveries = testing::engine(dir.path());
+        let engine = &deliveries.engine;
+        let hook = Uuid::new_v4();
+        let make = |created: i64| {
+            let event = Event::new("s", "e", json!({"n": created}), 0);
+            Delivery::new(hook, event, created as u64, created)
+        };
+        // Created at 0..6; the odd ones stored, the even ones in memory.
+        let all: Vec<Delivery> = (0..6).map(make).collect();
+        let (memory, stored): (Vec<Delivery>, Vec<Delivery>) =
+            all.iter().cloned().partition(|d| d.created_at_ms % 2 == 0);
+        engine.store.commit_attempts(&[], &stored, &[]).unwrap();
+        engine.unstored.add(&memory);
+        let mut seen = Vec::new();
+        let mut page = Page {
+            size: 2,
+            offset: None,
+        };
+        loop {
+            let listed = deliveries.hook_deliveries(hook, &page).unwrap();
+            seen.extend(listed.data.iter().map(|d| d.created_at_ms));
+            match listed.next {
+                Some(next) => page.offset = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, [5, 4, 3, 2, 1, 0]);
+        assert_eq!(
+            deliveries.delivery(all[2].id).unwrap(),
+            Some(all[2].clone())
+        );
+        assert_eq!(
+            deliveries.delivery(all[3].id).unwrap(),
+            Some(all[3].clone())
+        );
+        assert_eq!(deliveries.queue_depth(), 6);
+    }
+}
