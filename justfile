@@ -26,14 +26,18 @@ guests:
 # Benchmarks, printed with the load average (no pass/fail on speed; a lost
 # webhook or a failed invocation fails): delivery, entity write and
 # published event to webhook received against a bare hyper client, and nine
-# hooks beside one that never answers; store, the store's share of that
-# without HTTP; lambda, a fresh wasm instance per event against LuaJIT.
-# Flags: `target/release/delivery --help`.
+# hooks beside one that never answers; soak, hookd's memory and bytes on
+# disk per retained delivery over ten rounds of 20,000 published events;
+# store, the store's share of that without HTTP; lambda, a fresh wasm
+# instance per event against LuaJIT. Flags: `target/release/delivery
+# --help`, `target/release/soak --help` (`--rounds 2 --events 2000` for a
+# quick run).
 # Both are built in one cargo invocation and run directly: `cargo run -p
 # hookd-bench` would rebuild the shared dependencies for other features.
 bench:
     cargo build --release -p hookd -p hookd-bench
     target/release/delivery
+    target/release/soak
     target/release/store
     target/release/lambda
     target/release/template

@@ -1,14 +1,24 @@
 //! What the benchmark binaries share: latency summaries, the machine's
 //! load (every figure is printed with it, since these machines are shared
-//! and noisy) and a plain text table.
+//! and noisy), a process's CPU time and memory, a directory's size on disk
+//! and a plain text table; and, for the benchmarks that run the real
+//! server, hookd itself on loopback (`server`), the load sent to it
+//! (`client`), the webhook receiver (`receiver`) and per-event timestamps
+//! (`stamps`).
 //!
 //! The binaries themselves are `delivery` (entity write to webhook
-//! received, against a bare hyper client), `store` (the store's share of
-//! that path, without HTTP) and `lambda` (a fresh wasm instance per event,
-//! against LuaJIT as Kong runs it); `just bench` runs all three.
+//! received, against a bare hyper client), `soak` (rounds of published
+//! events through one hookd: its memory and its store's bytes on disk per
+//! retained delivery), `store` (the store's share of that path, without
+//! HTTP), `lambda` (a fresh wasm instance per event, against LuaJIT as
+//! Kong runs it) and `template`; `just bench` runs them all.
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod receiver;
 pub mod report;
+pub mod server;
+pub mod stamps;
 
 use anyhow::{Context, bail};
 use std::path::PathBuf;
@@ -106,6 +116,36 @@ pub fn process_cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }
 
+/// Resident memory of process `pid` now and at its peak, bytes: `VmRSS`
+/// and `VmHWM` of `/proc/<pid>/status`.
+pub fn resident_memory(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |field: &str| -> Option<u64> {
+        let line = status.lines().find_map(|l| l.strip_prefix(field))?;
+        let kib = line.trim_start_matches(':').split_whitespace().next()?;
+        Some(kib.parse::<u64>().ok()? * 1024)
+    };
+    Some((kib("VmRSS")?, kib("VmHWM")?))
+}
+
+/// Bytes the files under `dir` take on disk (allocated blocks, as `du`
+/// counts them: a sparse file's holes are not counted).
+pub fn disk_usage(dir: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        bytes += if meta.is_dir() {
+            disk_usage(&entry.path())?
+        } else {
+            // st_blocks counts 512-byte units whatever the block size.
+            meta.blocks() * 512
+        };
+    }
+    Ok(bytes)
+}
+
 /// The 1, 5 and 15 minute load averages and the number of CPUs, e.g.
 /// `load average 1.52 1.31 0.98 on 2 CPUs`.
 pub fn load_average() -> String {
@@ -136,6 +176,16 @@ mod tests {
         while spin.elapsed() < Duration::from_millis(30) {}
         assert!(thread_cpu_time().unwrap() > Duration::ZERO);
         assert!(process_cpu_time(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn memory_and_disk_are_read() {
+        let (rss, peak) = resident_memory(std::process::id()).unwrap();
+        assert!(rss > 0 && peak >= rss);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/f"), vec![1u8; 10_000]).unwrap();
+        assert!(disk_usage(dir.path()).unwrap() >= 10_000);
     }
 
     #[test]

@@ -72,7 +72,12 @@ impl std::fmt::Display for Table {
 
 /// A rate with thousands separated: `12,345/s`.
 pub fn rate(per_second: f64) -> String {
-    let digits = (per_second.round() as u64).to_string();
+    format!("{}/s", thousands(per_second.round() as u64))
+}
+
+/// A count with thousands separated: `12,345`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
     let mut out = String::new();
     for (i, d) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
@@ -80,7 +85,12 @@ pub fn rate(per_second: f64) -> String {
         }
         out.push(d);
     }
-    format!("{out}/s")
+    out
+}
+
+/// Bytes in MiB, one decimal: `12.5 MiB`.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// A latency in milliseconds, with µs precision: `1.234 ms`.
@@ -101,6 +111,8 @@ mod tests {
     fn formats() {
         assert_eq!(rate(1234567.4), "1,234,567/s");
         assert_eq!(rate(999.0), "999/s");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(mib(3 * 1024 * 1024 / 2), "1.5 MiB");
         assert_eq!(ms(Duration::from_micros(1500)), "1.500 ms");
         assert_eq!(ratio(0.834), "0.83×");
     }

@@ -14,22 +14,19 @@
 //! Every webhook must arrive (distinct events are counted); a missing one
 //! fails the run. Speed never does: these machines are shared.
 
-mod client;
 mod receiver;
-mod server;
-mod stamps;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Parser;
-use client::{Conn, Load};
+use hookd_bench::client::Load;
 use hookd_bench::report::{Table, rate, ratio};
+use hookd_bench::server::Hookd;
+use hookd_bench::stamps::{Stamps, Stopwatch, latencies};
 use hookd_bench::{Summary, load_average, process_cpu_time};
 use hyper::StatusCode;
 use receiver::{Arrivals, FAN_OUT_HOOKS, bare_username, name};
 use serde_json::{Value, json};
-use server::Hookd;
-use stamps::{Stamps, Stopwatch, latencies};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -134,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     let (hooks, load) = nine("n");
     let alone = through_hookd(&bin, &hooks, load, &arrivals.nine_alone, stopwatch).await?;
     let (mut hooks, load) = nine("m");
-    let dead = receiver::black_hole().await?;
+    let dead = hookd_bench::receiver::black_hole().await?;
     hooks.push(webhook(
         "crud",
         "consumers:create",
@@ -228,7 +225,7 @@ async fn through_hookd<F: Fn(usize) -> Bytes + Send + Sync + 'static>(
 ) -> anyhow::Result<Measured> {
     let hookd = Hookd::start(bin)?;
     for hook in hooks {
-        create_hook(hookd.addr, hook).await?;
+        hookd.create_hook(hook).await?;
     }
     let cpu_before = hookd.cpu_time();
     load.addr = hookd.addr;
@@ -250,22 +247,6 @@ async fn through_hookd<F: Fn(usize) -> Bytes + Send + Sync + 'static>(
         api: summary(&sent.started, &sent.answered),
         redelivered: arrived.repeated(),
     })
-}
-
-/// Creates a hook under test.
-async fn create_hook(hookd: SocketAddr, hook: &Value) -> anyhow::Result<()> {
-    let (status, body) = Conn::open(hookd)
-        .await?
-        .post("/event-hooks", Bytes::from(hook.to_string()))
-        .await
-        .context("creating the event hook")?;
-    if status != StatusCode::CREATED {
-        bail!(
-            "creating the event hook answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
-    Ok(())
 }
 
 /// The same bodies hookd delivered, posted straight to the receiver.

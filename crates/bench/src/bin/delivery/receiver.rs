@@ -1,17 +1,14 @@
-//! The webhook receiver on loopback: answers 200 to every POST and stamps
-//! the arrival of each event, told apart by the name in the body (a
+//! What the webhook receiver (`hookd_bench::receiver`) stamps: the
+//! arrival of each event, told apart by the name in the body (a
 //! consumer's username, or a published event's `service`): `u-<i>` for
 //! hookd's webhooks of consumer writes, `p-<i>` of published events,
 //! `n-<i>` and `m-<i>` for the fan-out runs (at `/nine/<k>`, hook `k`), and
 //! `b-<i>` for the bare client's posts. Anything else (hookd's ping) is
-//! ignored. Beside it, a black hole: a listener that never answers.
+//! ignored.
 
-use crate::stamps::{Stamps, Stopwatch};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hookd_bench::receiver::{self, Record};
+use hookd_bench::stamps::{Stamps, Stopwatch};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -58,7 +55,7 @@ struct Entity<'a> {
     username: Option<&'a str>,
 }
 
-impl Arrivals {
+impl Record for Arrivals {
     fn record(&self, path: &str, body: &Bytes, now: u64) {
         let Ok(payload) = serde_json::from_slice::<Payload>(body) else {
             return;
@@ -103,8 +100,6 @@ pub async fn start(
     fan_out_events: usize,
     stopwatch: Stopwatch,
 ) -> anyhow::Result<(SocketAddr, Arc<Arrivals>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let arrivals = Arc::new(Arrivals {
         hookd: Stamps::new(events),
         bare: Stamps::new(events),
@@ -114,40 +109,6 @@ pub async fn start(
         fan_out_events,
         sample: OnceLock::new(),
     });
-    let shared = arrivals.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let arrivals = shared.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let arrivals = arrivals.clone();
-                    async move {
-                        let path = req.uri().path().to_string();
-                        let body = req.into_body().collect().await?.to_bytes();
-                        arrivals.record(&path, &body, stopwatch.now());
-                        Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::new())))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let addr = receiver::serve(arrivals.clone(), stopwatch).await?;
     Ok((addr, arrivals))
-}
-
-/// A receiver that accepts connections and never answers: every request
-/// to it waits for hookd's `webhook_timeout`.
-pub async fn black_hole() -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
-    Ok(addr)
 }

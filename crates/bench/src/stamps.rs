@@ -12,10 +12,12 @@ use tokio::sync::Notify;
 pub struct Stopwatch(Instant);
 
 impl Stopwatch {
+    /// Starts the run's clock.
     pub fn start() -> Self {
         Stopwatch(Instant::now())
     }
 
+    /// Nanoseconds since the start, plus one.
     pub fn now(&self) -> u64 {
         self.0.elapsed().as_nanos() as u64 + 1
     }
@@ -30,6 +32,7 @@ pub struct Stamps {
 }
 
 impl Stamps {
+    /// Room for `events` events, none marked.
     pub fn new(events: usize) -> Self {
         Stamps {
             at: (0..events).map(|_| AtomicU64::new(0)).collect(),
@@ -57,6 +60,7 @@ impl Stamps {
         }
     }
 
+    /// When event `i` was first marked, if it was.
     pub fn get(&self, i: usize) -> Option<u64> {
         match self.at[i].load(Ordering::Relaxed) {
             0 => None,
@@ -64,10 +68,12 @@ impl Stamps {
         }
     }
 
+    /// Events marked at least once.
     pub fn distinct(&self) -> usize {
         self.distinct.load(Ordering::Relaxed)
     }
 
+    /// Marks of events already marked.
     pub fn repeated(&self) -> usize {
         self.repeated.load(Ordering::Relaxed)
     }

@@ -2,12 +2,14 @@
 //! request at a time, all drawing from one shared count of requests. The
 //! same code writes entities to hookd and posts the bare bodies to the
 //! receiver, so the two figures differ only in what is on the other end.
+//! A [`Conn`] also reads hookd's Admin API between loads.
 
 use crate::stamps::{Stamps, Stopwatch};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -17,10 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// One keep-alive connection.
 pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
-    host: String,
+    host: HeaderValue,
 }
 
 impl Conn {
+    /// Connects to `addr` and shakes hands.
     pub async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
@@ -32,16 +35,33 @@ impl Conn {
         tokio::spawn(connection);
         Ok(Conn {
             sender,
-            host: addr.to_string(),
+            host: HeaderValue::try_from(addr.to_string())?,
         })
     }
 
     /// POSTs a JSON body; the answer's status and body.
     pub async fn post(&mut self, path: &str, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
         let request = Request::post(path)
-            .header(hyper::header::HOST, &self.host)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))?;
+        self.send(request).await
+    }
+
+    /// GETs `path` (with its query); the answer's status and body.
+    pub async fn get(&mut self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.send(Request::get(path).body(Full::new(Bytes::new()))?)
+            .await
+    }
+
+    async fn send(
+        &mut self,
+        mut request: Request<Full<Bytes>>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        request
+            .headers_mut()
+            .insert(hyper::header::HOST, self.host.clone());
+        // The connection may still be finishing the previous exchange.
+        self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
@@ -52,17 +72,25 @@ impl Conn {
 /// What to send: `count` POSTs of `body(i)` to `path`, each answered
 /// with `expect`.
 pub struct Load<F> {
+    /// Where to send.
     pub addr: SocketAddr,
+    /// Keep-alive connections sending at once.
     pub connections: usize,
+    /// Requests in all.
     pub count: usize,
+    /// The path posted to.
     pub path: &'static str,
+    /// The body of request `i`.
     pub body: F,
+    /// The status every answer must have.
     pub expect: StatusCode,
 }
 
 /// When each request was sent and when it was answered.
 pub struct Sent {
+    /// When each request was sent.
     pub started: Stamps,
+    /// When each was answered.
     pub answered: Stamps,
 }
 
