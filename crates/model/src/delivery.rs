@@ -91,24 +91,35 @@ pub struct Delivery {
     pub next_attempt_at_ms: Option<i64>,
 }
 
-/// The namespace of delivery ids (a UUIDv5 over event and hook ids).
+/// The namespace of the name hash in delivery ids.
 const DELIVERY_NAMESPACE: Uuid = Uuid::from_u128(0x6b1d_3c9e_4a52_4f0e_9d7a_2e8c_51f0_a3b4);
 
 impl Delivery {
-    /// The id of the delivery of `event` to `hook`: the same every time the
-    /// event is dispatched, so a dispatch repeated after a crash makes the
-    /// same delivery and receivers can deduplicate by `webhook-id`.
-    pub fn id_for(event: Uuid, hook: Uuid) -> Uuid {
+    /// The id of the delivery of `event`, at outbox position `seq`, to
+    /// `hook`: the same every time that record is dispatched, so a
+    /// dispatch repeated after a crash makes the same delivery and
+    /// receivers can deduplicate by `webhook-id`.
+    ///
+    /// A UUIDv8 that begins with the position (its low 48 bits), as a
+    /// UUIDv7 begins with a time, followed by the SHA-1 name hash a UUIDv5
+    /// of event and hook would carry. The store keeps deliveries under
+    /// their ids, and sled writes keys that arrive in order at a fraction
+    /// of the cost of random ones: with UUIDv5 ids, a retained delivery
+    /// took about twice the bytes on disk.
+    pub fn id_for(seq: u64, event: Uuid, hook: Uuid) -> Uuid {
         let mut name = [0u8; 32];
         name[..16].copy_from_slice(event.as_bytes());
         name[16..].copy_from_slice(hook.as_bytes());
-        Uuid::new_v5(&DELIVERY_NAMESPACE, &name)
+        let mut bytes = Uuid::new_v5(&DELIVERY_NAMESPACE, &name).into_bytes();
+        bytes[..6].copy_from_slice(&seq.to_be_bytes()[2..]);
+        // Sets the version and variant bits, over bits of the hash.
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
     }
 
     /// A new delivery of the event at outbox position `seq`, due at once.
     pub fn new(hook_id: Uuid, event: Event, seq: u64, now_ms: i64) -> Self {
         Delivery {
-            id: Delivery::id_for(event.id, hook_id),
+            id: Delivery::id_for(seq, event.id, hook_id),
             hook_id,
             event,
             seq,
@@ -125,10 +136,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delivery_ids_are_stable_per_event_and_hook() {
+    fn delivery_ids_are_stable_per_record_event_and_hook() {
         let (e, h) = (Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(Delivery::id_for(e, h), Delivery::id_for(e, h));
-        assert_ne!(Delivery::id_for(e, h), Delivery::id_for(h, e));
+        assert_eq!(Delivery::id_for(7, e, h), Delivery::id_for(7, e, h));
+        assert_ne!(Delivery::id_for(7, e, h), Delivery::id_for(7, h, e));
+        assert_ne!(Delivery::id_for(7, e, h), Delivery::id_for(8, e, h));
+        assert_eq!(Delivery::id_for(7, e, h).get_version_num(), 8);
+        assert_eq!(
+            Delivery::id_for(7, e, h).get_variant(),
+            uuid::Variant::RFC4122
+        );
+    }
+
+    #[test]
+    fn delivery_ids_sort_by_outbox_position() {
+        let ids: Vec<Uuid> = [1, 2, 255, 256, 65_536, 1 << 40]
+            .into_iter()
+            .map(|seq| Delivery::id_for(seq, Uuid::new_v4(), Uuid::new_v4()))
+            .collect();
+        assert!(ids.is_sorted(), "{ids:?}");
     }
 
     #[test]

@@ -726,44 +726,69 @@ impl Store {
     /// Forgets finished deliveries beyond retention: succeeded and dead
     /// ones that finished before `finished_before_ms`, and the oldest
     /// finished ones while more than `keep` remain. Returns how many went.
+    ///
+    /// `finished` sorts by finish time, so what goes is one run of its
+    /// oldest entries. They go [`PRUNE_CHUNK`] at a time, each chunk read
+    /// and removed in a transaction of its own, so that pruning holds a
+    /// chunk in memory however far behind retention has fallen.
     pub fn prune_deliveries(&self, keep: usize, finished_before_ms: i64) -> Result<usize> {
         let finished = &self.inner.queue.finished;
-        let excess = finished.len().saturating_sub(keep);
-        let mut doomed = Vec::new();
-        for (i, item) in finished.iter().enumerate() {
-            let (key, _) = item?;
-            let at = u64::from_be_bytes(key[..8].try_into().map_err(|_| Error::CorruptKey)?) as i64;
-            if i >= excess && at >= finished_before_ms {
-                break;
-            }
-            let id = Uuid::from_slice(&key[8..]).map_err(|_| Error::CorruptKey)?;
-            if let Some(d) = self.delivery(id)? {
-                doomed.push(d);
-            }
+        let mut end = time_key(finished_before_ms, Uuid::nil()).to_vec();
+        if let Some(newest_gone) = finished.iter().keys().rev().nth(keep) {
+            // The smallest key after the newest entry beyond `keep`.
+            let mut after = newest_gone?.to_vec();
+            after.push(0);
+            end = end.max(after);
         }
-        // One transaction per chunk keeps each one short.
-        for chunk in doomed.chunks(256) {
-            self.queue_tx(|tx| {
-                for d in chunk {
-                    // Redelivered since it was read: no longer finished.
-                    match tx.deliveries.get(d.id.as_bytes())? {
-                        Some(current)
-                            if decode::<Delivery>(&current)
-                                .map_err(ConflictableTransactionError::Abort)?
-                                .state
-                                .is_final() =>
-                        {
-                            tx.remove(d)?
-                        }
-                        _ => {}
+        let mut removed = 0;
+        loop {
+            let keys = finished
+                .range(..end.as_slice())
+                .keys()
+                .take(PRUNE_CHUNK)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            if keys.is_empty() {
+                return Ok(removed);
+            }
+            // Read outside the transaction, so that one that does not
+            // decode is quarantined rather than failing every prune.
+            let mut chunk = Vec::with_capacity(keys.len());
+            for key in keys {
+                let id = key
+                    .get(8..)
+                    .and_then(|id| Uuid::from_slice(id).ok())
+                    .ok_or(Error::CorruptKey)?;
+                chunk.push((key, self.delivery(id)?.map(|d| d.id)));
+            }
+            removed += self.queue_tx(|tx| {
+                let mut removed = 0;
+                for (key, id) in &chunk {
+                    // The key goes whatever it points at, so that one left
+                    // behind by a quarantine cannot hold pruning up.
+                    tx.finished.remove(key)?;
+                    let Some(id) = id else { continue };
+                    let Some(current) = tx.deliveries.get(id.as_bytes())? else {
+                        continue;
+                    };
+                    let current: Delivery =
+                        decode(&current).map_err(ConflictableTransactionError::Abort)?;
+                    // Redelivered since it finished: it has a later key, or
+                    // none, and stays.
+                    if current.state.is_final()
+                        && time_key(finished_at(&current), current.id) == **key
+                    {
+                        tx.remove(&current)?;
+                        removed += 1;
                     }
                 }
-                Ok(())
+                Ok(removed)
             })?;
         }
-        Ok(doomed.len())
     }
 }
+
+/// Finished deliveries removed per transaction by retention.
+const PRUNE_CHUNK: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -1030,6 +1055,33 @@ mod tests {
             store.hook_deliveries(other, &foreign),
             Err(Error::InvalidOffset)
         ));
+    }
+
+    #[tokio::test]
+    async fn retention_goes_chunk_by_chunk_past_keys_that_point_nowhere() {
+        let (_dir, store) = store();
+        let hook = Uuid::new_v4();
+        let total = 2 * PRUNE_CHUNK + 7;
+        let finished: Vec<Delivery> = (0..total as i64)
+            .map(|i| {
+                finish(
+                    Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i),
+                    1_000 + i,
+                    DeliveryState::Succeeded,
+                )
+            })
+            .collect();
+        store.commit_dispatch(&[], &finished, &[]).unwrap();
+        // An index entry older than all of them, whose delivery is gone.
+        let dangling = time_key(1, Uuid::new_v4());
+        store.inner.queue.finished.insert(dangling, &[]).unwrap();
+        assert_eq!(store.prune_deliveries(10, 0).unwrap(), total - 10);
+        assert_eq!(store.inner.queue.finished.len(), 10);
+        assert!(!store.inner.queue.finished.contains_key(dangling).unwrap());
+        for d in &finished[total - 10..] {
+            assert!(store.delivery(d.id).unwrap().is_some());
+        }
+        assert_eq!(store.prune_deliveries(10, 0).unwrap(), 0);
     }
 
     #[tokio::test]

@@ -8,9 +8,15 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::VecDeque;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// One request as received.
@@ -67,13 +73,15 @@ pub struct Receiver {
     /// Where it listens (kept across stop and start).
     pub addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
+    /// Connections accepted and not yet closed.
+    open: Arc<AtomicUsize>,
     task: Option<JoinHandle<()>>,
 }
 
 impl Receiver {
     /// A receiver answering 200, listening now.
     pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut r = Receiver {
             addr,
@@ -81,6 +89,7 @@ impl Receiver {
                 default_status: 200,
                 ..Shared::default()
             })),
+            open: Arc::default(),
             task: None,
         };
         r.serve(listener);
@@ -94,10 +103,14 @@ impl Receiver {
         r
     }
 
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
+    fn serve(&mut self, listener: TcpListener) {
         let app = Router::new()
             .fallback(record)
             .with_state(Arc::clone(&self.shared));
+        let listener = Counting {
+            listener,
+            open: Arc::clone(&self.open),
+        };
         self.task = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
@@ -113,7 +126,7 @@ impl Receiver {
 
     /// Listens again on the same port.
     pub async fn resume(&mut self) {
-        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        let listener = TcpListener::bind(self.addr).await.unwrap();
         self.serve(listener);
     }
 
@@ -149,6 +162,27 @@ impl Receiver {
     /// Every request so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().unwrap().received.clone()
+    }
+
+    /// Waits until every connection to the receiver has closed, to be
+    /// called after its clients died: by then every request they had sent,
+    /// even one still unread in a socket or a connection not yet accepted,
+    /// has been recorded.
+    pub async fn settle(&self) {
+        // Two polls in a row alike, with no connection open: between them
+        // the runtime has run the accept loop, which takes at once what
+        // the backlog holds.
+        let mut last = None;
+        crate::eventually("the receiver's connections to close", || {
+            let now = (
+                self.open.load(Ordering::SeqCst),
+                self.shared.lock().unwrap().received.len(),
+            );
+            let settled = now.0 == 0 && last == Some(now);
+            last = Some(now);
+            async move { settled.then_some(()) }
+        })
+        .await
     }
 
     /// Waits until at least `n` requests arrived; returns them.
@@ -196,4 +230,79 @@ async fn record(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
         );
     }
     response
+}
+
+/// The receiver's listener: a TCP listener that counts the connections it
+/// has open, so that [`Receiver::settle`] knows when they have all closed.
+struct Counting {
+    listener: TcpListener,
+    open: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for Counting {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+        self.open.fetch_add(1, Ordering::SeqCst);
+        let open = Arc::clone(&self.open);
+        (Counted { stream, open }, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// An accepted connection, counted open until dropped.
+struct Counted {
+    stream: TcpStream,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
