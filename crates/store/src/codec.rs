@@ -2,11 +2,17 @@
 //! limits checked when a record is written. A record serde_json could not
 //! read back is refused at write time, as that write's own failure,
 //! instead of being stored and failing every reader after it.
+//!
+//! The records written once per event (outbox records and deliveries) are
+//! packed: compressed with zstd against a dictionary of the text they
+//! repeat, behind a tag byte no JSON text begins with. Every reader takes
+//! either form, so records written before packing read as they are.
 
 use crate::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::ser::Formatter;
+use std::borrow::Cow;
 use std::io;
 
 /// Levels of objects and arrays serde_json reads: its recursion limit,
@@ -83,9 +89,105 @@ impl Formatter for DepthCounting<'_> {
     }
 }
 
-/// A record from its bytes.
+/// A record from its bytes, packed or not.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(Error::Corrupt)
+    serde_json::from_slice(&json_of(bytes)?).map_err(Error::Corrupt)
+}
+
+/// The JSON text of a record, unpacked if it was packed.
+pub(crate) fn json_of(bytes: &[u8]) -> Result<Cow<'_, [u8]>> {
+    match bytes.split_first() {
+        Some((&PACKED_V1, packed)) => unpack(packed).map(Cow::Owned).map_err(Error::Corrupt),
+        _ => Ok(Cow::Borrowed(bytes)),
+    }
+}
+
+/// The first byte of a record packed with [`DICTIONARY_V1`]; JSON texts
+/// begin with whitespace or a value, never with a control character.
+const PACKED_V1: u8 = 0x01;
+
+/// The most bytes a packed record may unpack to. Far above any record the
+/// API's limits let through; a packed record that claims more is corrupt
+/// and is refused before anything is allocated for it.
+pub const UNPACKED_MAX: usize = 64 << 20;
+
+/// zstd's level for packing: its fastest. Records are small, and the
+/// dictionary does most of the work.
+const PACK_LEVEL: i32 = 1;
+
+/// What packed records are compressed against (a zstd raw-content
+/// dictionary): the text that deliveries and outbox records repeat, so
+/// that a record of a few hundred bytes compresses well on its own. A
+/// record packed with it must read back for as long as it is stored:
+/// never change it; a better one comes with a tag of its own.
+const DICTIONARY_V1: &[u8] = concat!(
+    r#"{"id":"5f3fe402-3578-57da-869b-e52552020483","source":"rate-limiting-advanced","#,
+    r#""event":"rate-limit-exceeded","data":{"consumer":{"id":"","username":""},"#,
+    r#""ip":"192.0.2.1","service":{"id":"","name":""},"rate":100,"limit":10,"#,
+    r#""window":"second"},"at_ms":1800000000000}"#,
+    r#"{"source":"oas-validation","event":"validation-failed","data":{"consumer":"","#,
+    r#""err":"","ip":"","service":""}}{"source":"service-protection","event":"hook-paused"}"#,
+    r#"{"id":"0195c3a4-7b2e-8c1d-9f3a-2b4c6d8e0f1a","source":"balancer","#,
+    r#""event":"health","data":{"upstream_id":"","ip":"127.0.0.1","port":8000,"#,
+    r#""hostname":"localhost","health":"healthy"},"at_ms":1800000000000}"#,
+    r#"{"id":"","hook_id":"","event":{"id":"","source":"dao:crud","event":"update","#,
+    r#""data":{"entity":{"created_at":1800000000,"id":"","name":"","tags":["#,
+    r#"]},"old_entity":{"created_at":1800000000,"id":""},"operation":"update","#,
+    r#""schema":"services"},"at_ms":1800000000000},"seq":1,"state":"dead","#,
+    r#""attempts":[{"number":1,"at_ms":1800000000000,"latency_ms":10000,"#,
+    r#""ok":false,"error":"connection refused"},{"number":2,"at_ms":1800000000000,"#,
+    r#""latency_ms":30,"ok":false,"status":500,"response":"Internal Server Error"}],"#,
+    r#""created_at_ms":1800000000000,"next_attempt_at_ms":1800000000000}"#,
+    r#"{"id":"","hook_id":"","event":{"id":"","source":"crud","event":"consumers:create","#,
+    r#""data":{"entity":{"created_at":1800000000,"id":"","type":0,"#,
+    r#""updated_at":1800000000,"username":"user"},"operation":"create","#,
+    r#""schema":"consumers"},"at_ms":1800000000000},"seq":1,"state":"succeeded","#,
+    r#""attempts":[{"number":1,"at_ms":1800000000000,"latency_ms":1,"ok":true,"#,
+    r#""status":200}],"created_at_ms":1800000000000}"#,
+)
+.as_bytes();
+
+thread_local! {
+    /// Each thread's packer, with the dictionary loaded once.
+    static PACKER: std::cell::RefCell<zstd::bulk::Compressor<'static>> = std::cell::RefCell::new(
+        zstd::bulk::Compressor::with_dictionary(PACK_LEVEL, DICTIONARY_V1)
+            .expect("zstd takes its own level and a raw dictionary"),
+    );
+    /// Each thread's unpacker, with the dictionary loaded once.
+    static UNPACKER: std::cell::RefCell<zstd::bulk::Decompressor<'static>> = std::cell::RefCell::new(
+        zstd::bulk::Decompressor::with_dictionary(DICTIONARY_V1)
+            .expect("zstd takes a raw dictionary"),
+    );
+}
+
+/// A record's bytes packed, as [`encode`] checks them; as JSON when
+/// packing would not make them shorter.
+pub(crate) fn encode_packed<T: Serialize + ?Sized>(record: &T) -> Result<Vec<u8>> {
+    let json = encode(record)?;
+    let packed = PACKER
+        .with_borrow_mut(|packer| packer.compress(&json))
+        .map_err(|e| Error::Pack(e.to_string()))?;
+    if packed.len() + 1 >= json.len() {
+        return Ok(json);
+    }
+    let mut record = Vec::with_capacity(packed.len() + 1);
+    record.push(PACKED_V1);
+    record.extend_from_slice(&packed);
+    Ok(record)
+}
+
+/// The JSON of a packed record, if it unpacks to at most [`UNPACKED_MAX`]
+/// bytes: a frame states its size, which is checked before allocating.
+fn unpack(packed: &[u8]) -> std::result::Result<Vec<u8>, serde_json::Error> {
+    let corrupt = |why: &str| <serde_json::Error as serde::de::Error>::custom(why);
+    let size = match zstd::zstd_safe::get_frame_content_size(packed) {
+        Ok(Some(size)) if size <= UNPACKED_MAX as u64 => size as usize,
+        Ok(Some(_)) => return Err(corrupt("a packed record claims too many bytes")),
+        _ => return Err(corrupt("a packed record has no readable size")),
+    };
+    UNPACKER
+        .with_borrow_mut(|unpacker| unpacker.decompress(packed, size))
+        .map_err(|e| corrupt(&format!("a packed record does not unpack: {e}")))
 }
 
 #[cfg(test)]
@@ -119,6 +221,48 @@ mod tests {
     fn records_are_written_as_to_vec_writes_them() {
         let value = json!({"a": [1, {"b": "x\"]}"}, []], "c": {}});
         assert_eq!(encode(&value).unwrap(), serde_json::to_vec(&value).unwrap());
+    }
+
+    #[test]
+    fn packed_records_are_smaller_and_read_back_as_json_ones_do() {
+        let event = Event::new(
+            "crud",
+            "consumers",
+            json!({"entity": {"username": "zoe"}}),
+            1,
+        );
+        let delivery = Delivery::new(Uuid::new_v4(), event, 7, 1);
+        let (json, packed) = (
+            encode(&delivery).unwrap(),
+            encode_packed(&delivery).unwrap(),
+        );
+        assert_eq!(packed[0], PACKED_V1);
+        assert!(
+            packed.len() * 2 < json.len(),
+            "{} of {}",
+            packed.len(),
+            json.len()
+        );
+        assert_eq!(decode::<Delivery>(&packed).unwrap(), delivery);
+        assert_eq!(
+            decode::<Delivery>(&json).unwrap(),
+            delivery,
+            "records from before packing"
+        );
+    }
+
+    #[test]
+    fn tiny_records_stay_json() {
+        assert_eq!(encode_packed(&json!(1)).unwrap(), b"1");
+    }
+
+    #[test]
+    fn packed_records_that_claim_too_much_or_do_not_unpack_are_corrupt() {
+        let huge = zstd::bulk::compress(&vec![b' '; UNPACKED_MAX + 1], 1).unwrap();
+        for bytes in [huge, b"garbage".to_vec(), Vec::new()] {
+            let record = [&[PACKED_V1][..], &bytes].concat();
+            assert!(matches!(decode::<Value>(&record), Err(Error::Corrupt(_))));
+        }
     }
 
     #[test]

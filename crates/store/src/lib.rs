@@ -49,6 +49,9 @@ pub enum Error {
     /// A record does not encode as JSON.
     #[error("a record does not encode")]
     Unencodable(#[source] serde_json::Error),
+    /// zstd failed to pack a record.
+    #[error("a record does not pack: {0}")]
+    Pack(String),
     /// A stored key does not decode.
     #[error("a stored key is corrupt")]
     CorruptKey,

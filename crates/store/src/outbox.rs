@@ -8,7 +8,7 @@
 //! about as much whatever its size, so one record instead of one per event
 //! saves the writer and the dispatcher two thirds of their outbox work.
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode_packed, json_of};
 use crate::{Error, Origin, Result, Store};
 use hookd_model::Event;
 use serde::de::IgnoredAny;
@@ -31,7 +31,7 @@ pub struct OutboxBatch {
 
 /// The stored records of `events`, each with at most [`RECORD_EVENTS`].
 pub(crate) fn encode_records(events: &[Event]) -> Result<Vec<Vec<u8>>> {
-    events.chunks(RECORD_EVENTS).map(encode).collect()
+    events.chunks(RECORD_EVENTS).map(encode_packed).collect()
 }
 
 /// The key of the next record: the database's id sequence only grows, so
@@ -61,10 +61,11 @@ pub(crate) fn decode_stored(key: &[u8], value: &[u8]) -> Result<Vec<(u64, Event)
 /// The events of a record with their places in the outbox order. A record
 /// written before records held several events is a single event object.
 fn decode_record(key: u64, value: &[u8]) -> Result<Vec<(u64, Event)>> {
-    let events: Vec<Event> = if value.first() == Some(&b'[') {
-        decode(value)?
+    let json = json_of(value)?;
+    let events: Vec<Event> = if json.first() == Some(&b'[') {
+        decode(&json)?
     } else {
-        vec![decode(value)?]
+        vec![decode(&json)?]
     };
     let first = key << INDEX_BITS;
     Ok((first..).zip(events).collect())
@@ -72,8 +73,9 @@ fn decode_record(key: u64, value: &[u8]) -> Result<Vec<(u64, Event)>> {
 
 /// How many events a record holds, without decoding them.
 fn record_len(value: &[u8]) -> Result<usize> {
-    if value.first() == Some(&b'[') {
-        decode::<Vec<IgnoredAny>>(value).map(|events| events.len())
+    let json = json_of(value)?;
+    if json.first() == Some(&b'[') {
+        decode::<Vec<IgnoredAny>>(&json).map(|events| events.len())
     } else {
         Ok(1)
     }

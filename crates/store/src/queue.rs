@@ -4,7 +4,7 @@
 //! snooze. The dispatcher and the workers write here in batches, one
 //! transaction per batch.
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, encode_packed};
 use crate::{Error, Listed, Origin, Page, Quarantined, Result, Store, tx_error};
 use hookd_model::delivery::Delivery;
 use serde_json::Value;
@@ -30,11 +30,13 @@ pub(crate) struct QueueTrees {
     pub finished: sled::Tree,
     /// hook id ++ name → value: on_change and snooze memory.
     pub hook_state: sled::Tree,
-    /// Entries in `due`: counted once at open, then kept by every commit,
-    /// because sled's `len` walks the whole tree. Commits add their
-    /// changes after they land, so a reader may briefly see one commit's
-    /// removals before another's additions, never a count below zero.
+    /// Entries in `due` and in `finished`: counted once at open, then kept
+    /// by every commit, because sled's `len` walks the whole tree. Commits
+    /// add their changes after they land, so a reader may briefly see one
+    /// commit's removals before another's additions, never a count below
+    /// zero.
     due_count: AtomicIsize,
+    finished_count: AtomicIsize,
 }
 
 impl QueueTrees {
@@ -42,16 +44,18 @@ impl QueueTrees {
         let due = db.open_tree("due")?;
         let deliveries = Origin::Deliveries.open(db)?;
         let due_by_hook = db.open_tree("due_by_hook")?;
+        let finished = db.open_tree("finished")?;
         if due_by_hook.is_empty() && !due.is_empty() {
             index_due_by_hook(&due, &deliveries, &due_by_hook)?;
         }
         Ok(QueueTrees {
             deliveries,
             due_count: AtomicIsize::new(isize::try_from(due.len()).unwrap_or(isize::MAX)),
+            finished_count: AtomicIsize::new(isize::try_from(finished.len()).unwrap_or(isize::MAX)),
             due,
             due_by_hook,
             by_hook: db.open_tree("by_hook")?,
-            finished: db.open_tree("finished")?,
+            finished,
             hook_state: Origin::HookState.open(db)?,
         })
     }
@@ -148,10 +152,17 @@ struct QueueTx<'a> {
     due_by_hook: &'a TransactionalTree,
     by_hook: &'a TransactionalTree,
     finished: &'a TransactionalTree,
-    /// Entries this attempt added to `due`, less those it removed: a
-    /// transaction may run its closure again, so the count is applied
-    /// only once it commits.
-    due_added: Cell<isize>,
+    /// Entries this attempt added to `due` and `finished`, less those it
+    /// removed: a transaction may run its closure again, so the counts are
+    /// applied only once it commits.
+    added: Cell<Added>,
+}
+
+/// Entries a transaction added to the counted trees, less those it removed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Added {
+    due: isize,
+    finished: isize,
 }
 
 impl<'a> QueueTx<'a> {
@@ -170,14 +181,14 @@ impl<'a> QueueTx<'a> {
             due_by_hook,
             by_hook,
             finished,
-            due_added: Cell::new(0),
+            added: Cell::default(),
         }
     }
 
     fn due_insert(&self, key: &[u8], hook: Uuid) -> TxResult<()> {
         self.due_by_hook.insert(hook_due_key(hook, key), &[])?;
         if self.due.insert(key, &[])?.is_none() {
-            self.due_added.set(self.due_added.get() + 1);
+            self.tally(|a| a.due += 1);
         }
         Ok(())
     }
@@ -185,9 +196,33 @@ impl<'a> QueueTx<'a> {
     fn due_remove(&self, key: &[u8], hook: Uuid) -> TxResult<()> {
         self.due_by_hook.remove(hook_due_key(hook, key))?;
         if self.due.remove(key)?.is_some() {
-            self.due_added.set(self.due_added.get() - 1);
+            self.tally(|a| a.due -= 1);
         }
         Ok(())
+    }
+
+    fn finished_insert(&self, d: &Delivery) -> TxResult<()> {
+        if self
+            .finished
+            .insert(&time_key(finished_at(d), d.id), &[])?
+            .is_none()
+        {
+            self.tally(|a| a.finished += 1);
+        }
+        Ok(())
+    }
+
+    fn finished_remove(&self, key: &[u8]) -> TxResult<()> {
+        if self.finished.remove(key)?.is_some() {
+            self.tally(|a| a.finished -= 1);
+        }
+        Ok(())
+    }
+
+    fn tally(&self, change: impl FnOnce(&mut Added)) {
+        let mut added = self.added.get();
+        change(&mut added);
+        self.added.set(added);
     }
 
     /// Writes a delivery and moves its index entries from what was stored.
@@ -200,7 +235,7 @@ impl<'a> QueueTx<'a> {
                     self.due_remove(&due_key(due, &old), old.hook_id)?;
                 }
                 if old.state.is_final() {
-                    self.finished.remove(&time_key(finished_at(&old), old.id))?;
+                    self.finished_remove(&time_key(finished_at(&old), old.id))?;
                 }
             }
             None => {
@@ -211,10 +246,12 @@ impl<'a> QueueTx<'a> {
             self.due_insert(&due_key(due, d), d.hook_id)?;
         }
         if d.state.is_final() {
-            self.finished.insert(&time_key(finished_at(d), d.id), &[])?;
+            self.finished_insert(d)?;
         }
-        self.deliveries
-            .insert(id, encode(d).map_err(ConflictableTransactionError::Abort)?)?;
+        self.deliveries.insert(
+            id,
+            encode_packed(d).map_err(ConflictableTransactionError::Abort)?,
+        )?;
         Ok(())
     }
 
@@ -226,11 +263,11 @@ impl<'a> QueueTx<'a> {
             self.due_insert(&due_key(due, d), d.hook_id)?;
         }
         if d.state.is_final() {
-            self.finished.insert(&time_key(finished_at(d), d.id), &[])?;
+            self.finished_insert(d)?;
         }
         self.deliveries.insert(
             d.id.as_bytes(),
-            encode(d).map_err(ConflictableTransactionError::Abort)?,
+            encode_packed(d).map_err(ConflictableTransactionError::Abort)?,
         )?;
         Ok(())
     }
@@ -240,7 +277,7 @@ impl<'a> QueueTx<'a> {
             self.due_remove(&due_key(due, d), d.hook_id)?;
         }
         if d.state.is_final() {
-            self.finished.remove(&time_key(finished_at(d), d.id))?;
+            self.finished_remove(&time_key(finished_at(d), d.id))?;
         }
         self.by_hook.remove(hook_key(d).to_vec())?;
         self.deliveries.remove(d.id.as_bytes())?;
@@ -285,7 +322,7 @@ pub struct HookStateUpdate {
 impl Store {
     fn queue_tx<T>(&self, f: impl Fn(&QueueTx<'_>) -> TxResult<T>) -> Result<T> {
         let q = &self.inner.queue;
-        let (value, due_added) = (
+        let (value, added) = (
             &q.deliveries,
             &q.due,
             &q.due_by_hook,
@@ -294,18 +331,18 @@ impl Store {
         )
             .transaction(|(deliveries, due, due_by_hook, by_hook, finished)| {
                 let tx = QueueTx::new((deliveries, due, due_by_hook, by_hook, finished));
-                Ok((f(&tx)?, tx.due_added.get()))
+                Ok((f(&tx)?, tx.added.get()))
             })
             .map_err(tx_error)?;
-        self.count_due(due_added);
+        self.count(added);
         Ok(value)
     }
 
-    fn count_due(&self, added: isize) {
-        self.inner
-            .queue
-            .due_count
-            .fetch_add(added, Ordering::Relaxed);
+    fn count(&self, added: Added) {
+        let q = &self.inner.queue;
+        q.due_count.fetch_add(added.due, Ordering::Relaxed);
+        q.finished_count
+            .fetch_add(added.finished, Ordering::Relaxed);
     }
 
     /// Turns outbox records into deliveries in one transaction: the
@@ -377,7 +414,7 @@ impl Store {
         state: &[HookStateUpdate],
     ) -> Result<()> {
         let q = &self.inner.queue;
-        let due_added = (
+        let added = (
             &self.inner.outbox,
             &q.deliveries,
             &q.due,
@@ -412,11 +449,11 @@ impl Store {
                             }
                         }
                     }
-                    Ok(tx.due_added.get())
+                    Ok(tx.added.get())
                 },
             )
             .map_err(tx_error)?;
-        self.count_due(due_added);
+        self.count(added);
         Ok(())
     }
 
@@ -565,7 +602,7 @@ impl Store {
     ) -> Result<()> {
         self.replacing_corrupt(updated, || {
             let q = &self.inner.queue;
-            let due_added = (
+            let added = (
                 &self.inner.outbox,
                 &q.deliveries,
                 &q.due,
@@ -585,11 +622,11 @@ impl Store {
                         for key in ended {
                             outbox.remove(&key.to_be_bytes())?;
                         }
-                        Ok(tx.due_added.get())
+                        Ok(tx.added.get())
                     },
                 )
                 .map_err(tx_error)?;
-            self.count_due(due_added);
+            self.count(added);
             Ok(())
         })
     }
@@ -621,16 +658,26 @@ impl Store {
     pub(crate) fn forget_delivery_indexes(&self, id: Uuid) -> Result<()> {
         let q = &self.inner.queue;
         let id = id.as_bytes().as_slice();
-        for (tree, id_at, counted) in [
-            (&q.due, 16, true),
-            (&q.due_by_hook, 32, false),
-            (&q.by_hook, 24, false),
-            (&q.finished, 8, false),
+        let (due, finished) = (
+            Added {
+                due: -1,
+                finished: 0,
+            },
+            Added {
+                due: 0,
+                finished: -1,
+            },
+        );
+        for (tree, id_at, removed) in [
+            (&q.due, 16, due),
+            (&q.due_by_hook, 32, Added::default()),
+            (&q.by_hook, 24, Added::default()),
+            (&q.finished, 8, finished),
         ] {
             for key in tree.iter().keys() {
                 let key = key?;
-                if key.get(id_at..) == Some(id) && tree.remove(&key)?.is_some() && counted {
-                    self.count_due(-1);
+                if key.get(id_at..) == Some(id) && tree.remove(&key)?.is_some() {
+                    self.count(removed);
                 }
             }
         }
@@ -658,12 +705,12 @@ impl Store {
                     let tx = QueueTx::new((deliveries, due, due_by_hook, by_hook, finished));
                     tx.put(&d)?;
                     quarantine.remove(record.id.as_bytes())?;
-                    Ok(Some(tx.due_added.get()))
+                    Ok(Some(tx.added.get()))
                 },
             )
             .map_err(tx_error)?;
         if let Some(added) = restored {
-            self.count_due(added);
+            self.count(added);
         }
         Ok(restored.is_some())
     }
@@ -727,26 +774,25 @@ impl Store {
     /// ones that finished before `finished_before_ms`, and the oldest
     /// finished ones while more than `keep` remain. Returns how many went.
     ///
-    /// `finished` sorts by finish time, so what goes is one run of its
-    /// oldest entries. They go [`PRUNE_CHUNK`] at a time, each chunk read
-    /// and removed in a transaction of its own, so that pruning holds a
-    /// chunk in memory however far behind retention has fallen.
+    /// `finished` sorts by finish time, so what goes is a run of its oldest
+    /// entries, taken [`PRUNE_CHUNK`] at a time, each chunk read and
+    /// removed in a transaction of its own: pruning holds one chunk in
+    /// memory however far behind retention has fallen, and costs next to
+    /// nothing when nothing is due to go.
     pub fn prune_deliveries(&self, keep: usize, finished_before_ms: i64) -> Result<usize> {
         let finished = &self.inner.queue.finished;
-        let mut end = time_key(finished_before_ms, Uuid::nil()).to_vec();
-        if let Some(newest_gone) = finished.iter().keys().rev().nth(keep) {
-            // The smallest key after the newest entry beyond `keep`.
-            let mut after = newest_gone?.to_vec();
-            after.push(0);
-            end = end.max(after);
-        }
+        let cutoff = time_key(finished_before_ms, Uuid::nil());
         let mut removed = 0;
         loop {
-            let keys = finished
-                .range(..end.as_slice())
-                .keys()
-                .take(PRUNE_CHUNK)
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let over = self.finished_count().saturating_sub(keep);
+            let mut keys = Vec::new();
+            for (i, key) in finished.iter().keys().take(PRUNE_CHUNK).enumerate() {
+                let key = key?;
+                if i >= over && *key >= cutoff[..] {
+                    break;
+                }
+                keys.push(key);
+            }
             if keys.is_empty() {
                 return Ok(removed);
             }
@@ -765,7 +811,7 @@ impl Store {
                 for (key, id) in &chunk {
                     // The key goes whatever it points at, so that one left
                     // behind by a quarantine cannot hold pruning up.
-                    tx.finished.remove(key)?;
+                    tx.finished_remove(key)?;
                     let Some(id) = id else { continue };
                     let Some(current) = tx.deliveries.get(id.as_bytes())? else {
                         continue;
@@ -784,6 +830,16 @@ impl Store {
                 Ok(removed)
             })?;
         }
+    }
+
+    /// Finished deliveries held; cheap (a counter).
+    pub fn finished_count(&self) -> usize {
+        self.inner
+            .queue
+            .finished_count
+            .load(Ordering::Relaxed)
+            .max(0)
+            .unsigned_abs()
     }
 }
 
@@ -984,7 +1040,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn queue_depth_counts_due_deliveries_across_commits_and_reopen() {
+    async fn due_and_finished_deliveries_are_counted_across_commits_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let hook = Uuid::new_v4();
@@ -1004,12 +1060,17 @@ mod tests {
         store
             .commit_deliveries(&[finish(pending[2].clone(), 5, DeliveryState::Dead)])
             .unwrap();
-        assert_eq!(store.queue_depth(), 2);
-        assert_eq!(store.prune_deliveries(0, i64::MAX).unwrap(), 1);
-        assert_eq!(store.queue_depth(), 2);
+        assert_eq!((store.queue_depth(), store.finished_count()), (2, 1));
+        // Finished again, later (a redelivery): still one entry.
+        store
+            .commit_deliveries(&[finish(pending[2].clone(), 9, DeliveryState::Succeeded)])
+            .unwrap();
+        assert_eq!(store.finished_count(), 1);
         drop(store);
         let reopened = Store::open(dir.path()).unwrap();
-        assert_eq!(reopened.queue_depth(), 2);
+        assert_eq!((reopened.queue_depth(), reopened.finished_count()), (2, 1));
+        assert_eq!(reopened.prune_deliveries(0, i64::MAX).unwrap(), 1);
+        assert_eq!((reopened.queue_depth(), reopened.finished_count()), (2, 0));
     }
 
     #[tokio::test]
@@ -1075,8 +1136,14 @@ mod tests {
         // An index entry older than all of them, whose delivery is gone.
         let dangling = time_key(1, Uuid::new_v4());
         store.inner.queue.finished.insert(dangling, &[]).unwrap();
+        store.count(Added {
+            due: 0,
+            finished: 1,
+        });
+        assert_eq!(store.finished_count(), total + 1);
         assert_eq!(store.prune_deliveries(10, 0).unwrap(), total - 10);
         assert_eq!(store.inner.queue.finished.len(), 10);
+        assert_eq!(store.finished_count(), 10);
         assert!(!store.inner.queue.finished.contains_key(dangling).unwrap());
         for d in &finished[total - 10..] {
             assert!(store.delivery(d.id).unwrap().is_some());
