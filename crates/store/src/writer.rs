@@ -210,7 +210,7 @@ mod tests {
         let times: Vec<Vec<i64>> = outbox
             .iter()
             .values()
-            .map(|v| serde_json::from_slice::<Vec<hookd_model::Event>>(&v.unwrap()).unwrap())
+            .map(|v| crate::codec::decode::<Vec<hookd_model::Event>>(&v.unwrap()).unwrap())
             .map(|record| record.iter().map(|e| e.at_ms).collect())
             .collect();
         assert_eq!(times, [[1, 1, 1], [3, 3, 3]]);
