@@ -782,3 +782,39 @@ async fn webhook_custom_runs_on_events_through_the_queue() {
     assert_eq!(got[0].json(), json!({"text": "carol was created"}));
     assert!(got[0].header("webhook-id").is_some());
 }
+
+#[tokio::test]
+async fn retention_keeps_the_newest_finished_deliveries_while_the_server_runs() {
+    let server =
+        Server::start_with(Options::loopback().env("HOOKD_DELIVERY_RETENTION_COUNT", "3")).await;
+    let receiver = Receiver::start().await;
+    // One attempt at a time, so that deliveries finish in event order.
+    let hook = server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": "consumers:create", "handler": "webhook",
+                    "concurrency": 1, "config": {"url": receiver.url("/")}}),
+        )
+        .await;
+    let hook = hook["id"].as_str().unwrap();
+    for i in 0..8 {
+        server
+            .create("/consumers", &json!({"username": format!("user-{i}")}))
+            .await;
+    }
+    eventually("every event delivered", || async {
+        (events_only(receiver.received()).len() >= 8).then_some(())
+    })
+    .await;
+    let kept = eventually("retention down to three", || async {
+        let all = all_deliveries(&server, hook).await;
+        (all.len() == 3).then_some(all)
+    })
+    .await;
+    let mut names: Vec<&str> = kept
+        .iter()
+        .map(|d| d["event"]["data"]["entity"]["username"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["user-5", "user-6", "user-7"]);
+}

@@ -501,12 +501,16 @@ impl Deliveries {
 
 async fn prune(engine: Arc<Engine>) {
     loop {
-        let retention = &engine.settings.retention;
-        let cutoff = engine.clock.now_ms() - retention.age.as_millis() as i64;
-        match engine.store.prune_deliveries(retention.count, cutoff) {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "finished deliveries past retention removed"),
-            Err(e) => tracing::error!(error = %e, "applying delivery retention failed"),
+        let keep = engine.settings.retention.count;
+        let cutoff = engine.clock.now_ms() - engine.settings.retention.age.as_millis() as i64;
+        // Off the runtime's threads: after a restart, or a lower
+        // retention, a pass may remove a long backlog.
+        let store = engine.store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_deliveries(keep, cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(removed = n, "finished deliveries past retention removed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "applying delivery retention failed"),
+            Err(e) => tracing::error!(error = %e, "applying delivery retention stopped"),
         }
         tokio::select! {
             _ = engine.shutdown.cancelled() => return,
