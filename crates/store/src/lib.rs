@@ -159,6 +159,18 @@ impl Drop for Inner {
 /// hours.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 128 * 1024 * 1024;
 
+/// How long opening waits for the data directory's lock. sled lets it go
+/// from its own threads a moment after the last handle is dropped, so a
+/// store opened again at once (a restart within one process) may find it
+/// still held; another process holding it gets its error after this.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether sled failed to open because another handle holds the lock: it
+/// reports that as an `Other` error that names it.
+fn lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other && e.to_string().contains("could not acquire lock")
+}
+
 impl Store {
     /// Opens (or creates) the store in a directory, with the default cache.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -168,10 +180,18 @@ impl Store {
     /// Opens (or creates) the store in a directory; sled's page cache takes
     /// at most `cache_capacity` bytes.
     pub fn open_with_cache(dir: &Path, cache_capacity: u64) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_capacity)
-            .open()?;
+        let config = sled::Config::new().path(dir).cache_capacity(cache_capacity);
+        let waiting_since = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if lock_held(&e) && waiting_since.elapsed() < LOCK_PATIENCE =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                opened => break opened?,
+            }
+        };
         let (entities, unique, children, outbox, tokens) = (
             Origin::Entities.open(&db)?,
             db.open_tree("unique")?,
@@ -236,6 +256,25 @@ impl Store {
         self.inner.flusher.stop();
         if let Err(e) = self.inner.db.flush() {
             tracing::error!(error = %e, "final flush of the store failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_held_by_an_open_store_is_refused_and_free_once_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        match Store::open(dir.path()) {
+            Err(Error::Sled(sled::Error::Io(e))) => assert!(lock_held(&e), "{e}"),
+            other => panic!("opened twice: {:?}", other.map(|_| ())),
+        }
+        drop(store);
+        for _ in 0..20 {
+            Store::open(dir.path()).unwrap();
         }
     }
 }
