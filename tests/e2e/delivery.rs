@@ -427,11 +427,9 @@ async fn kill_dash_nine_with_a_thousand_pending_loses_nothing() {
     );
 }
 
-#[tokio::test]
-async fn deliveries_before_their_first_attempt_ends_are_shown_from_memory() {
-    let server = loopback_server().await;
-    let receiver = Receiver::start().await;
-    receiver.set_delay(std::time::Duration::from_secs(3));
+/// A webhook hook on consumers:create that makes one attempt at a time,
+/// so that its deliveries are attempted, and finish, in event order; its id.
+async fn one_at_a_time(server: &Server, receiver: &Receiver) -> String {
     let hook = server
         .create(
             "/event-hooks",
@@ -439,7 +437,15 @@ async fn deliveries_before_their_first_attempt_ends_are_shown_from_memory() {
                     "concurrency": 1, "config": {"url": receiver.url("/")}}),
         )
         .await;
-    let hook = hook["id"].as_str().unwrap();
+    hook["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn deliveries_before_their_first_attempt_ends_are_shown_from_memory() {
+    let server = loopback_server().await;
+    let receiver = Receiver::start().await;
+    receiver.set_delay(std::time::Duration::from_secs(3));
+    let hook = &one_at_a_time(&server, &receiver).await;
     for name in ["first", "second"] {
         server
             .create("/consumers", &json!({"username": name}))
@@ -788,15 +794,7 @@ async fn retention_keeps_the_newest_finished_deliveries_while_the_server_runs() 
     let server =
         Server::start_with(Options::loopback().env("HOOKD_DELIVERY_RETENTION_COUNT", "3")).await;
     let receiver = Receiver::start().await;
-    // One attempt at a time, so that deliveries finish in event order.
-    let hook = server
-        .create(
-            "/event-hooks",
-            &json!({"source": "crud", "event": "consumers:create", "handler": "webhook",
-                    "concurrency": 1, "config": {"url": receiver.url("/")}}),
-        )
-        .await;
-    let hook = hook["id"].as_str().unwrap();
+    let hook = &one_at_a_time(&server, &receiver).await;
     for i in 0..8 {
         server
             .create("/consumers", &json!({"username": format!("user-{i}")}))
