@@ -640,11 +640,16 @@ impl Store {
     /// its index entries, and is none from then on: whatever loop or
     /// listing met it goes on without it.
     pub fn delivery(&self, id: Uuid) -> Result<Option<Delivery>> {
+        Ok(self.stored_delivery(id)?.map(|(_, d)| d))
+    }
+
+    /// [`Store::delivery`] with the bytes it was read from.
+    fn stored_delivery(&self, id: Uuid) -> Result<Option<(sled::IVec, Delivery)>> {
         let Some(bytes) = self.inner.queue.deliveries.get(id.as_bytes())? else {
             return Ok(None);
         };
         match decode(&bytes) {
-            Ok(d) => Ok(Some(d)),
+            Ok(d) => Ok(Some((bytes, d))),
             Err(e) => {
                 self.quarantine(Origin::Deliveries, id.as_bytes(), &bytes, &e)?;
                 Ok(None)
@@ -804,26 +809,20 @@ impl Store {
                     .get(8..)
                     .and_then(|id| Uuid::from_slice(id).ok())
                     .ok_or(Error::CorruptKey)?;
-                chunk.push((key, self.delivery(id)?.map(|d| d.id)));
+                chunk.push((key, self.stored_delivery(id)?));
             }
             removed += self.queue_tx(|tx| {
                 let mut removed = 0;
-                for (key, id) in &chunk {
+                for (key, read) in &chunk {
                     // The key goes whatever it points at, so that one left
                     // behind by a quarantine cannot hold pruning up.
                     tx.finished_remove(key)?;
-                    let Some(id) = id else { continue };
-                    let Some(current) = tx.deliveries.get(id.as_bytes())? else {
-                        continue;
-                    };
-                    let current: Delivery =
-                        decode(&current).map_err(ConflictableTransactionError::Abort)?;
-                    // Redelivered since it finished: it has a later key, or
-                    // none, and stays.
-                    if current.state.is_final()
-                        && time_key(finished_at(&current), current.id) == **key
-                    {
-                        tx.remove(&current)?;
+                    let Some((bytes, d)) = read else { continue };
+                    // Rewritten since it was read (redelivered), it has a
+                    // later key or none, and stays.
+                    let unchanged = tx.deliveries.get(d.id.as_bytes())?.as_ref() == Some(bytes);
+                    if unchanged && d.state.is_final() && time_key(finished_at(d), d.id) == **key {
+                        tx.remove(d)?;
                         removed += 1;
                     }
                 }
