@@ -29,7 +29,8 @@ guests:
 # hooks beside one that never answers; soak, hookd's memory and bytes on
 # disk per retained delivery over ten rounds of 20,000 published events;
 # store, the store's share of that without HTTP; lambda, a fresh wasm
-# instance per event against LuaJIT. Flags: `target/release/delivery
+# instance per event against LuaJIT; console, each console page with 1,000
+# hooks and 100,000 stored deliveries. Flags: `target/release/delivery
 # --help`, `target/release/soak --help` (`--rounds 2 --events 2000` for a
 # quick run).
 # Both are built in one cargo invocation and run directly: `cargo run -p
@@ -41,3 +42,4 @@ bench:
     target/release/store
     target/release/lambda
     target/release/template
+    target/release/console

@@ -293,6 +293,29 @@ async fn the_http_guest_reaches_a_granted_host_and_is_refused_others() {
         "{allowed_audit}"
     );
     assert!(!allowed_audit["data"].as_array().unwrap().is_empty());
+
+    let by_capability = |capability: &'static str| {
+        let path = format!(
+            "/audit?capability={capability}&hook={}",
+            refused["id"].as_str().unwrap()
+        );
+        let server = &server;
+        async move { server.get(&path).await }
+    };
+    let (status, http) = by_capability("http").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(http["data"][0]["target"], granted, "{http}");
+    let (_, files) = by_capability("filesystem").await;
+    assert_eq!(files["data"], json!([]));
+    let (status, bogus) = by_capability("telepathy").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        bogus["fields"]["capability"]
+            .as_str()
+            .unwrap()
+            .contains("http, network, filesystem"),
+        "{bogus}"
+    );
 }
 
 #[tokio::test]
@@ -502,6 +525,18 @@ async fn replacing_a_guest_by_name_changes_the_next_event_and_digests_pin() {
     assert_eq!(answer["result"]["c_guest"], true, "{answer}");
     let (_, answer) = test_hook(&server, &pinned, data).await;
     assert_eq!(answer["result"]["transformed_by"], "transform", "{answer}");
+    // Both versions are kept, each with the hooks that run it.
+    let (status, versions) = server.get("/guests/g/versions").await;
+    assert_eq!(status, StatusCode::OK);
+    let versions = versions["data"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert_eq!(versions[0]["digest"], second["digest"]);
+    assert_eq!(versions[0]["current"], true);
+    assert_eq!(versions[0]["hooks"], json!([by_name["id"]]));
+    assert_eq!(versions[1]["digest"], first["digest"]);
+    assert_eq!(versions[1]["current"], false);
+    assert_eq!(versions[1]["hooks"], json!([pinned["id"]]));
+    assert!(versions[1]["uploaded_at"].is_i64());
     // A guest in use cannot be deleted.
     let (status, body) = server.delete("/guests/g").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

@@ -1,39 +1,26 @@
 //! Operating hookd: admin authentication, metrics, the OpenAPI document,
 //! request ids, and configuration from file and environment.
 
-use crate::support::{Options, Server};
+use crate::support::{Options, Server, call};
 use hookd_testkit::eventually;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const BOOT: &str = "bootstrap-secret-token";
+pub(crate) const BOOT: &str = "bootstrap-secret-token";
 
-fn rbac() -> Options {
-    Options::default()
+/// A server that enforces RBAC, with [`BOOT`] its bootstrap token.
+pub(crate) fn rbac() -> Options {
+    with_rbac(Options::default())
+}
+
+/// `options` with RBAC enforced and [`BOOT`] the bootstrap token.
+pub(crate) fn with_rbac(options: Options) -> Options {
+    options
         .env("HOOKD_ENFORCE_RBAC", "true")
         .env("HOOKD_ADMIN_TOKEN", BOOT)
 }
 
-async fn call(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = server.http.request(method, server.url(path));
-    if let Some(t) = token {
-        req = req.header("Kong-Admin-Token", t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let response = req.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn admin_with_token(server: &Server, username: &str, role: &str) -> String {
+pub(crate) async fn admin_with_token(server: &Server, username: &str, role: &str) -> String {
     let (status, admin) = call(
         server,
         reqwest::Method::POST,
@@ -47,6 +34,37 @@ async fn admin_with_token(server: &Server, username: &str, role: &str) -> String
         .as_str()
         .expect("a token at creation")
         .to_string()
+}
+
+#[tokio::test]
+async fn userinfo_names_the_tokens_admin_and_whether_rbac_is_on() {
+    let open = Server::start().await;
+    assert_eq!(
+        call(&open, reqwest::Method::GET, "/userinfo", None, None).await,
+        (
+            StatusCode::OK,
+            json!({"rbac_enforced": false, "admin": null})
+        )
+    );
+    let server = Server::start_with(rbac()).await;
+    let reader = admin_with_token(&server, "reader", "read-only").await;
+    let (status, who) = call(
+        &server,
+        reqwest::Method::GET,
+        "/userinfo",
+        Some(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        who,
+        json!({"rbac_enforced": true, "admin": {"username": "reader", "role": "read-only"}})
+    );
+    let (_, boot) = call(&server, reqwest::Method::GET, "/userinfo", Some(BOOT), None).await;
+    assert_eq!(boot["admin"]["role"], "super-admin");
+    let (status, _) = call(&server, reqwest::Method::GET, "/userinfo", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

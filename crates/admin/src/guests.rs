@@ -16,9 +16,9 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use hookd_model::audit::Verdict;
+use hookd_model::audit::{CapabilityClass, Verdict};
 use hookd_model::clock::{Clock, SystemClock};
-use hookd_model::hook::Handler;
+use hookd_model::hook::{Handler, pinned_digest};
 use hookd_model::{EventHook, Violations};
 use hookd_sandbox::{GuestRejected, GuestReport};
 use hookd_store::{AuditFilter, Page, Upload};
@@ -58,6 +58,15 @@ pub fn router() -> Api {
             .json(200, "GuestAudit")],
         )
         .route(
+            "/guests/{key}/versions",
+            get(versions),
+            [doc(
+                Method::GET,
+                "Every version kept under the guest's name, the current one first, with the hooks that run it",
+            )
+            .json(200, "List:GuestVersion")],
+        )
+        .route(
             "/guests/{key}/wasm",
             get(download),
             [doc(Method::GET, "The guest's bytes").bytes("application/wasm")],
@@ -75,7 +84,7 @@ pub fn router() -> Api {
             get(audit_log),
             [doc(
                 Method::GET,
-                "Runtime decisions of the sandbox, newest first; filters hook, guest, verdict",
+                "Runtime decisions of the sandbox, newest first; filters hook, guest, verdict, capability",
             )
             .json(200, "List:AuditRecord")],
         )
@@ -264,9 +273,9 @@ async fn remove(State(state): State<AdminState>, Path(key): Path<String>) -> Api
     };
     let name = record["name"].as_str().unwrap_or_default().to_string();
     let digests = state.store.guest_digests(&name)?;
-    let refers = |f: &String| {
-        let f = f.strip_prefix("sha256:").unwrap_or(f).to_ascii_lowercase();
-        f == name.to_ascii_lowercase() || digests.contains(&f)
+    let refers = |f: &String| match pinned_digest(f) {
+        Some(digest) => digests.contains(&digest),
+        None => f.eq_ignore_ascii_case(&name),
     };
     for hook in hooks(&state)? {
         if let Handler::Lambda(cfg) = &hook.handler
@@ -288,6 +297,51 @@ async fn remove(State(state): State<AdminState>, Path(key): Path<String>) -> Api
         Err(hookd_store::Error::NotFound) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Every version kept under a guest's name, the current one first and
+/// the others newest first, each with the hooks that run it: those that pin
+/// its digest and, for the current version, those that name the guest.
+async fn versions(
+    State(state): State<AdminState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let record = load(&state, &key)?;
+    let name = record["name"].as_str().unwrap_or_default();
+    let current = record["digest"].as_str().unwrap_or_default();
+    let hooks = hooks(&state)?;
+    let mut data = Vec::new();
+    for digest in state.store.guest_digests(name)? {
+        let Some(version) = state.store.guest_version(&digest)? else {
+            continue;
+        };
+        let is_current = digest == current;
+        let runs = |f: &String| match pinned_digest(f) {
+            Some(pinned) => pinned == digest,
+            None => is_current && f == name,
+        };
+        let users: Vec<String> = hooks
+            .iter()
+            .filter(|hook| matches!(&hook.handler, Handler::Lambda(cfg) if cfg.functions.iter().any(runs)))
+            .map(|hook| hook.id.to_string())
+            .collect();
+        data.push(json!({
+            "digest": digest,
+            "size": version["size"],
+            "kind": version["kind"],
+            "capabilities": version["capabilities"],
+            "uploaded_at": version["uploaded_at"],
+            "current": is_current,
+            "hooks": users,
+        }));
+    }
+    data.sort_by_key(|v| {
+        (
+            v["current"] != true,
+            std::cmp::Reverse(v["uploaded_at"].as_i64()),
+        )
+    });
+    Ok(Json(json!({"data": data, "next": null})))
 }
 
 /// A guest's static audit under the server's mode and ceiling.
@@ -343,10 +397,26 @@ async fn audit_log(
             return Err(Violations::field("verdict", "expected one of: allowed, denied").into());
         }
     };
+    let capability = match query.get("capability") {
+        None => None,
+        Some(name) => Some(
+            serde_json::from_value::<CapabilityClass>(Value::from(name.as_str())).map_err(
+                |_| {
+                    let names: Vec<&str> =
+                        CapabilityClass::ALL.iter().map(|c| c.as_str()).collect();
+                    Violations::field(
+                        "capability",
+                        format!("expected one of: {}", names.join(", ")),
+                    )
+                },
+            )?,
+        ),
+    };
     let filter = AuditFilter {
         hook,
         guest: query.get("guest").cloned(),
         verdict,
+        capability,
     };
     let listed = state.store.audit_page(&filter, &page)?;
     let data = listed

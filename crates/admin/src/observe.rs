@@ -44,11 +44,8 @@ pub fn router() -> Api {
 async fn metrics(State(state): State<AdminState>) -> Response {
     let m = &state.metrics;
     m.queue_depth.set(state.deliveries.queue_depth() as i64);
-    let overdue = match state.store.next_due_ms() {
-        Ok(Some(due)) => ((SystemClock.now_ms() - due).max(0) as f64) / 1000.0,
-        _ => 0.0,
-    };
-    m.queue_oldest_due_seconds.set(overdue);
+    m.queue_oldest_due_seconds
+        .set(oldest_due_seconds(&state, SystemClock.now_ms()));
     let counters = state.sandbox.counters();
     m.guests_compiled.set(counters.compiled as i64);
     m.guests_loaded_from_cache
@@ -65,6 +62,15 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         Err(e) => tracing::error!(error = %e, "counting quarantined records failed"),
     }
     ([(CONTENT_TYPE, hookd_metrics::CONTENT_TYPE)], m.render()).into_response()
+}
+
+/// How overdue the most overdue delivery is at `now_ms`, in seconds; zero
+/// when none is, or the store cannot tell.
+pub(crate) fn oldest_due_seconds(state: &AdminState, now_ms: i64) -> f64 {
+    match state.store.next_due_ms() {
+        Ok(Some(due)) => ((now_ms - due).max(0) as f64) / 1000.0,
+        _ => 0.0,
+    }
 }
 
 /// Counts every request by method, route and status, with its duration.

@@ -279,6 +279,47 @@ fn schemas() -> Map<String, Value> {
                       "weight": {"type": "integer"}, "health": {"type": "string"}, "data": {"type": "object"}})),
     );
     s.insert(
+        "GuestVersion".into(),
+        object(json!({
+            "digest": {"type": "string"}, "size": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["component", "command"]},
+            "capabilities": {"type": "array", "items": {"type": "string"}},
+            "uploaded_at": {"type": "integer"},
+            "current": {"type": "boolean", "description": "whether the guest's name runs this version"},
+            "hooks": {"type": "array", "items": {"type": "string", "format": "uuid"},
+                      "description": "the lambda hooks that run this version (pinned by digest, or by name when current)"},
+        })),
+    );
+    s.insert(
+        "Status".into(),
+        object(json!({
+            "database": object(json!({"reachable": {"type": "boolean"}})),
+            "outbox": object(json!({"pending": {"type": "integer"}})),
+            "deliveries": object(json!({
+                "queued": {"type": "integer"},
+                "oldest_due_seconds": {"type": "number", "description": "how overdue the most overdue delivery is"},
+                "last_hour": {"type": "array", "description": "attempts minute by minute, oldest first, the current minute last",
+                              "items": object(json!({"start": {"type": "integer", "description": "unix seconds"},
+                                                     "ok": {"type": "integer"}, "failed": {"type": "integer"}}))},
+            })),
+            "failing_hooks": {"type": "array", "description": "the longest failing first",
+                              "items": object(json!({"hook": {"type": "string", "format": "uuid"},
+                                                     "failures": {"type": "integer", "description": "failed attempts in a row"},
+                                                     "failing_since": {"type": "integer"},
+                                                     "paused_since": {"type": "integer", "nullable": true}}))},
+        })),
+    );
+    s.insert(
+        "UserInfo".into(),
+        object(json!({
+            "rbac_enforced": {"type": "boolean"},
+            "admin": {"type": "object", "nullable": true,
+                      "description": "the token's admin; null without RBAC",
+                      "properties": {"username": {"type": "string"},
+                                     "role": {"type": "string", "enum": ["super-admin", "admin", "read-only"]}}},
+        })),
+    );
+    s.insert(
         "AdminToken".into(),
         object(json!({"token": {"type": "string", "description": "shown once; store it"}})),
     );

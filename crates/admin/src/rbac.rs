@@ -14,7 +14,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use hookd_model::entity;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -60,6 +60,15 @@ impl Role {
             "admin" => Some(Role::Admin),
             "read-only" => Some(Role::ReadOnly),
             _ => None,
+        }
+    }
+
+    /// The role's name, as an admin's `role` holds it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "super-admin",
+            Role::Admin => "admin",
+            Role::ReadOnly => "read-only",
         }
     }
 
@@ -184,17 +193,38 @@ pub(crate) async fn issue(state: &AdminState, admin: &Value) -> ApiResult<String
     Ok(token)
 }
 
-/// `POST /admins/{key}/token`: a new token for an admin, replacing the old.
+/// `POST /admins/{key}/token`: a new token for an admin, replacing the
+/// old; `GET /userinfo`: who the caller is (Kong Manager's question).
 pub fn router() -> Api {
-    Api::new().route(
-        "/admins/{key}/token",
-        post(rotate),
-        [doc(
-            Method::POST,
-            "Issue a new token for an admin (shown once; the old one stops working)",
+    Api::new()
+        .route(
+            "/admins/{key}/token",
+            post(rotate),
+            [doc(
+                Method::POST,
+                "Issue a new token for an admin (shown once; the old one stops working)",
+            )
+            .json(201, "AdminToken")],
         )
-        .json(201, "AdminToken")],
-    )
+        .route(
+            "/userinfo",
+            get(userinfo),
+            [doc(
+                Method::GET,
+                "Whether RBAC is enforced, and the admin the request's token belongs to",
+            )
+            .json(200, "UserInfo")],
+        )
+}
+
+/// Without RBAC nobody is signed in and everyone may do everything; with
+/// it, the middleware has already refused a request without a valid token.
+async fn userinfo(State(state): State<AdminState>, req: Request) -> Json<Value> {
+    let admin = req
+        .extensions()
+        .get::<Principal>()
+        .map(|who| json!({"username": who.name, "role": who.role.name()}));
+    Json(json!({"rbac_enforced": state.rbac.enforce, "admin": admin}))
 }
 
 async fn rotate(
@@ -222,6 +252,13 @@ mod tests {
         assert!(Role::Admin.permits(&Method::GET, "/administrators-are-not-admins"));
         assert!(Role::ReadOnly.permits(&Method::GET, "/event-hooks"));
         assert!(!Role::ReadOnly.permits(&Method::PATCH, "/event-hooks/x"));
+    }
+
+    #[test]
+    fn role_names_read_back() {
+        for role in [Role::SuperAdmin, Role::Admin, Role::ReadOnly] {
+            assert_eq!(Role::parse(role.name()), Some(role));
+        }
     }
 
     #[test]

@@ -3,10 +3,12 @@
 use crate::AdminState;
 use crate::api::{Api, doc};
 use crate::error::ApiResult;
+use crate::observe::oldest_due_seconds;
 use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
 use axum::routing::get;
+use hookd_model::clock::{Clock, SystemClock};
 use serde_json::{Value, json};
 
 /// The root routes.
@@ -25,8 +27,10 @@ pub fn router() -> Api {
             get(status),
             [doc(
                 Method::GET,
-                "Whether the store is reachable, and queue figures",
-            )],
+                "Whether the store is reachable, queue figures, the last hour's \
+                 attempts minute by minute and the hooks failing now",
+            )
+            .json(200, "Status")],
         )
 }
 
@@ -42,9 +46,36 @@ async fn root(State(state): State<AdminState>) -> Json<Value> {
 }
 
 async fn status(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
+    let now_ms = SystemClock.now_ms();
     let pending = state.store.outbox_len()?;
+    let last_hour: Vec<Value> = state
+        .metrics
+        .last_hour
+        .minutes(now_ms)
+        .iter()
+        .map(|m| json!({"start": m.start, "ok": m.ok, "failed": m.failed}))
+        .collect();
+    let failing: Vec<Value> = state
+        .deliveries
+        .failing_hooks()?
+        .iter()
+        .map(|f| {
+            json!({
+                "hook": f.hook,
+                "failures": f.failures,
+                "failing_since": f.failing_since_ms / 1000,
+                "paused_since": f.paused_at_ms.map(|at| at / 1000),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "database": { "reachable": true },
         "outbox": { "pending": pending },
+        "deliveries": {
+            "queued": state.deliveries.queue_depth(),
+            "oldest_due_seconds": oldest_due_seconds(&state, now_ms),
+            "last_hour": last_hour,
+        },
+        "failing_hooks": failing,
     })))
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -49,23 +49,40 @@ impl Conn {
 
     /// GETs `path` (with its query); the answer's status and body.
     pub async fn get(&mut self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
-        self.send(Request::get(path).body(Full::new(Bytes::new()))?)
-            .await
+        let (status, _, body) = self.get_with(path, HeaderMap::new()).await?;
+        Ok((status, body))
     }
 
-    async fn send(
+    /// GETs `path` with these headers (a cookie); the answer's status,
+    /// headers and body.
+    pub async fn get_with(
+        &mut self,
+        path: &str,
+        headers: HeaderMap,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
+        let mut request = Request::get(path).body(Full::new(Bytes::new()))?;
+        *request.headers_mut() = headers;
+        self.exchange(request).await
+    }
+
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)> {
+        let (status, _, body) = self.exchange(request).await?;
+        Ok((status, body))
+    }
+
+    async fn exchange(
         &mut self,
         mut request: Request<Full<Bytes>>,
-    ) -> anyhow::Result<(StatusCode, Bytes)> {
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
         request
             .headers_mut()
             .insert(hyper::header::HOST, self.host.clone());
         // The connection may still be finishing the previous exchange.
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok((parts.status, parts.headers, body))
     }
 }
 

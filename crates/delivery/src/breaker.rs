@@ -72,6 +72,19 @@ pub(crate) enum Turn {
     Disable { failing_since_ms: i64 },
 }
 
+/// A hook failing now, as the breakers hold it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailingHook {
+    /// The hook.
+    pub hook: Uuid,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    /// When the first of them was made, unix milliseconds.
+    pub failing_since_ms: i64,
+    /// Since when its deliveries are paused, if they are.
+    pub paused_at_ms: Option<i64>,
+}
+
 /// What a paused hook may attempt.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Paused {
@@ -103,6 +116,23 @@ impl Breakers {
             })
             .collect();
         Breakers { failing }
+    }
+
+    /// Every hook failing now, the longest failing first.
+    pub(crate) fn failing(&self) -> Vec<FailingHook> {
+        let mut failing: Vec<FailingHook> = self
+            .failing
+            .iter()
+            .filter(|(_, b)| b.failures > 0)
+            .map(|(hook, b)| FailingHook {
+                hook: *hook,
+                failures: b.failures,
+                failing_since_ms: b.failing_since_ms,
+                paused_at_ms: b.paused_at_ms,
+            })
+            .collect();
+        failing.sort_by_key(|f| (f.failing_since_ms, f.hook));
+        failing
     }
 
     /// Whether the hook is paused, and what it may attempt then.
@@ -273,6 +303,38 @@ mod tests {
         assert_eq!(stored, Some(update(hook, None)));
         assert_eq!(turns, [Turn::Resumed { paused_at_ms: 3 }]);
         assert_eq!(breakers.paused(hook), None);
+    }
+
+    #[test]
+    fn failing_lists_each_failing_hook_once_longest_first() {
+        let (early, late) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut breakers = Breakers::default();
+        breakers.record(
+            &attempted(early, false, DeliveryState::Failed),
+            &policy(),
+            1,
+        );
+        breakers.record(&attempted(late, false, DeliveryState::Failed), &policy(), 2);
+        breakers.record(
+            &attempted(early, false, DeliveryState::Failed),
+            &policy(),
+            3,
+        );
+        let failing = breakers.failing();
+        assert_eq!(
+            failing
+                .iter()
+                .map(|f| (f.hook, f.failures))
+                .collect::<Vec<_>>(),
+            [(early, 2), (late, 1)]
+        );
+        assert_eq!(failing[0].failing_since_ms, 1);
+        breakers.record(
+            &attempted(late, true, DeliveryState::Succeeded),
+            &policy(),
+            4,
+        );
+        assert_eq!(breakers.failing().len(), 1);
     }
 
     #[test]

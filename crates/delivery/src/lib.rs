@@ -24,7 +24,7 @@ mod run;
 mod unstored;
 mod worker;
 
-pub use breaker::BreakerPolicy;
+pub use breaker::{BreakerPolicy, FailingHook};
 pub use lanes::HookConcurrency;
 
 use handler::{AttemptId, HttpSettings, Outbound};
@@ -487,6 +487,12 @@ impl Deliveries {
     /// only.
     pub fn queue_depth(&self) -> usize {
         self.engine.store.queue_depth() + self.engine.unstored.len()
+    }
+
+    /// The hooks failing now, the longest failing first: read from the
+    /// store, where the scheduler keeps each failing hook's breaker.
+    pub fn failing_hooks(&self) -> hookd_store::Result<Vec<FailingHook>> {
+        Ok(breaker::Breakers::load(&self.engine.store.hook_states()?).failing())
     }
 
     /// What each guest of a lambda hook is granted (mode ∩ ceiling ∩

@@ -476,7 +476,7 @@ async fn attempt(engine: &Engine, mut delivery: Delivery) -> (Delivery, bool) {
         (false, Some(_)) => DeliveryState::Failed,
         (false, None) => DeliveryState::Dead,
     };
-    record(engine, handler, delivered, delivery.state, elapsed);
+    record(engine, handler, delivered, delivery.state, at_ms, elapsed);
     delivery.next_attempt_at_ms = next.map(|d| at_ms + d.as_millis() as i64);
     let attempt = outcome.into_attempt(number, at_ms, elapsed.as_millis() as u64);
     if !attempt.ok {
@@ -487,9 +487,18 @@ async fn attempt(engine: &Engine, mut delivery: Delivery) -> (Delivery, bool) {
     (delivery, hook_gone)
 }
 
-/// Counts the attempt, its duration and, when it ended the delivery, how.
-fn record(engine: &Engine, handler: &str, ok: bool, state: DeliveryState, elapsed: Duration) {
+/// Counts the attempt made at `at_ms`, its duration and, when it ended the
+/// delivery, how.
+fn record(
+    engine: &Engine,
+    handler: &str,
+    ok: bool,
+    state: DeliveryState,
+    at_ms: i64,
+    elapsed: Duration,
+) {
     let m = &engine.metrics;
+    m.last_hour.record(at_ms, ok);
     let labels = |outcome: &str| OutcomeLabels {
         handler: handler.to_string(),
         outcome: outcome.to_string(),

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::normalize_path::NormalizePath;
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 /// How long shutdown waits for requests, then for delivery attempts, under way.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
@@ -101,9 +102,17 @@ impl App {
         })
     }
 
-    /// The Admin API of this server, to serve or to call in-process.
+    /// The Admin API of this server, with the console at `/console` unless
+    /// it is turned off, to serve or to call in-process. The console calls
+    /// the same Admin API in-process for everything it shows and does.
     pub fn router(&self) -> NormalizePath<Router> {
-        hookd_admin::app(self.admin.clone())
+        let admin = hookd_admin::app(self.admin.clone());
+        let routes = if self.config.console {
+            hookd_console::router(admin.clone(), self.config.console())
+        } else {
+            Router::new()
+        };
+        NormalizePathLayer::trim_trailing_slash().layer(routes.fallback_service(admin))
     }
 
     /// Cancelling this token (a signal handler, a test) stops the server:

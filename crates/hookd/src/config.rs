@@ -158,6 +158,12 @@ pub struct Config {
     pub sandbox_idle_instances: usize,
     /// Linear memory the idle kept instances may hold together, bytes.
     pub sandbox_idle_instances_memory: u64,
+    /// Whether the Admin API listener serves the console at `/console`.
+    pub console: bool,
+    /// A console session unused this long is signed out.
+    pub console_session_idle: Dur,
+    /// Console sessions kept at most; past it, the longest unused goes.
+    pub console_sessions_max: usize,
     /// Whether every Admin API request needs a token (`Kong-Admin-Token`
     /// or `Authorization: Bearer`), as Kong's `enforce_rbac`.
     pub enforce_rbac: bool,
@@ -234,6 +240,7 @@ impl Default for Config {
         let webhooks = hookd_delivery::handler::HttpSettings::default();
         let concurrency = hookd_delivery::HookConcurrency::default();
         let breaker = hookd_delivery::BreakerPolicy::default();
+        let console = hookd_console::Settings::default();
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             data_dir: default_data_dir(),
@@ -296,6 +303,9 @@ impl Default for Config {
             sandbox_idle_instances_memory: hookd_sandbox::MAX_IDLE_MEMORY,
             enforce_rbac: false,
             admin_token: String::new(),
+            console: true,
+            console_session_idle: Dur(console.session_idle),
+            console_sessions_max: console.max_sessions,
             file: None,
         }
     }
@@ -569,6 +579,15 @@ impl Config {
     /// Where webhooks, guests and health probes may connect.
     pub fn outbound_policy(&self) -> hookd_model::outbound::OutboundPolicy {
         hookd_model::outbound::OutboundPolicy::allowing(self.outbound_allow_cidrs.clone())
+    }
+
+    /// The console's settings.
+    pub fn console(&self) -> hookd_console::Settings {
+        hookd_console::Settings {
+            session_idle: self.console_session_idle.0,
+            max_sessions: self.console_sessions_max.max(1),
+            upload_limit: self.guest_size_limit,
+        }
     }
 
     /// The Admin API listener's limits.

@@ -6,6 +6,10 @@
 //! Gauges of state (queue depth, compiled guests) are set when scraped.
 #![deny(missing_docs)]
 
+mod last_hour;
+
+pub use last_hour::{LastHour, MINUTES, Minute};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -122,6 +126,8 @@ pub struct Metrics {
     pub attempts: Family<OutcomeLabels, Counter>,
     /// Deliveries that ended, by handler and outcome (`succeeded`, `dead`).
     pub deliveries: Family<OutcomeLabels, Counter>,
+    /// Delivery attempts minute by minute over the last hour.
+    pub last_hour: LastHour,
     /// Duration of delivery attempts, by handler.
     pub attempt_seconds: Latencies<HandlerLabels>,
     /// Deliveries waiting for an attempt.
@@ -163,6 +169,7 @@ impl Metrics {
             conditions: Family::default(),
             attempts: Family::default(),
             deliveries: Family::default(),
+            last_hour: LastHour::default(),
             attempt_seconds: Family::new_with_constructor(latency_histogram),
             queue_depth: Gauge::default(),
             queue_oldest_due_seconds: Gauge::default(),

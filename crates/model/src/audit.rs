@@ -34,6 +34,18 @@ pub enum CapabilityClass {
 }
 
 impl CapabilityClass {
+    /// Every class, in the order audits list them.
+    pub const ALL: [CapabilityClass; 8] = [
+        CapabilityClass::Http,
+        CapabilityClass::Network,
+        CapabilityClass::Filesystem,
+        CapabilityClass::Environment,
+        CapabilityClass::Clock,
+        CapabilityClass::Random,
+        CapabilityClass::Stdio,
+        CapabilityClass::HookdHost,
+    ];
+
     /// Its name, as serialised.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,6 +171,16 @@ fn one() -> u64 {
 mod tests {
     use super::*;
     use CapabilityClass::*;
+
+    #[test]
+    fn every_class_is_listed_once_by_its_serialised_name() {
+        for class in CapabilityClass::ALL {
+            assert_eq!(serde_json::to_value(class).unwrap(), class.as_str());
+        }
+        let mut sorted = CapabilityClass::ALL.to_vec();
+        sorted.dedup();
+        assert_eq!(sorted.len(), CapabilityClass::ALL.len());
+    }
 
     #[test]
     fn component_interfaces_are_classed() {

@@ -4,7 +4,7 @@
 //! can keep denials far longer: they are what an auditor looks for.
 
 use crate::{Error, Listed, Origin, Page, Result, Store};
-use hookd_model::audit::{AuditRecord, Verdict};
+use hookd_model::audit::{AuditRecord, CapabilityClass, Verdict};
 use std::iter::Peekable;
 
 /// The trees of the audit log, keyed by time then sequence.
@@ -47,6 +47,8 @@ pub struct AuditFilter {
     pub guest: Option<String>,
     /// Only allowed, or only denied.
     pub verdict: Option<Verdict>,
+    /// Only decisions about this capability.
+    pub capability: Option<CapabilityClass>,
 }
 
 impl AuditFilter {
@@ -57,6 +59,7 @@ impl AuditFilter {
                 .as_deref()
                 .is_none_or(|g| r.guest.name == g || r.guest.digest == g)
             && self.verdict.is_none_or(|v| r.verdict == v)
+            && self.capability.is_none_or(|c| r.capability == c)
     }
 }
 
@@ -185,7 +188,7 @@ fn prune_tree(tree: &sled::Tree, keep: usize, before_ms: i64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookd_model::audit::{CapabilityClass, GuestRef};
+    use hookd_model::audit::GuestRef;
     use uuid::Uuid;
 
     fn record(at_ms: i64, hook: Uuid, guest: &str, verdict: Verdict) -> AuditRecord {
@@ -216,12 +219,16 @@ mod tests {
                 } else {
                     Verdict::Denied
                 };
-                record(
+                let mut r = record(
                     i,
                     if i < 3 { h1 } else { h2 },
                     if i < 4 { "g" } else { "k" },
                     verdict,
-                )
+                );
+                if i == 4 {
+                    r.capability = CapabilityClass::Network;
+                }
+                r
             })
             .collect();
         store.append_audit(&records).unwrap();
@@ -261,6 +268,13 @@ mod tests {
                 ..Default::default()
             }),
             [5, 4]
+        );
+        assert_eq!(
+            all(AuditFilter {
+                capability: Some(CapabilityClass::Network),
+                ..Default::default()
+            }),
+            [4]
         );
         assert!(matches!(
             store.audit_page(

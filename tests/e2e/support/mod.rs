@@ -1,6 +1,8 @@
 //! The harness: the real `hookd` binary on a free loopback port with a
 //! temporary data directory, an HTTP client for it, and polling helpers.
 
+pub mod browser;
+
 use hookd_testkit::process::follow_log;
 use hookd_testkit::{PATIENCE, eventually};
 use reqwest::StatusCode;
@@ -294,4 +296,25 @@ pub fn attempted(delivery: &Value) -> bool {
     delivery["attempts"]
         .as_array()
         .is_some_and(|a| !a.is_empty())
+}
+
+/// A request as the holder of `token` (none: without one), answering
+/// status and JSON body (null when empty or not JSON).
+pub async fn call(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = server.http.request(method, server.url(path));
+    if let Some(t) = token {
+        req = req.header("Kong-Admin-Token", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let response = req.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -5,7 +5,7 @@ use super::{Call, Handled, HookHandler, TestFailure};
 use crate::Engine;
 use futures::future::{self, BoxFuture, FutureExt};
 use hookd_metrics::{CapabilityLabels, InvocationLabels};
-use hookd_model::hook::LambdaConfig;
+use hookd_model::hook::{LambdaConfig, pinned_digest};
 use hookd_model::nesting::{JsonRefusal, parse_json};
 use hookd_model::violation::PathSeg;
 use hookd_model::{Event, Violations};
@@ -52,22 +52,16 @@ impl HookHandler for LambdaConfig {
 /// digest of one version (`sha256:<hex>` or bare hex).
 pub(crate) struct StoreGuests<'a>(pub &'a Store);
 
-/// The digest a function pins, if it pins one.
-fn pinned_digest(function: &str) -> Option<&str> {
-    let hex = function.strip_prefix("sha256:").unwrap_or(function);
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
-}
-
 impl StoreGuests<'_> {
     /// The guest a function names, and what its bytes are.
     pub(crate) fn lookup(&self, function: &str) -> Result<(GuestRef, Value), SourceError> {
         if let Some(digest) = pinned_digest(function) {
             let version = self
                 .0
-                .guest_version(&digest.to_ascii_lowercase())?
+                .guest_version(&digest)?
                 .ok_or_else(|| format!("no guest has the digest {digest}"))?;
             let name = version["names"][0].as_str().unwrap_or(function).to_string();
-            let digest = version["digest"].as_str().unwrap_or(digest).to_string();
+            let digest = version["digest"].as_str().unwrap_or(&digest).to_string();
             return Ok((GuestRef { name, digest }, version));
         }
         let record = self
@@ -239,14 +233,5 @@ mod tests {
                 .unwrap_err()
                 .starts_with("the chain's result is not JSON")
         );
-    }
-
-    #[test]
-    fn digests_are_pinned_with_or_without_prefix() {
-        let hex = "a".repeat(64);
-        assert_eq!(pinned_digest(&hex), Some(hex.as_str()));
-        assert_eq!(pinned_digest(&format!("sha256:{hex}")), Some(hex.as_str()));
-        assert_eq!(pinned_digest("transform"), None);
-        assert_eq!(pinned_digest(&"g".repeat(64)), None);
     }
 }

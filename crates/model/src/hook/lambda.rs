@@ -21,6 +21,15 @@ pub struct LambdaConfig {
     pub instance: InstanceMode,
 }
 
+/// The digest a function of a lambda hook pins (`sha256:<hex>` or bare
+/// hex), lower-cased, if it pins one; a function that pins none names a
+/// guest and runs its current version.
+pub fn pinned_digest(function: &str) -> Option<String> {
+    let hex = function.strip_prefix("sha256:").unwrap_or(function);
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
 /// How a lambda hook's guests are instantiated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -55,5 +64,20 @@ impl HandlerConfig for LambdaConfig {
                 .check(Check::OneOf(&["per-event", "reused"]))
                 .default(json!(InstanceMode::default())),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pinned_digest;
+
+    #[test]
+    fn a_function_pins_a_digest_with_or_without_its_prefix() {
+        let hex = "ab".repeat(32);
+        assert_eq!(pinned_digest(&hex), Some(hex.clone()));
+        assert_eq!(pinned_digest(&format!("sha256:{hex}")), Some(hex.clone()));
+        assert_eq!(pinned_digest(&hex.to_uppercase()), Some(hex));
+        assert_eq!(pinned_digest("transform"), None);
+        assert_eq!(pinned_digest(&"g".repeat(64)), None);
     }
 }

@@ -9,7 +9,7 @@ mod secret;
 mod webhook;
 
 pub use custom::{CUSTOM_METHODS, WebhookCustomConfig};
-pub use lambda::{InstanceMode, LambdaConfig};
+pub use lambda::{InstanceMode, LambdaConfig, pinned_digest};
 pub use log::LogConfig;
 pub use secret::{MAX_EXPIRES_AT, PreviousSecret, Secrets};
 pub use webhook::WebhookConfig;

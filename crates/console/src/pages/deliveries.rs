@@ -1,0 +1,58 @@
+//! One delivery: its event and every attempt (status, latency, error,
+//! the answer's first bytes), and redelivery.
+
+use super::encode;
+use crate::page::{Failure, Reply};
+use crate::viewer::{Posted, Viewer, ok};
+use axum::extract::Path;
+use axum::http::Method;
+use serde_json::json;
+
+fn delivery_path(id: &str) -> String {
+    format!("/deliveries/{}", encode(id))
+}
+
+/// `GET /console/deliveries/{id}`.
+pub(crate) async fn show(viewer: Viewer, Path(id): Path<String>) -> Result<Reply, Failure> {
+    let delivery = viewer.get(&delivery_path(&id)).await?;
+    let event = serde_json::to_string_pretty(&delivery["event"]).unwrap_or_default();
+    let attempts: Vec<_> = delivery["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .map(|a| {
+            json!({
+                "attempt": a,
+                "result": if a["result"].is_null() { String::new() } else {
+                    serde_json::to_string_pretty(&a["result"]).unwrap_or_default()
+                },
+            })
+        })
+        .collect();
+    viewer.show(
+        "delivery.html",
+        "hooks",
+        json!({
+            "title": format!("Delivery {id}"),
+            "delivery": delivery,
+            "event": event,
+            "attempts": attempts,
+            "redeliverable": !matches!(delivery["state"].as_str(), Some("in_flight")),
+        }),
+    )
+}
+
+/// `POST /console/deliveries/{id}/retry`: `POST /deliveries/{id}/retry`,
+/// then the delivery again, queued.
+pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+    ok(posted
+        .viewer
+        .call(Method::POST, &format!("{}/retry", delivery_path(&id)), None)
+        .await)?;
+    Ok(Reply::Redirect(format!(
+        "{}/deliveries/{}",
+        crate::PREFIX,
+        encode(&id)
+    )))
+}

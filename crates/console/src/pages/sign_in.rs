@@ -1,0 +1,122 @@
+//! Signing in with an admin token, and out. Without RBAC there is nothing
+//! to sign in with: the console starts a session at once (for its CSRF
+//! token) and says on every page that the API is open.
+
+use crate::Console;
+use crate::api::AdminApi;
+use crate::form::Fields;
+use crate::page::{Failure, Reply, render};
+use crate::session::{clear_cookie, set_cookie};
+use crate::viewer::{check_csrf, same_origin};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Whether the API lets anyone in without a token.
+async fn rbac_off(api: &AdminApi) -> bool {
+    api.call(None, Method::GET, "/userinfo", None)
+        .await
+        .status
+        .is_success()
+}
+
+fn overview() -> String {
+    crate::PREFIX.to_string()
+}
+
+/// `GET /console/sign-in`: the form, in a session of its own so that the
+/// form carries a CSRF token too; without RBAC, straight in.
+pub(crate) async fn form(State(console): State<Console>, headers: HeaderMap) -> Response {
+    if rbac_off(&console.api).await {
+        let session = console.sessions.start(None);
+        return Reply::redirect_with_cookie(&overview(), set_cookie(&session));
+    }
+    let session = match console.sessions.find(&headers) {
+        Some(session) => session,
+        None => console.sessions.start(None),
+    };
+    match sign_in_page(StatusCode::OK, &session.csrf, None) {
+        Ok(page) => with_cookie(page, &session),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+fn sign_in_page(status: StatusCode, csrf: &str, error: Option<&str>) -> Result<Reply, Failure> {
+    let html = render(
+        "sign_in.html",
+        json!({"title": "Sign in", "csrf": csrf, "error": error}),
+    )?;
+    Ok(Reply::Page(status, html))
+}
+
+fn with_cookie(reply: Reply, session: &crate::session::Session) -> Response {
+    let mut response = reply.into_response();
+    if let Ok(value) = set_cookie(session).parse() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /console/sign-in`: a token the API accepts starts a new session
+/// holding it (a new id, so that an id planted before sign-in is worth
+/// nothing after).
+pub(crate) async fn submit(State(console): State<Console>, request: Request) -> Response {
+    match sign_in(&console, request).await {
+        Ok(response) => response,
+        Err(failure) => failure.into_response(),
+    }
+}
+
+async fn sign_in(console: &Console, request: Request) -> Result<Response, Failure> {
+    let (parts, body) = request.into_parts();
+    same_origin(&parts.headers)?;
+    let Some(before) = console.sessions.find(&parts.headers) else {
+        return Err(Failure::SignIn);
+    };
+    let fields = Fields::read(body).await?;
+    check_csrf(&before, fields.get("csrf"))?;
+    let token = fields.text("token").trim().to_string();
+    let who = console
+        .api
+        .call(Some(&token), Method::GET, "/userinfo", None)
+        .await;
+    if token.is_empty() || !who.status.is_success() || who.body["admin"].is_null() {
+        let page = sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            &before.csrf,
+            Some("That token is not valid: check it, or ask a super-admin for a new one."),
+        )?;
+        return Ok(page.into_response());
+    }
+    console.sessions.end(&before.id);
+    let session = console.sessions.start(Some(token));
+    Ok(Reply::redirect_with_cookie(
+        &overview(),
+        set_cookie(&session),
+    ))
+}
+
+/// `POST /console/sign-out`.
+pub(crate) async fn sign_out(State(console): State<Console>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let outcome = async {
+        same_origin(&parts.headers)?;
+        let session = console
+            .sessions
+            .find(&parts.headers)
+            .ok_or(Failure::SignIn)?;
+        check_csrf(&session, Fields::read(body).await?.get("csrf"))?;
+        console.sessions.end(&session.id);
+        Ok::<_, Failure>(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            Reply::redirect_with_cookie(&format!("{}/sign-in", crate::PREFIX), clear_cookie())
+        }
+        Err(failure) => failure.into_response(),
+    }
+}
