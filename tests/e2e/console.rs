@@ -15,12 +15,14 @@ use hookd_testkit::receiver::Receiver;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Signs in through the form with `token`, from wherever the browser is.
-async fn sign_in(browser: &Browser, server: &Server, token: &str) {
-    browser.goto(&server.url("/console")).await;
+/// Opens the console's `page` without a session, signs in through the
+/// form with `token`, and lands on `page`.
+async fn sign_in_at(browser: &Browser, server: &Server, token: &str, page: &str) {
+    browser.goto(&server.url(page)).await;
     assert_eq!(browser.path().await, "/console/sign-in");
     browser.fill("#token", token).await;
     browser.click("form.card button[type=submit]").await;
+    assert_eq!(browser.path().await, page, "back where sign-in began");
 }
 
 /// Loads `path` again until `css` selects something, and returns the text
@@ -302,11 +304,14 @@ async fn a_read_only_admin_sees_no_change_buttons_and_a_forged_change_is_refused
     let hook_id = hook["id"].as_str().unwrap().to_string();
     let token = admin_with_token(&server, "auditor", "read-only").await;
 
-    sign_in(&browser, &server, &token).await;
+    sign_in_at(
+        &browser,
+        &server,
+        &token,
+        &format!("/console/hooks/{hook_id}"),
+    )
+    .await;
     assert!(browser.text(".banner").await.contains("read-only"));
-    browser
-        .goto(&server.url(&format!("/console/hooks/{hook_id}")))
-        .await;
     assert!(!browser.has("a[href$='/edit']").await);
     assert!(!browser.has("form[action$='/delete']").await);
     assert!(!browser.has("form[action$='/test']").await);
@@ -477,5 +482,51 @@ async fn hostile_data_renders_as_inert_text_on_every_page() {
         .await;
     assert_eq!(pwned, Value::Bool(true));
     browser.screenshot("guest-name-refused").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn dead_letters_of_every_hook_are_listed_and_redelivered_from_the_page() {
+    let Some(browser) = Browser::start("dead-letters").await else {
+        return;
+    };
+    let server = Server::start_with(Options::loopback().env("HOOKD_RETRY_MAX_ATTEMPTS", "1")).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(500);
+    let failing = server
+        .create(
+            "/event-hooks",
+            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
+                    "config": {"url": receiver.url("/dead")}}),
+        )
+        .await;
+    let (status, _) = server.post("/consumers", &json!({"username": "ann"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let dead = server
+        .newest_delivery(&failing, "a dead delivery", |d| d["state"] == "dead")
+        .await;
+    let (status, listed) = server.get("/dead-letters").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["data"][0]["id"], dead["id"], "{listed}");
+
+    browser.goto(&server.url("/console/dead-letters")).await;
+    let row = browser.text("#dead-letters tbody tr").await;
+    assert!(row.contains("status 500"), "{row}");
+    browser.screenshot("list").await;
+    receiver.set_status(200);
+    browser.click("#dead-letters form button").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/console/deliveries/{}", dead["id"].as_str().unwrap())
+    );
+    eventually("the redelivery to succeed", || async {
+        let (_, d) = server
+            .get(&format!("/deliveries/{}", dead["id"].as_str().unwrap()))
+            .await;
+        (d["state"] == "succeeded").then_some(())
+    })
+    .await;
+    browser.goto(&server.url("/console/dead-letters")).await;
+    assert!(browser.text("main").await.contains("No delivery has died"));
     browser.close().await;
 }

@@ -1,6 +1,6 @@
 //! Running hooks by hand and watching deliveries: `/event-hooks/{id}/test`,
 //! `/event-hooks/{id}/ping`, `/event-hooks/{id}/deliveries`,
-//! `/deliveries/{id}` and `/deliveries/{id}/retry`.
+//! `/dead-letters`, `/deliveries/{id}` and `/deliveries/{id}/retry`.
 
 use crate::AdminState;
 use crate::api::{Api, doc};
@@ -47,6 +47,15 @@ pub fn router() -> Api {
             "/event-hooks/{key}/deliveries",
             get(hook_deliveries),
             [doc(Method::GET, "The hook's deliveries, newest first").json(200, "List:Delivery")],
+        )
+        .route(
+            "/dead-letters",
+            get(dead_letters),
+            [doc(
+                Method::GET,
+                "Deliveries that died (every attempt failed), across hooks, the latest to die first",
+            )
+            .json(200, "List:Delivery")],
         )
         .route(
             "/deliveries/{id}",
@@ -154,6 +163,22 @@ async fn hook_deliveries(
     let hook = load_hook(&state, &key)?;
     let page = parse_page(&query)?;
     let listed = state.deliveries.hook_deliveries(hook.id, &page)?;
+    let data: Vec<Value> = listed.data.iter().map(|d| view(&state, d)).collect();
+    Ok(Json(crate::crud::page_answer(
+        data,
+        listed.next,
+        &query,
+        uri.path(),
+    )))
+}
+
+async fn dead_letters(
+    State(state): State<AdminState>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let page = parse_page(&query)?;
+    let listed = state.store.dead_deliveries(&page)?;
     let data: Vec<Value> = listed.data.iter().map(|d| view(&state, d)).collect();
     Ok(Json(crate::crud::page_answer(
         data,

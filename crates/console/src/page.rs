@@ -56,6 +56,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("grant.html", include_str!("../templates/grant.html")),
     ("delivery.html", include_str!("../templates/delivery.html")),
+    (
+        "dead_letters.html",
+        include_str!("../templates/dead_letters.html"),
+    ),
     ("guests.html", include_str!("../templates/guests.html")),
     ("guest.html", include_str!("../templates/guest.html")),
     ("audit.html", include_str!("../templates/audit.html")),
@@ -160,8 +164,9 @@ impl IntoResponse for Reply {
 /// Why a page cannot be shown.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// Nobody is signed in (or the token stopped working).
-    SignIn,
+    /// Nobody is signed in (or the token stopped working); the page to go
+    /// back to after signing in, if there is one.
+    SignIn(Option<String>),
     /// The API's answer, or the console's own refusal, with its status.
     Status(StatusCode, String),
 }
@@ -175,8 +180,13 @@ impl Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
-            Failure::SignIn => {
-                Reply::Redirect(format!("{}/sign-in", crate::PREFIX)).into_response()
+            Failure::SignIn(next) => {
+                let sign_in = format!("{}/sign-in", crate::PREFIX);
+                Reply::Redirect(match next {
+                    Some(next) => format!("{sign_in}?next={}", crate::pages::encode(&next)),
+                    None => sign_in,
+                })
+                .into_response()
             }
             Failure::Status(status, message) => {
                 let context = minijinja::context! {

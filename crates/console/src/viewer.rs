@@ -29,17 +29,21 @@ impl FromRequestParts<Console> for Viewer {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Failure> {
-        let session = console
-            .sessions
-            .find(&parts.headers)
-            .ok_or(Failure::SignIn)?;
+        // A page asked for is shown after signing in; a change is not made.
+        let sign_in = || {
+            let next = (parts.method == Method::GET)
+                .then(|| parts.uri.path_and_query().map(|p| p.to_string()))
+                .flatten();
+            Failure::SignIn(next)
+        };
+        let session = console.sessions.find(&parts.headers).ok_or_else(sign_in)?;
         let who = console
             .api
             .call(session.token.as_deref(), Method::GET, "/userinfo", None)
             .await;
         if who.status == StatusCode::UNAUTHORIZED {
             console.sessions.end(&session.id);
-            return Err(Failure::SignIn);
+            return Err(sign_in());
         }
         if !who.status.is_success() {
             return Err(Failure::status(who.status, who.message()));
@@ -130,7 +134,7 @@ impl Viewer {
 pub(crate) fn ok(answer: Answer) -> Result<Answer, Failure> {
     match answer.status {
         s if s.is_success() => Ok(answer),
-        StatusCode::UNAUTHORIZED => Err(Failure::SignIn),
+        StatusCode::UNAUTHORIZED => Err(Failure::SignIn(None)),
         s => Err(Failure::status(s, answer.message())),
     }
 }

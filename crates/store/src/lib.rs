@@ -199,6 +199,7 @@ impl Store {
             Origin::Outbox.open(&db)?,
             db.open_tree("admin_tokens")?,
         );
+        let meta = db.open_tree("meta")?;
         let inner = Inner {
             writer: writer::Writer::start([
                 entities.clone(),
@@ -211,8 +212,8 @@ impl Store {
             unique,
             children,
             outbox,
-            meta: db.open_tree("meta")?,
-            queue: queue::QueueTrees::open(&db)?,
+            queue: queue::QueueTrees::open(&db, &meta)?,
+            meta,
             guests: guests::GuestTrees::open(&db)?,
             audit: audit::AuditTrees::open(&db)?,
             tokens,

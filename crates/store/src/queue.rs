@@ -6,7 +6,7 @@
 
 use crate::codec::{decode, encode, encode_packed};
 use crate::{Error, Listed, Origin, Page, Quarantined, Result, Store, tx_error};
-use hookd_model::delivery::Delivery;
+use hookd_model::delivery::{Delivery, DeliveryState};
 use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -26,7 +26,8 @@ pub(crate) struct QueueTrees {
     pub due_by_hook: sled::Tree,
     /// hook id ++ created ms ++ id → ().
     pub by_hook: sled::Tree,
-    /// finished ms ++ id → (): succeeded and dead deliveries, oldest first.
+    /// finished ms ++ id → [`DEAD`] for a dead delivery, nothing for one
+    /// that succeeded: finished deliveries, oldest first.
     pub finished: sled::Tree,
     /// hook id ++ name → value: on_change and snooze memory.
     pub hook_state: sled::Tree,
@@ -39,14 +40,25 @@ pub(crate) struct QueueTrees {
     finished_count: AtomicIsize,
 }
 
+/// The value of a dead delivery's `finished` entry, so that dead letters
+/// are listed from that index alone.
+const DEAD: &[u8] = &[1];
+
+/// Where `meta` records that `finished` marks dead deliveries.
+const DEAD_MARKED: &str = "finished_marks_dead";
+
 impl QueueTrees {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self> {
+    pub(crate) fn open(db: &sled::Db, meta: &sled::Tree) -> Result<Self> {
         let due = db.open_tree("due")?;
         let deliveries = Origin::Deliveries.open(db)?;
         let due_by_hook = db.open_tree("due_by_hook")?;
         let finished = db.open_tree("finished")?;
         if due_by_hook.is_empty() && !due.is_empty() {
             index_due_by_hook(&due, &deliveries, &due_by_hook)?;
+        }
+        if meta.get(DEAD_MARKED)?.is_none() {
+            mark_dead(&finished, &deliveries)?;
+            meta.insert(DEAD_MARKED, &[])?;
         }
         Ok(QueueTrees {
             deliveries,
@@ -81,6 +93,27 @@ fn index_due_by_hook(
         };
         if let Ok(d) = decode::<Delivery>(&bytes) {
             by_hook.insert(hook_due_key(d.hook_id, &key), &[])?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks the dead deliveries in `finished`, for a store written before
+/// the marks existed. An entry whose delivery does not decode is left as
+/// it is: its first read quarantines it.
+fn mark_dead(finished: &sled::Tree, deliveries: &sled::Tree) -> Result<()> {
+    for key in finished.iter().keys() {
+        let key = key?;
+        let id = key.get(8..).and_then(|id| Uuid::from_slice(id).ok());
+        let Some(bytes) = id
+            .map(|id| deliveries.get(id.as_bytes()))
+            .transpose()?
+            .flatten()
+        else {
+            continue;
+        };
+        if decode::<Delivery>(&bytes).is_ok_and(|d| d.state == DeliveryState::Dead) {
+            finished.insert(key, DEAD)?;
         }
     }
     Ok(())
@@ -202,9 +235,14 @@ impl<'a> QueueTx<'a> {
     }
 
     fn finished_insert(&self, d: &Delivery) -> TxResult<()> {
+        let mark: &[u8] = if d.state == DeliveryState::Dead {
+            DEAD
+        } else {
+            &[]
+        };
         if self
             .finished
-            .insert(&time_key(finished_at(d), d.id), &[])?
+            .insert(&time_key(finished_at(d), d.id), mark)?
             .is_none()
         {
             self.tally(|a| a.finished += 1);
@@ -775,6 +813,47 @@ impl Store {
         Ok(data)
     }
 
+    /// A page of the dead deliveries of every hook, the latest to die
+    /// first. Offsets are the id of the first delivery of the next page.
+    /// Read from the `finished` index, whose entries mark the dead ones,
+    /// so only dead letters are decoded.
+    pub fn dead_deliveries(&self, page: &Page) -> Result<Listed<Delivery>> {
+        let finished = &self.inner.queue.finished;
+        let entries = match &page.offset {
+            Some(offset) => {
+                let start: Uuid = offset.parse().map_err(|_| Error::InvalidOffset)?;
+                let first = self
+                    .delivery(start)?
+                    .filter(|d| d.state == DeliveryState::Dead)
+                    .ok_or(Error::InvalidOffset)?;
+                finished.range(..=time_key(finished_at(&first), first.id))
+            }
+            None => finished.iter(),
+        };
+        let wanted = page.size.saturating_add(1);
+        let mut data = Vec::new();
+        for entry in entries.rev() {
+            if data.len() == wanted {
+                break;
+            }
+            let (key, mark) = entry?;
+            if *mark != *DEAD {
+                continue;
+            }
+            let id = key
+                .get(8..)
+                .and_then(|id| Uuid::from_slice(id).ok())
+                .ok_or(Error::CorruptKey)?;
+            if let Some(d) = self.delivery(id)? {
+                data.push(d);
+            }
+        }
+        let next = (data.len() > page.size)
+            .then(|| data.pop().map(|d| d.id.to_string()))
+            .flatten();
+        Ok(Listed { data, next })
+    }
+
     /// Forgets finished deliveries beyond retention: succeeded and dead
     /// ones that finished before `finished_before_ms`, and the oldest
     /// finished ones while more than `keep` remain. Returns how many went.
@@ -1070,6 +1149,63 @@ mod tests {
         assert_eq!((reopened.queue_depth(), reopened.finished_count()), (2, 1));
         assert_eq!(reopened.prune_deliveries(0, i64::MAX).unwrap(), 1);
         assert_eq!((reopened.queue_depth(), reopened.finished_count()), (2, 0));
+    }
+
+    fn ids(listed: &Listed<Delivery>) -> Vec<Uuid> {
+        listed.data.iter().map(|d| d.id).collect()
+    }
+
+    #[tokio::test]
+    async fn dead_letters_page_latest_first_and_leave_when_redelivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let new = |i| Delivery::new(Uuid::new_v4(), Event::new("s", "e", json!({}), 0), 0, i);
+        let dead: Vec<Delivery> = (0..3)
+            .map(|i| finish(new(i), 10 + i, DeliveryState::Dead))
+            .collect();
+        let succeeded = finish(new(0), 11, DeliveryState::Succeeded);
+        store.commit_dispatch(&[], &dead, &[]).unwrap();
+        store
+            .commit_dispatch(&[], std::slice::from_ref(&succeeded), &[])
+            .unwrap();
+        let page =
+            |size, offset: Option<String>| store.dead_deliveries(&Page { size, offset }).unwrap();
+        let first = page(2, None);
+        assert_eq!(ids(&first), [dead[2].id, dead[1].id]);
+        let second = page(2, first.next.clone());
+        assert_eq!(ids(&second), [dead[0].id]);
+        assert_eq!(second.next, None);
+        assert!(matches!(
+            store.dead_deliveries(&Page {
+                size: 2,
+                offset: Some(succeeded.id.to_string())
+            }),
+            Err(Error::InvalidOffset)
+        ));
+        // Redelivered: queued again, no longer a dead letter.
+        let mut again = dead[1].clone();
+        again.state = DeliveryState::Queued;
+        again.next_attempt_at_ms = Some(20);
+        store.commit_deliveries(&[again]).unwrap();
+        assert_eq!(ids(&page(10, None)), [dead[2].id, dead[0].id]);
+
+        // A store written before the marks: they are made at the next open.
+        let finished = store.inner.queue.finished.clone();
+        for key in finished.iter().keys() {
+            finished.insert(key.unwrap(), &[]).unwrap();
+        }
+        store.inner.meta.remove(DEAD_MARKED).unwrap();
+        assert!(page(10, None).data.is_empty());
+        drop(finished);
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        let listed = reopened
+            .dead_deliveries(&Page {
+                size: 10,
+                offset: None,
+            })
+            .unwrap();
+        assert_eq!(ids(&listed), [dead[2].id, dead[0].id]);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The console's pages, one module each, and the routes that reach them.
 
 mod audit;
+mod dead_letters;
 mod deliveries;
 mod grant;
 mod guests;
@@ -38,6 +39,7 @@ pub(crate) fn routes(console: Console) -> Router {
         .route(&at("/hooks/{id}/delete"), post(hooks::delete))
         .route(&at("/hooks/{id}/test"), post(hooks::test))
         .route(&at("/hooks/{id}/ping"), post(hooks::ping))
+        .route(&at("/dead-letters"), get(dead_letters::list))
         .route(&at("/deliveries/{id}"), get(deliveries::show))
         .route(&at("/deliveries/{id}/retry"), post(deliveries::retry))
         .route(

@@ -8,9 +8,10 @@ use crate::form::Fields;
 use crate::page::{Failure, Reply, render};
 use crate::session::{clear_cookie, set_cookie};
 use crate::viewer::{check_csrf, same_origin};
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::json;
 
 /// Whether the API lets anyone in without a token.
@@ -21,31 +22,59 @@ async fn rbac_off(api: &AdminApi) -> bool {
         .is_success()
 }
 
-fn overview() -> String {
-    crate::PREFIX.to_string()
+/// Where to go after signing in: the console page asked for, or the
+/// overview. Only a path of the console itself, so that no link can make
+/// the sign-in send anyone elsewhere.
+fn after_sign_in(next: Option<&str>) -> String {
+    match next {
+        Some(next)
+            if (next == crate::PREFIX || next.starts_with(&format!("{}/", crate::PREFIX)))
+                && !next.contains("//")
+                && !next.contains('\\') =>
+        {
+            next.to_string()
+        }
+        _ => crate::PREFIX.to_string(),
+    }
+}
+
+/// The page asked for before signing in.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Next {
+    next: Option<String>,
 }
 
 /// `GET /console/sign-in`: the form, in a session of its own so that the
 /// form carries a CSRF token too; without RBAC, straight in.
-pub(crate) async fn form(State(console): State<Console>, headers: HeaderMap) -> Response {
+pub(crate) async fn form(
+    State(console): State<Console>,
+    Query(next): Query<Next>,
+    headers: HeaderMap,
+) -> Response {
+    let next = after_sign_in(next.next.as_deref());
     if rbac_off(&console.api).await {
         let session = console.sessions.start(None);
-        return Reply::redirect_with_cookie(&overview(), set_cookie(&session));
+        return Reply::redirect_with_cookie(&next, set_cookie(&session));
     }
     let session = match console.sessions.find(&headers) {
         Some(session) => session,
         None => console.sessions.start(None),
     };
-    match sign_in_page(StatusCode::OK, &session.csrf, None) {
+    match sign_in_page(StatusCode::OK, &session.csrf, &next, None) {
         Ok(page) => with_cookie(page, &session),
         Err(failure) => failure.into_response(),
     }
 }
 
-fn sign_in_page(status: StatusCode, csrf: &str, error: Option<&str>) -> Result<Reply, Failure> {
+fn sign_in_page(
+    status: StatusCode,
+    csrf: &str,
+    next: &str,
+    error: Option<&str>,
+) -> Result<Reply, Failure> {
     let html = render(
         "sign_in.html",
-        json!({"title": "Sign in", "csrf": csrf, "error": error}),
+        json!({"title": "Sign in", "csrf": csrf, "next": next, "error": error}),
     )?;
     Ok(Reply::Page(status, html))
 }
@@ -74,10 +103,11 @@ async fn sign_in(console: &Console, request: Request) -> Result<Response, Failur
     let (parts, body) = request.into_parts();
     same_origin(&parts.headers)?;
     let Some(before) = console.sessions.find(&parts.headers) else {
-        return Err(Failure::SignIn);
+        return Err(Failure::SignIn(None));
     };
     let fields = Fields::read(body).await?;
     check_csrf(&before, fields.get("csrf"))?;
+    let next = after_sign_in(fields.get("next"));
     let token = fields.text("token").trim().to_string();
     let who = console
         .api
@@ -87,16 +117,14 @@ async fn sign_in(console: &Console, request: Request) -> Result<Response, Failur
         let page = sign_in_page(
             StatusCode::UNAUTHORIZED,
             &before.csrf,
+            &next,
             Some("That token is not valid: check it, or ask a super-admin for a new one."),
         )?;
         return Ok(page.into_response());
     }
     console.sessions.end(&before.id);
     let session = console.sessions.start(Some(token));
-    Ok(Reply::redirect_with_cookie(
-        &overview(),
-        set_cookie(&session),
-    ))
+    Ok(Reply::redirect_with_cookie(&next, set_cookie(&session)))
 }
 
 /// `POST /console/sign-out`.
@@ -107,7 +135,7 @@ pub(crate) async fn sign_out(State(console): State<Console>, request: Request) -
         let session = console
             .sessions
             .find(&parts.headers)
-            .ok_or(Failure::SignIn)?;
+            .ok_or(Failure::SignIn(None))?;
         check_csrf(&session, Fields::read(body).await?.get("csrf"))?;
         console.sessions.end(&session.id);
         Ok::<_, Failure>(())
@@ -118,5 +146,30 @@ pub(crate) async fn sign_out(State(console): State<Console>, request: Request) -
             Reply::redirect_with_cookie(&format!("{}/sign-in", crate::PREFIX), clear_cookie())
         }
         Err(failure) => failure.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_sign_in;
+
+    #[test]
+    fn signing_in_returns_only_to_a_page_of_the_console() {
+        assert_eq!(
+            after_sign_in(Some("/console/hooks?offset=x")),
+            "/console/hooks?offset=x"
+        );
+        assert_eq!(after_sign_in(Some("/console")), "/console");
+        for elsewhere in [
+            "https://evil.example/",
+            "//evil.example",
+            "/consoles",
+            "/console//evil",
+            "/console/\\evil",
+            "/status",
+        ] {
+            assert_eq!(after_sign_in(Some(elsewhere)), "/console", "{elsewhere}");
+        }
+        assert_eq!(after_sign_in(None), "/console");
     }
 }
