@@ -39,6 +39,16 @@ async fn once_shown(browser: &Browser, server: &Server, path: &str, css: &str) -
     .await
 }
 
+/// Opens the form for a new `handler` hook and fills in its source and
+/// event, on crud's consumers.
+async fn new_consumers_hook(browser: &Browser, server: &Server, handler: &str) {
+    browser
+        .goto(&server.url(&format!("/console/hooks/new?handler={handler}")))
+        .await;
+    browser.fill("#f-source", "crud").await;
+    browser.fill("#f-event", "consumers").await;
+}
+
 /// The value of the page's CSRF token (the sign-out form's, or any).
 async fn csrf_of_page(browser: &Browser) -> String {
     browser
@@ -85,11 +95,7 @@ async fn an_admin_signs_in_makes_a_hook_in_the_form_and_redelivers_its_delivery(
 
     // The form, refused by the API for the missing URL: the error stands
     // beside the field.
-    browser
-        .goto(&server.url("/console/hooks/new?handler=webhook"))
-        .await;
-    browser.fill("#f-source", "crud").await;
-    browser.fill("#f-event", "consumers").await;
+    new_consumers_hook(&browser, &server, "webhook").await;
     browser.click("form.hook-form button[type=submit]").await;
     let error = browser.text("[data-field='config.url'] .field-error").await;
     assert!(error.contains("required"), "{error}");
@@ -237,11 +243,7 @@ async fn a_guest_uploaded_in_the_browser_is_audited_and_its_denial_reaches_the_t
     assert!(imports.contains("http"));
     browser.screenshot("guest").await;
 
-    browser
-        .goto(&server.url("/console/hooks/new?handler=lambda"))
-        .await;
-    browser.fill("#f-source", "crud").await;
-    browser.fill("#f-event", "consumers").await;
+    new_consumers_hook(&browser, &server, "lambda").await;
     browser.fill("#f-config-functions", "poster").await;
     browser.click("form.hook-form button[type=submit]").await;
     let hook_path = browser.path().await;

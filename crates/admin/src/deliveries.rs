@@ -154,6 +154,17 @@ fn view(state: &AdminState, delivery: &Delivery) -> Value {
     value
 }
 
+/// A page of deliveries as the API answers a listing.
+fn listing(
+    state: &AdminState,
+    listed: hookd_store::Listed<Delivery>,
+    query: &HashMap<String, String>,
+    path: &str,
+) -> Json<Value> {
+    let data: Vec<Value> = listed.data.iter().map(|d| view(state, d)).collect();
+    Json(crate::crud::page_answer(data, listed.next, query, path))
+}
+
 async fn hook_deliveries(
     State(state): State<AdminState>,
     Path(key): Path<String>,
@@ -163,13 +174,7 @@ async fn hook_deliveries(
     let hook = load_hook(&state, &key)?;
     let page = parse_page(&query)?;
     let listed = state.deliveries.hook_deliveries(hook.id, &page)?;
-    let data: Vec<Value> = listed.data.iter().map(|d| view(&state, d)).collect();
-    Ok(Json(crate::crud::page_answer(
-        data,
-        listed.next,
-        &query,
-        uri.path(),
-    )))
+    Ok(listing(&state, listed, &query, uri.path()))
 }
 
 async fn dead_letters(
@@ -179,13 +184,7 @@ async fn dead_letters(
 ) -> ApiResult<Json<Value>> {
     let page = parse_page(&query)?;
     let listed = state.store.dead_deliveries(&page)?;
-    let data: Vec<Value> = listed.data.iter().map(|d| view(&state, d)).collect();
-    Ok(Json(crate::crud::page_answer(
-        data,
-        listed.next,
-        &query,
-        uri.path(),
-    )))
+    Ok(listing(&state, listed, &query, uri.path()))
 }
 
 fn delivery_id(id: &str) -> ApiResult<Uuid> {

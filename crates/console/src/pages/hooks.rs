@@ -233,16 +233,23 @@ async fn save(posted: Posted, id: Option<String>) -> Result<Reply, Failure> {
     let handler = known_handler(fields.text("handler"))?;
     let mut widgets = hook_widgets(handler, &Value::Null);
     fill(&mut widgets, &fields);
+    let refused = |widgets: Vec<Widget>, errors: Vec<String>| {
+        let viewer = &viewer;
+        let id = id.as_deref();
+        async move {
+            form_page(
+                viewer,
+                StatusCode::BAD_REQUEST,
+                handler,
+                id,
+                &widgets,
+                &errors,
+            )
+            .await
+        }
+    };
     let Some(body) = hook_body(handler, &mut widgets) else {
-        return form_page(
-            &viewer,
-            StatusCode::BAD_REQUEST,
-            handler,
-            id.as_deref(),
-            &widgets,
-            &[],
-        )
-        .await;
+        return refused(widgets, Vec::new()).await;
     };
     let (method, path) = match &id {
         Some(id) => (Method::PUT, hook_path(id)),
@@ -254,15 +261,7 @@ async fn save(posted: Posted, id: Option<String>) -> Result<Reply, Failure> {
         if errors.is_empty() && widgets.iter().all(|w| w.error.is_none()) {
             errors.push(answer.message());
         }
-        return form_page(
-            &viewer,
-            StatusCode::BAD_REQUEST,
-            handler,
-            id.as_deref(),
-            &widgets,
-            &errors,
-        )
-        .await;
+        return refused(widgets, errors).await;
     }
     let saved = ok(answer)?;
     let saved_id = saved.body["id"].as_str().unwrap_or_default();

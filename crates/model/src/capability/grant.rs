@@ -238,16 +238,7 @@ mod tests {
     #[test]
     fn the_default_ceiling_grants_only_what_is_always_there() {
         let c = SandboxCeiling::default();
-        let everything = [
-            CapabilityClass::Http,
-            CapabilityClass::Network,
-            CapabilityClass::Filesystem,
-            CapabilityClass::Environment,
-            CapabilityClass::Clock,
-            CapabilityClass::Random,
-            CapabilityClass::Stdio,
-            CapabilityClass::HookdHost,
-        ];
+        let everything = CapabilityClass::ALL;
         let g = EffectiveGrant::new(
             UntrustedWasm::Sandbox,
             &c,
