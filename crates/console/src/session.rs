@@ -4,8 +4,9 @@
 //! its own CSRF token, which every form carries back.
 //!
 //! Sessions are kept in memory: a restart signs everyone out, and the
-//! count is bounded (the longest unused is dropped first) so that a
-//! client making sessions cannot grow the server.
+//! count is bounded (the longest unused goes first, one not signed in
+//! before any signed in) so that a client making sessions can neither grow
+//! the server nor sign admins out.
 
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
@@ -68,10 +69,12 @@ impl Sessions {
         let now = Instant::now();
         let mut kept = self.kept();
         kept.retain(|_, k| now.duration_since(k.last_seen) < self.idle);
+        // Past the limit a session not signed in goes first, so that
+        // anyone can open sign-in forms without signing admins out.
         if kept.len() >= self.max
             && let Some(oldest) = kept
                 .iter()
-                .min_by_key(|(_, k)| k.last_seen)
+                .min_by_key(|(_, k)| (k.session.token.is_some(), k.last_seen))
                 .map(|(id, _)| id.clone())
         {
             kept.remove(&oldest);
@@ -209,6 +212,23 @@ mod tests {
         assert!(live(&first));
         assert!(!live(&second));
         assert!(live(&third));
+    }
+
+    #[test]
+    fn sessions_not_signed_in_go_before_signed_in_ones() {
+        let sessions = Sessions::new(Duration::from_secs(60), 2);
+        let admin = sessions.start(Some("token".into()));
+        std::thread::sleep(Duration::from_millis(2));
+        let form = sessions.start(None);
+        let flood = sessions.start(None);
+        let live = |s: &Session| {
+            sessions
+                .find(&with_cookie(&format!("{COOKIE_NAME}={}", s.id)))
+                .is_some()
+        };
+        assert!(live(&admin), "the older, signed-in session stays");
+        assert!(!live(&form));
+        assert!(live(&flood));
     }
 
     #[test]
