@@ -532,3 +532,22 @@ async fn dead_letters_of_every_hook_are_listed_and_redelivered_from_the_page() {
     assert!(browser.text("main").await.contains("No delivery has died"));
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_console_can_be_turned_off() {
+    let server = Server::start_with(Options::default().env("HOOKD_CONSOLE", "false")).await;
+    let answer = server
+        .http
+        .get(server.url("/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap(),
+        json!({"message": "Not found"}),
+        "the Admin API's own answer"
+    );
+    let (status, _) = server.get("/event-hooks").await;
+    assert_eq!(status, StatusCode::OK);
+}
