@@ -511,6 +511,15 @@ async fn dead_letters_of_every_hook_are_listed_and_redelivered_from_the_page() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["data"][0]["id"], dead["id"], "{listed}");
 
+    browser
+        .goto(&server.url(&format!(
+            "/console/hooks/{}",
+            failing["id"].as_str().unwrap()
+        )))
+        .await;
+    let state = browser.text("#hook-state").await;
+    assert!(state.contains("failing, 1 in a row"), "{state}");
+
     browser.goto(&server.url("/console/dead-letters")).await;
     let row = browser.text("#dead-letters tbody tr").await;
     assert!(row.contains("status 500"), "{row}");

@@ -12,6 +12,7 @@ use axum::http::{Method, StatusCode};
 use hookd_model::hook::HANDLERS;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// Hooks a page of the list shows.
 const PAGE_SIZE: usize = 50;
@@ -43,14 +44,15 @@ fn console_hook(id: &str) -> String {
     format!("{}/hooks/{}", crate::PREFIX, encode(id))
 }
 
-/// The ids of the hooks failing now, from `GET /status`.
-async fn failing_ids(viewer: &Viewer) -> Result<Vec<String>, Failure> {
+/// The hooks failing now, by id, each with its failures in a row and
+/// whether it is paused, from `GET /status`.
+async fn failing_hooks(viewer: &Viewer) -> Result<HashMap<String, Value>, Failure> {
     let status = viewer.get("/status").await?;
     Ok(status["failing_hooks"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|f| f["hook"].as_str().map(str::to_string))
+        .filter_map(|f| Some((f["hook"].as_str()?.to_string(), f.clone())))
         .collect())
 }
 
@@ -59,7 +61,7 @@ pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result
     let page = viewer
         .get(&format!("/event-hooks?{}", paging.query(PAGE_SIZE)))
         .await?;
-    let failing = failing_ids(&viewer).await?;
+    let failing = failing_hooks(&viewer).await?;
     let mut rows = Vec::new();
     for hook in page["data"].as_array().into_iter().flatten() {
         let id = hook["id"].as_str().unwrap_or_default();
@@ -68,7 +70,7 @@ pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result
             .await?;
         rows.push(json!({
             "hook": hook,
-            "failing": failing.iter().any(|f| f == id),
+            "failing": failing.get(id),
             "last": last["data"][0],
         }));
     }
@@ -117,7 +119,7 @@ async fn hook_page(
     } else {
         Value::Null
     };
-    let failing = failing_ids(viewer).await?.iter().any(|f| f == id);
+    let failing = failing_hooks(viewer).await?.remove(id);
     viewer.show(
         "hook.html",
         "hooks",
