@@ -278,23 +278,19 @@ impl<'a> QueueTx<'a> {
                 self.by_hook.insert(hook_key(d).to_vec(), &[])?;
             }
         }
-        if let Some(due) = d.next_attempt_at_ms {
-            self.due_insert(&due_key(due, d), d.hook_id)?;
-        }
-        if d.state.is_final() {
-            self.finished_insert(d)?;
-        }
-        self.deliveries.insert(
-            id,
-            encode_packed(d).map_err(ConflictableTransactionError::Abort)?,
-        )?;
-        Ok(())
+        self.write_indexed(d)
     }
 
     /// Writes a delivery never stored before (its first attempt ended, or
     /// it waits): nothing to read first, no old index entries to move.
     fn put_first(&self, d: &Delivery) -> TxResult<()> {
         self.by_hook.insert(hook_key(d).to_vec(), &[])?;
+        self.write_indexed(d)
+    }
+
+    /// Writes a delivery with its `due` and `finished` entries, once any
+    /// it had before are gone.
+    fn write_indexed(&self, d: &Delivery) -> TxResult<()> {
         if let Some(due) = d.next_attempt_at_ms {
             self.due_insert(&due_key(due, d), d.hook_id)?;
         }
