@@ -131,9 +131,9 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
-    /// A redirect, with a session cookie set (or taken away).
-    pub fn redirect_with_cookie(location: &str, cookie: String) -> Response {
-        let mut response = Reply::Redirect(location.to_string()).into_response();
+    /// The reply, with a session cookie set (or taken away).
+    pub fn with_cookie(self, cookie: String) -> Response {
+        let mut response = self.into_response();
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(SET_COOKIE, value);
         }

@@ -9,6 +9,7 @@ use crate::api::{AdminApi, Answer, Upload};
 use crate::form::Fields;
 use crate::page::{Failure, Reply, render};
 use crate::session::{Session, same_secret};
+use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
@@ -153,10 +154,38 @@ impl FromRequest<Console> for Posted {
         let (mut parts, body) = request.into_parts();
         same_origin(&parts.headers)?;
         let viewer = Viewer::from_request_parts(&mut parts, console).await?;
-        let fields = Fields::read(body).await?;
-        check_csrf(&viewer.session, fields.get("csrf"))?;
+        let fields = form_of(&viewer.session, body).await?;
         Ok(Posted { viewer, fields })
     }
+}
+
+/// A form of a session that need not be signed in (signing in and out):
+/// its fields, checked as a [`Posted`] form's are.
+pub(crate) struct SessionForm {
+    pub session: Session,
+    pub fields: Fields,
+}
+
+impl FromRequest<Console> for SessionForm {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, console: &Console) -> Result<Self, Failure> {
+        let (parts, body) = request.into_parts();
+        same_origin(&parts.headers)?;
+        let session = console
+            .sessions
+            .find(&parts.headers)
+            .ok_or(Failure::SignIn(None))?;
+        let fields = form_of(&session, body).await?;
+        Ok(SessionForm { session, fields })
+    }
+}
+
+/// A form's fields, once it is shown to carry `session`'s CSRF token.
+async fn form_of(session: &Session, body: Body) -> Result<Fields, Failure> {
+    let fields = Fields::read(body).await?;
+    check_csrf(session, fields.get("csrf"))?;
+    Ok(fields)
 }
 
 /// Refuses a change whose `Origin` is another site's. Browsers send it

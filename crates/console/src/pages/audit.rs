@@ -32,38 +32,37 @@ pub(crate) struct Filters {
 }
 
 impl Filters {
-    /// The API's query: the filters that are set, this page.
-    fn query(&self) -> String {
-        let mut query = format!("size={PAGE_SIZE}");
-        let filters = [
+    /// The filters that are set, as `name=value` with the value encoded.
+    fn set(&self) -> Vec<String> {
+        [
             ("hook", &self.hook),
             ("guest", &self.guest),
             ("capability", &self.capability),
             ("verdict", &self.verdict),
-            ("offset", &self.offset),
-        ];
-        for (name, value) in filters {
-            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-                query.push_str(&format!("&{name}={}", encode(value)));
-            }
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = value.as_deref().filter(|v| !v.is_empty())?;
+            Some(format!("{name}={}", encode(value)))
+        })
+        .collect()
+    }
+
+    /// The API's query: the filters that are set, this page.
+    fn query(&self) -> String {
+        let mut query = vec![format!("size={PAGE_SIZE}")];
+        query.extend(self.set());
+        if let Some(offset) = self.offset.as_deref().filter(|o| !o.is_empty()) {
+            query.push(format!("offset={}", encode(offset)));
         }
-        query
+        query.join("&")
     }
 
     /// The console's link to the next page with the same filters.
     fn next_link(&self, offset: &str) -> String {
-        let mut query = String::new();
-        for (name, value) in [
-            ("hook", &self.hook),
-            ("guest", &self.guest),
-            ("capability", &self.capability),
-            ("verdict", &self.verdict),
-        ] {
-            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-                query.push_str(&format!("{name}={}&", encode(value)));
-            }
-        }
-        format!("{}/audit?{query}offset={}", crate::PREFIX, encode(offset))
+        let mut query = self.set();
+        query.push(format!("offset={}", encode(offset)));
+        format!("{}/audit?{}", crate::PREFIX, query.join("&"))
     }
 }
 

@@ -2,9 +2,8 @@
 //! the latest to die first, each with its last error and a redeliver
 //! button.
 
-use super::next_link;
+use super::{Paging, next_link};
 use crate::page::{Failure, Reply};
-use crate::pages::hooks::Paging;
 use crate::viewer::Viewer;
 use axum::extract::Query;
 use serde_json::json;

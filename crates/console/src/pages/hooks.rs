@@ -2,7 +2,7 @@
 //! deliveries (and, for a lambda hook, what its guests are granted), the
 //! form that creates or edits one, and `/test` and `/ping` from the page.
 
-use super::{encode, next_link};
+use super::{Paging, encode, next_link};
 use crate::api::Upload;
 use crate::form::{Widget, fill, hook_body, hook_widgets, place_errors};
 use crate::page::{Failure, Reply};
@@ -19,22 +19,6 @@ const PAGE_SIZE: usize = 50;
 
 /// Deliveries the hook page shows at once.
 const DELIVERIES_SHOWN: usize = 20;
-
-/// Which page of a listing.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Paging {
-    offset: Option<String>,
-}
-
-impl Paging {
-    /// The API's query for this page of `size` items.
-    pub fn query(&self, size: usize) -> String {
-        match &self.offset {
-            Some(offset) => format!("size={size}&offset={}", encode(offset)),
-            None => format!("size={size}"),
-        }
-    }
-}
 
 fn hook_path(id: &str) -> String {
     format!("/event-hooks/{}", encode(id))

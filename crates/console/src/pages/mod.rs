@@ -18,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use serde::Deserialize;
 
 /// Every route, under [`crate::PREFIX`], each answer with the console's
 /// security headers.
@@ -67,6 +68,22 @@ pub(crate) fn routes(console: Console) -> Router {
 
 async fn stylesheet() -> impl IntoResponse {
     ([(CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET)
+}
+
+/// Which page of a listing.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Paging {
+    offset: Option<String>,
+}
+
+impl Paging {
+    /// The API's query for this page of `size` items.
+    pub fn query(&self, size: usize) -> String {
+        match &self.offset {
+            Some(offset) => format!("size={size}&offset={}", encode(offset)),
+            None => format!("size={size}"),
+        }
+    }
 }
 
 /// A path segment or query value from the console's own links and forms,

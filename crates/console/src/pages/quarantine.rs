@@ -1,9 +1,8 @@
 //! The quarantine: stored records that do not decode, moved aside so that
 //! nothing stalls on them; each can be tried again or deleted.
 
-use super::{encode, next_link};
+use super::{Paging, encode, next_link};
 use crate::page::{Failure, Reply};
-use crate::pages::hooks::Paging;
 use crate::viewer::{Posted, Viewer, ok};
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};

@@ -4,11 +4,10 @@
 
 use crate::Console;
 use crate::api::AdminApi;
-use crate::form::Fields;
 use crate::page::{Failure, Reply, render};
 use crate::session::{clear_cookie, set_cookie};
-use crate::viewer::{check_csrf, same_origin};
-use axum::extract::{Query, Request, State};
+use crate::viewer::SessionForm;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -54,14 +53,14 @@ pub(crate) async fn form(
     let next = after_sign_in(next.next.as_deref());
     if rbac_off(&console.api).await {
         let session = console.sessions.start(None);
-        return Reply::redirect_with_cookie(&next, set_cookie(&session));
+        return Reply::Redirect(next).with_cookie(set_cookie(&session));
     }
     let session = match console.sessions.find(&headers) {
         Some(session) => session,
         None => console.sessions.start(None),
     };
     match sign_in_page(StatusCode::OK, &session.csrf, &next, None) {
-        Ok(page) => with_cookie(page, &session),
+        Ok(page) => page.with_cookie(set_cookie(&session)),
         Err(failure) => failure.into_response(),
     }
 }
@@ -79,34 +78,16 @@ fn sign_in_page(
     Ok(Reply::Page(status, html))
 }
 
-fn with_cookie(reply: Reply, session: &crate::session::Session) -> Response {
-    let mut response = reply.into_response();
-    if let Ok(value) = set_cookie(session).parse() {
-        response
-            .headers_mut()
-            .insert(axum::http::header::SET_COOKIE, value);
-    }
-    response
-}
-
 /// `POST /console/sign-in`: a token the API accepts starts a new session
 /// holding it (a new id, so that an id planted before sign-in is worth
 /// nothing after).
-pub(crate) async fn submit(State(console): State<Console>, request: Request) -> Response {
-    match sign_in(&console, request).await {
-        Ok(response) => response,
-        Err(failure) => failure.into_response(),
-    }
-}
-
-async fn sign_in(console: &Console, request: Request) -> Result<Response, Failure> {
-    let (parts, body) = request.into_parts();
-    same_origin(&parts.headers)?;
-    let Some(before) = console.sessions.find(&parts.headers) else {
-        return Err(Failure::SignIn(None));
-    };
-    let fields = Fields::read(body).await?;
-    check_csrf(&before, fields.get("csrf"))?;
+pub(crate) async fn submit(
+    State(console): State<Console>,
+    SessionForm {
+        session: before,
+        fields,
+    }: SessionForm,
+) -> Result<Response, Failure> {
     let next = after_sign_in(fields.get("next"));
     let token = fields.text("token").trim().to_string();
     let who = console
@@ -124,29 +105,13 @@ async fn sign_in(console: &Console, request: Request) -> Result<Response, Failur
     }
     console.sessions.end(&before.id);
     let session = console.sessions.start(Some(token));
-    Ok(Reply::redirect_with_cookie(&next, set_cookie(&session)))
+    Ok(Reply::Redirect(next).with_cookie(set_cookie(&session)))
 }
 
 /// `POST /console/sign-out`.
-pub(crate) async fn sign_out(State(console): State<Console>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let outcome = async {
-        same_origin(&parts.headers)?;
-        let session = console
-            .sessions
-            .find(&parts.headers)
-            .ok_or(Failure::SignIn(None))?;
-        check_csrf(&session, Fields::read(body).await?.get("csrf"))?;
-        console.sessions.end(&session.id);
-        Ok::<_, Failure>(())
-    }
-    .await;
-    match outcome {
-        Ok(()) => {
-            Reply::redirect_with_cookie(&format!("{}/sign-in", crate::PREFIX), clear_cookie())
-        }
-        Err(failure) => failure.into_response(),
-    }
+pub(crate) async fn sign_out(State(console): State<Console>, form: SessionForm) -> Response {
+    console.sessions.end(&form.session.id);
+    Reply::Redirect(format!("{}/sign-in", crate::PREFIX)).with_cookie(clear_cookie())
 }
 
 #[cfg(test)]
