@@ -6,11 +6,13 @@ use crate::support::{Options, Server, attempted};
 use base64::Engine as _;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
+use hookd_store::testing::TestDatabase;
 use hookd_testkit::eventually;
 use hookd_testkit::receiver::{Received, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// A server that may call loopback receivers and retries quickly.
 async fn loopback_server() -> Server {
@@ -288,14 +290,15 @@ fn reached(receiver: &Receiver) -> HashSet<String> {
 
 /// The deliveries of a stopped server's hook that its store holds as
 /// succeeded: those ended before the kill.
-fn stored_as_succeeded(server: &Server, hook: &str) -> HashSet<String> {
-    let store = hookd_store::Store::open(&server.data_dir()).expect("reopening the store");
+async fn stored_as_succeeded(server: &Server, hook: &str) -> HashSet<String> {
+    let store = server.store().await;
     let page = hookd_store::Page {
         size: 100_000,
         offset: None,
     };
     store
         .hook_deliveries(hook.parse().unwrap(), &page)
+        .await
         .unwrap()
         .data
         .into_iter()
@@ -408,8 +411,8 @@ async fn kill_dash_nine_with_a_thousand_pending_loses_nothing() {
     fast.settle().await;
     let (slow_before, fast_before) = (reached(&slow), reached(&fast));
     let (slow_done, fast_done) = (
-        stored_as_succeeded(&server, &hooks[0]),
-        stored_as_succeeded(&server, &hooks[1]),
+        stored_as_succeeded(&server, &hooks[0]).await,
+        stored_as_succeeded(&server, &hooks[1]).await,
     );
     server.restart();
     slow.set_delay(std::time::Duration::ZERO);
@@ -815,4 +818,75 @@ async fn retention_keeps_the_newest_finished_deliveries_while_the_server_runs() 
         .collect();
     names.sort();
     assert_eq!(names, ["user-5", "user-6", "user-7"]);
+}
+
+/// hookd on PostgreSQL survives the loss of its active node: a second
+/// node on the same database stands by, takes over when the first is
+/// killed, and delivers every event; only what was in flight on the
+/// killed node is sent again, under its original webhook-id.
+#[tokio::test]
+async fn a_standby_node_takes_over_from_a_killed_active_node() {
+    let Some(database) = TestDatabase::create("standby takeover").await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let receiver = Receiver::start().await;
+    receiver.set_delay(std::time::Duration::from_millis(20));
+    let options = Options::loopback();
+    let mut active = {
+        let (database, options) = (Arc::clone(&database), options.clone());
+        tokio::task::spawn_blocking(move || Server::start_node(database, options, Arc::default()))
+            .await
+            .unwrap()
+    };
+    let hook = webhook(
+        &active,
+        "consumers:create",
+        json!({"url": receiver.url("/")}),
+    )
+    .await;
+    let hook = hook["id"].as_str().unwrap().to_string();
+    let standby_log: Arc<Mutex<String>> = Arc::default();
+    let standby = {
+        let (database, log) = (Arc::clone(&database), Arc::clone(&standby_log));
+        tokio::task::spawn_blocking(move || Server::start_node(database, options, log))
+    };
+    eventually("the second node stands by", || async {
+        standby_log
+            .lock()
+            .unwrap()
+            .contains("standing by")
+            .then_some(())
+    })
+    .await;
+    let writes = (0..1000).map(|i| {
+        let server = &active;
+        async move {
+            server
+                .create("/consumers", &json!({"username": format!("user-{i}")}))
+                .await
+        }
+    });
+    let created: Vec<Value> = futures::stream::iter(writes)
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert_eq!(created.len(), 1000);
+    active.kill9();
+    receiver.settle().await;
+    let before = reached(&receiver);
+    let done = stored_as_succeeded(&active, &hook).await;
+    let standby = standby.await.unwrap();
+    assert!(
+        standby.logs().contains("this node is the active one"),
+        "{}",
+        standby.logs()
+    );
+    receiver.set_delay(std::time::Duration::ZERO);
+    let again = delivered_once_but_in_flight(&standby, &receiver, &hook, (&before, &done)).await;
+    eprintln!(
+        "standby took over: {} reached the receiver before the kill, {} stored as succeeded, {again} sent again",
+        before.len(),
+        done.len()
+    );
 }

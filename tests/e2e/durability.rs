@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 /// Every event the store holds for these hooks, once: still in the outbox
 /// (which keeps an event until each of its deliveries is stored), or
 /// already in a stored delivery.
-fn events_in(store: &Store, hooks: &[&Value]) -> Vec<Event> {
-    let mut events = store.outbox_events().unwrap();
+async fn events_in(store: &Store, hooks: &[&Value]) -> Vec<Event> {
+    let mut events = store.outbox_events().await.unwrap();
     for hook in hooks {
         let id = hook["id"].as_str().unwrap().parse().unwrap();
         let page = Page {
@@ -24,6 +24,7 @@ fn events_in(store: &Store, hooks: &[&Value]) -> Vec<Event> {
         events.extend(
             store
                 .hook_deliveries(id, &page)
+                .await
                 .unwrap()
                 .data
                 .into_iter()
@@ -64,10 +65,13 @@ async fn kill_dash_nine_after_201_keeps_the_entity_and_its_events() {
         .await;
     server.kill9();
     {
-        let store = Store::open(&server.data_dir()).expect("reopening the store");
+        let store = server.store().await;
         let id = consumer["id"].as_str().unwrap().parse().unwrap();
-        assert_eq!(store.get("consumers", id).unwrap(), Some(consumer.clone()));
-        let events = events_in(&store, &[&crud, &dao]);
+        assert_eq!(
+            store.get("consumers", id).await.unwrap(),
+            Some(consumer.clone())
+        );
+        let events = events_in(&store, &[&crud, &dao]).await;
         let mine: Vec<&Event> = events
             .iter()
             .filter(|e| e.data["entity"]["id"] == consumer["id"])
@@ -199,12 +203,12 @@ async fn concurrent_writes_all_land_with_their_events() {
     });
     let created = futures::future::join_all(writes).await;
     server.kill9();
-    let store = Store::open(&server.data_dir()).unwrap();
+    let store = server.store().await;
     for c in &created {
         let id = c["id"].as_str().unwrap().parse().unwrap();
-        assert!(store.get("consumers", id).unwrap().is_some());
+        assert!(store.get("consumers", id).await.unwrap().is_some());
     }
-    let events = events_in(&store, &[&hook]);
+    let events = events_in(&store, &[&hook]).await;
     let creates = events
         .iter()
         .filter(|e| e.source == "crud" && e.event == "consumers:create")

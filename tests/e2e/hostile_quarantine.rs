@@ -20,16 +20,41 @@ fn too_deep() -> Vec<u8> {
     data.into_bytes()
 }
 
-/// Writes records into a tree of the stopped server's store, each under a
-/// fresh id of the database's sequence (the outbox's keys): after every
-/// record already there, before every record written once it restarts.
-fn write_into(server: &Server, tree: &str, values: &[&[u8]]) {
+/// Writes records into the outbox of the stopped server's store, each
+/// under a fresh key: after every record already there, before every
+/// record written once it restarts.
+async fn write_into_outbox(server: &Server, values: &[&[u8]]) {
+    if let Some(database) = server.database() {
+        for value in values {
+            database
+                .write_raw("INSERT INTO outbox (body) VALUES ($1)", value)
+                .await;
+        }
+        return;
+    }
     let db = sled::open(server.data_dir()).expect("opening the stopped server's store");
-    let tree = db.open_tree(tree).unwrap();
+    let tree = db.open_tree("outbox").unwrap();
     for value in values {
         let key = db.generate_id().unwrap().to_be_bytes();
         tree.insert(key, *value).unwrap();
     }
+    db.flush().unwrap();
+}
+
+/// Overwrites a stored consumer of the stopped server with `value`.
+async fn overwrite_consumer(server: &Server, id: uuid::Uuid, value: &[u8]) {
+    if let Some(database) = server.database() {
+        let statement =
+            format!("UPDATE entities SET body = $1 WHERE kind = 'consumers' AND id = '{id}'");
+        assert_eq!(database.write_raw(&statement, value).await, 1);
+        return;
+    }
+    let db = sled::open(server.data_dir()).unwrap();
+    let entities = db.open_tree("entities").unwrap();
+    let mut key = b"consumers/".to_vec();
+    key.extend_from_slice(id.as_bytes());
+    assert!(entities.get(&key).unwrap().is_some());
+    entities.insert(key, value).unwrap();
     db.flush().unwrap();
 }
 
@@ -83,11 +108,7 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
         )
         .await;
     server.terminate();
-    write_into(
-        &server,
-        "outbox",
-        &[&too_deep(), b"\xff\xfe not even utf-8"],
-    );
+    write_into_outbox(&server, &[&too_deep(), b"\xff\xfe not even utf-8"]).await;
     server.restart();
 
     // Events written after the poisoned records flow past them.
@@ -222,16 +243,8 @@ async fn a_corrupt_entity_leaves_its_listing_and_its_hooks_working() {
         .create("/consumers", &json!({"username": "good"}))
         .await;
     server.terminate();
-    {
-        let db = sled::open(server.data_dir()).unwrap();
-        let entities = db.open_tree("entities").unwrap();
-        let id: uuid::Uuid = bad["id"].as_str().unwrap().parse().unwrap();
-        let mut key = b"consumers/".to_vec();
-        key.extend_from_slice(id.as_bytes());
-        assert!(entities.get(&key).unwrap().is_some());
-        entities.insert(key, too_deep()).unwrap();
-        db.flush().unwrap();
-    }
+    let id: uuid::Uuid = bad["id"].as_str().unwrap().parse().unwrap();
+    overwrite_consumer(&server, id, &too_deep()).await;
     server.restart();
 
     let (status, listed) = server.get("/consumers").await;

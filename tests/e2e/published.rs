@@ -2,7 +2,7 @@
 //! outside systems, checked, durable before the 202, delivered like any other.
 
 use crate::support::{Options, Server};
-use hookd_store::{Page, Store};
+use hookd_store::Page;
 use hookd_testkit::eventually;
 use hookd_testkit::receiver::{Received, Receiver};
 use reqwest::StatusCode;
@@ -207,10 +207,11 @@ async fn a_published_event_survives_kill_dash_nine_after_202() {
     assert_eq!(status, StatusCode::ACCEPTED);
     server.kill9();
     {
-        let store = Store::open(&server.data_dir()).unwrap();
+        let store = server.store().await;
         let hook_id = h["id"].as_str().unwrap().parse().unwrap();
         let mut held: Vec<String> = store
             .outbox_events()
+            .await
             .unwrap()
             .into_iter()
             .map(|e| e.id.to_string())
@@ -222,6 +223,7 @@ async fn a_published_event_survives_kill_dash_nine_after_202() {
         held.extend(
             store
                 .hook_deliveries(hook_id, &page)
+                .await
                 .unwrap()
                 .data
                 .into_iter()

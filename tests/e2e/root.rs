@@ -38,6 +38,12 @@ async fn status_reports_the_database_and_the_outbox() {
     let (status, body) = server.get("/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["database"]["reachable"], true);
+    let backend = if server.on_postgres() {
+        "postgres"
+    } else {
+        "sled"
+    };
+    assert_eq!(body["database"]["backend"], backend);
     assert!(body["outbox"]["pending"].is_u64(), "{body}");
 }
 

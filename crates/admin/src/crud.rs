@@ -188,7 +188,8 @@ pub fn referenced_route(child: &'static EntitySchema, fk: &'static ForeignKey) -
         &format!("/{}/{{key}}/{}", child.name, fk.field),
         get(
             move |State(state): State<AdminState>, Path((key,)): Path<(String,)>| async move {
-                let entity = find(&state, Resource::Entity(child), None, &key)?
+                let entity = find(&state, Resource::Entity(child), None, &key)
+                    .await?
                     .ok_or(ApiError::NotFound("Not found"))?;
                 let id = entity[fk.field]["id"]
                     .as_str()
@@ -196,7 +197,8 @@ pub fn referenced_route(child: &'static EntitySchema, fk: &'static ForeignKey) -
                     .ok_or(ApiError::NotFound("Not found"))?;
                 let parent = state
                     .store
-                    .get(fk.entity, id)?
+                    .get(fk.entity, id)
+                    .await?
                     .ok_or(ApiError::NotFound("Not found"))?;
                 Ok::<_, ApiError>(Json(parent))
             },
@@ -210,7 +212,8 @@ pub fn referenced_route(child: &'static EntitySchema, fk: &'static ForeignKey) -
 }
 
 async fn parent_id(state: &AdminState, scope: Scope, key: &str) -> ApiResult<Uuid> {
-    let parent = find(state, Resource::Entity(scope.parent), None, key)?
+    let parent = find(state, Resource::Entity(scope.parent), None, key)
+        .await?
         .ok_or(ApiError::NotFound("Not found"))?;
     entity_id(&parent)
 }
@@ -223,7 +226,7 @@ fn entity_id(entity: &Value) -> ApiResult<Uuid> {
 }
 
 /// The entity a path names, within the parent when scoped.
-pub(crate) fn find(
+pub(crate) async fn find(
     state: &AdminState,
     r: Resource,
     scope: Option<(Scope, Uuid)>,
@@ -234,7 +237,7 @@ pub(crate) fn find(
         None => true,
     };
     let found = match r.parse_key(key)? {
-        PathKey::Id(id) => state.store.get(r.name(), id)?,
+        PathKey::Id(id) => state.store.get(r.name(), id).await?,
         PathKey::Unique(field, value) => match scope {
             // Nested endpoint keys are unique only under their parent (a
             // target's address within its upstream): look among the children.
@@ -246,14 +249,18 @@ pub(crate) fn find(
                 };
                 state
                     .store
-                    .list_children(s.parent.name, pid, r.name(), &page)?
+                    .list_children(s.parent.name, pid, r.name(), &page)
+                    .await?
                     .data
                     .into_iter()
                     .find(|v| v[field] == wanted)
             }
-            None => state
-                .store
-                .find_unique(r.name(), field, &Value::from(value))?,
+            None => {
+                state
+                    .store
+                    .find_unique(r.name(), field, &Value::from(value))
+                    .await?
+            }
         },
     };
     Ok(found.filter(in_scope))
@@ -299,10 +306,13 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let page = parse_page(&query)?;
     let listed = match scope {
-        Some((s, pid)) => state
-            .store
-            .list_children(s.parent.name, pid, r.name(), &page)?,
-        None => state.store.list(r.name(), &page)?,
+        Some((s, pid)) => {
+            state
+                .store
+                .list_children(s.parent.name, pid, r.name(), &page)
+                .await?
+        }
+        None => state.store.list(r.name(), &page).await?,
     };
     Ok(Json(page_answer(
         listed.data,
@@ -414,7 +424,8 @@ async fn get_one(
     State(state): State<AdminState>,
     Member { r, scope, key }: Member,
 ) -> ApiResult<Json<Value>> {
-    find(&state, r, scope, &key)?
+    find(&state, r, scope, &key)
+        .await?
         .map(Json)
         .ok_or(ApiError::NotFound("Not found"))
 }
@@ -425,7 +436,9 @@ async fn patch(
     body: KongBody,
 ) -> ApiResult<Json<Value>> {
     let (patch, how) = record(body)?;
-    let existing = find(&state, r, scope, &key)?.ok_or(ApiError::NotFound("Not found"))?;
+    let existing = find(&state, r, scope, &key)
+        .await?
+        .ok_or(ApiError::NotFound("Not found"))?;
     let id = entity_id(&existing)?;
     let prior = Prior::new(existing.clone(), &patch);
     let Value::Object(base) = existing else {
@@ -452,7 +465,7 @@ async fn put(
         // `PUT /consumers/bob` is about bob, whatever the body says.
         obj.insert((*field).into(), Value::from(value.as_str()));
     }
-    let existing = find(&state, r, scope, &key)?;
+    let existing = find(&state, r, scope, &key).await?;
     let id = match (&existing, path_key) {
         (Some(e), _) => entity_id(e)?,
         (None, PathKey::Id(id)) => id,
@@ -476,7 +489,7 @@ async fn delete(
     State(state): State<AdminState>,
     Member { r, scope, key }: Member,
 ) -> ApiResult<StatusCode> {
-    if let Some(existing) = find(&state, r, scope, &key)? {
+    if let Some(existing) = find(&state, r, scope, &key).await? {
         match state
             .store
             .delete(r.name(), entity_id(&existing)?, SystemClock.now_ms())

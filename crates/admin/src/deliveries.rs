@@ -73,8 +73,10 @@ pub fn router() -> Api {
         )
 }
 
-fn load_hook(state: &AdminState, key: &str) -> ApiResult<EventHook> {
-    let value = find(state, Resource::Hooks, None, key)?.ok_or(ApiError::NotFound("Not found"))?;
+async fn load_hook(state: &AdminState, key: &str) -> ApiResult<EventHook> {
+    let value = find(state, Resource::Hooks, None, key)
+        .await?
+        .ok_or(ApiError::NotFound("Not found"))?;
     serde_json::from_value(value)
         .map_err(|e| ApiError::Internal(format!("stored event hook does not decode: {e}")))
 }
@@ -116,7 +118,7 @@ async fn test(
     Path(key): Path<String>,
     body: KongBody,
 ) -> ApiResult<Response> {
-    let hook = load_hook(&state, &key)?;
+    let hook = load_hook(&state, &key).await?;
     let data = body.value;
     let tested = state.deliveries.test(&hook, data.clone()).await;
     let (status, mut answer) = match tested.result {
@@ -134,7 +136,7 @@ async fn test(
 }
 
 async fn ping(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Response> {
-    let hook = load_hook(&state, &key)?;
+    let hook = load_hook(&state, &key).await?;
     Ok(match state.deliveries.ping(&hook, "ping").await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => (
@@ -171,9 +173,9 @@ async fn hook_deliveries(
     Query(query): Query<HashMap<String, String>>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    let hook = load_hook(&state, &key)?;
+    let hook = load_hook(&state, &key).await?;
     let page = parse_page(&query)?;
-    let listed = state.deliveries.hook_deliveries(hook.id, &page)?;
+    let listed = state.deliveries.hook_deliveries(hook.id, &page).await?;
     Ok(listing(&state, listed, &query, uri.path()))
 }
 
@@ -183,7 +185,7 @@ async fn dead_letters(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
     let page = parse_page(&query)?;
-    let listed = state.store.dead_deliveries(&page)?;
+    let listed = state.store.dead_deliveries(&page).await?;
     Ok(listing(&state, listed, &query, uri.path()))
 }
 
@@ -194,7 +196,8 @@ fn delivery_id(id: &str) -> ApiResult<Uuid> {
 async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let delivery = state
         .deliveries
-        .delivery(delivery_id(&id)?)?
+        .delivery(delivery_id(&id)?)
+        .await?
         .ok_or(ApiError::NotFound("Not found"))?;
     Ok(Json(view(&state, &delivery)))
 }

@@ -228,39 +228,43 @@ fn rejected(e: GuestRejected) -> ApiError {
 }
 
 async fn list(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"data": state.store.guests()?, "next": null})))
+    Ok(Json(
+        json!({"data": state.store.guests().await?, "next": null}),
+    ))
 }
 
-fn load(state: &AdminState, key: &str) -> ApiResult<Value> {
+async fn load(state: &AdminState, key: &str) -> ApiResult<Value> {
     state
         .store
-        .guest(key)?
+        .guest(key)
+        .await?
         .ok_or(ApiError::NotFound("Not found"))
 }
 
 async fn one(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(load(&state, &key)?))
+    Ok(Json(load(&state, &key).await?))
 }
 
 /// The guest's current bytes, as uploaded (for `hookd dump`).
 async fn download(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Response> {
-    let record = load(&state, &key)?;
+    let record = load(&state, &key).await?;
     let digest = record["digest"].as_str().unwrap_or_default();
-    let bytes = state.store.guest_bytes(digest)?.ok_or_else(|| {
+    let bytes = state.store.guest_bytes(digest).await?.ok_or_else(|| {
         ApiError::Internal(format!("the bytes of guest digest {digest} are missing"))
     })?;
     Ok(([(CONTENT_TYPE, "application/wasm")], bytes).into_response())
 }
 
 /// Every stored event hook.
-fn hooks(state: &AdminState) -> ApiResult<Vec<EventHook>> {
+async fn hooks(state: &AdminState) -> ApiResult<Vec<EventHook>> {
     let page = Page {
         size: usize::MAX,
         offset: None,
     };
     Ok(state
         .store
-        .list(hookd_model::hook::ENTITY, &page)?
+        .list(hookd_model::hook::ENTITY, &page)
+        .await?
         .data
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
@@ -268,16 +272,16 @@ fn hooks(state: &AdminState) -> ApiResult<Vec<EventHook>> {
 }
 
 async fn remove(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<StatusCode> {
-    let Some(record) = state.store.guest(&key)? else {
+    let Some(record) = state.store.guest(&key).await? else {
         return Ok(StatusCode::NO_CONTENT);
     };
     let name = record["name"].as_str().unwrap_or_default().to_string();
-    let digests = state.store.guest_digests(&name)?;
+    let digests = state.store.guest_digests(&name).await?;
     let refers = |f: &String| match pinned_digest(f) {
         Some(digest) => digests.contains(&digest),
         None => f.eq_ignore_ascii_case(&name),
     };
-    for hook in hooks(&state)? {
+    for hook in hooks(&state).await? {
         if let Handler::Lambda(cfg) = &hook.handler
             && cfg.functions.iter().any(refers)
         {
@@ -306,13 +310,13 @@ async fn versions(
     State(state): State<AdminState>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let record = load(&state, &key)?;
+    let record = load(&state, &key).await?;
     let name = record["name"].as_str().unwrap_or_default();
     let current = record["digest"].as_str().unwrap_or_default();
-    let hooks = hooks(&state)?;
+    let hooks = hooks(&state).await?;
     let mut data = Vec::new();
-    for digest in state.store.guest_digests(name)? {
-        let Some(version) = state.store.guest_version(&digest)? else {
+    for digest in state.store.guest_digests(name).await? {
+        let Some(version) = state.store.guest_version(&digest).await? else {
             continue;
         };
         let is_current = digest == current;
@@ -349,7 +353,7 @@ async fn guest_audit(
     State(state): State<AdminState>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let record = load(&state, &key)?;
+    let record = load(&state, &key).await?;
     let report: GuestReport = serde_json::from_value(record.clone())
         .map_err(|e| ApiError::Internal(format!("stored guest report does not decode: {e}")))?;
     let mut audit = serde_json::to_value(state.sandbox.audit(&report)).unwrap_or_default();
@@ -361,11 +365,12 @@ async fn capabilities(
     State(state): State<AdminState>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let value =
-        find(&state, Resource::Hooks, None, &key)?.ok_or(ApiError::NotFound("Not found"))?;
+    let value = find(&state, Resource::Hooks, None, &key)
+        .await?
+        .ok_or(ApiError::NotFound("Not found"))?;
     let hook: EventHook = serde_json::from_value(value)
         .map_err(|e| ApiError::Internal(format!("stored event hook does not decode: {e}")))?;
-    match state.deliveries.capabilities(&hook) {
+    match state.deliveries.capabilities(&hook).await {
         Some(grants) => Ok(Json(
             json!({"data": grants, "mode": state.sandbox.config().mode}),
         )),
@@ -418,7 +423,7 @@ async fn audit_log(
         verdict,
         capability,
     };
-    let listed = state.store.audit_page(&filter, &page)?;
+    let listed = state.store.audit_page(&filter, &page).await?;
     let data = listed
         .data
         .iter()

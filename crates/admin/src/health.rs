@@ -31,7 +31,8 @@ async fn health(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let upstreams = entity::by_name("upstreams").ok_or(ApiError::NotFound("Not found"))?;
-    let upstream = find(&state, Resource::Entity(upstreams), None, &key)?
+    let upstream = find(&state, Resource::Entity(upstreams), None, &key)
+        .await?
         .ok_or(ApiError::NotFound("Not found"))?;
     let id: Uuid = upstream["id"]
         .as_str()
@@ -40,6 +41,7 @@ async fn health(
     let targets = state
         .health
         .health(id)
+        .await
         .map_err(|e| ApiError::Internal(format!("reading target health: {e}")))?
         .ok_or(ApiError::NotFound("Not found"))?;
     Ok(Json(

@@ -43,14 +43,15 @@ pub fn router() -> Api {
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     let m = &state.metrics;
-    m.queue_depth.set(state.deliveries.queue_depth() as i64);
+    m.queue_depth
+        .set(state.deliveries.queue_depth().await.unwrap_or_default() as i64);
     m.queue_oldest_due_seconds
-        .set(oldest_due_seconds(&state, SystemClock.now_ms()));
+        .set(oldest_due_seconds(&state, SystemClock.now_ms()).await);
     let counters = state.sandbox.counters();
     m.guests_compiled.set(counters.compiled as i64);
     m.guests_loaded_from_cache
         .set(counters.loaded_from_cache as i64);
-    match state.store.quarantine_counts() {
+    match state.store.quarantine_counts().await {
         Ok(counts) => {
             for (origin, n) in counts {
                 let labels = OriginLabels {
@@ -66,8 +67,8 @@ async fn metrics(State(state): State<AdminState>) -> Response {
 
 /// How overdue the most overdue delivery is at `now_ms`, in seconds; zero
 /// when none is, or the store cannot tell.
-pub(crate) fn oldest_due_seconds(state: &AdminState, now_ms: i64) -> f64 {
-    match state.store.next_due_ms() {
+pub(crate) async fn oldest_due_seconds(state: &AdminState, now_ms: i64) -> f64 {
+    match state.store.next_due_ms().await {
         Ok(Some(due)) => ((now_ms - due).max(0) as f64) / 1000.0,
         _ => 0.0,
     }

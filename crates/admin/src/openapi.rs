@@ -293,7 +293,8 @@ fn schemas() -> Map<String, Value> {
     s.insert(
         "Status".into(),
         object(json!({
-            "database": object(json!({"reachable": {"type": "boolean"}})),
+            "database": object(json!({"reachable": {"type": "boolean"},
+                                      "backend": {"type": "string", "enum": ["sled", "postgres"]}})),
             "outbox": object(json!({"pending": {"type": "integer"}})),
             "deliveries": object(json!({
                 "queued": {"type": "integer"},

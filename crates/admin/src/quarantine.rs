@@ -76,7 +76,7 @@ async fn list(
     Query(query): Query<HashMap<String, String>>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    let listed = state.store.quarantine_page(&parse_page(&query)?)?;
+    let listed = state.store.quarantine_page(&parse_page(&query)?).await?;
     let data = listed.data.iter().map(|r| view(r, false)).collect();
     Ok(Json(page_answer(data, listed.next, &query, uri.path())))
 }
@@ -84,7 +84,8 @@ async fn list(
 async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let record = state
         .store
-        .quarantined(record_id(&id)?)?
+        .quarantined(record_id(&id)?)
+        .await?
         .ok_or(ApiError::NotFound("Not found"))?;
     Ok(Json(view(&record, true)))
 }
@@ -103,7 +104,8 @@ async fn retry(State(state): State<AdminState>, Path(id): Path<String>) -> ApiRe
     let id = record_id(&id)?;
     let record = state
         .store
-        .quarantined(id)?
+        .quarantined(id)
+        .await?
         .ok_or(ApiError::NotFound("Not found"))?;
     match state.store.retry_quarantined(id).await? {
         Some(Retried::Restored) => Ok(Json(view(&record, false))),

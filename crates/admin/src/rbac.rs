@@ -107,7 +107,7 @@ fn token(req: &Request) -> Option<&str> {
 }
 
 /// The admin a token belongs to, if it is valid.
-fn principal(state: &AdminState, token: &str) -> ApiResult<Option<Principal>> {
+async fn principal(state: &AdminState, token: &str) -> ApiResult<Option<Principal>> {
     let digest = hash(token);
     if state
         .rbac
@@ -119,10 +119,10 @@ fn principal(state: &AdminState, token: &str) -> ApiResult<Option<Principal>> {
             role: Role::SuperAdmin,
         }));
     }
-    let Some(id) = state.store.admin_by_token(&digest)? else {
+    let Some(id) = state.store.admin_by_token(&digest).await? else {
         return Ok(None);
     };
-    let Some(admin) = state.store.get("admins", id)? else {
+    let Some(admin) = state.store.get("admins", id).await? else {
         return Ok(None);
     };
     if admin["rbac_token_enabled"] != true {
@@ -158,7 +158,7 @@ pub async fn authorize(State(state): State<AdminState>, mut req: Request, next: 
     let Some(token) = token(&req) else {
         return ApiError::Unauthorized.into_response();
     };
-    let who = match principal(&state, token) {
+    let who = match principal(&state, token).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return ApiError::Unauthorized.into_response();
@@ -232,7 +232,8 @@ async fn rotate(
     Path(key): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let admins = entity::by_name("admins").ok_or(ApiError::NotFound("Not found"))?;
-    let admin = find(&state, Resource::Entity(admins), None, &key)?
+    let admin = find(&state, Resource::Entity(admins), None, &key)
+        .await?
         .ok_or(ApiError::NotFound("Not found"))?;
     let token = issue(&state, &admin).await?;
     Ok((StatusCode::CREATED, Json(json!({"token": token}))))

@@ -47,7 +47,7 @@ async fn root(State(state): State<AdminState>) -> Json<Value> {
 
 async fn status(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
     let now_ms = SystemClock.now_ms();
-    let pending = state.store.outbox_len()?;
+    let pending = state.store.outbox_len().await?;
     let last_hour: Vec<Value> = state
         .metrics
         .last_hour
@@ -57,7 +57,8 @@ async fn status(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
         .collect();
     let failing: Vec<Value> = state
         .deliveries
-        .failing_hooks()?
+        .failing_hooks()
+        .await?
         .iter()
         .map(|f| {
             json!({
@@ -69,11 +70,11 @@ async fn status(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
         })
         .collect();
     Ok(Json(json!({
-        "database": { "reachable": true },
+        "database": { "reachable": true, "backend": state.store.kind() },
         "outbox": { "pending": pending },
         "deliveries": {
-            "queued": state.deliveries.queue_depth(),
-            "oldest_due_seconds": oldest_due_seconds(&state, now_ms),
+            "queued": state.deliveries.queue_depth().await?,
+            "oldest_due_seconds": oldest_due_seconds(&state, now_ms).await,
             "last_hour": last_hour,
         },
         "failing_hooks": failing,

@@ -53,7 +53,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Runs until the engine shuts down.
 pub(crate) async fn run(engine: Arc<Engine>) {
-    let mut memory = match engine.store.hook_states() {
+    let mut memory = match engine.store.hook_states().await {
         Ok(entries) => gate::load(entries),
         Err(e) => {
             tracing::error!(error = %e, "cannot read on_change/snooze memory; starting empty");
@@ -64,7 +64,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
         tracing::error!(error = %e, "cannot drop the on_change/snooze memory of deleted hooks");
     }
     let mut place = loop {
-        match Place::at_start(&engine) {
+        match Place::at_start(&engine).await {
             Ok(place) => break place,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read where dispatching stopped; retrying");
@@ -113,11 +113,11 @@ struct Place {
 }
 
 impl Place {
-    fn at_start(engine: &Engine) -> Result<Self, Error> {
+    async fn at_start(engine: &Engine) -> Result<Self, Error> {
         Ok(Place {
             after: None,
-            again_through: engine.store.outbox_last_record()?,
-            gated_through: engine.store.dispatched_through()?,
+            again_through: engine.store.outbox_last_record().await?,
+            gated_through: engine.store.dispatched_through().await?,
         })
     }
 
@@ -144,7 +144,7 @@ impl Batch {
     /// Makes a delivery of the event at outbox position `seq`, the
     /// batch's `index`th, for each hook that takes it.
     #[allow(clippy::too_many_arguments)]
-    fn route(
+    async fn route(
         &mut self,
         engine: &Engine,
         hooks: &[Arc<EventHook>],
@@ -196,7 +196,7 @@ impl Batch {
                 continue;
             }
             let delivery = Delivery::new(hook.id, event.clone(), seq, now);
-            if again && engine.store.delivery_exists(delivery.id)? {
+            if again && engine.store.delivery_exists(delivery.id).await? {
                 continue;
             }
             if gated {
@@ -238,7 +238,8 @@ async fn forget_deleted_hooks(
 ) -> Result<(), Error> {
     let stored: HashSet<Uuid> = engine
         .hooks
-        .get(&engine.store)?
+        .get(&engine.store)
+        .await?
         .list
         .iter()
         .map(|h| h.id)
@@ -254,7 +255,7 @@ async fn forget_deleted_hooks(
     if forgotten.is_empty() {
         return Ok(());
     }
-    engine.store.commit_dispatch(&[], &[], &forgotten)?;
+    engine.store.commit_dispatch(&[], &[], &forgotten).await?;
     engine.store.durable().await?;
     Ok(())
 }
@@ -265,20 +266,22 @@ async fn dispatch_batch(
     place: &mut Place,
     memory: &mut HashMap<Uuid, HookMemory>,
 ) -> Result<usize, Error> {
-    let taken = engine.store.outbox_batch_after(place.after, BATCH)?;
+    let taken = engine.store.outbox_batch_after(place.after, BATCH).await?;
     let Some(&through) = taken.records.last() else {
         return Ok(0);
     };
     if taken.events.iter().any(|(_, e)| writes_a_hook(e)) {
         engine.hooks.invalidate();
     }
-    let hooks = engine.hooks.get(&engine.store)?;
+    let hooks = engine.hooks.get(&engine.store).await?;
     let now = engine.clock.now_ms();
     let events = taken.events.len();
     let refusals = condition::judge(engine, &hooks.list, &taken.events).await;
     let mut batch = Batch::default();
     for item in taken.events.into_iter().enumerate() {
-        batch.route(engine, &hooks.list, item, &refusals, memory, place, now)?;
+        batch
+            .route(engine, &hooks.list, item, &refusals, memory, place, now)
+            .await?;
     }
     if !engine.unstored.has_room(batch.unstored.len()) {
         let unstored = std::mem::take(&mut batch.unstored);
@@ -295,7 +298,8 @@ async fn dispatch_batch(
     if commits {
         engine
             .store
-            .commit_dispatched(through, &done, &batch.stored, &batch.remembered)?;
+            .commit_dispatched(through, &done, &batch.stored, &batch.remembered)
+            .await?;
     }
     place.after = Some(through);
     tracing::debug!(
@@ -335,7 +339,7 @@ mod tests {
         engine.store.publish(&[event]).await.unwrap();
     }
 
-    fn stored(engine: &Engine, hook: Uuid) -> usize {
+    async fn stored(engine: &Engine, hook: Uuid) -> usize {
         let page = Page {
             size: 100,
             offset: None,
@@ -343,6 +347,7 @@ mod tests {
         engine
             .store
             .hook_deliveries(hook, &page)
+            .await
             .unwrap()
             .data
             .len()
@@ -350,12 +355,13 @@ mod tests {
 
     /// Stores one of the hook's deliveries in memory, as the completer
     /// does when its first attempt ends.
-    fn store_first(engine: &Engine, hook: Uuid) {
+    async fn store_first(engine: &Engine, hook: Uuid) {
         let done = engine.unstored.of_hook(hook, None).pop().unwrap();
         let ended = engine.unstored.storing([&done]);
         engine
             .store
             .commit_attempts(&[], std::slice::from_ref(&done), &ended)
+            .await
             .unwrap();
         engine.unstored.forget([done.id]);
     }
@@ -376,14 +382,14 @@ mod tests {
                 .unwrap();
         }
         let mut memory = HashMap::new();
-        let mut place = Place::at_start(engine).unwrap();
+        let mut place = Place::at_start(engine).await.unwrap();
         // v=1 fires the on_change hook; the plain hook's delivery ends, and
         // its record with it.
         publish(engine, 1).await;
         dispatch_batch(engine, &mut place, &mut memory)
             .await
             .unwrap();
-        store_first(engine, plain);
+        store_first(engine, plain).await;
         // v=1 again does not fire, v=2 does; the plain hook's deliveries
         // stay in memory, holding their records.
         for v in [1, 2] {
@@ -392,38 +398,38 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(stored(engine, gated), 2);
-        assert_eq!(stored(engine, plain), 1);
+        assert_eq!(stored(engine, gated).await, 2);
+        assert_eq!(stored(engine, plain).await, 1);
         assert_eq!(engine.unstored.len(), 2);
-        assert_eq!(engine.store.outbox_len().unwrap(), 2);
+        assert_eq!(engine.store.outbox_len().await.unwrap(), 2);
 
         // Stopped before those attempts ended: a new start dispatches the
         // two records again. The on_change hook decided them already:
         // deciding the second v=1 again, against v=2's memory, would fire.
         let restarted = crate::testing::engine_after(&deliveries);
         let engine = &restarted.engine;
-        let mut memory = gate::load(engine.store.hook_states().unwrap());
-        let mut place = Place::at_start(engine).unwrap();
+        let mut memory = gate::load(engine.store.hook_states().await.unwrap());
+        let mut place = Place::at_start(engine).await.unwrap();
         assert_eq!(
             dispatch_batch(engine, &mut place, &mut memory)
                 .await
                 .unwrap(),
             2
         );
-        assert_eq!(stored(engine, gated), 2);
+        assert_eq!(stored(engine, gated).await, 2);
         assert_eq!(engine.unstored.len(), 2, "the plain hook's, made again");
 
         // One of them ends and is stored: a third start makes the other
         // only.
-        store_first(engine, plain);
+        store_first(engine, plain).await;
         let again = crate::testing::engine_after(&restarted);
         let engine = &again.engine;
-        let mut memory = gate::load(engine.store.hook_states().unwrap());
-        let mut place = Place::at_start(engine).unwrap();
+        let mut memory = gate::load(engine.store.hook_states().await.unwrap());
+        let mut place = Place::at_start(engine).await.unwrap();
         dispatch_batch(engine, &mut place, &mut memory)
             .await
             .unwrap();
         assert_eq!(engine.unstored.len(), 1);
-        assert_eq!(stored(engine, plain), 2);
+        assert_eq!(stored(engine, plain).await, 2);
     }
 }

@@ -9,7 +9,7 @@
 //! came after it.
 
 use hookd_model::EventHook;
-use hookd_store::{Page, Store};
+use hookd_store::Store;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,22 +32,12 @@ impl HookSet {
         self.by_id.get(&id).cloned().transpose()
     }
 
-    fn read(store: &Store) -> Result<Self, hookd_store::Error> {
+    async fn read(store: &Store) -> Result<Self, hookd_store::Error> {
         let mut set = HookSet::default();
-        let mut page = Page {
-            size: 1000,
-            offset: None,
-        };
-        loop {
-            let listed = store.list(hookd_model::hook::ENTITY, &page)?;
-            for value in listed.data {
-                set.add(value);
-            }
-            match listed.next {
-                Some(next) => page.offset = Some(next),
-                None => return Ok(set),
-            }
+        for value in store.list_all(hookd_model::hook::ENTITY).await? {
+            set.add(value);
         }
+        Ok(set)
     }
 
     fn add(&mut self, value: Value) {
@@ -83,12 +73,12 @@ pub(crate) struct HookCache {
 
 impl HookCache {
     /// The hooks as they are now stored.
-    pub fn get(&self, store: &Store) -> Result<Arc<HookSet>, hookd_store::Error> {
+    pub async fn get(&self, store: &Store) -> Result<Arc<HookSet>, hookd_store::Error> {
         if let Some(set) = self.lock().as_ref() {
             return Ok(Arc::clone(set));
         }
         let before = self.writes.load(Ordering::Acquire);
-        let set = Arc::new(HookSet::read(store)?);
+        let set = Arc::new(HookSet::read(store).await?);
         let mut current = self.lock();
         if self.writes.load(Ordering::Acquire) == before {
             *current = Some(Arc::clone(&set));
@@ -126,17 +116,17 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         store.insert(entity, hook(a), 0).await.unwrap();
         let cache = HookCache::default();
-        let first = cache.get(&store).unwrap();
+        let first = cache.get(&store).await.unwrap();
         assert_eq!(first.list.len(), 1);
         assert!(first.get(a).unwrap().is_some());
 
         store.insert(entity, hook(b), 0).await.unwrap();
         assert!(
-            Arc::ptr_eq(&first, &cache.get(&store).unwrap()),
+            Arc::ptr_eq(&first, &cache.get(&store).await.unwrap()),
             "kept until told"
         );
         cache.invalidate();
-        let second = cache.get(&store).unwrap();
+        let second = cache.get(&store).await.unwrap();
         assert_eq!(second.list.len(), 2);
         assert!(second.get(Uuid::new_v4()).unwrap().is_none());
     }

@@ -192,12 +192,13 @@ impl Engine {
     }
 
     /// Rewrites a delivery the caller has claimed as due now.
-    fn requeue(&self, id: Uuid) -> Result<Delivery, Error> {
-        let mut delivery = self.store.delivery(id)?.ok_or(Error::NotFound)?;
+    async fn requeue(&self, id: Uuid) -> Result<Delivery, Error> {
+        let mut delivery = self.store.delivery(id).await?.ok_or(Error::NotFound)?;
         delivery.state = DeliveryState::Queued;
         delivery.next_attempt_at_ms = Some(self.clock.now_ms());
         self.store
-            .commit_deliveries(std::slice::from_ref(&delivery))?;
+            .commit_deliveries(std::slice::from_ref(&delivery))
+            .await?;
         Ok(delivery)
     }
 }
@@ -390,7 +391,7 @@ impl Deliveries {
             engine.release(std::iter::once(id));
             return Ok(unstored);
         }
-        let requeued = engine.requeue(id);
+        let requeued = engine.requeue(id).await;
         engine.release(std::iter::once(id));
         let delivery = requeued?;
         engine.store.durable().await?;
@@ -435,10 +436,10 @@ impl Deliveries {
     }
 
     /// A delivery, stored or in memory only.
-    pub fn delivery(&self, id: Uuid) -> hookd_store::Result<Option<Delivery>> {
+    pub async fn delivery(&self, id: Uuid) -> hookd_store::Result<Option<Delivery>> {
         // Stored first: one just stored is still in memory for a moment,
         // and the store has its attempt.
-        match self.engine.store.delivery(id)? {
+        match self.engine.store.delivery(id).await? {
             Some(stored) => Ok(Some(stored)),
             None => Ok(self.engine.unstored.get(id)),
         }
@@ -446,7 +447,7 @@ impl Deliveries {
 
     /// A page of a hook's deliveries, stored or in memory only, newest
     /// first. Offsets are the id of the first delivery of the next page.
-    pub fn hook_deliveries(
+    pub async fn hook_deliveries(
         &self,
         hook: Uuid,
         page: &Page,
@@ -455,7 +456,8 @@ impl Deliveries {
             Some(offset) => {
                 let id = Uuid::try_parse(offset).map_err(|_| hookd_store::Error::InvalidOffset)?;
                 let first = self
-                    .delivery(id)?
+                    .delivery(id)
+                    .await?
                     .filter(|d| d.hook_id == hook)
                     .ok_or(hookd_store::Error::InvalidOffset)?;
                 Some(ListedAt::of(&first))
@@ -466,7 +468,8 @@ impl Deliveries {
         let mut data = self
             .engine
             .store
-            .hook_deliveries_through(hook, through, wanted)?;
+            .hook_deliveries_through(hook, through, wanted)
+            .await?;
         let stored: HashSet<Uuid> = data.iter().map(|d| d.id).collect();
         data.extend(
             self.engine
@@ -485,21 +488,21 @@ impl Deliveries {
 
     /// Deliveries waiting for an attempt: due in the store, or in memory
     /// only.
-    pub fn queue_depth(&self) -> usize {
-        self.engine.store.queue_depth() + self.engine.unstored.len()
+    pub async fn queue_depth(&self) -> hookd_store::Result<usize> {
+        Ok(self.engine.store.queue_depth().await? + self.engine.unstored.len())
     }
 
     /// The hooks failing now, the longest failing first: read from the
     /// store, where the scheduler keeps each failing hook's breaker.
-    pub fn failing_hooks(&self) -> hookd_store::Result<Vec<FailingHook>> {
-        Ok(breaker::Breakers::load(&self.engine.store.hook_states()?).failing())
+    pub async fn failing_hooks(&self) -> hookd_store::Result<Vec<FailingHook>> {
+        Ok(breaker::Breakers::load(&self.engine.store.hook_states().await?).failing())
     }
 
     /// What each guest of a lambda hook is granted (mode ∩ ceiling ∩
     /// request ∩ imports), or none for other handlers.
-    pub fn capabilities(&self, hook: &EventHook) -> Option<Vec<serde_json::Value>> {
+    pub async fn capabilities(&self, hook: &EventHook) -> Option<Vec<serde_json::Value>> {
         match &hook.handler {
-            Handler::Lambda(cfg) => Some(handler::lambda::grants(&self.engine, cfg)),
+            Handler::Lambda(cfg) => Some(handler::lambda::grants(&self.engine, cfg).await),
             _ => None,
         }
     }
@@ -509,14 +512,10 @@ async fn prune(engine: Arc<Engine>) {
     loop {
         let keep = engine.settings.retention.count;
         let cutoff = engine.clock.now_ms() - engine.settings.retention.age.as_millis() as i64;
-        // Off the runtime's threads: after a restart, or a lower
-        // retention, a pass may remove a long backlog.
-        let store = engine.store.clone();
-        match tokio::task::spawn_blocking(move || store.prune_deliveries(keep, cutoff)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::debug!(removed = n, "finished deliveries past retention removed"),
-            Ok(Err(e)) => tracing::error!(error = %e, "applying delivery retention failed"),
-            Err(e) => tracing::error!(error = %e, "applying delivery retention stopped"),
+        match engine.store.prune_deliveries(keep, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "finished deliveries past retention removed"),
+            Err(e) => tracing::error!(error = %e, "applying delivery retention failed"),
         }
         tokio::select! {
             _ = engine.shutdown.cancelled() => return,
@@ -584,8 +583,8 @@ mod tests {
     use hookd_model::Event;
     use serde_json::json;
 
-    #[test]
-    fn a_hooks_deliveries_page_through_the_store_and_memory_alike() {
+    #[tokio::test]
+    async fn a_hooks_deliveries_page_through_the_store_and_memory_alike() {
         let dir = tempfile::tempdir().unwrap();
         let deliveries = testing::engine(dir.path());
         let engine = &deliveries.engine;
@@ -598,7 +597,11 @@ mod tests {
         let all: Vec<Delivery> = (0..6).map(make).collect();
         let (memory, stored): (Vec<Delivery>, Vec<Delivery>) =
             all.iter().cloned().partition(|d| d.created_at_ms % 2 == 0);
-        engine.store.commit_attempts(&[], &stored, &[]).unwrap();
+        engine
+            .store
+            .commit_attempts(&[], &stored, &[])
+            .await
+            .unwrap();
         engine.unstored.add(&memory);
         let mut seen = Vec::new();
         let mut page = Page {
@@ -606,7 +609,7 @@ mod tests {
             offset: None,
         };
         loop {
-            let listed = deliveries.hook_deliveries(hook, &page).unwrap();
+            let listed = deliveries.hook_deliveries(hook, &page).await.unwrap();
             seen.extend(listed.data.iter().map(|d| d.created_at_ms));
             match listed.next {
                 Some(next) => page.offset = Some(next),
@@ -615,13 +618,13 @@ mod tests {
         }
         assert_eq!(seen, [5, 4, 3, 2, 1, 0]);
         assert_eq!(
-            deliveries.delivery(all[2].id).unwrap(),
+            deliveries.delivery(all[2].id).await.unwrap(),
             Some(all[2].clone())
         );
         assert_eq!(
-            deliveries.delivery(all[3].id).unwrap(),
+            deliveries.delivery(all[3].id).await.unwrap(),
             Some(all[3].clone())
         );
-        assert_eq!(deliveries.queue_depth(), 6);
+        assert_eq!(deliveries.queue_depth().await.unwrap(), 6);
     }
 }

@@ -11,6 +11,7 @@
 use crate::Engine;
 use crate::breaker::{Breakers, Paused, Turn};
 use crate::handler::Outcome;
+use crate::hooks::HookSet;
 use crate::lanes::{Lanes, Rules};
 use hookd_metrics::{HandlerLabels, OutcomeLabels};
 use hookd_model::delivery::{Delivery, DeliveryState};
@@ -65,7 +66,7 @@ struct Finished {
 pub(crate) async fn run(engine: Arc<Engine>, reports: mpsc::UnboundedReceiver<Report>) {
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let completer = tokio::spawn(complete(Arc::clone(&engine), done_rx));
-    Scheduler::new(&engine).run(reports, done_tx).await;
+    Scheduler::new(&engine).await.run(reports, done_tx).await;
     // The scheduler has passed on every report: the completer commits the
     // last outcomes and stops.
     let _ = completer.await;
@@ -77,6 +78,9 @@ struct Scheduler<'a> {
     breakers: Breakers,
     /// Each hook's rules, read once and forgotten when the hook is written.
     rules: HashMap<Uuid, Rules>,
+    /// The hooks, as the engine's cache had them at the top of this turn
+    /// of the loop; new rules are read from them.
+    hooks: Result<Arc<HookSet>, String>,
     /// Whether the store may hold due deliveries the lanes have not seen:
     /// set by new work, by time passing, by a hook's write and by a lane
     /// running low. An attempt's end alone does not send the scheduler to
@@ -90,8 +94,8 @@ struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
-    fn new(engine: &'a Arc<Engine>) -> Self {
-        let breakers = match engine.store.hook_states() {
+    async fn new(engine: &'a Arc<Engine>) -> Self {
+        let breakers = match engine.store.hook_states().await {
             Ok(entries) => Breakers::load(&entries),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the hooks' breakers; starting with none");
@@ -104,6 +108,7 @@ impl<'a> Scheduler<'a> {
             lanes: Lanes::default(),
             breakers,
             rules: HashMap::new(),
+            hooks: Err("not read yet".into()),
             look: true,
             permits: Arc::new(Semaphore::new(workers)),
             workers,
@@ -118,6 +123,7 @@ impl<'a> Scheduler<'a> {
     ) {
         let engine = self.engine;
         loop {
+            self.hooks = load_hooks(engine).await;
             while let Ok(report) = reports.try_recv() {
                 let _ = done.send(self.heard(report));
             }
@@ -140,7 +146,7 @@ impl<'a> Scheduler<'a> {
                 }
                 continue;
             }
-            let started = self.start_due();
+            let started = self.start_due().await;
             if !self.waiting.is_empty() {
                 let _ = done.send(Finished {
                     deliveries: std::mem::take(&mut self.waiting),
@@ -154,7 +160,7 @@ impl<'a> Scheduler<'a> {
             let wait = if free == 0 {
                 IDLE_CHECK
             } else {
-                self.until_next_work()
+                self.until_next_work().await
             };
             tokio::select! {
                 report = reports.recv() => {
@@ -171,7 +177,7 @@ impl<'a> Scheduler<'a> {
 
     /// Holds due deliveries and starts as many attempts as the workers and
     /// the lanes allow; true when anything was held or started.
-    fn start_due(&mut self) -> bool {
+    async fn start_due(&mut self) -> bool {
         let free = self.permits.available_permits();
         if free == 0 {
             return false;
@@ -181,7 +187,7 @@ impl<'a> Scheduler<'a> {
         if wanted {
             self.look = false;
         }
-        let mut progressed = match if wanted { self.hold_due() } else { Ok(0) } {
+        let mut progressed = match if wanted { self.hold_due().await } else { Ok(0) } {
             Ok(held) => held > 0,
             Err(e) => {
                 tracing::error!(error = %e, "reading due deliveries failed");
@@ -225,7 +231,7 @@ impl<'a> Scheduler<'a> {
     /// each lane has room for, passing over those held or in flight
     /// already; a paused hook's probe is read even into a full lane.
     /// Returns how many it held.
-    fn hold_due(&mut self) -> Result<usize, hookd_store::Error> {
+    async fn hold_due(&mut self) -> Result<usize, hookd_store::Error> {
         let engine = self.engine;
         let store = &engine.store;
         let now_ms = engine.clock.now_ms();
@@ -233,7 +239,7 @@ impl<'a> Scheduler<'a> {
         // Read when a lane has room: most looks find only full lanes.
         let mut busy = None;
         let mut held = 0;
-        for hook in store.hooks_with_due(now_ms)? {
+        for hook in store.hooks_with_due(now_ms).await? {
             let rules = self.rules(hook);
             if !rules.enabled {
                 let released = self.lanes.release(hook);
@@ -251,9 +257,11 @@ impl<'a> Scheduler<'a> {
             }
             let busy = busy.get_or_insert_with(|| engine.in_flight_ids());
             let lanes = &self.lanes;
-            let mut due = store.hook_due_deliveries(hook, now_ms, room, |id| {
-                busy.contains(&id) || lanes.holds(id)
-            })?;
+            let mut due = store
+                .hook_due_deliveries(hook, now_ms, room, &mut |id| {
+                    busy.contains(&id) || lanes.holds(id)
+                })
+                .await?;
             if let Some(probe) = probe
                 && !lanes.holds(probe)
                 && !busy.contains(&probe)
@@ -261,7 +269,8 @@ impl<'a> Scheduler<'a> {
             {
                 due.extend(
                     store
-                        .delivery(probe)?
+                        .delivery(probe)
+                        .await?
                         .filter(|d| d.next_attempt_at_ms.is_some_and(|at| at <= now_ms)),
                 );
             }
@@ -278,14 +287,14 @@ impl<'a> Scheduler<'a> {
     /// or the next scheduled attempt is due, within [`IDLE_CHECK`].
     /// Deliveries due already wait for a worker or a lane, whose end is
     /// reported.
-    fn until_next_work(&self) -> Duration {
+    async fn until_next_work(&self) -> Duration {
         let engine = self.engine;
         let mut wait = IDLE_CHECK;
         if let Some(at) = self.lanes.next_token_at(&self.breakers) {
             wait = wait.min(at.saturating_duration_since(Instant::now()));
         }
         let now_ms = engine.clock.now_ms();
-        match engine.store.next_due_after(now_ms) {
+        match engine.store.next_due_after(now_ms).await {
             Ok(Some(due)) => wait = wait.min(Duration::from_millis((due - now_ms).max(0) as u64)),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "reading the next due delivery failed"),
@@ -303,11 +312,11 @@ impl<'a> Scheduler<'a> {
 
     /// The rules of a hook's lane, read once until the hook is written.
     fn rules(&mut self, hook: Uuid) -> Rules {
-        let engine = self.engine;
+        let default = self.engine.settings.concurrency.default;
         *self
             .rules
             .entry(hook)
-            .or_insert_with(|| rules_of(engine, hook))
+            .or_insert_with(|| rules_of(&self.hooks, hook, default))
     }
 
     /// Holds dispatched deliveries in their lanes; those whose hook is
@@ -375,10 +384,10 @@ impl<'a> Scheduler<'a> {
                         // Held no more from now, before the write lands.
                         let released = self.lanes.release(hook);
                         self.store_waiting(released);
-                        let engine = self.engine;
+                        let default = self.engine.settings.concurrency.default;
                         self.rules
                             .entry(hook)
-                            .or_insert_with(|| rules_of(engine, hook))
+                            .or_insert_with(|| rules_of(&self.hooks, hook, default))
                             .enabled = false;
                         finished.disable = Some(hook);
                     }
@@ -397,9 +406,12 @@ impl<'a> Scheduler<'a> {
 
 /// The rules of a hook's lane; a hook that cannot be read runs by the
 /// defaults, and its attempts say why it cannot be read.
-fn rules_of(engine: &Engine, hook: Uuid) -> Rules {
-    let default = engine.settings.concurrency.default;
-    match load_hook(engine, hook) {
+fn rules_of(hooks: &Result<Arc<HookSet>, String>, hook: Uuid, default: u32) -> Rules {
+    let hook = match hooks {
+        Ok(hooks) => hooks.get(hook),
+        Err(e) => Err(e.clone()),
+    };
+    match hook {
         Ok(Some(hook)) => Rules::of(&hook, default),
         Ok(None) | Err(_) => Rules {
             enabled: true,
@@ -452,7 +464,7 @@ async fn attempt(engine: &Engine, mut delivery: Delivery) -> (Delivery, bool) {
     let at_ms = engine.clock.now_ms();
     let number = delivery.attempts.len() as u32 + 1;
     let started = Instant::now();
-    let (outcome, handler) = match load_hook(engine, delivery.hook_id) {
+    let (outcome, handler) = match load_hook(engine, delivery.hook_id).await {
         Ok(Some(hook)) => (
             crate::run::handle(engine, &hook, &delivery.event, delivery.id, at_ms).await,
             hook.handler.name(),
@@ -516,12 +528,18 @@ fn record(
     }
 }
 
+/// The hooks as they are stored (cached until a hook is written).
+async fn load_hooks(engine: &Engine) -> Result<Arc<HookSet>, String> {
+    engine
+        .hooks
+        .get(&engine.store)
+        .await
+        .map_err(|e| format!("reading the event hooks failed: {e}"))
+}
+
 /// A delivery's hook; none when it was deleted.
-fn load_hook(engine: &Engine, hook: Uuid) -> Result<Option<Arc<EventHook>>, String> {
-    match engine.hooks.get(&engine.store) {
-        Ok(hooks) => hooks.get(hook),
-        Err(e) => Err(format!("reading the event hooks failed: {e}")),
-    }
+async fn load_hook(engine: &Engine, hook: Uuid) -> Result<Option<Arc<EventHook>>, String> {
+    load_hooks(engine).await?.get(hook)
 }
 
 async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Finished>) {
@@ -538,7 +556,7 @@ async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Finishe
         // store, or in memory with their outbox records. They run again
         // (at least once), so retrying the commit is all there is to do.
         loop {
-            match commit(&engine, &updated, &first, &ended, &remembered) {
+            match commit(&engine, &updated, &first, &ended, &remembered).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "recording delivery attempts failed; retrying");
@@ -567,7 +585,7 @@ async fn complete(engine: Arc<Engine>, mut done: mpsc::UnboundedReceiver<Finishe
 /// Writes attempted and waiting deliveries with the outbox records that
 /// ended, then changed breakers, each set in one transaction; an empty set
 /// costs nothing.
-fn commit(
+async fn commit(
     engine: &Engine,
     updated: &[Delivery],
     first: &[Delivery],
@@ -575,10 +593,10 @@ fn commit(
     remembered: &[HookStateUpdate],
 ) -> Result<(), hookd_store::Error> {
     if !(updated.is_empty() && first.is_empty() && ended.is_empty()) {
-        engine.store.commit_attempts(updated, first, ended)?;
+        engine.store.commit_attempts(updated, first, ended).await?;
     }
     if !remembered.is_empty() {
-        engine.store.commit_dispatch(&[], &[], remembered)?;
+        engine.store.commit_dispatch(&[], &[], remembered).await?;
     }
     Ok(())
 }
@@ -587,7 +605,7 @@ fn commit(
 /// `enabled: false` would: its queue stays, and so does everything else.
 async fn disable(engine: &Engine, hook: Uuid) {
     let entity = hookd_model::hook::ENTITY;
-    let disabled = match engine.store.get(entity, hook) {
+    let disabled = match engine.store.get(entity, hook).await {
         Ok(Some(mut value)) => {
             value["enabled"] = json!(false);
             engine
@@ -619,20 +637,21 @@ mod tests {
     use uuid::Uuid;
 
     /// A failed delivery whose next attempt is due now.
-    fn failed_and_due(store: &Store) -> Delivery {
+    async fn failed_and_due(store: &Store) -> Delivery {
         let event = Event::new("crud", "consumers", serde_json::json!({}), T0);
         let mut delivery = Delivery::new(Uuid::new_v4(), event, 0, T0 - 60_000);
         delivery.state = DeliveryState::Failed;
         delivery.next_attempt_at_ms = Some(T0);
         store
             .commit_deliveries(std::slice::from_ref(&delivery))
+            .await
             .unwrap();
         delivery
     }
 
     /// What the scheduler would attempt next, claimed as it claims it.
-    fn take_next(scheduler: &mut Scheduler<'_>) -> Option<Delivery> {
-        scheduler.hold_due().unwrap();
+    async fn take_next(scheduler: &mut Scheduler<'_>) -> Option<Delivery> {
+        scheduler.hold_due().await.unwrap();
         let next = scheduler
             .lanes
             .next(&mut scheduler.breakers, Instant::now())?;
@@ -640,24 +659,24 @@ mod tests {
         Some(next)
     }
 
-    #[test]
-    fn the_scheduler_leaves_a_delivery_being_redelivered_alone() {
+    #[tokio::test]
+    async fn the_scheduler_leaves_a_delivery_being_redelivered_alone() {
         let dir = tempfile::tempdir().unwrap();
         let deliveries = engine(dir.path());
         let engine = &deliveries.engine;
-        let delivery = failed_and_due(&engine.store);
-        let mut scheduler = Scheduler::new(engine);
+        let delivery = failed_and_due(&engine.store).await;
+        let mut scheduler = Scheduler::new(engine).await;
 
         // A redelivery has claimed the delivery and not yet rewritten it
         // when the scheduler looks at the queue.
         assert!(engine.claim(delivery.id));
-        assert_eq!(scheduler.hold_due().unwrap(), 0);
-        let requeued = engine.requeue(delivery.id).unwrap();
+        assert_eq!(scheduler.hold_due().await.unwrap(), 0);
+        let requeued = engine.requeue(delivery.id).await.unwrap();
         engine.release(std::iter::once(delivery.id));
         assert_eq!(requeued.state, DeliveryState::Queued);
 
         // Then the attempt starts from the redelivered record.
-        let taken = take_next(&mut scheduler).unwrap();
+        let taken = take_next(&mut scheduler).await.unwrap();
         assert_eq!(taken.id, delivery.id);
         assert_eq!(taken.state, DeliveryState::Queued);
     }
@@ -666,21 +685,21 @@ mod tests {
     async fn a_delivery_being_attempted_is_not_redelivered() {
         let dir = tempfile::tempdir().unwrap();
         let deliveries = engine(dir.path());
-        let delivery = failed_and_due(&deliveries.engine.store);
-        let mut scheduler = Scheduler::new(&deliveries.engine);
-        assert!(take_next(&mut scheduler).is_some());
+        let delivery = failed_and_due(&deliveries.engine.store).await;
+        let mut scheduler = Scheduler::new(&deliveries.engine).await;
+        assert!(take_next(&mut scheduler).await.is_some());
         assert!(matches!(
             deliveries.redeliver(delivery.id).await,
             Err(crate::Error::InFlight)
         ));
-        let stored = deliveries.engine.store.delivery(delivery.id).unwrap();
+        let stored = deliveries.engine.store.delivery(delivery.id).await.unwrap();
         assert_eq!(stored.unwrap().state, DeliveryState::Failed);
         deliveries.engine.release(std::iter::once(delivery.id));
         assert!(deliveries.redeliver(delivery.id).await.is_ok());
     }
 
-    #[test]
-    fn a_full_lane_is_passed_over_and_its_probe_is_not() {
+    #[tokio::test]
+    async fn a_full_lane_is_passed_over_and_its_probe_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let deliveries = engine(dir.path());
         let engine = &deliveries.engine;
@@ -691,11 +710,15 @@ mod tests {
                 Delivery::new(hook, event, n, T0 - 1000)
             })
             .collect();
-        engine.store.commit_dispatch(&[], &queued, &[]).unwrap();
-        let mut scheduler = Scheduler::new(engine);
+        engine
+            .store
+            .commit_dispatch(&[], &queued, &[])
+            .await
+            .unwrap();
+        let mut scheduler = Scheduler::new(engine).await;
         // The default concurrency, 64, holds 256 at most.
-        assert_eq!(scheduler.hold_due().unwrap(), 256);
-        assert_eq!(scheduler.hold_due().unwrap(), 0);
+        assert_eq!(scheduler.hold_due().await.unwrap(), 256);
+        assert_eq!(scheduler.hold_due().await.unwrap(), 0);
         // Paused with a probe beyond what the lane holds: the probe is
         // still held, and is the one attempted.
         let probe = queued.last().unwrap().clone();
@@ -705,8 +728,8 @@ mod tests {
             ..Default::default()
         };
         scheduler.breakers.record(&failed, &policy, T0);
-        assert_eq!(scheduler.hold_due().unwrap(), 1);
-        assert_eq!(take_next(&mut scheduler).unwrap().id, probe.id);
-        assert!(take_next(&mut scheduler).is_none(), "one at a time");
+        assert_eq!(scheduler.hold_due().await.unwrap(), 1);
+        assert_eq!(take_next(&mut scheduler).await.unwrap().id, probe.id);
+        assert!(take_next(&mut scheduler).await.is_none(), "one at a time");
     }
 }

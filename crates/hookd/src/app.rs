@@ -3,7 +3,7 @@
 //! health checker and the Admin API, built once here, so that `hookd
 //! serve` and the tests run the same server.
 
-use crate::config::Config;
+use crate::config::{Config, Storage};
 use anyhow::Context;
 use axum::Router;
 use hookd_admin::{AdminState, Rbac, ServerInfo};
@@ -13,7 +13,7 @@ use hookd_metrics::Metrics;
 use hookd_model::clock::{Clock, SystemClock};
 use hookd_sandbox::Sandbox;
 use hookd_sources::HealthChecker;
-use hookd_store::Store;
+use hookd_store::{ActiveLock, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -35,18 +35,19 @@ pub struct App {
     deliveries: Deliveries,
     health: Arc<HealthChecker>,
     admin: AdminState,
+    /// On PostgreSQL, what makes this node the active one.
+    active: Option<ActiveLock>,
     shutdown: CancellationToken,
 }
 
 impl App {
-    /// Opens the store in the configured data directory and builds every
-    /// part. Webhook-custom templates are rendered by this program run as
-    /// `hookd template-worker`.
-    pub fn build(config: &Config) -> anyhow::Result<App> {
+    /// Opens the configured store and builds every part; on PostgreSQL,
+    /// once this node is the active one. Webhook-custom templates are
+    /// rendered by this program run as `hookd template-worker`.
+    pub async fn build(config: &Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let store = Store::open_with_cache(&config.data_dir, config.store_cache_capacity)
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let (store, active) = open_store(config).await?;
         let catalogue = Arc::new(config.catalogue(hookd_model::entity::crud_entities())?);
         let metrics = Arc::new(Metrics::new());
         let sandbox =
@@ -74,7 +75,7 @@ impl App {
         let info = ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             hostname: hostname(),
-            node_id: store.node_id()?.to_string(),
+            node_id: store.node_id().await?.to_string(),
             configuration: config.redacted(),
         };
         let admin = AdminState {
@@ -98,6 +99,7 @@ impl App {
             deliveries,
             health,
             admin,
+            active,
             shutdown: CancellationToken::new(),
         })
     }
@@ -124,7 +126,11 @@ impl App {
     /// Starts deliveries, health checks and audit retention, serves the
     /// Admin API on `listener` until shutdown, then stops every part in
     /// turn and closes the store.
-    pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
+    pub async fn serve(mut self, listener: TcpListener) -> anyhow::Result<()> {
+        let lost = self
+            .active
+            .take()
+            .map(|lock| watch_active(lock, self.shutdown.clone()));
         let config = &self.config;
         if config.enforce_rbac && config.admin_token.is_empty() {
             tracing::warn!(
@@ -159,10 +165,60 @@ impl App {
         }
         self.health.shutdown().await;
         let _ = audit_retention.await;
-        self.store.close();
+        self.store.close().await;
+        if let Some(lost) = lost {
+            if lost.is_finished() {
+                let e = lost.await.context("watching the active lock")?;
+                return Err(e).context("stopped");
+            }
+            // Dropping the lock lets a standby take over.
+            lost.abort();
+        }
         tracing::info!("hookd stopped; store flushed");
         Ok(())
     }
+}
+
+/// The configured store: sled in the data directory, or PostgreSQL once
+/// this node holds the database's active lock.
+async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<ActiveLock>)> {
+    match config.storage {
+        Storage::Sled => {
+            let store = Store::open_with_cache(&config.data_dir, config.store_cache_capacity)
+                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+            Ok((store, None))
+        }
+        Storage::Postgres => {
+            let connection = config.postgres();
+            let lock = ActiveLock::acquire(&connection, || {
+                tracing::info!(
+                    "another node is active on this database; standing by until it stops"
+                );
+            })
+            .await
+            .context("connecting to PostgreSQL")?;
+            tracing::info!("this node is the active one on its database");
+            let store = Store::connect(&connection)
+                .await
+                .context("opening the store on PostgreSQL")?;
+            Ok((store, Some(lock)))
+        }
+    }
+}
+
+/// Stops the server when the active lock may be lost: another node may
+/// be active by then, and two must never dispatch at once. Ends with why,
+/// or is aborted at shutdown, which drops the lock.
+fn watch_active(
+    mut lock: ActiveLock,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<hookd_store::Error> {
+    tokio::spawn(async move {
+        let e = lock.lost().await;
+        tracing::error!(error = %e, "the active lock may be lost; stopping");
+        shutdown.cancel();
+        e
+    })
 }
 
 /// Templates are rendered by this same program, run as
@@ -213,7 +269,10 @@ async fn prune_audit(store: Store, retention: AuditRetention, shutdown: Cancella
             keep,
             before_ms: now - age.as_millis() as i64,
         };
-        match store.prune_audit(keep(retention.allowed), keep(retention.denied)) {
+        match store
+            .prune_audit(keep(retention.allowed), keep(retention.denied))
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "audit decisions past retention removed"),
             Err(e) => tracing::error!(error = %e, "applying audit retention failed"),
@@ -243,7 +302,7 @@ mod tests {
             data_dir: dir.path().join("data"),
             ..Config::default()
         };
-        let app = App::build(&config).unwrap().router();
+        let app = App::build(&config).await.unwrap().router();
         let call = |method: Method, uri: &str| {
             let request = Request::builder()
                 .method(method)

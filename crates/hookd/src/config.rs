@@ -20,8 +20,19 @@ use std::time::Duration;
 pub struct Config {
     /// Address of the Admin API.
     pub listen: SocketAddr,
-    /// Where sled keeps everything.
+    /// Where everything is kept: `sled`, embedded in `data_dir`, or
+    /// `postgres`, the database at `postgres_url`.
+    pub storage: Storage,
+    /// Where sled keeps everything, and a node on PostgreSQL its compiled
+    /// guests.
     pub data_dir: PathBuf,
+    /// The database of `storage = "postgres"`:
+    /// `postgres://user:password@host:5432/database`.
+    pub postgres_url: String,
+    /// Connections to PostgreSQL a node keeps open, at most.
+    pub postgres_max_connections: u32,
+    /// Longest a statement may run on PostgreSQL before it is cancelled.
+    pub postgres_statement_timeout: Dur,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
     /// A `tracing` filter, e.g. `info` or `hookd=debug,info`; `RUST_LOG` wins.
@@ -230,6 +241,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where a server keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// Embedded, in the data directory: one process.
+    Sled,
+    /// A PostgreSQL database, shared by the nodes that name it.
+    Postgres,
+}
+
 /// Each part's defaults are its own (`Default` next to the code it
 /// configures); the configuration only names them.
 impl Default for Config {
@@ -243,7 +264,11 @@ impl Default for Config {
         let console = hookd_console::Settings::default();
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            storage: Storage::Sled,
             data_dir: default_data_dir(),
+            postgres_url: String::new(),
+            postgres_max_connections: 16,
+            postgres_statement_timeout: secs(30),
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             body_limit: 1024 * 1024,
@@ -448,6 +473,15 @@ impl Config {
                 ),
             });
         }
+        if self.storage == Storage::Postgres {
+            let url = url::Url::parse(&self.postgres_url);
+            if !url.is_ok_and(|u| matches!(u.scheme(), "postgres" | "postgresql")) {
+                return Err(ConfigError::Limit {
+                    key: "postgres_url",
+                    reason: "storage = \"postgres\" needs postgres_url, a postgres:// URL".into(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -650,11 +684,27 @@ impl Config {
         }
     }
 
-    /// The configuration as JSON, with secret values replaced.
+    /// The configuration as JSON, with secret values replaced: keys
+    /// named as secrets, and the password of `postgres_url`.
     pub fn redacted(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).expect("the configuration serialises");
         redact(&mut value);
+        if let Ok(mut url) = url::Url::parse(&self.postgres_url)
+            && url.password().is_some()
+            && url.set_password(Some("******")).is_ok()
+        {
+            value["postgres_url"] = serde_json::Value::from(url.to_string());
+        }
         value
+    }
+
+    /// How a node on PostgreSQL reaches its database.
+    pub fn postgres(&self) -> hookd_store::Connection {
+        hookd_store::Connection {
+            url: self.postgres_url.clone(),
+            max_connections: self.postgres_max_connections.max(1),
+            statement_timeout: self.postgres_statement_timeout.0,
+        }
     }
 }
 

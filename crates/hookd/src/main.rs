@@ -50,6 +50,9 @@ enum Command {
     },
     /// Prints the effective configuration, secrets redacted.
     Config,
+    /// Brings the PostgreSQL schema of `storage = "postgres"` up to date,
+    /// and nothing else (`hookd serve` does it too when it starts).
+    Migrate,
     /// Prints the guest contract: the WIT of world hookd:lambda/lambda
     /// (as `GET /wit` serves it).
     Wit,
@@ -118,6 +121,7 @@ enum GuestCommand {
 const OFFLINE: &[&[&str]] = &[
     &["serve"],
     &["config"],
+    &["migrate"],
     &["wit"],
     &["guests", "inspect"],
     &["guests", "run"],
@@ -145,6 +149,21 @@ fn without_client_options(command: clap::Command, path: &[&str]) -> clap::Comman
         }),
         [name, rest @ ..] => command.mut_subcommand(*name, |sub| without_client_options(sub, rest)),
     }
+}
+
+/// `hookd migrate`: the migrations the database lacked, applied.
+fn migrate(config: &Config) -> anyhow::Result<Vec<i64>> {
+    use anyhow::Context;
+    if config.storage != hookd::config::Storage::Postgres {
+        anyhow::bail!("migrate needs storage = \"postgres\"; sled needs no migrations");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime
+        .block_on(hookd_store::Store::migrate(&config.postgres()))
+        .context("migrating the database")
 }
 
 fn main() -> ExitCode {
@@ -216,6 +235,28 @@ fn main() -> ExitCode {
         Command::Wit => {
             print!("{}", hookd_sandbox::WIT);
             ExitCode::SUCCESS
+        }
+        Command::Migrate => {
+            let config = match config() {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match migrate(&config) {
+                Ok(applied) if applied.is_empty() => {
+                    println!("the schema is up to date");
+                    ExitCode::SUCCESS
+                }
+                Ok(applied) => {
+                    for version in applied {
+                        println!("applied migration {version}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hookd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Guests(GuestCommand::New { name, lang, dir }) => {
             match scaffold::run(&dir, &name, lang) {

@@ -14,11 +14,12 @@ pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where the chain runner finds guests; keeps the sandbox free of the
 /// store.
+#[async_trait::async_trait]
 pub trait GuestSource: Sync {
     /// The guest a function of the hook names (a name or a digest).
-    fn resolve(&self, function: &str) -> Result<GuestRef, SourceError>;
+    async fn resolve(&self, function: &str) -> Result<GuestRef, SourceError>;
     /// The guest's bytes; asked for only when it is not prepared yet.
-    fn bytes(&self, guest: &GuestRef) -> Result<Vec<u8>, SourceError>;
+    async fn bytes(&self, guest: &GuestRef) -> Result<Vec<u8>, SourceError>;
 }
 
 /// One function of the chain, as it ran.
@@ -170,11 +171,17 @@ impl Sandbox {
     ) -> Result<(GuestRef, std::sync::Arc<crate::Guest>), Failure> {
         let unavailable =
             |e: &dyn std::fmt::Display| Failure::Host(format!("guest '{function}': {e}"));
-        let guest_ref = source.resolve(function).map_err(|e| unavailable(&e))?;
+        let guest_ref = source
+            .resolve(function)
+            .await
+            .map_err(|e| unavailable(&e))?;
         if let Some(guest) = self.prepared(&guest_ref.digest) {
             return Ok((guest_ref, guest));
         }
-        let bytes = source.bytes(&guest_ref).map_err(|e| unavailable(&e))?;
+        let bytes = source
+            .bytes(&guest_ref)
+            .await
+            .map_err(|e| unavailable(&e))?;
         let sandbox = self.clone();
         let guest = tokio::task::spawn_blocking(move || sandbox.prepare(&bytes))
             .await

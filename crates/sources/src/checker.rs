@@ -9,7 +9,7 @@ use crate::{Chain, Error, Result};
 use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::outbound::OutboundPolicy;
 use hookd_outbound::Dialer;
-use hookd_store::{Listed, Page, Store};
+use hookd_store::Store;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,9 +18,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-/// Entities read from the store per page while reconciling.
-const PAGE_SIZE: usize = 1000;
 
 /// How the checker runs.
 #[derive(Debug, Clone)]
@@ -135,14 +132,15 @@ impl HealthChecker {
     /// `GET /upstreams/{id}/health`; none when there is no such upstream.
     /// Targets come from the store, so a target is listed as soon as it is
     /// written, healthy until its first probe says otherwise.
-    pub fn health(&self, upstream_id: Uuid) -> Result<Option<Vec<TargetHealth>>> {
+    pub async fn health(&self, upstream_id: Uuid) -> Result<Option<Vec<TargetHealth>>> {
         let store = &self.shared.store;
-        let Some(upstream) = store.get("upstreams", upstream_id)? else {
+        let Some(upstream) = store.get("upstreams", upstream_id).await? else {
             return Ok(None);
         };
         let checked = matches!(ActiveChecks::of_upstream(&upstream), Ok(Some(_)));
-        let targets =
-            list_all(|page| store.list_children("upstreams", upstream_id, "targets", page))?;
+        let targets = store
+            .list_all_children("upstreams", upstream_id, "targets")
+            .await?;
         let live = lock(&self.shared.live);
         let reports = targets
             .iter()
@@ -157,23 +155,6 @@ impl HealthChecker {
             })
             .collect();
         Ok(Some(reports))
-    }
-}
-
-/// Every entity of a listing, page by page.
-fn list_all(mut page: impl FnMut(&Page) -> hookd_store::Result<Listed>) -> Result<Vec<Value>> {
-    let mut all = Vec::new();
-    let mut offset = None;
-    loop {
-        let listed = page(&Page {
-            size: PAGE_SIZE,
-            offset: offset.take(),
-        })?;
-        all.extend(listed.data);
-        match listed.next {
-            Some(next) => offset = Some(next),
-            None => return Ok(all),
-        }
     }
 }
 
@@ -218,7 +199,7 @@ impl Reconciler {
     /// Starts, updates and stops target tasks to match the store. A store
     /// that fails to answer leaves everything running as it is.
     async fn reconcile(&mut self) {
-        let wanted = match self.wanted() {
+        let wanted = match self.wanted().await {
             Ok(wanted) => wanted,
             Err(e) => {
                 tracing::warn!(error = %Chain(&e), "reading upstreams for health checks failed");
@@ -272,10 +253,10 @@ impl Reconciler {
     }
 
     /// The configuration of every target to check, by target id.
-    fn wanted(&mut self) -> Result<HashMap<Uuid, Arc<TargetConfig>>> {
+    async fn wanted(&mut self) -> Result<HashMap<Uuid, Arc<TargetConfig>>> {
         let shared = Arc::clone(&self.shared);
         let store = &shared.store;
-        let upstreams = list_all(|page| store.list("upstreams", page))?;
+        let upstreams = store.list_all("upstreams").await?;
         let mut seen = HashSet::new();
         let mut wanted = HashMap::new();
         for upstream in &upstreams {
@@ -290,7 +271,7 @@ impl Reconciler {
             let Some(plan) = self.plan(id, upstream) else {
                 continue;
             };
-            let targets = list_all(|page| store.list_children("upstreams", id, "targets", page))?;
+            let targets = store.list_all_children("upstreams", id, "targets").await?;
             for spec in targets.iter().filter_map(TargetSpec::of_entity) {
                 // Kong's balancer leaves targets of weight 0 out, and so its checks.
                 if spec.weight > 0 {

@@ -4,34 +4,9 @@
 //! digest. Older digests stay while their name exists, so a hook may pin
 //! one.
 
-use crate::codec::{decode, encode};
-use crate::{Error, Result, Store, tx_error};
+use crate::Result;
+use async_trait::async_trait;
 use serde_json::{Map, Value};
-use sled::Transactional;
-use uuid::Uuid;
-
-/// The trees of guests.
-pub(crate) struct GuestTrees {
-    /// name → the guest record (current digest and its report).
-    pub by_name: sled::Tree,
-    /// id → name.
-    pub names: sled::Tree,
-    /// digest → the report of those bytes and the names that use them.
-    pub versions: sled::Tree,
-    /// digest → bytes.
-    pub blobs: sled::Tree,
-}
-
-impl GuestTrees {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self> {
-        Ok(GuestTrees {
-            by_name: db.open_tree("guests")?,
-            names: db.open_tree("guest_ids")?,
-            versions: db.open_tree("guest_versions")?,
-            blobs: db.open_tree("guest_blobs")?,
-        })
-    }
-}
 
 /// Whether a guest was new under its name or replaced an older version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,274 +17,39 @@ pub enum Upload {
     Replaced,
 }
 
-impl Store {
+/// The guests of a store.
+#[async_trait]
+pub trait Guests: Send + Sync {
     /// Stores a guest under `name`: its bytes under their digest, the
     /// report describing them (with a `digest` member), and the name
     /// pointing at them, keeping the guest's id if the name existed.
     /// Durable when it returns. The record is the report plus `id`, `name`,
     /// `created_at` and `updated_at` (unix seconds).
-    pub async fn put_guest(
+    async fn put_guest(
         &self,
         name: &str,
         bytes: &[u8],
         report: &Map<String, Value>,
         now_s: i64,
-    ) -> Result<(Value, Upload)> {
-        let digest = report
-            .get("digest")
-            .and_then(Value::as_str)
-            .ok_or(Error::GuestWithoutDigest)?
-            .to_string();
-        let g = &self.inner.guests;
-        let outcome = (&g.by_name, &g.names, &g.versions, &g.blobs)
-            .transaction(|(by_name, names, versions, blobs)| {
-                let existing = match by_name.get(name)? {
-                    Some(bytes) => Some(
-                        decode::<Value>(&bytes)
-                            .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
-                    ),
-                    None => None,
-                };
-                let (id, created_at, upload) = match &existing {
-                    Some(old) => (
-                        old["id"]
-                            .as_str()
-                            .and_then(|s| Uuid::try_parse(s).ok())
-                            .unwrap_or_else(Uuid::new_v4),
-                        old["created_at"].clone(),
-                        Upload::Replaced,
-                    ),
-                    None => (Uuid::new_v4(), Value::from(now_s), Upload::Created),
-                };
-                let mut record = report.clone();
-                record.insert("id".into(), Value::from(id.to_string()));
-                record.insert("name".into(), Value::from(name));
-                record.insert("created_at".into(), created_at);
-                record.insert("updated_at".into(), Value::from(now_s));
-                let record = Value::Object(record);
-                if blobs.get(&digest)?.is_none() {
-                    blobs.insert(digest.as_bytes(), bytes)?;
-                }
-                let mut version = match versions.get(&digest)? {
-                    Some(bytes) => decode(&bytes)
-                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
-                    None => {
-                        let mut v = report.clone();
-                        v.insert("uploaded_at".into(), Value::from(now_s));
-                        v.insert("names".into(), Value::Array(Vec::new()));
-                        Value::Object(v)
-                    }
-                };
-                if let Some(names) = version["names"].as_array_mut()
-                    && !names.iter().any(|n| n == name)
-                {
-                    names.push(Value::from(name));
-                }
-                let abort = sled::transaction::ConflictableTransactionError::Abort;
-                versions.insert(digest.as_bytes(), encode(&version).map_err(abort)?)?;
-                by_name.insert(name, encode(&record).map_err(abort)?)?;
-                names.insert(id.as_bytes(), name.as_bytes())?;
-                Ok((record, upload))
-            })
-            .map_err(tx_error)?;
-        self.durable().await?;
-        Ok(outcome)
-    }
+    ) -> Result<(Value, Upload)>;
 
     /// The guest with this name, or this id.
-    pub fn guest(&self, name_or_id: &str) -> Result<Option<Value>> {
-        let g = &self.inner.guests;
-        let name = match Uuid::try_parse(name_or_id) {
-            Ok(id) => match g.names.get(id.as_bytes())? {
-                Some(name) => name.to_vec(),
-                None => name_or_id.as_bytes().to_vec(),
-            },
-            Err(_) => name_or_id.as_bytes().to_vec(),
-        };
-        g.by_name.get(name)?.map(|b| decode(&b)).transpose()
-    }
+    async fn guest(&self, name_or_id: &str) -> Result<Option<Value>>;
 
     /// Every guest, by name.
-    pub fn guests(&self) -> Result<Vec<Value>> {
-        self.inner
-            .guests
-            .by_name
-            .iter()
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
-    }
+    async fn guests(&self) -> Result<Vec<Value>>;
 
     /// What the bytes of a digest are, and the `names` that use them.
-    pub fn guest_version(&self, digest: &str) -> Result<Option<Value>> {
-        self.inner
-            .guests
-            .versions
-            .get(digest)?
-            .map(|b| decode(&b))
-            .transpose()
-    }
+    async fn guest_version(&self, digest: &str) -> Result<Option<Value>>;
 
     /// The digests ever uploaded under a name that are still kept.
-    pub fn guest_digests(&self, name: &str) -> Result<Vec<String>> {
-        let mut digests = Vec::new();
-        for item in self.inner.guests.versions.iter() {
-            let (digest, version) = item?;
-            if uses(&decode(&version)?, name) {
-                digests.push(String::from_utf8_lossy(&digest).into_owned());
-            }
-        }
-        Ok(digests)
-    }
+    async fn guest_digests(&self, name: &str) -> Result<Vec<String>>;
 
     /// A guest's bytes.
-    pub fn guest_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.inner.guests.blobs.get(digest)?.map(|b| b.to_vec()))
-    }
+    async fn guest_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>>;
 
     /// Removes a guest and every version uploaded under its name; bytes
-    /// another name also uses stay. Returns the record and the digests
-    /// whose bytes are gone.
-    pub async fn delete_guest(&self, name: &str) -> Result<(Value, Vec<String>)> {
-        let g = &self.inner.guests;
-        let versions = self.guest_digests(name)?;
-        let outcome = (&g.by_name, &g.names, &g.versions, &g.blobs)
-            .transaction(|(by_name, names, versions_t, blobs)| {
-                let Some(record) = by_name.remove(name)? else {
-                    return Err(sled::transaction::ConflictableTransactionError::Abort(
-                        Error::NotFound,
-                    ));
-                };
-                let record: Value = decode(&record)
-                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
-                if let Some(id) = record["id"].as_str().and_then(|s| Uuid::try_parse(s).ok()) {
-                    names.remove(id.as_bytes())?;
-                }
-                let mut gone = Vec::new();
-                for digest in &versions {
-                    let Some(bytes) = versions_t.get(digest.as_bytes())? else {
-                        continue;
-                    };
-                    let mut version: Value = decode(&bytes)
-                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
-                    if let Some(names) = version["names"].as_array_mut() {
-                        names.retain(|n| n != name);
-                        if !names.is_empty() {
-                            let version = encode(&version)
-                                .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
-                            versions_t.insert(digest.as_bytes(), version)?;
-                            continue;
-                        }
-                    }
-                    versions_t.remove(digest.as_bytes())?;
-                    blobs.remove(digest.as_bytes())?;
-                    gone.push(digest.clone());
-                }
-                Ok((record, gone))
-            })
-            .map_err(tx_error)?;
-        self.durable().await?;
-        Ok(outcome)
-    }
-}
-
-fn uses(version: &Value, name: &str) -> bool {
-    version["names"]
-        .as_array()
-        .is_some_and(|names| names.iter().any(|n| n == name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn report(digest: &str) -> Map<String, Value> {
-        json!({"digest": digest, "size": 3, "kind": "component"})
-            .as_object()
-            .unwrap()
-            .clone()
-    }
-
-    #[tokio::test]
-    async fn a_name_points_at_its_latest_bytes_and_keeps_its_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (first, upload) = store
-            .put_guest("t", b"one", &report("d1"), 10)
-            .await
-            .unwrap();
-        assert_eq!(upload, Upload::Created);
-        let (second, upload) = store
-            .put_guest("t", b"two", &report("d2"), 20)
-            .await
-            .unwrap();
-        assert_eq!(upload, Upload::Replaced);
-        assert_eq!(first["id"], second["id"]);
-        assert_eq!(second["created_at"], 10);
-        assert_eq!(second["digest"], "d2");
-        assert_eq!(store.guest("t").unwrap().unwrap(), second);
-        assert_eq!(
-            store
-                .guest(second["id"].as_str().unwrap())
-                .unwrap()
-                .unwrap(),
-            second
-        );
-        // The older bytes stay for hooks that pin them.
-        assert_eq!(
-            store.guest_bytes("d1").unwrap().as_deref(),
-            Some(&b"one"[..])
-        );
-        assert_eq!(
-            store.guest_version("d1").unwrap().unwrap()["names"],
-            json!(["t"])
-        );
-        let mut digests = store.guest_digests("t").unwrap();
-        digests.sort();
-        assert_eq!(digests, ["d1", "d2"]);
-    }
-
-    #[tokio::test]
-    async fn a_guest_without_a_digest_is_refused_as_such() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut no_digest = report("d");
-        no_digest.remove("digest");
-        let err = store
-            .put_guest("t", b"one", &no_digest, 0)
-            .await
-            .unwrap_err();
-        assert_eq!(err.to_string(), "the guest has no digest");
-        assert!(store.guest("t").unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn delete_keeps_bytes_another_name_uses() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .put_guest("a", b"same", &report("d"), 0)
-            .await
-            .unwrap();
-        store
-            .put_guest("b", b"same", &report("d"), 0)
-            .await
-            .unwrap();
-        store
-            .put_guest("a", b"other", &report("e"), 0)
-            .await
-            .unwrap();
-        let (_, gone) = store.delete_guest("a").await.unwrap();
-        assert_eq!(gone, ["e"]);
-        assert!(store.guest("a").unwrap().is_none());
-        assert!(store.guest_bytes("d").unwrap().is_some());
-        assert!(store.guest_bytes("e").unwrap().is_none());
-        assert!(matches!(
-            store.delete_guest("a").await,
-            Err(Error::NotFound)
-        ));
-        let (_, gone) = store.delete_guest("b").await.unwrap();
-        assert_eq!(gone, ["d"], "the last user takes the shared bytes with it");
-    }
+    /// another name also uses stay. Durable when it returns. Returns the
+    /// record and the digests whose bytes are gone.
+    async fn delete_guest(&self, name: &str) -> Result<(Value, Vec<String>)>;
 }

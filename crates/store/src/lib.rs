@@ -1,28 +1,34 @@
-//! hookd's storage on sled: entities and event hooks with their indexes,
-//! the outbox their writes fill, the delivery queue, guests, the audit
-//! log, and durability through group commit.
+//! hookd's storage: entities and event hooks with their indexes, the
+//! outbox their writes fill, the delivery queue, guests, the audit log,
+//! admin tokens and the quarantine, behind one interface ([`Backend`],
+//! one trait per concept), with sled embedded as its first backend.
 #![deny(missing_docs)]
 
-mod audit;
+pub mod audit;
 pub mod codec;
-mod entities;
-mod flusher;
-mod guests;
-mod outbox;
-mod quarantine;
-mod queue;
-mod tokens;
-mod writer;
+#[cfg(test)]
+mod conformance;
+pub mod entities;
+pub mod guests;
+pub mod outbox;
+mod postgres;
+pub mod quarantine;
+pub mod queue;
+mod sled;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod tokens;
 
-pub use audit::{AuditFilter, Retention};
-pub use entities::{Listed, Page};
-pub use guests::Upload;
-pub use outbox::{OutboxBatch, record_of};
-pub use quarantine::{Origin, Quarantined, Retried};
-pub use queue::{HookStateUpdate, ListedAt};
+pub use audit::{Audit, AuditFilter, Retention};
+pub use entities::{Entities, Listed, Page};
+pub use guests::{Guests, Upload};
+pub use outbox::{Outbox, OutboxBatch, record_of};
+pub use postgres::{ActiveLock, Connection};
+pub use quarantine::{Origin, Quarantine, Quarantined, Retried};
+pub use queue::{HookStateUpdate, ListedAt, Queue};
+pub use tokens::AdminTokens;
 
-use flusher::Flusher;
-use sled::transaction::TransactionError;
+use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -32,7 +38,18 @@ use uuid::Uuid;
 pub enum Error {
     /// sled failed.
     #[error("storage error")]
-    Sled(#[from] sled::Error),
+    Sled(#[from] ::sled::Error),
+    /// PostgreSQL failed, or could not be reached.
+    #[error("database error: {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// The database's schema could not be brought up to date, or is newer
+    /// than this hookd knows.
+    #[error("{}", migrate_message(.0))]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The lock that makes this node the active one may be gone: another
+    /// node may be active now.
+    #[error("this node may no longer be the active one: {0}")]
+    ActiveLost(String),
     /// A stored value does not decode.
     #[error("a stored value is corrupt")]
     Corrupt(#[source] serde_json::Error),
@@ -116,41 +133,48 @@ pub enum Error {
 /// `Result` with the store's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) fn tx_error(e: TransactionError<Error>) -> Error {
+/// A store's backend: every concept's operations, and its life.
+#[async_trait]
+pub trait Backend:
+    Entities + Outbox + Queue + Guests + Audit + AdminTokens + Quarantine + Send + Sync
+{
+    /// The backend's name, as `/status` shows it.
+    fn kind(&self) -> &'static str;
+
+    /// This node's id: made on first open, kept across restarts.
+    async fn node_id(&self) -> Result<Uuid>;
+
+    /// Waits until every write made before the call is durable.
+    /// Concurrent callers share one flush.
+    async fn durable(&self) -> Result<()>;
+
+    /// Makes what was written durable and takes no more writes; for
+    /// shutdown.
+    async fn close(&self);
+}
+
+fn migrate_message(e: &sqlx::migrate::MigrateError) -> String {
     match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => Error::Sled(e),
+        sqlx::migrate::MigrateError::VersionMissing(v) => format!(
+            "the database's schema is newer than this hookd: it has migration {v}, which this \
+             version does not know; run a hookd at least as new as the one that migrated it"
+        ),
+        other => format!("migrating the database failed: {other}"),
     }
 }
 
-/// The store: cheap to clone, shared by every part of the server.
+/// The store: cheap to clone, shared by every part of the server. Its
+/// operations are its backend's ([`Backend`] and the traits it joins).
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    backend: Arc<dyn Backend>,
 }
 
-struct Inner {
-    db: sled::Db,
-    entities: sled::Tree,
-    unique: sled::Tree,
-    children: sled::Tree,
-    outbox: sled::Tree,
-    meta: sled::Tree,
-    queue: queue::QueueTrees,
-    guests: guests::GuestTrees,
-    audit: audit::AuditTrees,
-    tokens: sled::Tree,
-    /// Records moved aside because they do not decode (see `quarantine`).
-    quarantine: sled::Tree,
-    outbox_notify: tokio::sync::Notify,
-    writer: writer::Writer,
-    flusher: Flusher,
-}
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.writer.stop();
-        self.flusher.stop();
+    fn deref(&self) -> &Self::Target {
+        &*self.backend
     }
 }
 
@@ -159,123 +183,32 @@ impl Drop for Inner {
 /// hours.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 128 * 1024 * 1024;
 
-/// How long opening waits for the data directory's lock. sled lets it go
-/// from its own threads a moment after the last handle is dropped, so a
-/// store opened again at once (a restart within one process) may find it
-/// still held; another process holding it gets its error after this.
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Whether sled failed to open because another handle holds the lock: it
-/// reports that as an `Other` error that names it.
-fn lock_held(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::Other && e.to_string().contains("could not acquire lock")
-}
-
 impl Store {
-    /// Opens (or creates) the store in a directory, with the default cache.
+    /// Opens (or creates) the embedded store in a directory, with the
+    /// default cache.
     pub fn open(dir: &Path) -> Result<Self> {
         Store::open_with_cache(dir, DEFAULT_CACHE_CAPACITY)
     }
 
-    /// Opens (or creates) the store in a directory; sled's page cache takes
-    /// at most `cache_capacity` bytes.
+    /// Opens (or creates) the embedded store in a directory; sled's page
+    /// cache takes at most `cache_capacity` bytes.
     pub fn open_with_cache(dir: &Path, cache_capacity: u64) -> Result<Self> {
-        let config = sled::Config::new().path(dir).cache_capacity(cache_capacity);
-        let waiting_since = std::time::Instant::now();
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if lock_held(&e) && waiting_since.elapsed() < LOCK_PATIENCE =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                opened => break opened?,
-            }
-        };
-        let (entities, unique, children, outbox, tokens) = (
-            Origin::Entities.open(&db)?,
-            db.open_tree("unique")?,
-            db.open_tree("children")?,
-            Origin::Outbox.open(&db)?,
-            db.open_tree("admin_tokens")?,
-        );
-        let meta = db.open_tree("meta")?;
-        let inner = Inner {
-            writer: writer::Writer::start([
-                entities.clone(),
-                unique.clone(),
-                children.clone(),
-                outbox.clone(),
-                tokens.clone(),
-            ]),
-            entities,
-            unique,
-            children,
-            outbox,
-            queue: queue::QueueTrees::open(&db, &meta)?,
-            meta,
-            guests: guests::GuestTrees::open(&db)?,
-            audit: audit::AuditTrees::open(&db)?,
-            tokens,
-            quarantine: db.open_tree("quarantine")?,
-            outbox_notify: tokio::sync::Notify::new(),
-            flusher: Flusher::start(db.clone()),
-            db,
-        };
         Ok(Store {
-            inner: Arc::new(inner),
+            backend: Arc::new(sled::Sled::open_with_cache(dir, cache_capacity)?),
         })
     }
 
-    /// This node's id: made on first open, kept across restarts.
-    pub fn node_id(&self) -> Result<Uuid> {
-        let fresh = Uuid::new_v4();
-        let stored = self.inner.meta.compare_and_swap(
-            "node_id",
-            None as Option<&[u8]>,
-            Some(fresh.as_bytes()),
-        )?;
-        match stored {
-            Ok(()) => Ok(fresh),
-            Err(current) => {
-                let bytes = current.current.ok_or(Error::CorruptKey)?;
-                Uuid::from_slice(&bytes).map_err(|_| Error::CorruptKey)
-            }
-        }
+    /// Connects to the PostgreSQL database `connection` names, applying
+    /// the schema's migrations it lacks first.
+    pub async fn connect(connection: &Connection) -> Result<Self> {
+        Ok(Store {
+            backend: Arc::new(postgres::Postgres::connect(connection).await?),
+        })
     }
 
-    /// Waits until every write made before the call is on disk. Concurrent
-    /// callers share one flush.
-    pub async fn durable(&self) -> Result<()> {
-        self.inner.flusher.durable().await.map_err(Error::Flush)
-    }
-
-    /// Applies the entity writes already sent, stops the writer and the
-    /// flusher, and flushes everything; for shutdown.
-    pub fn close(&self) {
-        self.inner.writer.stop();
-        self.inner.flusher.stop();
-        if let Err(e) = self.inner.db.flush() {
-            tracing::error!(error = %e, "final flush of the store failed");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_directory_held_by_an_open_store_is_refused_and_free_once_it_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        match Store::open(dir.path()) {
-            Err(Error::Sled(sled::Error::Io(e))) => assert!(lock_held(&e), "{e}"),
-            other => panic!("opened twice: {:?}", other.map(|_| ())),
-        }
-        drop(store);
-        for _ in 0..20 {
-            Store::open(dir.path()).unwrap();
-        }
+    /// Applies the migrations the database lacks, and nothing else:
+    /// `hookd migrate`. Returns the versions applied.
+    pub async fn migrate(connection: &Connection) -> Result<Vec<i64>> {
+        postgres::migrate(connection).await
     }
 }

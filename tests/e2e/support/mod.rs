@@ -1,8 +1,15 @@
 //! The harness: the real `hookd` binary on a free loopback port with a
 //! temporary data directory, an HTTP client for it, and polling helpers.
+//!
+//! With `HOOKD_E2E_STORAGE=postgres` every server keeps its records in a
+//! PostgreSQL database of its own, made for it on `HOOKD_TEST_POSTGRES_URL`
+//! and dropped after, instead of sled in its data directory: the whole
+//! suite runs on either backend.
 
 pub mod browser;
 
+use hookd_store::Store;
+use hookd_store::testing::TestDatabase;
 use hookd_testkit::process::follow_log;
 use hookd_testkit::{PATIENCE, eventually};
 use reqwest::StatusCode;
@@ -53,6 +60,8 @@ pub struct Server {
     /// Address of the Admin API.
     pub addr: SocketAddr,
     dir: Arc<tempfile::TempDir>,
+    /// The server's database, when the suite runs on PostgreSQL.
+    database: Option<Arc<TestDatabase>>,
     options: Options,
     log: Arc<Mutex<String>>,
     /// Client for the Admin API.
@@ -65,13 +74,40 @@ impl Server {
         Server::start_with(Options::default()).await
     }
 
-    /// Starts a server with these options and a fresh data directory.
+    /// Starts a server with these options and a fresh data directory
+    /// (and database, on PostgreSQL).
     pub async fn start_with(options: Options) -> Server {
         let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
-        Server::spawn(dir, options, Arc::new(Mutex::new(String::new())))
+        let database = match on_postgres() {
+            true => Some(Arc::new(
+                TestDatabase::create("e2e")
+                    .await
+                    .expect("HOOKD_E2E_STORAGE=postgres needs PostgreSQL"),
+            )),
+            false => None,
+        };
+        Server::spawn(dir, database, options, Arc::new(Mutex::new(String::new())))
     }
 
-    fn spawn(dir: Arc<tempfile::TempDir>, options: Options, log: Arc<Mutex<String>>) -> Server {
+    /// Starts a node on `database`, which other nodes may share, with a
+    /// fresh data directory. Returns once it listens: a node that stands
+    /// by (another holds the database) returns when it takes over. Its
+    /// log fills `log` meanwhile.
+    pub fn start_node(
+        database: Arc<TestDatabase>,
+        options: Options,
+        log: Arc<Mutex<String>>,
+    ) -> Server {
+        let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
+        Server::spawn(dir, Some(database), options, log)
+    }
+
+    fn spawn(
+        dir: Arc<tempfile::TempDir>,
+        database: Option<Arc<TestDatabase>>,
+        options: Options,
+        log: Arc<Mutex<String>>,
+    ) -> Server {
         let data = dir.path().join("data");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
         cmd.arg("serve")
@@ -84,6 +120,10 @@ impl Server {
             .env("HOOKD_LOG_LEVEL", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(db) = &database {
+            cmd.env("HOOKD_STORAGE", "postgres")
+                .env("HOOKD_POSTGRES_URL", &db.connection.url);
+        }
         if let Some(toml) = &options.config_toml {
             let file = dir.path().join("hookd.toml");
             std::fs::write(&file, toml).expect("writing the configuration file");
@@ -114,6 +154,7 @@ impl Server {
             child: Some(child),
             addr,
             dir,
+            database,
             options,
             log,
             http: reqwest::Client::builder()
@@ -136,6 +177,26 @@ impl Server {
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The server's store, opened beside it: its database on PostgreSQL,
+    /// its data directory on sled (which only one process may open: stop
+    /// the server first).
+    pub async fn store(&self) -> Store {
+        match &self.database {
+            Some(db) => db.store().await,
+            None => Store::open(&self.data_dir()).expect("opening the stopped server's store"),
+        }
+    }
+
+    /// Whether this server keeps its records on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.database.is_some()
+    }
+
+    /// The server's database, when it keeps its records on PostgreSQL.
+    pub fn database(&self) -> Option<&TestDatabase> {
+        self.database.as_deref()
     }
 
     /// A scratch directory that lives as long as the server.
@@ -175,6 +236,7 @@ impl Server {
         }
         let mut next = Server::spawn(
             Arc::clone(&self.dir),
+            self.database.clone(),
             self.options.clone(),
             Arc::clone(&self.log),
         );
@@ -317,4 +379,9 @@ pub async fn call(
     let response = req.send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Whether this run of the suite keeps servers' records on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("HOOKD_E2E_STORAGE").is_ok_and(|v| v == "postgres")
 }

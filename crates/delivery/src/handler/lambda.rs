@@ -3,7 +3,7 @@
 
 use super::{Call, Handled, HookHandler, TestFailure};
 use crate::Engine;
-use futures::future::{self, BoxFuture, FutureExt};
+use futures::future::{BoxFuture, FutureExt};
 use hookd_metrics::{CapabilityLabels, InvocationLabels};
 use hookd_model::hook::{LambdaConfig, pinned_digest};
 use hookd_model::nesting::{JsonRefusal, parse_json};
@@ -21,7 +21,7 @@ impl HookHandler for LambdaConfig {
     /// The mode and the ceiling admit what the hook asks for, and every
     /// function names a guest that exists.
     fn check<'a>(&'a self, engine: &'a Engine) -> BoxFuture<'a, Result<(), Violations>> {
-        future::ready(check(engine, self)).boxed()
+        check(engine, self).boxed()
     }
 
     fn handle<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Handled> {
@@ -54,11 +54,12 @@ pub(crate) struct StoreGuests<'a>(pub &'a Store);
 
 impl StoreGuests<'_> {
     /// The guest a function names, and what its bytes are.
-    pub(crate) fn lookup(&self, function: &str) -> Result<(GuestRef, Value), SourceError> {
+    pub(crate) async fn lookup(&self, function: &str) -> Result<(GuestRef, Value), SourceError> {
         if let Some(digest) = pinned_digest(function) {
             let version = self
                 .0
-                .guest_version(&digest)?
+                .guest_version(&digest)
+                .await?
                 .ok_or_else(|| format!("no guest has the digest {digest}"))?;
             let name = version["names"][0].as_str().unwrap_or(function).to_string();
             let digest = version["digest"].as_str().unwrap_or(&digest).to_string();
@@ -66,7 +67,8 @@ impl StoreGuests<'_> {
         }
         let record = self
             .0
-            .guest(function)?
+            .guest(function)
+            .await?
             .ok_or_else(|| format!("guest '{function}' does not exist"))?;
         let digest = record["digest"].as_str().unwrap_or_default().to_string();
         Ok((
@@ -79,15 +81,17 @@ impl StoreGuests<'_> {
     }
 }
 
+#[async_trait::async_trait]
 impl GuestSource for StoreGuests<'_> {
-    fn resolve(&self, function: &str) -> Result<GuestRef, SourceError> {
-        self.lookup(function).map(|(guest, _)| guest)
+    async fn resolve(&self, function: &str) -> Result<GuestRef, SourceError> {
+        self.lookup(function).await.map(|(guest, _)| guest)
     }
 
-    fn bytes(&self, guest: &GuestRef) -> Result<Vec<u8>, SourceError> {
+    async fn bytes(&self, guest: &GuestRef) -> Result<Vec<u8>, SourceError> {
         Ok(self
             .0
-            .guest_bytes(&guest.digest)?
+            .guest_bytes(&guest.digest)
+            .await?
             .ok_or_else(|| format!("the bytes of guest '{}' are missing", guest.name))?)
     }
 }
@@ -115,7 +119,7 @@ async fn run(
         .sandbox
         .run_chain(hook_id, lambda, event, &StoreGuests(&engine.store))
         .await;
-    if let Err(e) = engine.store.append_audit(&outcome.audit) {
+    if let Err(e) = engine.store.append_audit(&outcome.audit).await {
         tracing::error!(error = %e, hook = %hook_id, "recording audit decisions failed");
     }
     let m = &engine.metrics;
@@ -171,14 +175,14 @@ fn failure_kind(f: &Failure) -> &'static str {
 
 /// Checks a lambda hook at save time: the mode and the ceiling admit what
 /// it asks for, and every function names a guest that exists.
-fn check(engine: &Engine, lambda: &LambdaConfig) -> Result<(), Violations> {
+async fn check(engine: &Engine, lambda: &LambdaConfig) -> Result<(), Violations> {
     let mut violations = match engine.sandbox.check_lambda(lambda) {
         Ok(()) => Violations::new(),
         Err(v) => v,
     };
     let guests = StoreGuests(&engine.store);
     for (i, function) in lambda.functions.iter().enumerate() {
-        if let Err(e) = guests.lookup(function) {
+        if let Err(e) = guests.lookup(function).await {
             violations.push(
                 vec![
                     PathSeg::Key("config".into()),
@@ -194,12 +198,11 @@ fn check(engine: &Engine, lambda: &LambdaConfig) -> Result<(), Violations> {
 
 /// What each guest of a lambda hook is granted under the server's mode
 /// and ceiling: `[{function, guest, grant}]`.
-pub(crate) fn grants(engine: &Engine, lambda: &LambdaConfig) -> Vec<Value> {
+pub(crate) async fn grants(engine: &Engine, lambda: &LambdaConfig) -> Vec<Value> {
     let guests = StoreGuests(&engine.store);
-    lambda
-        .functions
-        .iter()
-        .map(|function| match guests.lookup(function) {
+    let mut grants = Vec::with_capacity(lambda.functions.len());
+    for function in &lambda.functions {
+        grants.push(match guests.lookup(function).await {
             Ok((guest, described)) => match serde_json::from_value::<GuestReport>(described) {
                 Ok(report) => serde_json::json!({
                     "function": function,
@@ -211,8 +214,9 @@ pub(crate) fn grants(engine: &Engine, lambda: &LambdaConfig) -> Vec<Value> {
                                              "error": format!("the stored report does not decode: {e}")}),
             },
             Err(e) => serde_json::json!({"function": function, "error": e.to_string()}),
-        })
-        .collect()
+        });
+    }
+    grants
 }
 
 #[cfg(test)]

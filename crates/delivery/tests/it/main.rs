@@ -141,8 +141,13 @@ impl Rig {
         self.deliveries.wake();
         eventually("the outbox and the due queue to drain", || async {
             let now = self.clock.now_ms();
-            let due_now = self.store.next_due_ms().unwrap().is_some_and(|d| d <= now);
-            (self.store.outbox_len().unwrap() == 0 && !due_now).then_some(())
+            let due_now = self
+                .store
+                .next_due_ms()
+                .await
+                .unwrap()
+                .is_some_and(|d| d <= now);
+            (self.store.outbox_len().await.unwrap() == 0 && !due_now).then_some(())
         })
         .await;
     }
@@ -257,6 +262,7 @@ async fn failed_attempts_wait_for_the_schedule_on_the_injected_clock() {
                 offset: None,
             },
         )
+        .await
         .unwrap();
     let delivery = &listed.data[0];
     // 30 s with jitter 0.2 and the random source fixed at the middle: exactly 30 s.
@@ -269,7 +275,7 @@ async fn failed_attempts_wait_for_the_schedule_on_the_injected_clock() {
     assert_eq!(rig.receiver.received().len(), 2);
     rig.clock.advance_ms(30_000);
     rig.settle().await;
-    let d = rig.store.delivery(delivery.id).unwrap().unwrap();
+    let d = rig.store.delivery(delivery.id).await.unwrap().unwrap();
     let statuses: Vec<Option<u16>> = d.attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [Some(500), Some(503), Some(200)]);
     assert_eq!(d.state, DeliveryState::Succeeded);
@@ -282,19 +288,23 @@ async fn a_deleted_hook_leaves_no_memory_and_its_successor_starts_clean() {
     let id = rig.hook(source, Some(true), Some(60)).await;
     rig.publish_at(0, rate("A", 0)).await;
     let remembered = |store: &Store| {
-        store
-            .hook_states()
-            .unwrap()
-            .into_iter()
-            .filter(|(hook, _, _)| *hook == id)
-            .count()
+        let store = store.clone();
+        async move {
+            store
+                .hook_states()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(hook, _, _)| *hook == id)
+                .count()
+        }
     };
-    assert_eq!(remembered(&rig.store), 1, "the snooze window of A");
+    assert_eq!(remembered(&rig.store).await, 1, "the snooze window of A");
 
     rig.store.delete("event_hooks", id, T0).await.unwrap();
     rig.settle().await;
     assert_eq!(
-        remembered(&rig.store),
+        remembered(&rig.store).await,
         0,
         "the deleted hook's memory is gone"
     );

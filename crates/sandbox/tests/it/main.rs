@@ -42,8 +42,9 @@ fn event(data: Value) -> Event {
 /// Guests from guest-examples/, by name.
 struct Examples;
 
+#[async_trait::async_trait]
 impl GuestSource for Examples {
-    fn resolve(&self, function: &str) -> Result<GuestRef, SourceError> {
+    async fn resolve(&self, function: &str) -> Result<GuestRef, SourceError> {
         let digest = hookd_sandbox::digest(&std::fs::read(guest_path(function))?);
         Ok(GuestRef {
             name: function.to_string(),
@@ -51,7 +52,7 @@ impl GuestSource for Examples {
         })
     }
 
-    fn bytes(&self, guest: &GuestRef) -> Result<Vec<u8>, SourceError> {
+    async fn bytes(&self, guest: &GuestRef) -> Result<Vec<u8>, SourceError> {
         Ok(std::fs::read(guest_path(&guest.name))?)
     }
 }

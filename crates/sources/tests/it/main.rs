@@ -39,7 +39,7 @@ async fn an_http_target_turns_unhealthy_and_back_after_the_configured_counts() {
     })
     .await;
 
-    let events = health_events(&h.store);
+    let events = health_events(&h.store).await;
     let port = target.port();
     assert_eq!(
         events.iter().map(|e| &e.data).collect::<Vec<_>>(),
@@ -61,7 +61,7 @@ async fn an_http_target_turns_unhealthy_and_back_after_the_configured_counts() {
     assert!(head.contains("\r\nX-Probe: hookd\r\n"), "{head}");
     assert!(head.contains("\r\nHost: 127.0.0.1\r\n"), "{head}");
 
-    let report = h.checker.health(up).unwrap().unwrap();
+    let report = h.checker.health(up).await.unwrap().unwrap();
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json[0]["id"], tid.to_string());
     assert_eq!(json[0]["upstream"], json!({"id": up.to_string()}));
@@ -72,7 +72,7 @@ async fn an_http_target_turns_unhealthy_and_back_after_the_configured_counts() {
         json[0]["data"]["addresses"],
         json!([{"ip": "127.0.0.1", "port": port, "health": "HEALTHY", "weight": 100}])
     );
-    assert!(h.checker.health(Uuid::new_v4()).unwrap().is_none());
+    assert!(h.checker.health(Uuid::new_v4()).await.unwrap().is_none());
     h.stop().await;
 }
 
@@ -94,19 +94,19 @@ async fn a_tcp_target_turns_unhealthy_when_closed_and_healthy_when_reopened() {
         (target.accepted() >= 3).then_some(())
     })
     .await;
-    assert!(health_events(&h.store).is_empty());
+    assert!(health_events(&h.store).await.is_empty());
 
     target.close().await;
     eventually("the unhealthy event", || async {
-        (!health_events(&h.store).is_empty()).then_some(())
+        (!health_events(&h.store).await.is_empty()).then_some(())
     })
     .await;
-    let report = h.checker.health(up).unwrap().unwrap();
+    let report = h.checker.health(up).await.unwrap().unwrap();
     assert_eq!(report[0].health, HealthStatus::Unhealthy);
 
     let target = TcpTarget::open(port).await;
     eventually("the healthy event", || async {
-        (health_events(&h.store).len() >= 2).then_some(())
+        (health_events(&h.store).await.len() >= 2).then_some(())
     })
     .await;
     let after = target.accepted();
@@ -115,6 +115,7 @@ async fn a_tcp_target_turns_unhealthy_when_closed_and_healthy_when_reopened() {
     })
     .await;
     let events: Vec<Value> = health_events(&h.store)
+        .await
         .into_iter()
         .map(|e| e.data)
         .collect();
@@ -136,7 +137,7 @@ async fn checks_switched_on_and_changed_apply_without_a_restart() {
         .upstream(json!({"healthy": {"interval": 0}, "unhealthy": {"interval": 0}}))
         .await;
     h.target(up, &format!("127.0.0.1:{}", target.port())).await;
-    let report = h.checker.health(up).unwrap().unwrap();
+    let report = h.checker.health(up).await.unwrap().unwrap();
     assert_eq!(report[0].health, HealthStatus::HealthchecksOff);
 
     // On, with unhealthy addresses left alone.
@@ -149,7 +150,7 @@ async fn checks_switched_on_and_changed_apply_without_a_restart() {
     )
     .await;
     eventually("the unhealthy event", || async {
-        (!health_events(&h.store).is_empty()).then_some(())
+        (!health_events(&h.store).await.is_empty()).then_some(())
     })
     .await;
 
@@ -176,6 +177,7 @@ async fn checks_switched_on_and_changed_apply_without_a_restart() {
         .collect();
     assert_eq!(seen[..4], [1, 1, 1, 2], "healthy after exactly 3 successes");
     let healths: Vec<Value> = health_events(&h.store)
+        .await
         .into_iter()
         .map(|e| e.data["health"].clone())
         .collect();
@@ -199,7 +201,7 @@ async fn a_deleted_target_stops_being_probed() {
     .await;
 
     h.store.delete("targets", a_id, 0).await.unwrap();
-    let report = h.checker.health(up).unwrap().unwrap();
+    let report = h.checker.health(up).await.unwrap().unwrap();
     assert_eq!(report.iter().map(|t| t.id).collect::<Vec<_>>(), [b_id]);
 
     // B's probes measure time passing without a clock in the assertion:
@@ -235,10 +237,10 @@ async fn a_refused_address_is_never_connected_to_and_counts_as_failing() {
     h.target(up, &format!("localhost:{port}")).await;
 
     eventually("an unhealthy event", || async {
-        (!health_events(&h.store).is_empty()).then_some(())
+        (!health_events(&h.store).await.is_empty()).then_some(())
     })
     .await;
-    let report = h.checker.health(up).unwrap().unwrap();
+    let report = h.checker.health(up).await.unwrap().unwrap();
     assert_eq!(report[0].health, HealthStatus::Unhealthy);
     assert!(!report[0].data.addresses.is_empty());
     for address in &report[0].data.addresses {
@@ -246,7 +248,7 @@ async fn a_refused_address_is_never_connected_to_and_counts_as_failing() {
         assert_eq!(address.refused.as_deref(), Some("loopback"));
         assert_eq!(address.health, HealthStatus::Unhealthy);
     }
-    for e in health_events(&h.store) {
+    for e in health_events(&h.store).await {
         assert_eq!(e.data["hostname"], "localhost");
         assert_eq!(e.data["health"], "unhealthy");
         assert_eq!(e.data["port"], port);
@@ -271,11 +273,11 @@ async fn an_http_target_that_never_answers_times_out() {
         .await;
     h.target(up, &format!("127.0.0.1:{}", target.port())).await;
     eventually("the unhealthy event", || async {
-        (!health_events(&h.store).is_empty()).then_some(())
+        (!health_events(&h.store).await.is_empty()).then_some(())
     })
     .await;
     assert!(target.requests().len() >= 2);
-    assert_eq!(health_events(&h.store)[0].data["health"], "unhealthy");
+    assert_eq!(health_events(&h.store).await[0].data["health"], "unhealthy");
     h.stop().await;
 }
 
@@ -308,10 +310,11 @@ async fn https_probes_verify_the_certificate_as_configured() {
     h.target(verified, &addr).await;
 
     eventually("both unhealthy", || async {
-        (health_events(&h.store).len() >= 2).then_some(())
+        (health_events(&h.store).await.len() >= 2).then_some(())
     })
     .await;
     let mut from: Vec<String> = health_events(&h.store)
+        .await
         .into_iter()
         .map(|e| e.data["upstream_id"].as_str().unwrap().to_string())
         .collect();

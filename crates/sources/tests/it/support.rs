@@ -22,9 +22,10 @@ use uuid::Uuid;
 pub const NOW_MS: i64 = 1_700_000_000_000;
 
 /// The `balancer` / `health` events in the outbox, oldest first.
-pub fn health_events(store: &Store) -> Vec<Event> {
+pub async fn health_events(store: &Store) -> Vec<Event> {
     store
         .outbox_events()
+        .await
         .unwrap()
         .into_iter()
         .filter(|e| e.source == "balancer" && e.event == "health")
@@ -74,7 +75,12 @@ impl Harness {
 
     /// Replaces the upstream's `healthchecks.active`.
     pub async fn set_active(&self, upstream: Uuid, active: Value) {
-        let mut stored = self.store.get("upstreams", upstream).unwrap().unwrap();
+        let mut stored = self
+            .store
+            .get("upstreams", upstream)
+            .await
+            .unwrap()
+            .unwrap();
         stored["healthchecks"]["active"] = active;
         self.store.update("upstreams", stored, 0).await.unwrap();
     }
@@ -172,7 +178,7 @@ async fn serve_http(mut stream: TcpStream, store: Store, state: Arc<Mutex<HttpSt
     let Some(head) = read_head(&mut stream).await else {
         return;
     };
-    let events_before = health_events(&store).len();
+    let events_before = health_events(&store).await.len();
     let reply = {
         let mut state = state.lock().unwrap();
         let reply = match state.script.pop_front() {

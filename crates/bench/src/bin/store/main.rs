@@ -11,12 +11,18 @@
 //! What it leaves out, the server adds: HTTP in and out, hook matching,
 //! on_change and snooze, the handler. Every event must be delivered; a
 //! missing one fails the run.
+//!
+//! Both on sled and on PostgreSQL (a fresh database on
+//! `HOOKD_TEST_POSTGRES_URL`, by default the local server; skipped when
+//! it cannot be reached). PostgreSQL's own CPU is not this process's and
+//! is not counted.
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use hookd_bench::report::{Table, rate};
 use hookd_bench::{load_average, process_cpu_time};
 use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
+use hookd_store::testing::TestDatabase;
 use hookd_store::{Store, record_of};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -78,11 +84,9 @@ async fn main() -> anyhow::Result<()> {
         args.writers,
         load_average()
     );
-    let writes = measure(events, |store| async move {
-        write_consumers(&store, args.writers, per_writer).await
-    })
-    .await?;
-    let path = measure(events, |store| async move {
+    let writes =
+        |store: Store| async move { write_consumers(&store, args.writers, per_writer).await };
+    let path = |store: Store| async move {
         let hook = Uuid::new_v4();
         let (made, attempted) = mpsc::unbounded_channel();
         let dispatcher = tokio::spawn(dispatch(store.clone(), hook, events, made));
@@ -90,12 +94,21 @@ async fn main() -> anyhow::Result<()> {
         write_consumers(&store, args.writers, per_writer).await?;
         dispatcher.await??;
         completer.await?
-    })
-    .await?;
+    };
     let mut table = Table::new(&["", "rate", "CPU per event"]);
-    table
-        .row(writes.row("entity writes alone (durable)"))
-        .row(path.row("write -> dispatch -> attempt recorded"));
+    for backend in [Backend::Sled, Backend::Postgres] {
+        let Some(writes) = measure(events, backend, writes).await? else {
+            println!("PostgreSQL: skipped, its server cannot be reached");
+            continue;
+        };
+        let path = measure(events, backend, path)
+            .await?
+            .expect("reached before");
+        let name = backend.name();
+        table
+            .row(writes.row(&format!("{name}: entity writes alone (durable)")))
+            .row(path.row(&format!("{name}: write -> dispatch -> attempt recorded")));
+    }
     print!("{table}");
     println!(
         "CPU: the whole process, sled's and hookd's threads included; at the end, {}",
@@ -104,25 +117,52 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `work` on a fresh store and measures it.
-async fn measure<F, Fut>(events: usize, work: F) -> anyhow::Result<Run>
+/// The store a run measures.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sled,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sled => "sled",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// Runs `work` on a fresh store of `backend` and measures it; none when
+/// PostgreSQL cannot be reached.
+async fn measure<F, Fut>(events: usize, backend: Backend, work: F) -> anyhow::Result<Option<Run>>
 where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path())?;
+    let database;
+    let store = match backend {
+        Backend::Sled => Store::open(dir.path())?,
+        Backend::Postgres => {
+            let Some(db) = TestDatabase::create("the store benchmark").await else {
+                return Ok(None);
+            };
+            database = db;
+            database.store().await
+        }
+    };
     let cpu = || process_cpu_time(std::process::id()).context("reading the process's CPU time");
     let (cpu_before, started) = (cpu()?, Instant::now());
     work(store.clone()).await?;
     let elapsed = started.elapsed();
     let cpu = cpu()? - cpu_before;
-    store.close();
-    Ok(Run {
+    store.close().await;
+    Ok(Some(Run {
         events,
         elapsed,
         cpu,
-    })
+    }))
 }
 
 async fn write_consumers(store: &Store, writers: usize, each: usize) -> anyhow::Result<()> {
@@ -160,7 +200,7 @@ async fn dispatch(
     let (mut dispatched, mut after) = (0, None);
     let mut idle_since = Instant::now();
     while dispatched < expected {
-        let batch = store.outbox_batch_after(after, 1024)?;
+        let batch = store.outbox_batch_after(after, 1024).await?;
         let Some(&last) = batch.records.last() else {
             stall_check(idle_since, "the dispatcher")?;
             let _ = tokio::time::timeout(Duration::from_millis(100), store.outbox_changed()).await;
@@ -214,7 +254,7 @@ async fn complete(
             .collect();
         let ended: Vec<u64> = finished.iter().map(|d| record_of(d.seq)).collect();
         done += finished.len();
-        store.commit_attempts(&[], &finished, &ended)?;
+        store.commit_attempts(&[], &finished, &ended).await?;
         store.durable().await?;
     }
     Ok(())

@@ -7,7 +7,7 @@
 //! waiting, applies them in order in a single transaction (each sees the
 //! ones before it), undoes alone each one that fails, and answers each.
 
-use crate::entities::Tx;
+use super::entities::Tx;
 use crate::{Error, Result};
 use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};

@@ -1,0 +1,174 @@
+//! The PostgreSQL backend: the store's records in tables of one database
+//! (see `migrations/`), in the same encodings as the sled backend
+//! (`crate::codec`), so that one decoder, one quarantine and one set of
+//! limits serve both. Every write is a transaction that is durable when
+//! it commits.
+
+mod active;
+mod audit;
+mod entities;
+mod guests;
+mod outbox;
+mod quarantine;
+mod queue;
+mod tokens;
+
+pub use active::ActiveLock;
+
+use crate::{Backend, Error, Result};
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The schema's migrations, compiled in: a node applies those the database
+/// lacks, and refuses a database that has one it does not know (a newer
+/// hookd's).
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Times a write runs at most when PostgreSQL gives it up to break a
+/// deadlock or a serialization conflict: it changed nothing, and running
+/// it again is what the client would do.
+const ATTEMPTS: u32 = 5;
+
+/// Runs `write` (one whole transaction) until it is not a deadlock victim
+/// or a serialization failure, a few times at most.
+pub(super) async fn retrying<T, F, Fut>(mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether PostgreSQL rolled the transaction back only to let another
+/// one through: serialization_failure or deadlock_detected.
+fn transient(e: &Error) -> bool {
+    matches!(e, Error::Postgres(sqlx::Error::Database(db))
+        if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+}
+
+/// How a node reaches its database.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// `postgres://user@host:port/database` (or a socket directory as
+    /// `host`).
+    pub url: String,
+    /// Connections the node keeps open, at most.
+    pub max_connections: u32,
+    /// How long a statement may run before the server cancels it.
+    pub statement_timeout: std::time::Duration,
+}
+
+/// The PostgreSQL backend: cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Postgres {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    node_id: Uuid,
+    outbox_notify: tokio::sync::Notify,
+}
+
+impl Postgres {
+    /// Connects, and brings the schema up to date.
+    pub(crate) async fn connect(connection: &Connection) -> Result<Self> {
+        let pool = pool(connection).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Postgres {
+            inner: Arc::new(Inner {
+                pool,
+                node_id: Uuid::new_v4(),
+                outbox_notify: tokio::sync::Notify::new(),
+            }),
+        })
+    }
+
+    fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Wakes whoever waits in `outbox_changed`: called after every commit
+    /// that adds events.
+    fn outbox_written(&self) {
+        self.inner.outbox_notify.notify_one();
+    }
+}
+
+/// How to open one connection to the database `connection` names.
+fn connect_options(connection: &Connection) -> Result<PgConnectOptions> {
+    let timeout_ms = connection.statement_timeout.as_millis().to_string();
+    Ok(PgConnectOptions::from_str(&connection.url)?
+        .application_name("hookd")
+        .options([("statement_timeout", timeout_ms.as_str())]))
+}
+
+/// A pool of connections to the database `connection` names.
+pub(crate) async fn pool(connection: &Connection) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(connection.max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_with(connect_options(connection)?)
+        .await?)
+}
+
+/// Applies the migrations the database lacks, without starting a node:
+/// `hookd migrate`. Returns the versions applied, in order.
+pub(crate) async fn migrate(connection: &Connection) -> Result<Vec<i64>> {
+    let pool = pool(connection).await?;
+    let before: std::collections::HashSet<i64> = applied(&pool).await?.into_iter().collect();
+    MIGRATOR.run(&pool).await?;
+    let after = applied(&pool).await?;
+    pool.close().await;
+    Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+}
+
+async fn applied(pool: &PgPool) -> Result<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+#[async_trait]
+impl Backend for Postgres {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// A node on PostgreSQL keeps nothing of its own between runs: each
+    /// start is a new node.
+    async fn node_id(&self) -> Result<Uuid> {
+        Ok(self.inner.node_id)
+    }
+
+    /// Every write is durable when its transaction commits.
+    async fn durable(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}
