@@ -198,11 +198,34 @@ async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<ActiveLock
             .await
             .context("connecting to PostgreSQL")?;
             tracing::info!("this node is the active one on its database");
-            let store = Store::connect(&connection)
+            let node_id = node_id_in(&config.data_dir)?;
+            let store = Store::connect(&connection, node_id)
                 .await
                 .context("opening the store on PostgreSQL")?;
             Ok((store, Some(lock)))
         }
+    }
+}
+
+/// The id of the node whose data directory `dir` is: made on its first
+/// start, kept across restarts (on PostgreSQL the database is shared, and
+/// a node's id is its own).
+fn node_id_in(dir: &std::path::Path) -> anyhow::Result<uuid::Uuid> {
+    let file = dir.join("node_id");
+    match std::fs::read_to_string(&file) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .with_context(|| format!("{} does not hold a node id", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4();
+            let fresh = dir.join("node_id.new");
+            std::fs::write(&fresh, id.to_string())
+                .and_then(|()| std::fs::rename(&fresh, &file))
+                .with_context(|| format!("writing {}", file.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", file.display())),
     }
 }
 
@@ -295,6 +318,15 @@ mod tests {
     /// Every method every documented path answers (anything but 405) is
     /// documented, and every documented operation is answered: the
     /// OpenAPI document and the routes are one list.
+    #[test]
+    fn a_nodes_id_is_made_once_and_kept_in_its_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = node_id_in(dir.path()).unwrap();
+        assert_eq!(node_id_in(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join("node_id"), "not an id").unwrap();
+        assert!(node_id_in(dir.path()).is_err());
+    }
+
     #[tokio::test]
     async fn the_openapi_document_covers_every_route_and_no_more() {
         let dir = tempfile::tempdir().unwrap();

@@ -198,11 +198,12 @@ impl Store {
         })
     }
 
-    /// Connects to the PostgreSQL database `connection` names, applying
-    /// the schema's migrations it lacks first.
-    pub async fn connect(connection: &Connection) -> Result<Self> {
+    /// Connects to the PostgreSQL database `connection` names as the node
+    /// `node_id` (which the node keeps itself: the database is shared),
+    /// applying the schema's migrations it lacks first.
+    pub async fn connect(connection: &Connection, node_id: Uuid) -> Result<Self> {
         Ok(Store {
-            backend: Arc::new(postgres::Postgres::connect(connection).await?),
+            backend: Arc::new(postgres::Postgres::connect(connection, node_id).await?),
         })
     }
 

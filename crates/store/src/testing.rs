@@ -61,7 +61,9 @@ impl TestDatabase {
 
     /// A store on it.
     pub async fn store(&self) -> Store {
-        Store::connect(&self.connection).await.unwrap()
+        Store::connect(&self.connection, uuid::Uuid::new_v4())
+            .await
+            .unwrap()
     }
 
     /// Runs one statement with `$1` bound to `bytes`, for tests that

@@ -85,14 +85,14 @@ struct Inner {
 }
 
 impl Postgres {
-    /// Connects, and brings the schema up to date.
-    pub(crate) async fn connect(connection: &Connection) -> Result<Self> {
+    /// Connects as the node `node_id`, and brings the schema up to date.
+    pub(crate) async fn connect(connection: &Connection, node_id: Uuid) -> Result<Self> {
         let pool = pool(connection).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Postgres {
             inner: Arc::new(Inner {
                 pool,
-                node_id: Uuid::new_v4(),
+                node_id,
                 outbox_notify: tokio::sync::Notify::new(),
             }),
         })
@@ -157,8 +157,7 @@ impl Backend for Postgres {
         "postgres"
     }
 
-    /// A node on PostgreSQL keeps nothing of its own between runs: each
-    /// start is a new node.
+    /// The id the node was connected as.
     async fn node_id(&self) -> Result<Uuid> {
         Ok(self.inner.node_id)
     }

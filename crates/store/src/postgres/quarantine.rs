@@ -373,7 +373,9 @@ mod tests {
 
     async fn setup(test: &str) -> Option<(TestDatabase, Postgres, PgPool)> {
         let db = TestDatabase::create(test).await?;
-        let store = Postgres::connect(&db.connection).await.unwrap();
+        let store = Postgres::connect(&db.connection, Uuid::new_v4())
+            .await
+            .unwrap();
         let pool = crate::postgres::pool(&db.connection).await.unwrap();
         Some((db, store, pool))
     }
