@@ -7,6 +7,7 @@
 use crate::Result;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 /// Whether a guest was new under its name or replaced an older version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,58 @@ pub enum Upload {
     Created,
     /// The name now points at these bytes instead of older ones.
     Replaced,
+}
+
+/// The record of a guest uploaded under `name` with this report: the
+/// report plus `id`, `name`, `created_at` and `updated_at`, keeping the
+/// id and creation time of the record it replaces, if any. Returns the
+/// id with it.
+pub(crate) fn guest_record(
+    name: &str,
+    report: &Map<String, Value>,
+    existing: Option<&Value>,
+    now_s: i64,
+) -> (Uuid, Value, Upload) {
+    let (id, created_at, upload) = match existing {
+        Some(old) => (
+            old["id"]
+                .as_str()
+                .and_then(|s| Uuid::try_parse(s).ok())
+                .unwrap_or_else(Uuid::new_v4),
+            old["created_at"].clone(),
+            Upload::Replaced,
+        ),
+        None => (Uuid::new_v4(), Value::from(now_s), Upload::Created),
+    };
+    let mut record = report.clone();
+    record.insert("id".into(), Value::from(id.to_string()));
+    record.insert("name".into(), Value::from(name));
+    record.insert("created_at".into(), created_at);
+    record.insert("updated_at".into(), Value::from(now_s));
+    (id, Value::Object(record), upload)
+}
+
+/// What the bytes of a digest are once `name` has uploaded them: the
+/// version stored before (none for new bytes: the report, with
+/// `uploaded_at`), with `name` among its `names`.
+pub(crate) fn version_with(
+    stored: Option<Value>,
+    name: &str,
+    report: &Map<String, Value>,
+    now_s: i64,
+) -> Value {
+    let mut version = stored.unwrap_or_else(|| {
+        let mut v = report.clone();
+        v.insert("uploaded_at".into(), Value::from(now_s));
+        v.insert("names".into(), Value::Array(Vec::new()));
+        Value::Object(v)
+    });
+    if let Some(names) = version["names"].as_array_mut()
+        && !names.iter().any(|n| n == name)
+    {
+        names.push(Value::from(name));
+    }
+    version
 }
 
 /// The guests of a store.

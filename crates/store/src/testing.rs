@@ -7,6 +7,8 @@
 //! `HOOKD_REQUIRE_POSTGRES=1`, as CI sets: then it fails.
 
 use crate::{Connection, Store};
+use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
+use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// The server tests create their databases on.
@@ -119,4 +121,31 @@ fn database_url(server: &str, name: &str) -> String {
     let mut url = url::Url::parse(server).expect("HOOKD_TEST_POSTGRES_URL is a URL");
     url.set_path(name);
     url.to_string()
+}
+
+/// `d` after one attempt at `at_ms` that left it in `state`, final: what
+/// a finished delivery looks like to the store.
+pub fn finished(mut d: Delivery, at_ms: i64, state: DeliveryState) -> Delivery {
+    d.attempts.push(Attempt {
+        number: 1,
+        at_ms,
+        latency_ms: 1,
+        ok: state == DeliveryState::Succeeded,
+        status: Some(200),
+        error: None,
+        response: None,
+        result: None,
+    });
+    d.state = state;
+    d.next_attempt_at_ms = None;
+    d
+}
+
+/// A guest's report as the sandbox makes one, for these bytes' digest.
+pub fn guest_report(digest: &str) -> Map<String, Value> {
+    let mut report = Map::new();
+    report.insert("digest".into(), Value::from(digest));
+    report.insert("size".into(), Value::from(3));
+    report.insert("kind".into(), Value::from("component"));
+    report
 }

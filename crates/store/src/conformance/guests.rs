@@ -1,23 +1,17 @@
 //! Guests: names, versions, bytes.
 
+use crate::testing::guest_report;
 use crate::{Error, Store, Upload};
-use serde_json::{Map, Value, json};
-
-fn report(digest: &str) -> Map<String, Value> {
-    json!({"digest": digest, "size": 3, "kind": "component"})
-        .as_object()
-        .unwrap()
-        .clone()
-}
+use serde_json::json;
 
 pub(super) async fn a_name_points_at_its_latest_bytes_and_keeps_its_id(store: Store) {
     let (first, upload) = store
-        .put_guest("t", b"one", &report("d1"), 10)
+        .put_guest("t", b"one", &guest_report("d1"), 10)
         .await
         .unwrap();
     assert_eq!(upload, Upload::Created);
     let (second, upload) = store
-        .put_guest("t", b"two", &report("d2"), 20)
+        .put_guest("t", b"two", &guest_report("d2"), 20)
         .await
         .unwrap();
     assert_eq!(upload, Upload::Replaced);
@@ -48,7 +42,7 @@ pub(super) async fn a_name_points_at_its_latest_bytes_and_keeps_its_id(store: St
 }
 
 pub(super) async fn a_guest_without_a_digest_is_refused_as_such(store: Store) {
-    let mut no_digest = report("d");
+    let mut no_digest = guest_report("d");
     no_digest.remove("digest");
     let err = store
         .put_guest("t", b"one", &no_digest, 0)
@@ -60,15 +54,15 @@ pub(super) async fn a_guest_without_a_digest_is_refused_as_such(store: Store) {
 
 pub(super) async fn delete_keeps_bytes_another_name_uses(store: Store) {
     store
-        .put_guest("a", b"same", &report("d"), 0)
+        .put_guest("a", b"same", &guest_report("d"), 0)
         .await
         .unwrap();
     store
-        .put_guest("b", b"same", &report("d"), 0)
+        .put_guest("b", b"same", &guest_report("d"), 0)
         .await
         .unwrap();
     store
-        .put_guest("a", b"other", &report("e"), 0)
+        .put_guest("a", b"other", &guest_report("e"), 0)
         .await
         .unwrap();
     let (_, gone) = store.delete_guest("a").await.unwrap();

@@ -1,27 +1,12 @@
 //! The delivery queue: dispatch, attempts, listings, dead letters,
 //! retention.
 
+use crate::testing::finished;
 use crate::{Error, HookStateUpdate, Page, Store};
 use hookd_model::Event;
-use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
+use hookd_model::delivery::{Delivery, DeliveryState};
 use serde_json::json;
 use uuid::Uuid;
-
-fn finish(mut d: Delivery, at_ms: i64, state: DeliveryState) -> Delivery {
-    d.attempts.push(Attempt {
-        number: 1,
-        at_ms,
-        latency_ms: 1,
-        ok: state == DeliveryState::Succeeded,
-        status: Some(200),
-        error: None,
-        response: None,
-        result: None,
-    });
-    d.state = state;
-    d.next_attempt_at_ms = None;
-    d
-}
 
 pub(super) async fn dispatch_moves_events_into_due_deliveries_atomically(store: Store) {
     store
@@ -72,7 +57,7 @@ pub(super) async fn dispatch_moves_events_into_due_deliveries_atomically(store: 
     assert_eq!(store.next_due_ms().await.unwrap(), Some(100));
     // Finishing it takes it off the due index.
     store
-        .commit_deliveries(&[finish(d, 150, DeliveryState::Succeeded)])
+        .commit_deliveries(&[finished(d, 150, DeliveryState::Succeeded)])
         .await
         .unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), 0);
@@ -111,7 +96,7 @@ pub(super) async fn a_delivery_stored_at_its_first_attempts_end_takes_its_outbox
 
     // Two deliveries of the first event, stored one after the other.
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let first = finish(
+    let first = finished(
         Delivery::new(a, event.clone(), seq, 1),
         2,
         DeliveryState::Succeeded,
@@ -136,7 +121,7 @@ pub(super) async fn a_delivery_stored_at_its_first_attempts_end_takes_its_outbox
     assert_eq!(store.queue_depth().await.unwrap(), 1);
     assert_eq!(store.hooks_with_due(10).await.unwrap(), [b]);
     // Stored since, it is updated as any other.
-    let done = finish(waits, 20, DeliveryState::Succeeded);
+    let done = finished(waits, 20, DeliveryState::Succeeded);
     store.commit_attempts(&[done], &[], &[]).await.unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), 0);
     assert_eq!(store.prune_deliveries(0, i64::MAX).await.unwrap(), 2);
@@ -190,7 +175,7 @@ pub(super) async fn retention_removes_the_oldest_finished_beyond_count_and_age(s
     let hook = Uuid::new_v4();
     let finished: Vec<Delivery> = (0..6)
         .map(|i| {
-            finish(
+            finished(
                 Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i),
                 i * 10,
                 DeliveryState::Succeeded,

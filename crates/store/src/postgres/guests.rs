@@ -10,7 +10,7 @@
 use super::Postgres;
 use super::retrying;
 use crate::codec::{decode, encode};
-use crate::guests::{Guests, Upload};
+use crate::guests::{Guests, Upload, guest_record, version_with};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -68,23 +68,7 @@ impl Postgres {
                 .fetch_optional(&mut *tx)
                 .await?;
         let existing: Option<Value> = existing.map(|record| decode(&record)).transpose()?;
-        let (id, created_at, upload) = match &existing {
-            Some(old) => (
-                old["id"]
-                    .as_str()
-                    .and_then(|s| Uuid::try_parse(s).ok())
-                    .unwrap_or_else(Uuid::new_v4),
-                old["created_at"].clone(),
-                Upload::Replaced,
-            ),
-            None => (Uuid::new_v4(), Value::from(now_s), Upload::Created),
-        };
-        let mut record = report.clone();
-        record.insert("id".into(), Value::from(id.to_string()));
-        record.insert("name".into(), Value::from(name));
-        record.insert("created_at".into(), created_at);
-        record.insert("updated_at".into(), Value::from(now_s));
-        let record = Value::Object(record);
+        let (id, record, upload) = guest_record(name, report, existing.as_ref(), now_s);
         sqlx::query(
             "INSERT INTO guest_blobs (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -97,20 +81,8 @@ impl Postgres {
                 .bind(digest)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let mut version: Value = match version {
-            Some(version) => decode(&version)?,
-            None => {
-                let mut v = report.clone();
-                v.insert("uploaded_at".into(), Value::from(now_s));
-                v.insert("names".into(), Value::Array(Vec::new()));
-                Value::Object(v)
-            }
-        };
-        if let Some(names) = version["names"].as_array_mut()
-            && !names.iter().any(|n| n == name)
-        {
-            names.push(Value::from(name));
-        }
+        let stored = version.map(|version| decode(&version)).transpose()?;
+        let version = version_with(stored, name, report, now_s);
         sqlx::query(
             "INSERT INTO guest_versions (digest, report) VALUES ($1, $2) \
              ON CONFLICT (digest) DO UPDATE SET report = EXCLUDED.report",
@@ -251,16 +223,9 @@ impl Guests for Postgres {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::TestDatabase;
+    use crate::testing::{TestDatabase, guest_report};
     use crate::{Error, Upload};
-    use serde_json::{Map, Value, json};
-
-    fn report(digest: &str) -> Map<String, Value> {
-        json!({"digest": digest, "size": 3, "kind": "component"})
-            .as_object()
-            .unwrap()
-            .clone()
-    }
+    use serde_json::{Map, json};
 
     #[tokio::test]
     async fn a_name_keeps_its_id_and_its_versions() {
@@ -269,12 +234,12 @@ mod tests {
         };
         let store = db.store().await;
         let (first, upload) = store
-            .put_guest("t", b"one", &report("d1"), 10)
+            .put_guest("t", b"one", &guest_report("d1"), 10)
             .await
             .unwrap();
         assert_eq!(upload, Upload::Created);
         let (second, upload) = store
-            .put_guest("t", b"two", &report("d2"), 20)
+            .put_guest("t", b"two", &guest_report("d2"), 20)
             .await
             .unwrap();
         assert_eq!(upload, Upload::Replaced);
@@ -309,15 +274,15 @@ mod tests {
         };
         let store = db.store().await;
         store
-            .put_guest("a", b"same", &report("d"), 0)
+            .put_guest("a", b"same", &guest_report("d"), 0)
             .await
             .unwrap();
         store
-            .put_guest("b", b"same", &report("d"), 1)
+            .put_guest("b", b"same", &guest_report("d"), 1)
             .await
             .unwrap();
         store
-            .put_guest("a", b"other", &report("e"), 2)
+            .put_guest("a", b"other", &guest_report("e"), 2)
             .await
             .unwrap();
         let version = store.guest_version("d").await.unwrap().unwrap();
@@ -361,7 +326,7 @@ mod tests {
                 tokio::spawn(async move {
                     let digest = format!("d{i}");
                     store
-                        .put_guest("t", digest.as_bytes(), &report(&digest), i)
+                        .put_guest("t", digest.as_bytes(), &guest_report(&digest), i)
                         .await
                 })
             })

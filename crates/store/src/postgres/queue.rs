@@ -707,9 +707,8 @@ impl Queue for Postgres {
 mod tests {
     use super::*;
     use crate::Store;
-    use crate::testing::TestDatabase;
+    use crate::testing::{TestDatabase, finished};
     use hookd_model::Event;
-    use hookd_model::delivery::Attempt;
     use serde_json::json;
     use sqlx::PgPool;
 
@@ -717,22 +716,6 @@ mod tests {
         let mut d = Delivery::new(hook, Event::new("s", "e", json!({"n": seq}), 0), seq, 0);
         d.created_at_ms = created_at_ms;
         d.next_attempt_at_ms = Some(due_ms);
-        d
-    }
-
-    fn finish(mut d: Delivery, at_ms: i64, state: DeliveryState) -> Delivery {
-        d.attempts.push(Attempt {
-            number: 1,
-            at_ms,
-            latency_ms: 1,
-            ok: state == DeliveryState::Succeeded,
-            status: Some(200),
-            error: None,
-            response: None,
-            result: None,
-        });
-        d.state = state;
-        d.next_attempt_at_ms = None;
         d
     }
 
@@ -882,7 +865,7 @@ mod tests {
         // A hook whose deliveries all finished is no longer scheduled.
         let finished: Vec<Delivery> = all[..20]
             .iter()
-            .map(|d| finish(d.clone(), 1, DeliveryState::Succeeded))
+            .map(|d| finished(d.clone(), 1, DeliveryState::Succeeded))
             .collect();
         store.commit_deliveries(&finished).await.unwrap();
         assert_eq!(store.hooks_with_due(25).await.unwrap(), hooks[1..3]);
@@ -982,9 +965,9 @@ mod tests {
         let dead: Vec<Delivery> = mine
             .iter()
             .enumerate()
-            .map(|(i, d)| finish(d.clone(), 50 + i as i64 / 3, DeliveryState::Dead))
+            .map(|(i, d)| finished(d.clone(), 50 + i as i64 / 3, DeliveryState::Dead))
             .collect();
-        let succeeded = finish(theirs.clone(), 60, DeliveryState::Succeeded);
+        let succeeded = finished(theirs.clone(), 60, DeliveryState::Succeeded);
         store.commit_deliveries(&dead).await.unwrap();
         store
             .commit_deliveries(std::slice::from_ref(&succeeded))
@@ -1027,7 +1010,7 @@ mod tests {
                 } else {
                     DeliveryState::Dead
                 };
-                finish(d, 1_000 + n as i64 / 2, state)
+                finished(d, 1_000 + n as i64 / 2, state)
             })
             .collect();
         let pending = delivery(hook, 0, 0, 5);
@@ -1137,8 +1120,8 @@ mod tests {
 
         // Attempts: the one stored before and one stored at its first
         // attempt's end, which takes its outbox record with it.
-        let first = finish(delivery(hook, 2, 1, 1), 5, DeliveryState::Succeeded);
-        let done = finish(later, 30, DeliveryState::Dead);
+        let first = finished(delivery(hook, 2, 1, 1), 5, DeliveryState::Succeeded);
+        let done = finished(later, 30, DeliveryState::Dead);
         store
             .commit_attempts(
                 std::slice::from_ref(&done),

@@ -3,7 +3,7 @@
 
 use super::{Sled, tx_error};
 use crate::codec::{decode, encode};
-use crate::guests::Upload;
+use crate::guests::{Upload, guest_record, version_with};
 use crate::{Error, Result};
 use serde_json::{Map, Value};
 use sled::Transactional;
@@ -60,41 +60,18 @@ impl Sled {
                     ),
                     None => None,
                 };
-                let (id, created_at, upload) = match &existing {
-                    Some(old) => (
-                        old["id"]
-                            .as_str()
-                            .and_then(|s| Uuid::try_parse(s).ok())
-                            .unwrap_or_else(Uuid::new_v4),
-                        old["created_at"].clone(),
-                        Upload::Replaced,
-                    ),
-                    None => (Uuid::new_v4(), Value::from(now_s), Upload::Created),
-                };
-                let mut record = report.clone();
-                record.insert("id".into(), Value::from(id.to_string()));
-                record.insert("name".into(), Value::from(name));
-                record.insert("created_at".into(), created_at);
-                record.insert("updated_at".into(), Value::from(now_s));
-                let record = Value::Object(record);
+                let (id, record, upload) = guest_record(name, report, existing.as_ref(), now_s);
                 if blobs.get(&digest)?.is_none() {
                     blobs.insert(digest.as_bytes(), bytes)?;
                 }
-                let mut version = match versions.get(&digest)? {
-                    Some(bytes) => decode(&bytes)
-                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
-                    None => {
-                        let mut v = report.clone();
-                        v.insert("uploaded_at".into(), Value::from(now_s));
-                        v.insert("names".into(), Value::Array(Vec::new()));
-                        Value::Object(v)
-                    }
+                let stored = match versions.get(&digest)? {
+                    Some(bytes) => Some(
+                        decode(&bytes)
+                            .map_err(sled::transaction::ConflictableTransactionError::Abort)?,
+                    ),
+                    None => None,
                 };
-                if let Some(names) = version["names"].as_array_mut()
-                    && !names.iter().any(|n| n == name)
-                {
-                    names.push(Value::from(name));
-                }
+                let version = version_with(stored, name, report, now_s);
                 let abort = sled::transaction::ConflictableTransactionError::Abort;
                 versions.insert(digest.as_bytes(), encode(&version).map_err(abort)?)?;
                 by_name.insert(name, encode(&record).map_err(abort)?)?;

@@ -868,30 +868,15 @@ const PRUNE_CHUNK: usize = 256;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::finished;
     use hookd_model::Event;
-    use hookd_model::delivery::{Attempt, DeliveryState};
+    use hookd_model::delivery::DeliveryState;
     use serde_json::json;
 
     fn store() -> (tempfile::TempDir, Sled) {
         let dir = tempfile::tempdir().unwrap();
         let store = Sled::open(dir.path()).unwrap();
         (dir, store)
-    }
-
-    fn finish(mut d: Delivery, at_ms: i64, state: DeliveryState) -> Delivery {
-        d.attempts.push(Attempt {
-            number: 1,
-            at_ms,
-            latency_ms: 1,
-            ok: state == DeliveryState::Succeeded,
-            status: Some(200),
-            error: None,
-            response: None,
-            result: None,
-        });
-        d.state = state;
-        d.next_attempt_at_ms = None;
-        d
     }
 
     #[test]
@@ -936,7 +921,7 @@ mod tests {
         // Finished: off both indexes.
         store
             .commit_attempts(
-                &[finish(all[50].clone(), 30, DeliveryState::Succeeded)],
+                &[finished(all[50].clone(), 30, DeliveryState::Succeeded)],
                 &[],
                 &[],
             )
@@ -977,7 +962,7 @@ mod tests {
         assert_eq!(store.queue_depth(), 3);
         store
             .commit_attempts(
-                &[finish(pending[2].clone(), 5, DeliveryState::Dead)],
+                &[finished(pending[2].clone(), 5, DeliveryState::Dead)],
                 &[],
                 &[],
             )
@@ -986,7 +971,7 @@ mod tests {
         // Finished again, later (a redelivery): still one entry.
         store
             .commit_attempts(
-                &[finish(pending[2].clone(), 9, DeliveryState::Succeeded)],
+                &[finished(pending[2].clone(), 9, DeliveryState::Succeeded)],
                 &[],
                 &[],
             )
@@ -1009,9 +994,9 @@ mod tests {
         let store = Sled::open(dir.path()).unwrap();
         let new = |i| Delivery::new(Uuid::new_v4(), Event::new("s", "e", json!({}), 0), 0, i);
         let dead: Vec<Delivery> = (0..3)
-            .map(|i| finish(new(i), 10 + i, DeliveryState::Dead))
+            .map(|i| finished(new(i), 10 + i, DeliveryState::Dead))
             .collect();
-        let succeeded = finish(new(0), 11, DeliveryState::Succeeded);
+        let succeeded = finished(new(0), 11, DeliveryState::Succeeded);
         store.commit_dispatch(&[], &dead, &[]).unwrap();
         store
             .commit_dispatch(&[], std::slice::from_ref(&succeeded), &[])
@@ -1063,7 +1048,7 @@ mod tests {
         let total = 2 * PRUNE_CHUNK + 7;
         let finished: Vec<Delivery> = (0..total as i64)
             .map(|i| {
-                finish(
+                finished(
                     Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i),
                     1_000 + i,
                     DeliveryState::Succeeded,
