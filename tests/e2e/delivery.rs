@@ -279,6 +279,22 @@ async fn all_deliveries(server: &Server, hook: &str) -> Vec<Value> {
     }
 }
 
+/// Creates consumers `user-0` to `user-999`.
+async fn create_1000_consumers(server: &Server) {
+    let writes = (0..1000).map(|i| async move {
+        server
+            .create("/consumers", &json!({"username": format!("user-{i}")}))
+            .await
+    });
+    // 64 clients at a time: beyond the server's `max_connections` a client
+    // waits for another's keep-alive connection to time out.
+    let created: Vec<Value> = futures::stream::iter(writes)
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert_eq!(created.len(), 1000);
+}
+
 /// The webhook-ids that had reached `receiver`: delivered, or in flight
 /// (the receiver records a request as it arrives).
 fn reached(receiver: &Receiver) -> HashSet<String> {
@@ -389,21 +405,7 @@ async fn kill_dash_nine_with_a_thousand_pending_loses_nothing() {
         .await;
         hooks.push(hook["id"].as_str().unwrap().to_string());
     }
-    let writes = (0..1000).map(|i| {
-        let server = &server;
-        async move {
-            server
-                .create("/consumers", &json!({"username": format!("user-{i}")}))
-                .await
-        }
-    });
-    // 64 clients at a time: beyond the server's `max_connections` a client
-    // waits for another's keep-alive connection to time out.
-    let created: Vec<Value> = futures::stream::iter(writes)
-        .buffer_unordered(64)
-        .collect()
-        .await;
-    assert_eq!(created.len(), 1000);
+    create_1000_consumers(&server).await;
     server.kill9();
     // What hookd had sent but the receivers had not read yet reached them
     // before the kill all the same.
@@ -859,19 +861,7 @@ async fn a_standby_node_takes_over_from_a_killed_active_node() {
             .then_some(())
     })
     .await;
-    let writes = (0..1000).map(|i| {
-        let server = &active;
-        async move {
-            server
-                .create("/consumers", &json!({"username": format!("user-{i}")}))
-                .await
-        }
-    });
-    let created: Vec<Value> = futures::stream::iter(writes)
-        .buffer_unordered(64)
-        .collect()
-        .await;
-    assert_eq!(created.len(), 1000);
+    create_1000_consumers(&active).await;
     active.kill9();
     receiver.settle().await;
     let before = reached(&receiver);
