@@ -78,6 +78,13 @@ impl App {
             node_id: store.node_id().await?.to_string(),
             configuration: config.redacted(),
         };
+        metrics
+            .node
+            .get_or_create(&hookd_metrics::NodeLabels {
+                backend: store.kind().to_string(),
+                node_id: info.node_id.clone(),
+            })
+            .set(1);
         let admin = AdminState {
             store: store.clone(),
             catalogue,

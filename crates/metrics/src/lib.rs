@@ -69,6 +69,15 @@ pub struct CapabilityLabels {
     pub capability: String,
 }
 
+/// Which node this is and where it keeps its records.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    /// `sled` or `postgres`.
+    pub backend: String,
+    /// The node's id, as `/` shows it.
+    pub node_id: String,
+}
+
 /// Where a stored record came from: its sled tree.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OriginLabels {
@@ -144,6 +153,8 @@ pub struct Metrics {
     pub audit_denials: Family<CapabilityLabels, Counter>,
     /// Stored records in the quarantine (they do not decode), by origin.
     pub quarantined_records: Family<OriginLabels, Gauge>,
+    /// 1, labelled with the node's backend and id.
+    pub node: Family<NodeLabels, Gauge>,
     /// Admin API requests, by method, route and status.
     pub admin_requests: Family<RouteStatusLabels, Counter>,
     /// Admin API request duration, by method and route.
@@ -178,6 +189,7 @@ impl Metrics {
             guests_loaded_from_cache: Gauge::default(),
             audit_denials: Family::default(),
             quarantined_records: Family::default(),
+            node: Family::default(),
             admin_requests: Family::default(),
             admin_request_seconds: Family::new_with_constructor(latency_histogram),
             connections_open: Gauge::default(),
@@ -235,6 +247,11 @@ impl Metrics {
             "quarantined_records",
             "Stored records moved to the quarantine because they do not decode",
             m.quarantined_records.clone(),
+        );
+        r.register(
+            "node",
+            "This node: its storage backend and its id (always 1)",
+            m.node.clone(),
         );
         r.register(
             "admin_requests",
