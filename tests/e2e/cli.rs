@@ -903,3 +903,41 @@ async fn the_token_opens_a_server_that_enforces_rbac() {
         Some("s3cret")
     );
 }
+
+/// `hookd migrate` brings a PostgreSQL database's schema up to date and
+/// then has nothing to do; on sled it says it needs PostgreSQL.
+#[tokio::test]
+async fn migrate_applies_the_schema_once() {
+    let migrate = |env: Vec<(&'static str, String)>| async move {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+            .arg("migrate")
+            .env_remove("HOOKD_STORAGE")
+            .envs(env)
+            .output()
+            .await
+            .expect("running hookd migrate");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, stderr) = migrate(Vec::new()).await;
+    assert!(!ok);
+    assert!(stderr.contains("needs storage = \"postgres\""), "{stderr}");
+    let Some(db) = hookd_store::testing::TestDatabase::create("hookd migrate").await else {
+        return;
+    };
+    let on_db = || {
+        vec![
+            ("HOOKD_STORAGE", "postgres".to_string()),
+            ("HOOKD_POSTGRES_URL", db.connection.url.clone()),
+        ]
+    };
+    let (ok, stdout, stderr) = migrate(on_db()).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "applied migration 1\n");
+    let (ok, stdout, stderr) = migrate(on_db()).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "the schema is up to date\n");
+}

@@ -171,3 +171,36 @@ impl Backend for Postgres {
         self.inner.pool.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    #[tokio::test]
+    async fn migrations_apply_once_and_a_newer_schema_is_refused() {
+        let Some(db) = TestDatabase::create("migrations").await else {
+            return;
+        };
+        let first = migrate(&db.connection).await.unwrap();
+        assert_eq!(first, [1]);
+        assert!(migrate(&db.connection).await.unwrap().is_empty());
+        // As a newer hookd would leave the database.
+        let pool = pool(&db.connection).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'from the future', true, '\\x00', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        let refused = Postgres::connect(&db.connection, Uuid::new_v4()).await;
+        let Err(e) = refused else {
+            panic!("a database with an unknown migration was opened");
+        };
+        let message = e.to_string();
+        assert!(message.contains("newer than this hookd"), "{message}");
+        assert!(message.contains("9999"), "{message}");
+    }
+}
