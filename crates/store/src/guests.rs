@@ -4,7 +4,7 @@
 //! digest. Older digests stay while their name exists, so a hook may pin
 //! one.
 
-use crate::Result;
+use crate::{Error, Result};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -16,6 +16,14 @@ pub enum Upload {
     Created,
     /// The name now points at these bytes instead of older ones.
     Replaced,
+}
+
+/// The digest a guest's report names: the key its bytes are kept under.
+pub(crate) fn report_digest(report: &Map<String, Value>) -> Result<&str> {
+    report
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or(Error::GuestWithoutDigest)
 }
 
 /// The record of a guest uploaded under `name` with this report: the

@@ -10,7 +10,7 @@
 use super::Postgres;
 use super::retrying;
 use crate::codec::{decode, encode};
-use crate::guests::{Guests, Upload, guest_record, version_with};
+use crate::guests::{Guests, Upload, guest_record, report_digest, version_with};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -159,10 +159,7 @@ impl Guests for Postgres {
         report: &Map<String, Value>,
         now_s: i64,
     ) -> Result<(Value, Upload)> {
-        let digest = report
-            .get("digest")
-            .and_then(Value::as_str)
-            .ok_or(Error::GuestWithoutDigest)?;
+        let digest = report_digest(report)?;
         retrying(|| self.try_put_guest(name, digest, bytes, report, now_s)).await
     }
 

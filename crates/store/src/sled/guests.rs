@@ -3,7 +3,7 @@
 
 use super::{Sled, tx_error};
 use crate::codec::{decode, encode};
-use crate::guests::{Upload, guest_record, version_with};
+use crate::guests::{Upload, guest_record, report_digest, version_with};
 use crate::{Error, Result};
 use serde_json::{Map, Value};
 use sled::Transactional;
@@ -45,11 +45,7 @@ impl Sled {
         report: &Map<String, Value>,
         now_s: i64,
     ) -> Result<(Value, Upload)> {
-        let digest = report
-            .get("digest")
-            .and_then(Value::as_str)
-            .ok_or(Error::GuestWithoutDigest)?
-            .to_string();
+        let digest = report_digest(report)?.to_string();
         let g = &self.inner.guests;
         let outcome = (&g.by_name, &g.names, &g.versions, &g.blobs)
             .transaction(|(by_name, names, versions, blobs)| {
