@@ -165,8 +165,8 @@ impl Batch {
         let (again, gated_done) = place.seen(seq);
         if let Some(hook) = begun_or_ended(&event) {
             // A hook deleted, or created again under its id, starts over:
-            // no gate memory, no kept guest instances.
-            engine.sandbox.forget_hook(hook);
+            // no gate memory, no kept guest instances made before.
+            engine.sandbox.forget_hook(hook, event.at_ms);
             if !gated_done && let Some(old) = memory.remove(&hook) {
                 self.remembered.extend(updates(hook, gate::forget(&old)));
             }

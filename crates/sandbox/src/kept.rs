@@ -7,6 +7,8 @@
 
 use crate::invoke::{ComponentState, bindings};
 use crate::output::Capture;
+use hookd_model::UnixMillis;
+use hookd_model::clock::{Clock, SystemClock};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -94,6 +96,9 @@ pub(crate) struct Kept {
     /// Calls it has served.
     pub calls: u64,
     born: Instant,
+    /// When it was made, on the wall clock events are stamped by: a
+    /// hook's creation or deletion drops only the instances made before it.
+    born_ms: UnixMillis,
     /// Its linear memory when it was last given back, bytes.
     memory: u64,
 }
@@ -112,6 +117,7 @@ impl Kept {
             stderr,
             calls: 0,
             born: Instant::now(),
+            born_ms: SystemClock.now_ms(),
             memory: 0,
         }
     }
@@ -213,27 +219,29 @@ impl Instances {
         idle.memory += memory;
     }
 
-    /// Drops every instance kept for `hook_id` (the hook was deleted or
-    /// replaced).
-    pub fn forget_hook(&self, hook_id: Uuid) {
-        let dropped: Vec<Vec<Kept>> = {
+    /// Drops the instances kept for `hook_id` that were made at or before
+    /// `until_ms`, when the hook was deleted or created again under its
+    /// id. Instances made later serve the hook as it is now: the news of
+    /// its creation may reach the sandbox after its first events did.
+    pub fn forget_hook(&self, hook_id: Uuid, until_ms: UnixMillis) {
+        let mut dropped: Vec<Kept> = Vec::new();
+        {
             let mut idle = self.lock();
-            let keys: Vec<_> = idle
-                .by_step
-                .keys()
-                .filter(|(hook, _)| *hook == hook_id)
-                .copied()
-                .collect();
-            let lists: Vec<Vec<Kept>> = keys
-                .iter()
-                .filter_map(|key| idle.by_step.remove(key))
-                .map(|(_, list)| list)
-                .collect();
-            for list in &lists {
-                idle.release(list);
-            }
-            lists
-        };
+            let idle = &mut *idle;
+            idle.by_step.retain(|(hook, _), (_, list)| {
+                if *hook != hook_id {
+                    return true;
+                }
+                let (old, young) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|k: &Kept| k.born_ms <= until_ms);
+                *list = young;
+                dropped.extend(old);
+                !list.is_empty()
+            });
+            idle.release(&dropped);
+        }
+        // Stores are dropped outside the lock: it frees their memory.
         drop(dropped);
     }
 

@@ -200,10 +200,11 @@ impl Sandbox {
         &self.inner.config
     }
 
-    /// Drops the instances kept for `hook_id`: it was deleted, or
-    /// replaced by a hook of the same id.
-    pub fn forget_hook(&self, hook_id: uuid::Uuid) {
-        self.inner.instances.forget_hook(hook_id);
+    /// Drops the instances kept for `hook_id` that were made at or before
+    /// `until_ms`: the hook was deleted, or replaced by a hook of the same
+    /// id, at that time.
+    pub fn forget_hook(&self, hook_id: uuid::Uuid, until_ms: hookd_model::UnixMillis) {
+        self.inner.instances.forget_hook(hook_id, until_ms);
     }
 
     /// How many kept instances are idle, across every hook.

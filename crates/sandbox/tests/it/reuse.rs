@@ -4,6 +4,7 @@
 //! instances.
 
 use super::*;
+use hookd_model::clock::{Clock, SystemClock};
 
 fn counter_hook(instance: InstanceMode, limits: Limits) -> LambdaConfig {
     LambdaConfig {
@@ -49,9 +50,24 @@ async fn a_kept_instance_serves_its_own_hook_and_no_other() {
     // The step says which it ran on.
     let out = sb.run_chain(b, &reused, &event(json!({})), &Examples).await;
     assert!(out.steps[0].reused);
-    sb.forget_hook(a);
+    sb.forget_hook(a, SystemClock.now_ms());
     assert_eq!(sb.idle_instances(), 1);
     assert_eq!(count(&sb, a, &reused).await, 1);
+}
+
+#[tokio::test]
+async fn forgetting_a_hook_spares_the_instances_made_after_it_changed() {
+    let sb = sandbox(SandboxConfig::default());
+    let reused = counter_hook(InstanceMode::Reused, Limits::default());
+    let hook = Uuid::new_v4();
+    // The news that the hook was created comes after its first events.
+    let created = SystemClock.now_ms() - 1;
+    assert_eq!(count(&sb, hook, &reused).await, 1);
+    sb.forget_hook(hook, created);
+    assert_eq!(count(&sb, hook, &reused).await, 2, "made after: kept");
+    sb.forget_hook(hook, SystemClock.now_ms());
+    assert_eq!(sb.idle_instances(), 0);
+    assert_eq!(count(&sb, hook, &reused).await, 1, "made before: dropped");
 }
 
 #[tokio::test]
@@ -79,7 +95,7 @@ async fn a_trap_a_timeout_and_a_memory_kill_each_drop_the_instance() {
         }
         // The next event runs on a clean instance.
         assert_eq!(count(&sb, hook, &reused).await, 1, "after {stopped}");
-        sb.forget_hook(hook);
+        sb.forget_hook(hook, SystemClock.now_ms());
     }
 }
 

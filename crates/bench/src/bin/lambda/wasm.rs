@@ -116,7 +116,8 @@ impl Bench {
     /// guest holds the pool slot its fresh instances would reuse warm, and
     /// measured them ~15% slower: each variant is measured on its own.
     pub fn drop_kept(&self) {
-        self.sandbox.forget_hook(Uuid::nil());
+        self.sandbox
+            .forget_hook(Uuid::nil(), hookd_model::UnixMillis::MAX);
     }
 
     fn invoke(&self, ready: &Ready, instance: Instance) -> anyhow::Result<Option<String>> {
