@@ -322,9 +322,6 @@ mod tests {
     use std::collections::BTreeSet;
     use tower::ServiceExt;
 
-    /// Every method every documented path answers (anything but 405) is
-    /// documented, and every documented operation is answered: the
-    /// OpenAPI document and the routes are one list.
     #[test]
     fn a_nodes_id_is_made_once_and_kept_in_its_data_directory() {
         let dir = tempfile::tempdir().unwrap();
@@ -334,6 +331,9 @@ mod tests {
         assert!(node_id_in(dir.path()).is_err());
     }
 
+    /// Every method every documented path answers (anything but 405) is
+    /// documented, and every documented operation is answered: the
+    /// OpenAPI document and the routes are one list.
     #[tokio::test]
     async fn the_openapi_document_covers_every_route_and_no_more() {
         let dir = tempfile::tempdir().unwrap();
