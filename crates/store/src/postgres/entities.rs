@@ -149,26 +149,9 @@ async fn unlink_parents(conn: &mut PgConnection, name: &str, id: Uuid) -> Result
 }
 
 async fn insert_in(conn: &mut PgConnection, name: &str, id: Uuid, value: &Value) -> Result<()> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM entities WHERE kind = $1 AND id = $2)")
-            .bind(name)
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let taken = || Error::PrimaryKey {
-        entity: name.to_string(),
-        id,
-    };
-    if exists {
-        return Err(taken());
-    }
-    claim_unique(conn, name, id, value).await?;
-    link_parents(conn, name, id, value).await?;
-    if name == ADMINS {
-        revoke_admin_token(conn, id).await?;
-    }
-    // The check above saw committed rows only; an insert of the same id
-    // that commits meanwhile makes this one do nothing.
+    // The row first: an id taken by a committed insert, or by one that
+    // commits while this waits for it, fails the write before any value
+    // is claimed, as on sled. A later failure rolls the row back.
     let inserted = sqlx::query(
         "INSERT INTO entities (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
@@ -179,7 +162,15 @@ async fn insert_in(conn: &mut PgConnection, name: &str, id: Uuid, value: &Value)
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(taken());
+        return Err(Error::PrimaryKey {
+            entity: name.to_string(),
+            id,
+        });
+    }
+    claim_unique(conn, name, id, value).await?;
+    link_parents(conn, name, id, value).await?;
+    if name == ADMINS {
+        revoke_admin_token(conn, id).await?;
     }
     Ok(())
 }

@@ -33,16 +33,18 @@ pub(super) async fn append_records(conn: &mut PgConnection, records: &[Vec<u8>])
     if records.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-        .bind(APPEND_LOCK)
-        .execute(&mut *conn)
-        .await?;
-    for record in records {
-        sqlx::query("INSERT INTO outbox (body) VALUES ($1)")
-            .bind(record)
-            .execute(&mut *conn)
-            .await?;
-    }
+    // One statement: no row reaches the insert, and no key is drawn,
+    // before the materialized lock has been taken.
+    sqlx::query(
+        "WITH appending AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($1)) \
+         INSERT INTO outbox (body) \
+         SELECT body FROM appending, unnest($2::bytea[]) WITH ORDINALITY AS r (body, n) \
+         ORDER BY n",
+    )
+    .bind(APPEND_LOCK)
+    .bind(records)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
