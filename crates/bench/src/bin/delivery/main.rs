@@ -1,7 +1,9 @@
 //! Events per second from entity write to webhook received, on loopback,
 //! through the real hookd: a webhook hook on `consumers:create`, then N
 //! consumers created from C keep-alive connections, each write stamped
-//! when sent and each webhook when it arrives. The same for published
+//! when sent and each webhook when it arrives; on sled, then on a fresh
+//! PostgreSQL database (one node) when the server of the store's tests
+//! (`HOOKD_TEST_POSTGRES_URL`) can be reached. The same for published
 //! events (`POST /events`, one event a request, a webhook hook on their
 //! source), each through a fresh hookd. Then, in the same run, a bare hyper
 //! client posts bodies of the same size to the same receiver with the same
@@ -24,6 +26,7 @@ use hookd_bench::report::{Table, rate, ratio};
 use hookd_bench::server::Hookd;
 use hookd_bench::stamps::{Stamps, Stopwatch, latencies};
 use hookd_bench::{Summary, load_average, process_cpu_time};
+use hookd_store::testing::TestDatabase;
 use hyper::StatusCode;
 use receiver::{Arrivals, FAN_OUT_HOOKS, bare_username, name};
 use serde_json::{Value, json};
@@ -78,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
 
     let writes = through_hookd(
         &bin,
+        &[],
         &[webhook(
             "crud",
             "consumers:create",
@@ -88,8 +92,30 @@ async fn main() -> anyhow::Result<()> {
         stopwatch,
     )
     .await?;
+    let on_postgres = match TestDatabase::create("the delivery benchmark").await {
+        Some(database) => Some(
+            through_hookd(
+                &bin,
+                &[
+                    ("HOOKD_STORAGE", "postgres".to_string()),
+                    ("HOOKD_POSTGRES_URL", database.connection.url.clone()),
+                ],
+                &[webhook(
+                    "crud",
+                    "consumers:create",
+                    format!("http://{receiver}/hook"),
+                )],
+                consumer_writes(args.connections, args.events, "g"),
+                &arrivals.on_postgres,
+                stopwatch,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let published = through_hookd(
         &bin,
+        &[],
         &[webhook(
             "service-protection",
             "rate-limit-exceeded",
@@ -129,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
         )
     };
     let (hooks, load) = nine("n");
-    let alone = through_hookd(&bin, &hooks, load, &arrivals.nine_alone, stopwatch).await?;
+    let alone = through_hookd(&bin, &[], &hooks, load, &arrivals.nine_alone, stopwatch).await?;
     let (mut hooks, load) = nine("m");
     let dead = hookd_bench::receiver::black_hole().await?;
     hooks.push(webhook(
@@ -137,8 +163,15 @@ async fn main() -> anyhow::Result<()> {
         "consumers:create",
         format!("http://{dead}/never"),
     ));
-    let beside_dead =
-        through_hookd(&bin, &hooks, load, &arrivals.nine_beside_dead, stopwatch).await?;
+    let beside_dead = through_hookd(
+        &bin,
+        &[],
+        &hooks,
+        load,
+        &arrivals.nine_beside_dead,
+        stopwatch,
+    )
+    .await?;
 
     let bare = bare_run(&args, receiver, &arrivals, stopwatch).await?;
 
@@ -148,7 +181,16 @@ async fn main() -> anyhow::Result<()> {
             "hookd: consumer write -> webhook received",
             &writes.end_to_end,
         )
-        .summary("hookd: its API write alone (201)", &writes.api)
+        .summary("hookd: its API write alone (201)", &writes.api);
+    if let Some(on_postgres) = &on_postgres {
+        table
+            .summary(
+                "hookd on PostgreSQL: consumer write -> webhook received",
+                &on_postgres.end_to_end,
+            )
+            .summary("hookd on PostgreSQL: its API write alone", &on_postgres.api);
+    }
+    table
         .summary(
             "hookd: POST /events -> webhook received",
             &published.end_to_end,
@@ -160,7 +202,14 @@ async fn main() -> anyhow::Result<()> {
         "per CPU-second: events per second of CPU used by hookd (end to end), \
          by this process's client and receiver (bare)"
     );
-    for (path, measured) in [("consumer writes", &writes), ("published", &published)] {
+    let runs = [
+        Some(("consumer writes", &writes)),
+        on_postgres
+            .as_ref()
+            .map(|m| ("consumer writes on PostgreSQL", m)),
+        Some(("published", &published)),
+    ];
+    for (path, measured) in runs.into_iter().flatten() {
         let per_second = measured.end_to_end.rate;
         println!(
             "{path}: hookd end to end / bare client: {}; goal {} end to end: {}",
@@ -213,17 +262,19 @@ fn consumer_writes(
     }
 }
 
-/// Starts a fresh hookd, creates `hooks`, sends `load` to it and waits
+/// Starts a fresh hookd with `settings` (`HOOKD_<KEY>` variables),
+/// creates `hooks`, sends `load` to it and waits
 /// until every event has `arrived`: the rate and latency from each
 /// request's start to its arrival, and of the API's answers alone.
 async fn through_hookd<F: Fn(usize) -> Bytes + Send + Sync + 'static>(
     bin: &Path,
+    settings: &[(&str, String)],
     hooks: &[Value],
     mut load: Load<F>,
     arrived: &Stamps,
     stopwatch: Stopwatch,
 ) -> anyhow::Result<Measured> {
-    let hookd = Hookd::start(bin)?;
+    let hookd = Hookd::start_with(bin, settings)?;
     for hook in hooks {
         hookd.create_hook(hook).await?;
     }

@@ -1,7 +1,8 @@
 //! What the webhook receiver (`hookd_bench::receiver`) stamps: the
 //! arrival of each event, told apart by the name in the body (a
 //! consumer's username, or a published event's `service`): `u-<i>` for
-//! hookd's webhooks of consumer writes, `p-<i>` of published events,
+//! hookd's webhooks of consumer writes, `g-<i>` of consumer writes through
+//! a hookd on PostgreSQL, `p-<i>` of published events,
 //! `n-<i>` and `m-<i>` for the fan-out runs (at `/nine/<k>`, hook `k`), and
 //! `b-<i>` for the bare client's posts. Anything else (hookd's ping) is
 //! ignored.
@@ -31,6 +32,7 @@ pub const FAN_OUT_HOOKS: usize = 9;
 /// What has arrived.
 pub struct Arrivals {
     pub hookd: Stamps,
+    pub on_postgres: Stamps,
     pub bare: Stamps,
     pub published: Stamps,
     /// Event `i` at hook `k` of the fan-out runs: `k * events + i`.
@@ -80,6 +82,7 @@ impl Record for Arrivals {
                 self.sample.get_or_init(|| body.clone());
                 self.hookd.mark(i, now);
             }
+            "g" => self.on_postgres.mark(i, now),
             "b" => self.bare.mark(i, now),
             "p" => self.published.mark(i, now),
             "n" => hook()
@@ -102,6 +105,7 @@ pub async fn start(
 ) -> anyhow::Result<(SocketAddr, Arc<Arrivals>)> {
     let arrivals = Arc::new(Arrivals {
         hookd: Stamps::new(events),
+        on_postgres: Stamps::new(events),
         bare: Stamps::new(events),
         published: Stamps::new(events),
         nine_alone: Stamps::new(fan_out_events * FAN_OUT_HOOKS),
