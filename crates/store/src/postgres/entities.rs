@@ -96,6 +96,10 @@ async fn release_unique(
     id: Uuid,
     keep: &[Vec<u8>],
 ) -> Result<()> {
+    // A kind without unique fields never claims a value: no round trip.
+    if layout(name).unique_keys.is_empty() {
+        return Ok(());
+    }
     sqlx::query("DELETE FROM unique_values WHERE kind = $1 AND id = $2 AND key <> ALL($3)")
         .bind(name)
         .bind(id)
@@ -140,6 +144,10 @@ async fn link_parents(conn: &mut PgConnection, name: &str, id: Uuid, value: &Val
 }
 
 async fn unlink_parents(conn: &mut PgConnection, name: &str, id: Uuid) -> Result<()> {
+    // A kind without foreign keys never links a parent: no round trip.
+    if layout(name).foreign_keys.is_empty() {
+        return Ok(());
+    }
     sqlx::query("DELETE FROM entity_refs WHERE child_kind = $1 AND child_id = $2")
         .bind(name)
         .bind(id)
