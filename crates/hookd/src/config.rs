@@ -481,6 +481,15 @@ impl Config {
                     reason: "storage = \"postgres\" needs postgres_url, a postgres:// URL".into(),
                 });
             }
+            let fewest = hookd_store::Connection::MIN_CONNECTIONS;
+            if self.postgres_max_connections < fewest {
+                return Err(ConfigError::Limit {
+                    key: "postgres_max_connections",
+                    reason: format!(
+                        "must be at least {fewest}: deliveries keep some connections of their own"
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -702,7 +711,7 @@ impl Config {
     pub fn postgres(&self) -> hookd_store::Connection {
         hookd_store::Connection {
             url: self.postgres_url.clone(),
-            max_connections: self.postgres_max_connections.max(1),
+            max_connections: self.postgres_max_connections,
             statement_timeout: self.postgres_statement_timeout.0,
         }
     }
@@ -807,6 +816,26 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn postgres_needs_its_url_and_two_connections() {
+        let on_postgres = |more: &[(&str, &str)]| {
+            let mut vars = vec![("HOOKD_STORAGE", "postgres")];
+            vars.extend_from_slice(more);
+            Config::load(None, env(&vars))
+        };
+        let err = on_postgres(&[]).unwrap_err();
+        assert!(err.to_string().starts_with("postgres_url:"), "{err}");
+        let url = ("HOOKD_POSTGRES_URL", "postgres://hookd@db:5432/hookd");
+        let err = on_postgres(&[url, ("HOOKD_POSTGRES_MAX_CONNECTIONS", "1")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("postgres_max_connections: must be at least 2"),
+            "{err}"
+        );
+        let c = on_postgres(&[url, ("HOOKD_POSTGRES_MAX_CONNECTIONS", "2")]).unwrap();
+        assert_eq!(c.postgres().max_connections, 2);
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub struct Connection {
     pub statement_timeout: std::time::Duration,
 }
 
+impl Connection {
+    /// The fewest `max_connections` a node works with: one the delivery
+    /// engine has to itself, one for everything else.
+    pub const MIN_CONNECTIONS: u32 = 2;
+}
+
 /// The PostgreSQL backend: cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Postgres {
@@ -80,6 +86,8 @@ pub(crate) struct Postgres {
 
 struct Inner {
     pool: PgPool,
+    /// Connections of the delivery engine's own (see [`engine_share`]).
+    engine_pool: PgPool,
     node_id: Uuid,
     outbox_notify: tokio::sync::Notify,
 }
@@ -87,11 +95,17 @@ struct Inner {
 impl Postgres {
     /// Connects as the node `node_id`, and brings the schema up to date.
     pub(crate) async fn connect(connection: &Connection, node_id: Uuid) -> Result<Self> {
-        let pool = pool(connection).await?;
+        let engine = engine_share(connection.max_connections);
+        let pool = pool_of(
+            connection,
+            connection.max_connections.saturating_sub(engine),
+        )
+        .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Postgres {
             inner: Arc::new(Inner {
                 pool,
+                engine_pool: pool_of(connection, engine).await?,
                 node_id,
                 outbox_notify: tokio::sync::Notify::new(),
             }),
@@ -100,6 +114,11 @@ impl Postgres {
 
     fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// The pool of the delivery queue and of the outbox's reader.
+    fn engine_pool(&self) -> &PgPool {
+        &self.inner.engine_pool
     }
 
     /// Wakes whoever waits in `outbox_changed`: called after every commit
@@ -117,10 +136,24 @@ fn connect_options(connection: &Connection) -> Result<PgConnectOptions> {
         .options([("statement_timeout", timeout_ms.as_str())]))
 }
 
+/// Connections out of a node's `max_connections` that the delivery
+/// engine (the queue and the outbox's reader) has to itself, so that
+/// Admin API writes holding every other one cannot make dispatching and
+/// attempts wait for a connection: a quarter, from 1 to 4.
+pub(crate) fn engine_share(max_connections: u32) -> u32 {
+    (max_connections / 4).clamp(1, 4)
+}
+
 /// A pool of connections to the database `connection` names.
 pub(crate) async fn pool(connection: &Connection) -> Result<PgPool> {
+    pool_of(connection, connection.max_connections).await
+}
+
+/// A pool of at most `size` (at least 1) connections to the database
+/// `connection` names.
+async fn pool_of(connection: &Connection, size: u32) -> Result<PgPool> {
     Ok(PgPoolOptions::new()
-        .max_connections(connection.max_connections)
+        .max_connections(size.max(1))
         .acquire_timeout(std::time::Duration::from_secs(10))
         .connect_with(connect_options(connection)?)
         .await?)
@@ -168,6 +201,7 @@ impl Backend for Postgres {
     }
 
     async fn close(&self) {
+        self.inner.engine_pool.close().await;
         self.inner.pool.close().await;
     }
 }
@@ -176,6 +210,13 @@ impl Backend for Postgres {
 mod tests {
     use super::*;
     use crate::testing::TestDatabase;
+
+    #[test]
+    fn the_engine_keeps_a_quarter_of_the_connections_from_one_to_four() {
+        let shares: Vec<u32> = [2, 4, 8, 16, 100].map(engine_share).into();
+        assert_eq!(shares, [1, 1, 2, 4, 4]);
+        assert!(engine_share(Connection::MIN_CONNECTIONS) < Connection::MIN_CONNECTIONS);
+    }
 
     #[tokio::test]
     async fn migrations_apply_once_and_a_newer_schema_is_refused() {

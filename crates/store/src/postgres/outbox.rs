@@ -53,7 +53,7 @@ impl Postgres {
     /// the appends in flight have committed; none while the outbox is
     /// empty.
     async fn outbox_horizon(&self) -> Result<Option<i64>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.engine_pool().begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(APPEND_LOCK)
             .execute(&mut *tx)
@@ -96,7 +96,7 @@ impl Outbox for Postgres {
             .bind(from)
             .bind(horizon)
             .bind(CHUNK)
-            .fetch_all(self.pool())
+            .fetch_all(self.engine_pool())
             .await?;
             let Some(&(last, _)) = rows.last() else {
                 break;
@@ -124,7 +124,7 @@ impl Outbox for Postgres {
 
     async fn outbox_last_record(&self) -> Result<Option<u64>> {
         let last: Option<i64> = sqlx::query_scalar("SELECT max(record) FROM outbox")
-            .fetch_one(self.pool())
+            .fetch_one(self.engine_pool())
             .await?;
         Ok(last.map(i64::cast_unsigned))
     }
@@ -138,7 +138,7 @@ impl Outbox for Postgres {
             )
             .bind(from)
             .bind(CHUNK)
-            .fetch_all(self.pool())
+            .fetch_all(self.engine_pool())
             .await?;
             let Some(&(last, _)) = rows.last() else {
                 return Ok(len);

@@ -233,7 +233,7 @@ impl Postgres {
     ) -> Result<()> {
         let rows = DeliveryRows::of(deliveries)?;
         let memory = MemoryRows::of(state)?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.engine_pool().begin().await?;
         delete_records(&mut tx, records).await?;
         if let Some(through) = through {
             sqlx::query(
@@ -289,7 +289,7 @@ impl Postgres {
                 .bind(from.1)
                 .bind(from.2)
                 .bind(sql_limit(chunk))
-                .fetch_all(self.pool())
+                .fetch_all(self.engine_pool())
                 .await?;
             let mut wanted = Vec::new();
             // The first key not looked at, when enough were wanted before
@@ -308,7 +308,7 @@ impl Postgres {
                 let mut bodies: HashMap<Uuid, Vec<u8>> =
                     sqlx::query_as("SELECT id, body FROM deliveries WHERE id = ANY($1)")
                         .bind(&wanted)
-                        .fetch_all(self.pool())
+                        .fetch_all(self.engine_pool())
                         .await?
                         .into_iter()
                         .collect();
@@ -356,7 +356,7 @@ impl Postgres {
                 .bind(from.0)
                 .bind(from.1)
                 .bind(sql_limit(chunk))
-                .fetch_all(self.pool())
+                .fetch_all(self.engine_pool())
                 .await?;
             for (_, id, raw) in &rows {
                 if let Some(d) = self.decoded(*id, raw).await? {
@@ -485,7 +485,7 @@ impl Queue for Postgres {
     async fn dispatched_through(&self) -> Result<Option<u64>> {
         let value: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(DISPATCHED_THROUGH)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.engine_pool())
             .await?;
         value
             .map(|bytes| {
@@ -501,7 +501,7 @@ impl Queue for Postgres {
         let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
             "SELECT hook_id, name, value FROM hook_state ORDER BY hook_id, name COLLATE \"C\"",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.engine_pool())
         .await?;
         let mut states = Vec::with_capacity(rows.len());
         for (hook, name, value) in rows {
@@ -538,14 +538,14 @@ impl Queue for Postgres {
     async fn hooks_with_due(&self, now_ms: i64) -> Result<Vec<Uuid>> {
         Ok(sqlx::query_scalar(HOOKS_WITH_DUE)
             .bind(now_ms)
-            .fetch_all(self.pool())
+            .fetch_all(self.engine_pool())
             .await?)
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>> {
         Ok(
             sqlx::query_scalar("SELECT min(due_ms) FROM deliveries WHERE due_ms IS NOT NULL")
-                .fetch_one(self.pool())
+                .fetch_one(self.engine_pool())
                 .await?,
         )
     }
@@ -554,14 +554,14 @@ impl Queue for Postgres {
         Ok(
             sqlx::query_scalar("SELECT min(due_ms) FROM deliveries WHERE due_ms > $1")
                 .bind(now_ms)
-                .fetch_one(self.pool())
+                .fetch_one(self.engine_pool())
                 .await?,
         )
     }
 
     async fn queue_depth(&self) -> Result<usize> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE due_ms IS NOT NULL")
-            .fetch_one(self.pool())
+            .fetch_one(self.engine_pool())
             .await?;
         Ok(count(n))
     }
@@ -575,7 +575,7 @@ impl Queue for Postgres {
         // Stored before or not, a delivery's row is written whole: no
         // difference to make between the two.
         let rows = DeliveryRows::of(updated.iter().chain(first))?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.engine_pool().begin().await?;
         rows.write(&mut tx, Stored::Replace).await?;
         delete_records(&mut tx, ended).await?;
         tx.commit().await?;
@@ -586,7 +586,7 @@ impl Queue for Postgres {
         Ok(
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = $1)")
                 .bind(id)
-                .fetch_one(self.pool())
+                .fetch_one(self.engine_pool())
                 .await?,
         )
     }
@@ -594,7 +594,7 @@ impl Queue for Postgres {
     async fn delivery(&self, id: Uuid) -> Result<Option<Delivery>> {
         let raw: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM deliveries WHERE id = $1")
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.engine_pool())
             .await?;
         match raw {
             Some(raw) => self.decoded(id, &raw).await,
@@ -611,7 +611,7 @@ impl Queue for Postgres {
                 )
                 .bind(start)
                 .bind(hook)
-                .fetch_optional(self.pool())
+                .fetch_optional(self.engine_pool())
                 .await?
                 .ok_or(Error::InvalidOffset)?;
                 Some(ListedAt {
@@ -645,7 +645,7 @@ impl Queue for Postgres {
                 let died: Option<i64> =
                     sqlx::query_scalar("SELECT finished_ms FROM deliveries WHERE id = $1 AND dead")
                         .bind(start)
-                        .fetch_optional(self.pool())
+                        .fetch_optional(self.engine_pool())
                         .await?
                         .flatten();
                 (died.ok_or(Error::InvalidOffset)?, start)
@@ -670,7 +670,7 @@ impl Queue for Postgres {
              ORDER BY finished_ms DESC, id DESC OFFSET $1 LIMIT 1",
         )
         .bind(sql_limit(keep))
-        .fetch_optional(self.pool())
+        .fetch_optional(self.engine_pool())
         .await?;
         let too_old = finished_before_ms
             .checked_sub(1)
@@ -684,7 +684,7 @@ impl Queue for Postgres {
                 .bind(upto_ms)
                 .bind(upto_id)
                 .bind(PRUNE_CHUNK)
-                .execute(self.pool())
+                .execute(self.engine_pool())
                 .await?
                 .rows_affected();
             removed += usize::try_from(gone).unwrap_or(usize::MAX);
@@ -697,7 +697,7 @@ impl Queue for Postgres {
     async fn finished_count(&self) -> Result<usize> {
         let n: i64 =
             sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE finished_ms IS NOT NULL")
-                .fetch_one(self.pool())
+                .fetch_one(self.engine_pool())
                 .await?;
         Ok(count(n))
     }
