@@ -548,6 +548,7 @@ impl Sandbox {
                     lambda,
                     call.io.stdout.clone(),
                     call.io.stderr.clone(),
+                    self.inner.config.clock.now_ms(),
                 )
             }
         };

@@ -8,7 +8,6 @@
 use crate::invoke::{ComponentState, bindings};
 use crate::output::Capture;
 use hookd_model::UnixMillis;
-use hookd_model::clock::{Clock, SystemClock};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -96,8 +95,9 @@ pub(crate) struct Kept {
     /// Calls it has served.
     pub calls: u64,
     born: Instant,
-    /// When it was made, on the wall clock events are stamped by: a
-    /// hook's creation or deletion drops only the instances made before it.
+    /// When it was made, on the sandbox's clock (the one events are
+    /// stamped by): a hook's creation or deletion drops only the instances
+    /// made before it.
     born_ms: UnixMillis,
     /// Its linear memory when it was last given back, bytes.
     memory: u64,
@@ -109,6 +109,7 @@ impl Kept {
         lambda: bindings::Lambda,
         stdout: Capture,
         stderr: Capture,
+        born_ms: UnixMillis,
     ) -> Self {
         Kept {
             store,
@@ -117,7 +118,7 @@ impl Kept {
             stderr,
             calls: 0,
             born: Instant::now(),
-            born_ms: SystemClock.now_ms(),
+            born_ms,
             memory: 0,
         }
     }
