@@ -116,7 +116,10 @@ impl Postgres {
         &self.inner.pool
     }
 
-    /// The pool of the delivery queue and of the outbox's reader.
+    /// The pool of the delivery engine's own loop: the dispatcher's
+    /// outbox reads and commits, the workers' due reads and commits, and
+    /// retention. What an Admin API request reads, even of the queue, goes
+    /// through [`Postgres::pool`], so that no client can hold these.
     fn engine_pool(&self) -> &PgPool {
         &self.inner.engine_pool
     }
@@ -137,7 +140,7 @@ fn connect_options(connection: &Connection) -> Result<PgConnectOptions> {
 }
 
 /// Connections out of a node's `max_connections` that the delivery
-/// engine (the queue and the outbox's reader) has to itself, so that
+/// engine's loop has to itself (see [`Postgres::engine_pool`]), so that
 /// Admin API writes holding every other one cannot make dispatching and
 /// attempts wait for a connection: a quarter, from 1 to 4.
 pub(crate) fn engine_share(max_connections: u32) -> u32 {

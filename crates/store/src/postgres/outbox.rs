@@ -138,7 +138,7 @@ impl Outbox for Postgres {
             )
             .bind(from)
             .bind(CHUNK)
-            .fetch_all(self.engine_pool())
+            .fetch_all(self.pool())
             .await?;
             let Some(&(last, _)) = rows.last() else {
                 return Ok(len);

@@ -356,7 +356,7 @@ impl Postgres {
                 .bind(from.0)
                 .bind(from.1)
                 .bind(sql_limit(chunk))
-                .fetch_all(self.engine_pool())
+                .fetch_all(self.pool())
                 .await?;
             for (_, id, raw) in &rows {
                 if let Some(d) = self.decoded(*id, raw).await? {
@@ -501,7 +501,7 @@ impl Queue for Postgres {
         let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
             "SELECT hook_id, name, value FROM hook_state ORDER BY hook_id, name COLLATE \"C\"",
         )
-        .fetch_all(self.engine_pool())
+        .fetch_all(self.pool())
         .await?;
         let mut states = Vec::with_capacity(rows.len());
         for (hook, name, value) in rows {
@@ -545,7 +545,7 @@ impl Queue for Postgres {
     async fn next_due_ms(&self) -> Result<Option<i64>> {
         Ok(
             sqlx::query_scalar("SELECT min(due_ms) FROM deliveries WHERE due_ms IS NOT NULL")
-                .fetch_one(self.engine_pool())
+                .fetch_one(self.pool())
                 .await?,
         )
     }
@@ -561,7 +561,7 @@ impl Queue for Postgres {
 
     async fn queue_depth(&self) -> Result<usize> {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE due_ms IS NOT NULL")
-            .fetch_one(self.engine_pool())
+            .fetch_one(self.pool())
             .await?;
         Ok(count(n))
     }
@@ -594,7 +594,7 @@ impl Queue for Postgres {
     async fn delivery(&self, id: Uuid) -> Result<Option<Delivery>> {
         let raw: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM deliveries WHERE id = $1")
             .bind(id)
-            .fetch_optional(self.engine_pool())
+            .fetch_optional(self.pool())
             .await?;
         match raw {
             Some(raw) => self.decoded(id, &raw).await,
@@ -611,7 +611,7 @@ impl Queue for Postgres {
                 )
                 .bind(start)
                 .bind(hook)
-                .fetch_optional(self.engine_pool())
+                .fetch_optional(self.pool())
                 .await?
                 .ok_or(Error::InvalidOffset)?;
                 Some(ListedAt {
@@ -645,7 +645,7 @@ impl Queue for Postgres {
                 let died: Option<i64> =
                     sqlx::query_scalar("SELECT finished_ms FROM deliveries WHERE id = $1 AND dead")
                         .bind(start)
-                        .fetch_optional(self.engine_pool())
+                        .fetch_optional(self.pool())
                         .await?
                         .flatten();
                 (died.ok_or(Error::InvalidOffset)?, start)
@@ -697,7 +697,7 @@ impl Queue for Postgres {
     async fn finished_count(&self) -> Result<usize> {
         let n: i64 =
             sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE finished_ms IS NOT NULL")
-                .fetch_one(self.engine_pool())
+                .fetch_one(self.pool())
                 .await?;
         Ok(count(n))
     }
