@@ -79,14 +79,15 @@ async fn main() -> anyhow::Result<()> {
     );
     let webhook = |source: &str, event: &str, url: String| json!({"source": source, "event": event, "handler": "webhook", "config": {"url": url}});
 
+    let consumer_hook = webhook(
+        "crud",
+        "consumers:create",
+        format!("http://{receiver}/hook"),
+    );
     let writes = through_hookd(
         &bin,
         &[],
-        &[webhook(
-            "crud",
-            "consumers:create",
-            format!("http://{receiver}/hook"),
-        )],
+        std::slice::from_ref(&consumer_hook),
         consumer_writes(args.connections, args.events, "u"),
         &arrivals.hookd,
         stopwatch,
@@ -100,11 +101,7 @@ async fn main() -> anyhow::Result<()> {
                     ("HOOKD_STORAGE", "postgres".to_string()),
                     ("HOOKD_POSTGRES_URL", database.connection.url.clone()),
                 ],
-                &[webhook(
-                    "crud",
-                    "consumers:create",
-                    format!("http://{receiver}/hook"),
-                )],
+                std::slice::from_ref(&consumer_hook),
                 consumer_writes(args.connections, args.events, "g"),
                 &arrivals.on_postgres,
                 stopwatch,
