@@ -908,36 +908,28 @@ async fn the_token_opens_a_server_that_enforces_rbac() {
 /// then has nothing to do; on sled it says it needs PostgreSQL.
 #[tokio::test]
 async fn migrate_applies_the_schema_once() {
-    let migrate = |env: Vec<(&'static str, String)>| async move {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
-            .arg("migrate")
-            .env_remove("HOOKD_STORAGE")
-            .envs(env)
-            .output()
-            .await
-            .expect("running hookd migrate");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (ok, _, stderr) = migrate(Vec::new()).await;
-    assert!(!ok);
-    assert!(stderr.contains("needs storage = \"postgres\""), "{stderr}");
+    // `migrate` talks to the database, never to a server's Admin API.
+    async fn migrate(env: &[(&str, &str)]) -> Run {
+        hookd_with("http://127.0.0.1:9", env, &["migrate"]).await
+    }
+    let on_sled = migrate(&[("HOOKD_STORAGE", "sled")]).await;
+    assert!(!on_sled.success);
+    assert!(
+        on_sled.stderr.contains("needs storage = \"postgres\""),
+        "{}",
+        on_sled.stderr
+    );
     let Some(db) = hookd_store::testing::TestDatabase::create("hookd migrate").await else {
         return;
     };
-    let on_db = || {
-        vec![
-            ("HOOKD_STORAGE", "postgres".to_string()),
-            ("HOOKD_POSTGRES_URL", db.connection.url.clone()),
-        ]
-    };
-    let (ok, stdout, stderr) = migrate(on_db()).await;
-    assert!(ok, "{stderr}");
-    assert_eq!(stdout, "applied migration 1\n");
-    let (ok, stdout, stderr) = migrate(on_db()).await;
-    assert!(ok, "{stderr}");
-    assert_eq!(stdout, "the schema is up to date\n");
+    let on_db = [
+        ("HOOKD_STORAGE", "postgres"),
+        ("HOOKD_POSTGRES_URL", db.connection.url.as_str()),
+    ];
+    let first = migrate(&on_db).await;
+    assert!(first.success, "{}", first.stderr);
+    assert_eq!(first.stdout, "applied migration 1\n");
+    let again = migrate(&on_db).await;
+    assert!(again.success, "{}", again.stderr);
+    assert_eq!(again.stdout, "the schema is up to date\n");
 }
