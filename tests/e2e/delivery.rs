@@ -6,20 +6,18 @@ use crate::support::{Options, Server, attempted};
 use base64::Engine as _;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use hookd_store::testing::TestDatabase;
 use hookd_testkit::eventually;
 use hookd_testkit::receiver::{Received, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 
 /// A server that may call loopback receivers and retries quickly.
 async fn loopback_server() -> Server {
     Server::start_with(Options::loopback()).await
 }
 
-async fn webhook(server: &Server, event: &str, config: Value) -> Value {
+pub(crate) async fn webhook(server: &Server, event: &str, config: Value) -> Value {
     server
         .create(
             "/event-hooks",
@@ -29,14 +27,14 @@ async fn webhook(server: &Server, event: &str, config: Value) -> Value {
 }
 
 /// Requests other than Kong's pings of hook changes.
-fn events_only(received: Vec<Received>) -> Vec<Received> {
+pub(crate) fn events_only(received: Vec<Received>) -> Vec<Received> {
     received
         .into_iter()
         .filter(|r| r.json()["source"] != "kong:event_hooks")
         .collect()
 }
 
-async fn wait_events(receiver: &Receiver, n: usize) -> Vec<Received> {
+pub(crate) async fn wait_events(receiver: &Receiver, n: usize) -> Vec<Received> {
     eventually(&format!("{n} events at the receiver"), || async {
         let got = events_only(receiver.received());
         (got.len() >= n).then_some(got)
@@ -263,7 +261,7 @@ async fn dead_letters_can_be_redelivered() {
 }
 
 /// Every delivery of a hook, through the Admin API's pages.
-async fn all_deliveries(server: &Server, hook: &str) -> Vec<Value> {
+pub(crate) async fn all_deliveries(server: &Server, hook: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut path = format!("/event-hooks/{hook}/deliveries?size=1000");
     loop {
@@ -297,7 +295,7 @@ async fn create_1000_consumers(server: &Server) {
 
 /// The webhook-ids that had reached `receiver`: delivered, or in flight
 /// (the receiver records a request as it arrives).
-fn reached(receiver: &Receiver) -> HashSet<String> {
+pub(crate) fn reached(receiver: &Receiver) -> HashSet<String> {
     events_only(receiver.received())
         .iter()
         .filter_map(|r| r.header("webhook-id"))
@@ -306,7 +304,7 @@ fn reached(receiver: &Receiver) -> HashSet<String> {
 
 /// The deliveries of a stopped server's hook that its store holds as
 /// succeeded: those ended before the kill.
-async fn stored_as_succeeded(server: &Server, hook: &str) -> HashSet<String> {
+pub(crate) async fn stored_as_succeeded(server: &Server, hook: &str) -> HashSet<String> {
     let store = server.store().await;
     let page = hookd_store::Page {
         size: 100_000,
@@ -327,7 +325,7 @@ async fn stored_as_succeeded(server: &Server, hook: &str) -> HashSet<String> {
 /// events under one webhook-id, sent again only if it had reached the
 /// receiver before the kill and had not been stored as succeeded, and one
 /// succeeded delivery each. Returns how many were sent again.
-async fn delivered_once_but_in_flight(
+pub(crate) async fn delivered_once_but_in_flight(
     server: &Server,
     receiver: &Receiver,
     hook: &str,
@@ -820,63 +818,4 @@ async fn retention_keeps_the_newest_finished_deliveries_while_the_server_runs() 
         .collect();
     names.sort();
     assert_eq!(names, ["user-5", "user-6", "user-7"]);
-}
-
-/// hookd on PostgreSQL survives the loss of its active node: a second
-/// node on the same database stands by, takes over when the first is
-/// killed, and delivers every event; only what was in flight on the
-/// killed node is sent again, under its original webhook-id.
-#[tokio::test]
-async fn a_standby_node_takes_over_from_a_killed_active_node() {
-    let Some(database) = TestDatabase::create("standby takeover").await else {
-        return;
-    };
-    let database = Arc::new(database);
-    let receiver = Receiver::start().await;
-    receiver.set_delay(std::time::Duration::from_millis(20));
-    let options = Options::loopback();
-    let mut active = {
-        let (database, options) = (Arc::clone(&database), options.clone());
-        tokio::task::spawn_blocking(move || Server::start_node(database, options, Arc::default()))
-            .await
-            .unwrap()
-    };
-    let hook = webhook(
-        &active,
-        "consumers:create",
-        json!({"url": receiver.url("/")}),
-    )
-    .await;
-    let hook = hook["id"].as_str().unwrap().to_string();
-    let standby_log: Arc<Mutex<String>> = Arc::default();
-    let standby = {
-        let (database, log) = (Arc::clone(&database), Arc::clone(&standby_log));
-        tokio::task::spawn_blocking(move || Server::start_node(database, options, log))
-    };
-    eventually("the second node stands by", || async {
-        standby_log
-            .lock()
-            .unwrap()
-            .contains("standing by")
-            .then_some(())
-    })
-    .await;
-    create_1000_consumers(&active).await;
-    active.kill9();
-    receiver.settle().await;
-    let before = reached(&receiver);
-    let done = stored_as_succeeded(&active, &hook).await;
-    let standby = standby.await.unwrap();
-    assert!(
-        standby.logs().contains("this node is the active one"),
-        "{}",
-        standby.logs()
-    );
-    receiver.set_delay(std::time::Duration::ZERO);
-    let again = delivered_once_but_in_flight(&standby, &receiver, &hook, (&before, &done)).await;
-    eprintln!(
-        "standby took over: {} reached the receiver before the kill, {} stored as succeeded, {again} sent again",
-        before.len(),
-        done.len()
-    );
 }

@@ -4,6 +4,7 @@ mod support;
 
 mod breaker;
 mod cli;
+mod cluster;
 mod console;
 mod delivery;
 mod durability;

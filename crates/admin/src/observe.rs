@@ -47,6 +47,11 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .set(state.deliveries.queue_depth().await.unwrap_or_default() as i64);
     m.queue_oldest_due_seconds
         .set(oldest_due_seconds(&state, SystemClock.now_ms()).await);
+    let shards = state.deliveries.shards();
+    m.cluster_shards_held.set(i64::from(shards.count()));
+    m.cluster_lease_takeovers.set(shards.takeovers() as i64);
+    m.cluster_dispatching
+        .set(i64::from(state.deliveries.dispatching()));
     let counters = state.sandbox.counters();
     m.guests_compiled.set(counters.compiled as i64);
     m.guests_loaded_from_cache

@@ -295,6 +295,12 @@ fn schemas() -> Map<String, Value> {
         object(json!({
             "database": object(json!({"reachable": {"type": "boolean"},
                                       "backend": {"type": "string", "enum": ["sled", "postgres"]}})),
+            "node": object(json!({
+                "id": {"type": "string", "format": "uuid"},
+                "dispatching": {"type": "boolean", "description": "whether this node dispatches the outbox (one node at a time)"},
+                "shards": {"type": "integer", "description": "shards of the hooks (of 64) whose deliveries this node attempts"},
+                "lease_takeovers": {"type": "integer", "description": "shards taken over from nodes whose leases ran out, since start"},
+            })),
             "outbox": object(json!({"pending": {"type": "integer"}})),
             "deliveries": object(json!({
                 "queued": {"type": "integer"},

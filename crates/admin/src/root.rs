@@ -45,6 +45,18 @@ async fn root(State(state): State<AdminState>) -> Json<Value> {
     }))
 }
 
+/// This node's part in the work: whether it dispatches, the shards of the
+/// hooks it attempts, and those it took over from nodes that died.
+fn node_status(state: &AdminState) -> Value {
+    let shards = state.deliveries.shards();
+    json!({
+        "id": state.info.node_id,
+        "dispatching": state.deliveries.dispatching(),
+        "shards": shards.count(),
+        "lease_takeovers": shards.takeovers(),
+    })
+}
+
 async fn status(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
     let now_ms = SystemClock.now_ms();
     let pending = state.store.outbox_len().await?;
@@ -71,6 +83,7 @@ async fn status(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
         .collect();
     Ok(Json(json!({
         "database": { "reachable": true, "backend": state.store.kind() },
+        "node": node_status(&state),
         "outbox": { "pending": pending },
         "deliveries": {
             "queued": state.deliveries.queue_depth().await?,

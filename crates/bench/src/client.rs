@@ -89,8 +89,8 @@ impl Conn {
 /// What to send: `count` POSTs of `body(i)` to `path`, each answered
 /// with `expect`.
 pub struct Load<F> {
-    /// Where to send.
-    pub addr: SocketAddr,
+    /// Where to send: the connections are spread over these in turn.
+    pub addrs: Vec<SocketAddr>,
     /// Keep-alive connections sending at once.
     pub connections: usize,
     /// Requests in all.
@@ -121,8 +121,8 @@ impl<F: Fn(usize) -> Bytes + Send + Sync + 'static> Load<F> {
         let next = Arc::new(AtomicUsize::new(0));
         let load = Arc::new(self);
         let mut conns = Vec::new();
-        for _ in 0..load.connections {
-            conns.push(Conn::open(load.addr).await?);
+        for k in 0..load.connections {
+            conns.push(Conn::open(load.addrs[k % load.addrs.len()]).await?);
         }
         let tasks: Vec<_> = conns
             .into_iter()

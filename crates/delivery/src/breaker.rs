@@ -101,6 +101,19 @@ pub(crate) struct Breakers {
 }
 
 impl Breakers {
+    /// Takes the stored breakers of the hooks `adopted` names as they
+    /// are in `stored` (or none): hooks whose attempts another node ran
+    /// until now, with their failures counted there.
+    pub(crate) fn adopt(&mut self, stored: Breakers, adopted: impl Fn(Uuid) -> bool) {
+        self.failing.retain(|hook, _| !adopted(*hook));
+        self.failing.extend(
+            stored
+                .failing
+                .into_iter()
+                .filter(|(hook, _)| adopted(*hook)),
+        );
+    }
+
     /// The breakers kept in the store's hook memory. One that does not
     /// decode is dropped: its hook starts counting again.
     pub(crate) fn load(entries: &[(Uuid, String, Value)]) -> Self {

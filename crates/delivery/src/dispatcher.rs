@@ -199,7 +199,9 @@ impl Batch {
             if again && engine.store.delivery_exists(delivery.id).await? {
                 continue;
             }
-            if gated {
+            // Another node attempts the hooks of the shards it holds: it
+            // finds their deliveries in the store.
+            if gated || !engine.shards.owns(hook.id) {
                 self.stored.push(delivery);
             } else {
                 self.unstored.push(delivery);
@@ -317,6 +319,7 @@ async fn dispatch_batch(
     }
     if !batch.stored.is_empty() {
         engine.work_queued();
+        engine.store.announce_due();
     }
     Ok(events)
 }
@@ -431,5 +434,28 @@ mod tests {
             .unwrap();
         assert_eq!(engine.unstored.len(), 1);
         assert_eq!(stored(engine, plain).await, 2);
+    }
+
+    #[tokio::test]
+    async fn deliveries_of_hooks_another_node_attempts_are_stored_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let deliveries = crate::testing::engine_holding(dir.path(), hookd_store::ShardSet::none());
+        let engine = &deliveries.engine;
+        let hook = Uuid::new_v4();
+        let body = json!({"id": hook.to_string(), "created_at": 0, "source": "s",
+                          "handler": "log", "config": {}});
+        engine
+            .store
+            .insert(hookd_model::hook::ENTITY, body, T0)
+            .await
+            .unwrap();
+        let mut place = Place::at_start(engine).await.unwrap();
+        publish(engine, 1).await;
+        dispatch_batch(engine, &mut place, &mut HashMap::new())
+            .await
+            .unwrap();
+        assert_eq!(engine.unstored.len(), 0, "none kept in this node's memory");
+        assert_eq!(stored(engine, hook).await, 1);
+        assert_eq!(engine.store.outbox_len().await.unwrap(), 0);
     }
 }

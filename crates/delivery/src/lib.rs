@@ -35,7 +35,7 @@ use hookd_model::hook::Handler;
 use hookd_model::violation::PathSeg;
 use hookd_model::{Catalogue, EventHook, Violations};
 use hookd_sandbox::Sandbox;
-use hookd_store::{Listed, ListedAt, Page, Store};
+use hookd_store::{HookChange, Listed, ListedAt, Page, ShardSet, Store};
 use hookd_template::Renderer;
 use hooks::HookCache;
 use random::Random;
@@ -142,6 +142,10 @@ pub(crate) struct Engine {
     outbound: Outbound,
     sandbox: Sandbox,
     metrics: Arc<Metrics>,
+    /// The hooks whose deliveries this node attempts.
+    shards: ShardSet,
+    /// Whether this node runs the dispatcher.
+    dispatching: std::sync::atomic::AtomicBool,
     /// Every hook, decoded.
     hooks: HookCache,
     /// Deliveries in memory only, until their first attempt ends.
@@ -233,6 +237,9 @@ pub struct Parts {
     pub sandbox: Sandbox,
     /// Where attempts are counted.
     pub metrics: Arc<Metrics>,
+    /// The hooks whose deliveries this node attempts: all of them
+    /// ([`ShardSet::all`]) unless other nodes share the store.
+    pub shards: ShardSet,
 }
 
 impl Deliveries {
@@ -246,6 +253,7 @@ impl Deliveries {
             random,
             sandbox,
             metrics,
+            shards,
         } = parts;
         let outbound = Outbound::new(settings.http.clone()).map_err(Error::Outbound)?;
         let (reports, reports_rx) = mpsc::unbounded_channel();
@@ -260,6 +268,8 @@ impl Deliveries {
                 outbound,
                 sandbox,
                 metrics,
+                shards,
+                dispatching: Default::default(),
                 hooks: HookCache::default(),
                 unstored,
                 in_flight: Mutex::new(HashSet::new()),
@@ -272,10 +282,16 @@ impl Deliveries {
         })
     }
 
-    /// Starts the dispatcher, the workers and retention (once: a second
-    /// call does nothing).
+    /// Starts the workers, the dispatcher and retention: a node alone on
+    /// its store.
     pub fn start(&self) {
-        let e = &self.engine;
+        self.start_attempts();
+        self.start_dispatching();
+    }
+
+    /// Starts the workers, which attempt the due deliveries of the hooks
+    /// of this node's shards (once: a second call does nothing).
+    pub fn start_attempts(&self) {
         let Some(reports) = self
             .reports
             .lock()
@@ -284,15 +300,30 @@ impl Deliveries {
         else {
             return;
         };
-        let handles = vec![
-            tokio::spawn(dispatcher::run(Arc::clone(e))),
-            tokio::spawn(worker::run(Arc::clone(e), reports)),
-            tokio::spawn(prune(Arc::clone(e))),
-        ];
+        self.spawn(worker::run(Arc::clone(&self.engine), reports));
+    }
+
+    /// Starts the dispatcher and retention, which one node of those
+    /// sharing a store runs at a time (once: a second call, or one after
+    /// shutdown began, does nothing).
+    pub fn start_dispatching(&self) {
+        let engine = &self.engine;
+        if engine.is_shutting_down()
+            || engine
+                .dispatching
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        self.spawn(dispatcher::run(Arc::clone(&self.engine)));
+        self.spawn(prune(Arc::clone(&self.engine)));
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend(handles);
+            .push(tokio::spawn(task));
     }
 
     /// Stops taking work, lets running attempts finish and records them.
@@ -396,6 +427,7 @@ impl Deliveries {
         let delivery = requeued?;
         engine.store.durable().await?;
         engine.work_queued();
+        engine.store.announce_due();
         Ok(delivery)
     }
 
@@ -433,6 +465,41 @@ impl Deliveries {
     pub fn hook_written(&self, hook: Uuid) {
         self.engine.hooks.invalidate();
         let _ = self.engine.reports.send(Report::HookWritten(hook));
+    }
+
+    /// Takes in news of a hook written through another node sharing the
+    /// store: as [`Deliveries::hook_written`], and a hook created or
+    /// deleted there drops the guest instances kept for its id before.
+    pub fn hook_changed_elsewhere(&self, change: HookChange) {
+        let engine = &self.engine;
+        engine.hooks.invalidate();
+        match change {
+            HookChange::Written {
+                hook,
+                at_ms,
+                begun_or_ended,
+            } => {
+                if begun_or_ended {
+                    engine.sandbox.forget_hook(hook, at_ms);
+                }
+                let _ = engine.reports.send(Report::HookWritten(hook));
+            }
+            HookChange::Unknown => {
+                let _ = engine.reports.send(Report::HooksUnknown);
+            }
+        }
+    }
+
+    /// The shards whose hooks this node attempts.
+    pub fn shards(&self) -> &ShardSet {
+        &self.engine.shards
+    }
+
+    /// Whether this node runs the dispatcher.
+    pub fn dispatching(&self) -> bool {
+        self.engine
+            .dispatching
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A delivery, stored or in memory only.
@@ -547,7 +614,16 @@ mod testing {
         engine_over(stopped.engine.store.clone())
     }
 
+    /// As [`engine`], for a node of a cluster that holds `shards`.
+    pub fn engine_holding(dir: &std::path::Path, shards: ShardSet) -> Deliveries {
+        engine_with(Store::open(dir).unwrap(), shards)
+    }
+
     fn engine_over(store: Store) -> Deliveries {
+        engine_with(store, ShardSet::all())
+    }
+
+    fn engine_with(store: Store, shards: ShardSet) -> Deliveries {
         let settings = Settings {
             retry: Default::default(),
             workers: 1,
@@ -572,6 +648,7 @@ mod testing {
             random: Arc::new(FixedRandom(0.5)),
             sandbox: Sandbox::new(SandboxConfig::default()).unwrap(),
             metrics: Arc::new(hookd_metrics::Metrics::new()),
+            shards,
         })
         .unwrap()
     }

@@ -44,6 +44,9 @@ pub(crate) enum Report {
     /// A hook was written or deleted through the Admin API: its failures
     /// are forgotten and its rules read again.
     HookWritten(Uuid),
+    /// Any hook may have been written through another node: every rule
+    /// is read again.
+    HooksUnknown,
 }
 
 /// What the completer writes for one report.
@@ -91,6 +94,8 @@ struct Scheduler<'a> {
     /// Deliveries in memory only let go of by their lanes: stored with
     /// the next report's writes.
     waiting: Vec<Delivery>,
+    /// The generation of the shards held when the breakers were last read.
+    shards_seen: u64,
 }
 
 impl<'a> Scheduler<'a> {
@@ -113,6 +118,26 @@ impl<'a> Scheduler<'a> {
             permits: Arc::new(Semaphore::new(workers)),
             workers,
             waiting: Vec::new(),
+            shards_seen: engine.shards.generation(),
+        }
+    }
+
+    /// Reads the stored breakers of the hooks of shards gained since the
+    /// last look: their failures were counted by the node that held them.
+    async fn adopt_gained_hooks(&mut self) {
+        let shards = &self.engine.shards;
+        let generation = shards.generation();
+        if generation == self.shards_seen {
+            return;
+        }
+        match self.engine.store.hook_states().await {
+            Ok(entries) => {
+                self.breakers
+                    .adopt(Breakers::load(&entries), |hook| shards.owns(hook));
+                self.shards_seen = generation;
+                self.look = true;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the breakers of gained hooks"),
         }
     }
 
@@ -146,6 +171,7 @@ impl<'a> Scheduler<'a> {
                 }
                 continue;
             }
+            self.adopt_gained_hooks().await;
             let started = self.start_due().await;
             if !self.waiting.is_empty() {
                 let _ = done.send(Finished {
@@ -169,6 +195,7 @@ impl<'a> Scheduler<'a> {
                     }
                 }
                 _ = engine.work.notified() => self.look = true,
+                _ = engine.store.queue_changed() => self.look = true,
                 _ = engine.shutdown.cancelled() => {}
                 _ = tokio::time::sleep(wait) => self.look = true,
             }
@@ -199,6 +226,13 @@ impl<'a> Scheduler<'a> {
             let Some(delivery) = self.lanes.next(&mut self.breakers, now) else {
                 break;
             };
+            if !self.engine.shards.owns(delivery.hook_id) {
+                // The hook's shard went to another node, which reads its
+                // stored deliveries; one in memory only is stored for it.
+                self.lanes.finished(delivery.hook_id);
+                self.store_waiting(vec![delivery]);
+                continue;
+            }
             if !self.engine.claim(delivery.id) {
                 // A redelivery holds it for a moment: it is read again at a
                 // later look, from the store (where one in memory only is
@@ -240,6 +274,11 @@ impl<'a> Scheduler<'a> {
         let mut busy = None;
         let mut held = 0;
         for hook in store.hooks_with_due(now_ms).await? {
+            if !engine.shards.owns(hook) {
+                let released = self.lanes.release(hook);
+                self.store_waiting(released);
+                continue;
+            }
             let rules = self.rules(hook);
             if !rules.enabled {
                 let released = self.lanes.release(hook);
@@ -359,6 +398,11 @@ impl<'a> Scheduler<'a> {
                     remember: self.breakers.reset(hook),
                     ..Finished::default()
                 }
+            }
+            Report::HooksUnknown => {
+                self.rules.clear();
+                self.look = true;
+                Finished::default()
             }
             Report::Attempted {
                 delivery,
@@ -537,8 +581,15 @@ async fn load_hooks(engine: &Engine) -> Result<Arc<HookSet>, String> {
         .map_err(|e| format!("reading the event hooks failed: {e}"))
 }
 
-/// A delivery's hook; none when it was deleted.
+/// A delivery's hook; none when it was deleted. A hook the cache does
+/// not know is read again from the store before it counts as deleted: it
+/// may have been written through another node a moment ago, before the
+/// news of it came.
 async fn load_hook(engine: &Engine, hook: Uuid) -> Result<Option<Arc<EventHook>>, String> {
+    if let Some(found) = load_hooks(engine).await?.get(hook)? {
+        return Ok(Some(found));
+    }
+    engine.hooks.invalidate();
     load_hooks(engine).await?.get(hook)
 }
 
@@ -731,5 +782,23 @@ mod tests {
         assert_eq!(scheduler.hold_due().await.unwrap(), 1);
         assert_eq!(take_next(&mut scheduler).await.unwrap().id, probe.id);
         assert!(take_next(&mut scheduler).await.is_none(), "one at a time");
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_leaves_the_hooks_of_shards_it_does_not_hold_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = hookd_store::ShardSet::none();
+        let deliveries = crate::testing::engine_holding(dir.path(), shards.clone());
+        let engine = &deliveries.engine;
+        let delivery = failed_and_due(&engine.store).await;
+        let mut scheduler = Scheduler::new(engine).await;
+        assert_eq!(scheduler.hold_due().await.unwrap(), 0);
+        let shard = hookd_store::cluster::shard_of(delivery.hook_id);
+        shards.set(
+            1 << shard,
+            std::time::Instant::now() + Duration::from_secs(60),
+            0,
+        );
+        assert_eq!(take_next(&mut scheduler).await.unwrap().id, delivery.id);
     }
 }

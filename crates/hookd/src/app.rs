@@ -13,7 +13,7 @@ use hookd_metrics::Metrics;
 use hookd_model::clock::{Clock, SystemClock};
 use hookd_sandbox::Sandbox;
 use hookd_sources::HealthChecker;
-use hookd_store::{ActiveLock, Store};
+use hookd_store::{DispatchLock, HookChange, ShardLeases, ShardSet, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -35,19 +35,29 @@ pub struct App {
     deliveries: Deliveries,
     health: Arc<HealthChecker>,
     admin: AdminState,
-    /// On PostgreSQL, what makes this node the active one.
-    active: Option<ActiveLock>,
+    /// On PostgreSQL, this node's part beside the others on its database.
+    cluster: Option<Cluster>,
     shutdown: CancellationToken,
 }
 
+/// What a node on PostgreSQL runs to share its database with others: the
+/// leases of its shards of the hooks, and a bid for the dispatch lock.
+struct Cluster {
+    connection: hookd_store::Connection,
+    leases: ShardLeases,
+}
+
 impl App {
-    /// Opens the configured store and builds every part; on PostgreSQL,
-    /// once this node is the active one. Webhook-custom templates are
-    /// rendered by this program run as `hookd template-worker`.
+    /// Opens the configured store and builds every part. Webhook-custom
+    /// templates are rendered by this program run as `hookd
+    /// template-worker`.
     pub async fn build(config: &Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let (store, active) = open_store(config).await?;
+        let (store, cluster) = open_store(config).await?;
+        let shards = cluster
+            .as_ref()
+            .map_or_else(ShardSet::all, |c| c.leases.shards());
         let catalogue = Arc::new(config.catalogue(hookd_model::entity::crud_entities())?);
         let metrics = Arc::new(Metrics::new());
         let sandbox =
@@ -60,6 +70,7 @@ impl App {
             random: Arc::new(ThreadRandom),
             sandbox: sandbox.clone(),
             metrics: Arc::clone(&metrics),
+            shards,
         })
         .context("setting up deliveries")?;
         let health = Arc::new(
@@ -106,7 +117,7 @@ impl App {
             deliveries,
             health,
             admin,
-            active,
+            cluster,
             shutdown: CancellationToken::new(),
         })
     }
@@ -132,20 +143,37 @@ impl App {
 
     /// Starts deliveries, health checks and audit retention, serves the
     /// Admin API on `listener` until shutdown, then stops every part in
-    /// turn and closes the store.
+    /// turn and closes the store. On PostgreSQL the node dispatches and
+    /// checks health only while it holds the dispatch lock.
     pub async fn serve(mut self, listener: TcpListener) -> anyhow::Result<()> {
-        let lost = self
-            .active
-            .take()
-            .map(|lock| watch_active(lock, self.shutdown.clone()));
+        self.deliveries.start_attempts();
+        let leases_stop = CancellationToken::new();
+        let cluster = match self.cluster.take() {
+            None => {
+                self.deliveries.start_dispatching();
+                self.health.start().context("starting health checks")?;
+                None
+            }
+            Some(cluster) => Some(ClusterTasks {
+                leases: tokio::spawn(cluster.leases.run(leases_stop.clone().cancelled_owned())),
+                lead: tokio::spawn(lead(
+                    cluster.connection,
+                    self.deliveries.clone(),
+                    Arc::clone(&self.health),
+                    self.shutdown.clone(),
+                )),
+                news: self
+                    .store
+                    .hook_changes()
+                    .map(|news| tokio::spawn(hear_hooks(news, self.deliveries.clone()))),
+            }),
+        };
         let config = &self.config;
         if config.enforce_rbac && config.admin_token.is_empty() {
             tracing::warn!(
                 "enforce_rbac is on without admin_token: only admins with tokens can use the Admin API"
             );
         }
-        self.deliveries.start();
-        self.health.start().context("starting health checks")?;
         let audit_retention = tokio::spawn(prune_audit(
             self.store.clone(),
             AuditRetention::of(config),
@@ -172,23 +200,33 @@ impl App {
         }
         self.health.shutdown().await;
         let _ = audit_retention.await;
-        self.store.close().await;
-        if let Some(lost) = lost {
-            if lost.is_finished() {
-                let e = lost.await.context("watching the active lock")?;
-                return Err(e).context("stopped");
+        let mut lost = None;
+        if let Some(tasks) = cluster {
+            // Attempts have ended: the shards go back at once.
+            leases_stop.cancel();
+            let _ = tasks.leases.await;
+            if let Some(news) = tasks.news {
+                news.abort();
             }
-            // Dropping the lock lets a standby take over.
-            lost.abort();
+            if tasks.lead.is_finished() {
+                lost = tasks.lead.await.context("bidding for the dispatch lock")?;
+            } else {
+                // Dropping the lock lets another node dispatch.
+                tasks.lead.abort();
+            }
+        }
+        self.store.close().await;
+        if let Some(e) = lost {
+            return Err(e).context("stopped");
         }
         tracing::info!("hookd stopped; store flushed");
         Ok(())
     }
 }
 
-/// The configured store: sled in the data directory, or PostgreSQL once
-/// this node holds the database's active lock.
-async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<ActiveLock>)> {
+/// The configured store: sled in the data directory, or PostgreSQL with
+/// this node's part in sharing it.
+async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<Cluster>)> {
     match config.storage {
         Storage::Sled => {
             let store = Store::open_with_cache(&config.data_dir, config.store_cache_capacity)
@@ -197,19 +235,12 @@ async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<ActiveLock
         }
         Storage::Postgres => {
             let connection = config.postgres();
-            let lock = ActiveLock::acquire(&connection, || {
-                tracing::info!(
-                    "another node is active on this database; standing by until it stops"
-                );
-            })
-            .await
-            .context("connecting to PostgreSQL")?;
-            tracing::info!("this node is the active one on its database");
             let node_id = node_id_in(&config.data_dir)?;
             let store = Store::connect(&connection, node_id)
                 .await
                 .context("opening the store on PostgreSQL")?;
-            Ok((store, Some(lock)))
+            let leases = ShardLeases::new(&connection, node_id, config.cluster_lease.0);
+            Ok((store, Some(Cluster { connection, leases })))
         }
     }
 }
@@ -236,19 +267,73 @@ fn node_id_in(dir: &std::path::Path) -> anyhow::Result<uuid::Uuid> {
     }
 }
 
-/// Stops the server when the active lock may be lost: another node may
-/// be active by then, and two must never dispatch at once. Ends with why,
-/// or is aborted at shutdown, which drops the lock.
-fn watch_active(
-    mut lock: ActiveLock,
+/// The tasks of a node on PostgreSQL, while it serves.
+struct ClusterTasks {
+    leases: tokio::task::JoinHandle<()>,
+    /// Ends with why the dispatch lock may be lost, or none at shutdown.
+    lead: tokio::task::JoinHandle<Option<hookd_store::Error>>,
+    news: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How long a node waits to bid for the dispatch lock again after the
+/// database failed to answer.
+const BID_AGAIN: Duration = Duration::from_secs(1);
+
+/// Bids for the dispatch lock until this node holds it, then dispatches
+/// and checks health. Stops the server when the lock may be lost: another
+/// node may dispatch by then, and two must never dispatch at once. Ends
+/// with why, or with none at shutdown (aborted, it drops the lock).
+async fn lead(
+    connection: hookd_store::Connection,
+    deliveries: Deliveries,
+    health: Arc<HealthChecker>,
     shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<hookd_store::Error> {
-    tokio::spawn(async move {
-        let e = lock.lost().await;
-        tracing::error!(error = %e, "the active lock may be lost; stopping");
-        shutdown.cancel();
-        e
-    })
+) -> Option<hookd_store::Error> {
+    let mut told = false;
+    let mut lock = loop {
+        let bid = DispatchLock::acquire(&connection, || {
+            if !std::mem::replace(&mut told, true) {
+                tracing::info!(
+                    "another node dispatches on this database; this one serves and attempts its shards"
+                );
+            }
+        });
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            bid = bid => match bid {
+                Ok(lock) => break lock,
+                Err(e) => {
+                    tracing::error!(error = %e, "bidding for the dispatch lock failed; bidding again");
+                    tokio::time::sleep(BID_AGAIN).await;
+                }
+            },
+        }
+    };
+    tracing::info!("this node dispatches on its database");
+    deliveries.start_dispatching();
+    if let Err(e) = health.start() {
+        tracing::error!(error = %e, "starting health checks failed");
+    }
+    let e = lock.lost().await;
+    tracing::error!(error = %e, "the dispatch lock may be lost; stopping");
+    shutdown.cancel();
+    Some(e)
+}
+
+/// Passes news of hooks written through other nodes to the delivery
+/// engine, until aborted.
+async fn hear_hooks(
+    mut news: tokio::sync::broadcast::Receiver<HookChange>,
+    deliveries: Deliveries,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match news.recv().await {
+            Ok(change) => deliveries.hook_changed_elsewhere(change),
+            Err(RecvError::Lagged(_)) => deliveries.hook_changed_elsewhere(HookChange::Unknown),
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Templates are rendered by this same program, run as

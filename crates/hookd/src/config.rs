@@ -33,6 +33,10 @@ pub struct Config {
     pub postgres_max_connections: u32,
     /// Longest a statement may run on PostgreSQL before it is cancelled.
     pub postgres_statement_timeout: Dur,
+    /// How long a node's claim on its shards of the hooks lasts unless it
+    /// renews it: how long the shards of a node that died wait for the
+    /// others.
+    pub cluster_lease: Dur,
     /// `pretty` or `json`.
     pub log_format: LogFormat,
     /// A `tracing` filter, e.g. `info` or `hookd=debug,info`; `RUST_LOG` wins.
@@ -269,6 +273,7 @@ impl Default for Config {
             postgres_url: String::new(),
             postgres_max_connections: 16,
             postgres_statement_timeout: secs(30),
+            cluster_lease: secs(10),
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             body_limit: 1024 * 1024,
@@ -488,6 +493,12 @@ impl Config {
                     reason: format!(
                         "must be at least {fewest}: deliveries keep some connections of their own"
                     ),
+                });
+            }
+            if self.cluster_lease.0 < Duration::from_secs(1) {
+                return Err(ConfigError::Limit {
+                    key: "cluster_lease",
+                    reason: "must be at least 1s: a lease is renewed five times within it".into(),
                 });
             }
         }

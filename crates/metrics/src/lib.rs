@@ -155,6 +155,12 @@ pub struct Metrics {
     pub quarantined_records: Family<OriginLabels, Gauge>,
     /// 1, labelled with the node's backend and id.
     pub node: Family<NodeLabels, Gauge>,
+    /// Shards of the hooks whose deliveries this node attempts (of 64).
+    pub cluster_shards_held: Gauge,
+    /// Shards this node took over from nodes whose leases ran out.
+    pub cluster_lease_takeovers: Gauge,
+    /// 1 while this node dispatches the outbox (one node at a time).
+    pub cluster_dispatching: Gauge,
     /// Admin API requests, by method, route and status.
     pub admin_requests: Family<RouteStatusLabels, Counter>,
     /// Admin API request duration, by method and route.
@@ -190,6 +196,9 @@ impl Metrics {
             audit_denials: Family::default(),
             quarantined_records: Family::default(),
             node: Family::default(),
+            cluster_shards_held: Gauge::default(),
+            cluster_lease_takeovers: Gauge::default(),
+            cluster_dispatching: Gauge::default(),
             admin_requests: Family::default(),
             admin_request_seconds: Family::new_with_constructor(latency_histogram),
             connections_open: Gauge::default(),
@@ -252,6 +261,21 @@ impl Metrics {
             "node",
             "This node: its storage backend and its id (always 1)",
             m.node.clone(),
+        );
+        r.register(
+            "cluster_shards_held",
+            "Shards of the hooks whose deliveries this node attempts (of 64)",
+            m.cluster_shards_held.clone(),
+        );
+        r.register(
+            "cluster_lease_takeovers",
+            "Shards taken over from nodes whose leases ran out, since start",
+            m.cluster_lease_takeovers.clone(),
+        );
+        r.register(
+            "cluster_dispatching",
+            "1 while this node dispatches the outbox",
+            m.cluster_dispatching.clone(),
         );
         r.register(
             "admin_requests",

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod cluster;
 pub mod codec;
 #[cfg(test)]
 mod conformance;
@@ -20,10 +21,11 @@ pub mod testing;
 pub mod tokens;
 
 pub use audit::{Audit, AuditFilter, Retention};
+pub use cluster::{HookChange, ShardSet};
 pub use entities::{Entities, Listed, Page};
 pub use guests::{Guests, Upload};
 pub use outbox::{Outbox, OutboxBatch, record_of};
-pub use postgres::{ActiveLock, Connection};
+pub use postgres::{Connection, DispatchLock, ShardLeases};
 pub use quarantine::{Origin, Quarantine, Quarantined, Retried};
 pub use queue::{HookStateUpdate, ListedAt, Queue};
 pub use tokens::AdminTokens;
@@ -46,10 +48,10 @@ pub enum Error {
     /// than this hookd knows.
     #[error("{}", migrate_message(.0))]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The lock that makes this node the active one may be gone: another
-    /// node may be active now.
-    #[error("this node may no longer be the active one: {0}")]
-    ActiveLost(String),
+    /// The lock that makes this node the dispatching one may be gone:
+    /// another node may dispatch now.
+    #[error("this node may no longer be the dispatching one: {0}")]
+    DispatchLost(String),
     /// A stored value does not decode.
     #[error("a stored value is corrupt")]
     Corrupt(#[source] serde_json::Error),
@@ -147,6 +149,12 @@ pub trait Backend:
     /// Waits until every write made before the call is durable.
     /// Concurrent callers share one flush.
     async fn durable(&self) -> Result<()>;
+
+    /// News of hooks written through other nodes sharing this store;
+    /// none when no other node can (sled).
+    fn hook_changes(&self) -> Option<tokio::sync::broadcast::Receiver<HookChange>> {
+        None
+    }
 
     /// Makes what was written durable and takes no more writes; for
     /// shutdown.

@@ -92,6 +92,17 @@ pub trait Queue: Send + Sync {
         state: &[HookStateUpdate],
     ) -> Result<()>;
 
+    /// Tells whatever other nodes share the store that deliveries were
+    /// made due that they may attempt (dispatched for their hooks, or
+    /// redelivered); nothing when none can.
+    fn announce_due(&self) {}
+
+    /// Resolves when another node announced due deliveries (or news may
+    /// have been missed); never when no other node can.
+    async fn queue_changed(&self) {
+        std::future::pending::<()>().await
+    }
+
     /// The last outbox record [`Queue::commit_dispatched`] remembered.
     async fn dispatched_through(&self) -> Result<Option<u64>>;
 

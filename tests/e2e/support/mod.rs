@@ -90,9 +90,7 @@ impl Server {
     }
 
     /// Starts a node on `database`, which other nodes may share, with a
-    /// fresh data directory. Returns once it listens: a node that stands
-    /// by (another holds the database) returns when it takes over. Its
-    /// log fills `log` meanwhile.
+    /// fresh data directory. Returns once it listens; its log fills `log`.
     pub fn start_node(
         database: Arc<TestDatabase>,
         options: Options,

@@ -157,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
         let first = round * args.events;
         let cpu_before = hookd.cpu_time();
         let sent = Load {
-            addr: hookd.addr,
+            addrs: vec![hookd.addr],
             connections: args.connections,
             count: args.events,
             path: "/events",

@@ -67,6 +67,7 @@ fn engine(store: &Store, clock: Arc<ManualClock>) -> Deliveries {
         random: Arc::new(FixedRandom(0.5)),
         sandbox: Sandbox::new(SandboxConfig::default()).unwrap(),
         metrics: Arc::new(hookd_metrics::Metrics::new()),
+        shards: hookd_store::ShardSet::all(),
     })
     .unwrap()
 }

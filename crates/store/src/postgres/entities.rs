@@ -338,6 +338,7 @@ impl Entities for Postgres {
         let id = id_of(&value).ok_or(Error::MissingId)?;
         retrying(|| self.try_insert(name, id, &value, at_ms)).await?;
         self.outbox_written();
+        self.hook_written(name, id, at_ms, true);
         Ok(value)
     }
 
@@ -345,12 +346,14 @@ impl Entities for Postgres {
         let id = id_of(&value).ok_or(Error::MissingId)?;
         let old = retrying(|| self.try_update(name, id, &value, at_ms)).await?;
         self.outbox_written();
+        self.hook_written(name, id, at_ms, false);
         Ok(old)
     }
 
     async fn delete(&self, name: &str, id: Uuid, at_ms: i64) -> Result<Value> {
         let old = retrying(|| self.try_delete(name, id, at_ms)).await?;
         self.outbox_written();
+        self.hook_written(name, id, at_ms, true);
         Ok(old)
     }
 

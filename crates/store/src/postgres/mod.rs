@@ -4,16 +4,19 @@
 //! limits serve both. Every write is a transaction that is durable when
 //! it commits.
 
-mod active;
 mod audit;
+mod cluster;
+mod dispatch_lock;
 mod entities;
 mod guests;
 mod outbox;
 mod quarantine;
 mod queue;
+mod signals;
 mod tokens;
 
-pub use active::ActiveLock;
+pub use cluster::ShardLeases;
+pub use dispatch_lock::DispatchLock;
 
 use crate::{Backend, Error, Result};
 use async_trait::async_trait;
@@ -89,7 +92,10 @@ struct Inner {
     /// Connections of the delivery engine's own (see [`engine_share`]).
     engine_pool: PgPool,
     node_id: Uuid,
-    outbox_notify: tokio::sync::Notify,
+    /// Wake-ups, here and from the other nodes.
+    signals: Arc<signals::Signals>,
+    /// The announcer and the listener of [`signals`].
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Postgres {
@@ -102,12 +108,20 @@ impl Postgres {
         )
         .await?;
         MIGRATOR.run(&pool).await?;
+        let signals = signals::Signals::new();
+        let tasks = signals::spawn(
+            &signals,
+            pool.clone(),
+            pool_of(connection, 1).await?,
+            node_id,
+        );
         Ok(Postgres {
             inner: Arc::new(Inner {
                 pool,
                 engine_pool: pool_of(connection, engine).await?,
                 node_id,
-                outbox_notify: tokio::sync::Notify::new(),
+                signals,
+                tasks: std::sync::Mutex::new(tasks),
             }),
         })
     }
@@ -124,10 +138,17 @@ impl Postgres {
         &self.inner.engine_pool
     }
 
-    /// Wakes whoever waits in `outbox_changed`: called after every commit
-    /// that adds events.
+    /// Wakes whoever waits in `outbox_changed`, here and on the other
+    /// nodes: called after every commit that adds events.
     fn outbox_written(&self) {
-        self.inner.outbox_notify.notify_one();
+        self.inner.signals.outbox_written();
+    }
+
+    /// Tells the other nodes that a hook was written at `at_ms`.
+    fn hook_written(&self, name: &str, id: Uuid, at_ms: i64, begun_or_ended: bool) {
+        if name == hookd_model::hook::ENTITY {
+            self.inner.signals.hook_written(id, at_ms, begun_or_ended);
+        }
     }
 }
 
@@ -203,7 +224,20 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    fn hook_changes(&self) -> Option<tokio::sync::broadcast::Receiver<crate::HookChange>> {
+        Some(self.inner.signals.hooks.subscribe())
+    }
+
     async fn close(&self) {
+        for task in self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
         self.inner.engine_pool.close().await;
         self.inner.pool.close().await;
     }
@@ -227,7 +261,7 @@ mod tests {
             return;
         };
         let first = migrate(&db.connection).await.unwrap();
-        assert_eq!(first, [1]);
+        assert_eq!(first, [1, 2]);
         assert!(migrate(&db.connection).await.unwrap().is_empty());
         // As a newer hookd would leave the database.
         let pool = pool(&db.connection).await.unwrap();

@@ -152,7 +152,7 @@ impl Outbox for Postgres {
     }
 
     async fn outbox_changed(&self) {
-        self.inner.outbox_notify.notified().await;
+        self.inner.signals.outbox.notified().await;
     }
 
     async fn publish(&self, events: &[Event]) -> Result<()> {

@@ -37,19 +37,25 @@ const PRUNE_CHUNK: i64 = 500;
 
 /// `deliveries` with every column of one batch: the columns come from the
 /// delivery itself, so a write never reads what it replaces.
+///
+/// A row with more attempts recorded than the write is kept: a node that
+/// lost a hook's shard while an attempt ran must not record over what the
+/// node that took the shard over has recorded since.
 const UPSERT: &str = "INSERT INTO deliveries \
-     (id, hook_id, seq, created_at_ms, due_ms, finished_ms, dead, body) \
+     (id, hook_id, seq, created_at_ms, due_ms, finished_ms, dead, body, attempts) \
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], \
-                          $5::int8[], $6::int8[], $7::bool[], $8::bytea[]) \
+                          $5::int8[], $6::int8[], $7::bool[], $8::bytea[], $9::int4[]) \
      ON CONFLICT (id) DO UPDATE SET hook_id = EXCLUDED.hook_id, seq = EXCLUDED.seq, \
          created_at_ms = EXCLUDED.created_at_ms, due_ms = EXCLUDED.due_ms, \
-         finished_ms = EXCLUDED.finished_ms, dead = EXCLUDED.dead, body = EXCLUDED.body";
+         finished_ms = EXCLUDED.finished_ms, dead = EXCLUDED.dead, body = EXCLUDED.body, \
+         attempts = EXCLUDED.attempts \
+     WHERE deliveries.attempts <= EXCLUDED.attempts";
 
 /// As [`UPSERT`], leaving a delivery already stored as it is.
 const INSERT_NEW: &str = "INSERT INTO deliveries \
-     (id, hook_id, seq, created_at_ms, due_ms, finished_ms, dead, body) \
+     (id, hook_id, seq, created_at_ms, due_ms, finished_ms, dead, body, attempts) \
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], \
-                          $5::int8[], $6::int8[], $7::bool[], $8::bytea[]) \
+                          $5::int8[], $6::int8[], $7::bool[], $8::bytea[], $9::int4[]) \
      ON CONFLICT (id) DO NOTHING";
 
 /// What a write of deliveries does to one already stored under the id.
@@ -75,6 +81,7 @@ pub(super) struct DeliveryRows {
     finished: Vec<Option<i64>>,
     dead: Vec<bool>,
     bodies: Vec<Vec<u8>>,
+    attempts: Vec<i32>,
 }
 
 impl DeliveryRows {
@@ -97,6 +104,8 @@ impl DeliveryRows {
                 .push(d.state.is_final().then(|| finished_at(d)));
             rows.dead.push(d.state == DeliveryState::Dead);
             rows.bodies.push(encode_packed(d)?);
+            rows.attempts
+                .push(i32::try_from(d.attempts.len()).unwrap_or(i32::MAX));
         }
         Ok(rows)
     }
@@ -119,6 +128,7 @@ impl DeliveryRows {
             .bind(&self.finished)
             .bind(&self.dead)
             .bind(&self.bodies)
+            .bind(&self.attempts)
             .execute(conn)
             .await?
             .rows_affected())
@@ -461,6 +471,14 @@ impl MemoryRows {
 
 #[async_trait]
 impl Queue for Postgres {
+    fn announce_due(&self) {
+        self.inner.signals.due_written();
+    }
+
+    async fn queue_changed(&self) {
+        self.inner.signals.due.notified().await;
+    }
+
     async fn commit_dispatch(
         &self,
         records: &[u64],
@@ -1055,6 +1073,52 @@ mod tests {
                 .data
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_never_overwritten_by_one_with_fewer_attempts() {
+        let Some((_db, store, _pool)) = setup("attempts fence").await else {
+            return;
+        };
+        let attempted = |mut d: Delivery, n: u32| {
+            d.attempts = (1..=n)
+                .map(|number| hookd_model::delivery::Attempt {
+                    number,
+                    at_ms: i64::from(number),
+                    latency_ms: 1,
+                    ok: false,
+                    status: Some(500),
+                    error: None,
+                    response: None,
+                    result: None,
+                })
+                .collect();
+            d
+        };
+        let d = delivery(Uuid::new_v4(), 1, 0, 10);
+        let two = attempted(d.clone(), 2);
+        store
+            .commit_deliveries(std::slice::from_ref(&two))
+            .await
+            .unwrap();
+        // A node that lost the hook's shard records its first attempt late.
+        let stale = attempted(d.clone(), 1);
+        store.commit_attempts(&[stale], &[], &[]).await.unwrap();
+        assert_eq!(store.delivery(d.id).await.unwrap(), Some(two.clone()));
+        // The same count (a redelivery of what is stored) and more go in.
+        let mut requeued = two.clone();
+        requeued.next_attempt_at_ms = Some(99);
+        store
+            .commit_deliveries(std::slice::from_ref(&requeued))
+            .await
+            .unwrap();
+        assert_eq!(store.delivery(d.id).await.unwrap(), Some(requeued));
+        let three = attempted(d.clone(), 3);
+        store
+            .commit_deliveries(std::slice::from_ref(&three))
+            .await
+            .unwrap();
+        assert_eq!(store.delivery(d.id).await.unwrap(), Some(three));
     }
 
     #[tokio::test]

@@ -2,8 +2,9 @@
 //! through the real hookd: a webhook hook on `consumers:create`, then N
 //! consumers created from C keep-alive connections, each write stamped
 //! when sent and each webhook when it arrives; on sled, then on a fresh
-//! PostgreSQL database (one node) when the server of the store's tests
-//! (`HOOKD_TEST_POSTGRES_URL`) can be reached. The same for published
+//! PostgreSQL database when the server of the store's tests
+//! (`HOOKD_TEST_POSTGRES_URL`) can be reached: one node, then two nodes
+//! sharing a database, the writes spread over both. The same for published
 //! events (`POST /events`, one event a request, a webhook hook on their
 //! source), each through a fresh hookd. Then, in the same run, a bare hyper
 //! client posts bodies of the same size to the same receiver with the same
@@ -21,7 +22,7 @@ mod receiver;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Parser;
-use hookd_bench::client::Load;
+use hookd_bench::client::{Conn, Load};
 use hookd_bench::report::{Table, rate, ratio};
 use hookd_bench::server::Hookd;
 use hookd_bench::stamps::{Stamps, Stopwatch, latencies};
@@ -86,40 +87,47 @@ async fn main() -> anyhow::Result<()> {
     );
     let writes = through_hookd(
         &bin,
-        &[],
+        (&[], 1),
         std::slice::from_ref(&consumer_hook),
         consumer_writes(args.connections, args.events, "u"),
         &arrivals.hookd,
         stopwatch,
     )
     .await?;
-    let on_postgres = match TestDatabase::create("the delivery benchmark").await {
-        Some(database) => Some(
-            through_hookd(
-                &bin,
-                &[
-                    ("HOOKD_STORAGE", "postgres".to_string()),
-                    ("HOOKD_POSTGRES_URL", database.connection.url.clone()),
-                ],
-                std::slice::from_ref(&consumer_hook),
-                consumer_writes(args.connections, args.events, "g"),
-                &arrivals.on_postgres,
-                stopwatch,
-            )
-            .await?,
-        ),
-        None => None,
-    };
+    let mut on_postgres = Vec::new();
+    for (nodes, prefix, arrived) in [
+        (1, "g", &arrivals.on_postgres),
+        (2, "t", &arrivals.on_two_nodes),
+    ] {
+        let Some(database) = TestDatabase::create("the delivery benchmark").await else {
+            break;
+        };
+        let settings = [
+            ("HOOKD_STORAGE", "postgres".to_string()),
+            ("HOOKD_POSTGRES_URL", database.connection.url.clone()),
+            ("HOOKD_CLUSTER_LEASE", "2s".to_string()),
+        ];
+        let measured = through_hookd(
+            &bin,
+            (&settings, nodes),
+            std::slice::from_ref(&consumer_hook),
+            consumer_writes(args.connections, args.events, prefix),
+            arrived,
+            stopwatch,
+        )
+        .await?;
+        on_postgres.push((nodes, measured));
+    }
     let published = through_hookd(
         &bin,
-        &[],
+        (&[], 1),
         &[webhook(
             "service-protection",
             "rate-limit-exceeded",
             format!("http://{receiver}/hook"),
         )],
         Load {
-            addr: NOT_YET_AIMED,
+            addrs: Vec::new(),
             connections: args.connections,
             count: args.events,
             path: "/events",
@@ -152,7 +160,15 @@ async fn main() -> anyhow::Result<()> {
         )
     };
     let (hooks, load) = nine("n");
-    let alone = through_hookd(&bin, &[], &hooks, load, &arrivals.nine_alone, stopwatch).await?;
+    let alone = through_hookd(
+        &bin,
+        (&[], 1),
+        &hooks,
+        load,
+        &arrivals.nine_alone,
+        stopwatch,
+    )
+    .await?;
     let (mut hooks, load) = nine("m");
     let dead = hookd_bench::receiver::black_hole().await?;
     hooks.push(webhook(
@@ -162,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let beside_dead = through_hookd(
         &bin,
-        &[],
+        (&[], 1),
         &hooks,
         load,
         &arrivals.nine_beside_dead,
@@ -179,13 +195,17 @@ async fn main() -> anyhow::Result<()> {
             &writes.end_to_end,
         )
         .summary("hookd: its API write alone (201)", &writes.api);
-    if let Some(on_postgres) = &on_postgres {
+    for (nodes, measured) in &on_postgres {
+        let on = postgres_label(*nodes);
         table
             .summary(
-                "hookd on PostgreSQL: consumer write -> webhook received",
-                &on_postgres.end_to_end,
+                &format!("hookd on {on}: consumer write -> webhook received"),
+                &measured.end_to_end,
             )
-            .summary("hookd on PostgreSQL: its API write alone", &on_postgres.api);
+            .summary(
+                &format!("hookd on {on}: its API write alone"),
+                &measured.api,
+            );
     }
     table
         .summary(
@@ -199,14 +219,14 @@ async fn main() -> anyhow::Result<()> {
         "per CPU-second: events per second of CPU used by hookd (end to end), \
          by this process's client and receiver (bare)"
     );
-    let runs = [
-        Some(("consumer writes", &writes)),
-        on_postgres
-            .as_ref()
-            .map(|m| ("consumer writes on PostgreSQL", m)),
-        Some(("published", &published)),
-    ];
-    for (path, measured) in runs.into_iter().flatten() {
+    let postgres_runs: Vec<(String, &Measured)> = on_postgres
+        .iter()
+        .map(|(nodes, m)| (format!("consumer writes on {}", postgres_label(*nodes)), m))
+        .collect();
+    let runs = std::iter::once(("consumer writes".to_string(), &writes))
+        .chain(postgres_runs)
+        .chain([("published".to_string(), &published)]);
+    for (path, measured) in runs {
         let per_second = measured.end_to_end.rate;
         println!(
             "{path}: hookd end to end / bare client: {}; goal {} end to end: {}",
@@ -239,9 +259,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where a load is sent until [`through_hookd`] aims it at its hookd.
-const NOT_YET_AIMED: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+/// How a run on PostgreSQL is named: by its nodes.
+fn postgres_label(nodes: usize) -> String {
+    match nodes {
+        1 => "PostgreSQL".to_string(),
+        n => format!("PostgreSQL, {n} nodes"),
+    }
+}
 
 /// `count` consumers named `<prefix>-<i>`, created from `connections`.
 fn consumer_writes(
@@ -250,7 +274,7 @@ fn consumer_writes(
     prefix: &'static str,
 ) -> Load<impl Fn(usize) -> Bytes + Send + Sync + 'static> {
     Load {
-        addr: NOT_YET_AIMED,
+        addrs: Vec::new(),
         connections,
         count,
         path: "/consumers",
@@ -259,42 +283,67 @@ fn consumer_writes(
     }
 }
 
-/// Starts a fresh hookd with `settings` (`HOOKD_<KEY>` variables),
-/// creates `hooks`, sends `load` to it and waits
-/// until every event has `arrived`: the rate and latency from each
-/// request's start to its arrival, and of the API's answers alone.
+/// Starts `nodes` fresh hookd with `settings` (`HOOKD_<KEY>` variables;
+/// more than one node shares a PostgreSQL database), creates `hooks`,
+/// sends `load` spread over the nodes and waits until every event has
+/// `arrived`: the rate and latency from each request's start to its
+/// arrival, and of the API's answers alone.
 async fn through_hookd<F: Fn(usize) -> Bytes + Send + Sync + 'static>(
     bin: &Path,
-    settings: &[(&str, String)],
+    (settings, nodes): (&[(&str, String)], usize),
     hooks: &[Value],
     mut load: Load<F>,
     arrived: &Stamps,
     stopwatch: Stopwatch,
 ) -> anyhow::Result<Measured> {
-    let hookd = Hookd::start_with(bin, settings)?;
-    for hook in hooks {
-        hookd.create_hook(hook).await?;
+    let hookds = (0..nodes)
+        .map(|_| Hookd::start_with(bin, settings))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if nodes > 1 {
+        shared_out(&hookds).await?;
     }
-    let cpu_before = hookd.cpu_time();
-    load.addr = hookd.addr;
+    for hook in hooks {
+        hookds[0].create_hook(hook).await?;
+    }
+    let cpu_time = || hookds.iter().map(Hookd::cpu_time).sum::<Option<Duration>>();
+    let cpu_before = cpu_time();
+    load.addrs = hookds.iter().map(|h| h.addr).collect();
     let sent = load.run(stopwatch).await?;
     if let Err(missing) = arrived.wait_all(STALL).await {
+        let logs: String = hookds.iter().map(Hookd::log_tail).collect();
         bail!(
             "{missing} webhooks never arrived (none for {STALL:?}; first missing: {:?}); \
-             hookd's log:\n{}",
+             hookd's log:\n{logs}",
             arrived.missing(10),
-            hookd.log_tail()
         );
     }
-    let cpu = hookd
-        .cpu_time()
-        .zip(cpu_before)
-        .map(|(end, start)| end - start);
+    let cpu = cpu_time().zip(cpu_before).map(|(end, start)| end - start);
     Ok(Measured {
         end_to_end: summary(&sent.started, arrived).with_cpu(cpu),
         api: summary(&sent.started, &sent.answered),
         redelivered: arrived.repeated(),
     })
+}
+
+/// Waits until the nodes sharing a database hold every shard of the
+/// hooks between them, each some.
+async fn shared_out(hookds: &[Hookd]) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + STALL;
+    loop {
+        let mut shards = Vec::new();
+        for hookd in hookds {
+            let (_, body) = Conn::open(hookd.addr).await?.get("/status").await?;
+            let status: Value = serde_json::from_slice(&body)?;
+            shards.push(status["node"]["shards"].as_u64().unwrap_or(0));
+        }
+        if shards.iter().all(|&n| n > 0) && shards.iter().sum::<u64>() == 64 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the nodes did not share the shards out: they hold {shards:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The same bodies hookd delivered, posted straight to the receiver.
@@ -318,7 +367,7 @@ async fn bare_run(
     let (before, after) = (before.to_string(), after.to_string());
     let cpu_before = process_cpu_time(std::process::id());
     let sent = Load {
-        addr: receiver,
+        addrs: vec![receiver],
         connections: args.connections,
         count: args.events,
         path: "/hook",

@@ -33,6 +33,7 @@ pub const FAN_OUT_HOOKS: usize = 9;
 pub struct Arrivals {
     pub hookd: Stamps,
     pub on_postgres: Stamps,
+    pub on_two_nodes: Stamps,
     pub bare: Stamps,
     pub published: Stamps,
     /// Event `i` at hook `k` of the fan-out runs: `k * events + i`.
@@ -83,6 +84,7 @@ impl Record for Arrivals {
                 self.hookd.mark(i, now);
             }
             "g" => self.on_postgres.mark(i, now),
+            "t" => self.on_two_nodes.mark(i, now),
             "b" => self.bare.mark(i, now),
             "p" => self.published.mark(i, now),
             "n" => hook()
@@ -106,6 +108,7 @@ pub async fn start(
     let arrivals = Arc::new(Arrivals {
         hookd: Stamps::new(events),
         on_postgres: Stamps::new(events),
+        on_two_nodes: Stamps::new(events),
         bare: Stamps::new(events),
         published: Stamps::new(events),
         nine_alone: Stamps::new(fan_out_events * FAN_OUT_HOOKS),
