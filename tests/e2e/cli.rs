@@ -928,7 +928,7 @@ async fn migrate_applies_the_schema_once() {
     ];
     let first = migrate(&on_db).await;
     assert!(first.success, "{}", first.stderr);
-    assert_eq!(first.stdout, "applied migration 1\n");
+    assert_eq!(first.stdout, "applied migration 1\napplied migration 2\n");
     let again = migrate(&on_db).await;
     assert!(again.success, "{}", again.stderr);
     assert_eq!(again.stdout, "the schema is up to date\n");
