@@ -471,8 +471,6 @@ impl Deliveries {
     /// store: as [`Deliveries::hook_written`], and a hook created or
     /// deleted there drops the guest instances kept for its id before.
     pub fn hook_changed_elsewhere(&self, change: HookChange) {
-        let engine = &self.engine;
-        engine.hooks.invalidate();
         match change {
             HookChange::Written {
                 hook,
@@ -480,12 +478,13 @@ impl Deliveries {
                 begun_or_ended,
             } => {
                 if begun_or_ended {
-                    engine.sandbox.forget_hook(hook, at_ms);
+                    self.engine.sandbox.forget_hook(hook, at_ms);
                 }
-                let _ = engine.reports.send(Report::HookWritten(hook));
+                self.hook_written(hook);
             }
             HookChange::Unknown => {
-                let _ = engine.reports.send(Report::HooksUnknown);
+                self.engine.hooks.invalidate();
+                let _ = self.engine.reports.send(Report::HooksUnknown);
             }
         }
     }

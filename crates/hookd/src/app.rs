@@ -146,27 +146,29 @@ impl App {
     /// turn and closes the store. On PostgreSQL the node dispatches and
     /// checks health only while it holds the dispatch lock.
     pub async fn serve(mut self, listener: TcpListener) -> anyhow::Result<()> {
-        self.deliveries.start_attempts();
         let leases_stop = CancellationToken::new();
         let cluster = match self.cluster.take() {
             None => {
-                self.deliveries.start_dispatching();
+                self.deliveries.start();
                 self.health.start().context("starting health checks")?;
                 None
             }
-            Some(cluster) => Some(ClusterTasks {
-                leases: tokio::spawn(cluster.leases.run(leases_stop.clone().cancelled_owned())),
-                lead: tokio::spawn(lead(
-                    cluster.connection,
-                    self.deliveries.clone(),
-                    Arc::clone(&self.health),
-                    self.shutdown.clone(),
-                )),
-                news: self
-                    .store
-                    .hook_changes()
-                    .map(|news| tokio::spawn(hear_hooks(news, self.deliveries.clone()))),
-            }),
+            Some(cluster) => {
+                self.deliveries.start_attempts();
+                Some(ClusterTasks {
+                    leases: tokio::spawn(cluster.leases.run(leases_stop.clone().cancelled_owned())),
+                    lead: tokio::spawn(lead(
+                        cluster.connection,
+                        self.deliveries.clone(),
+                        Arc::clone(&self.health),
+                        self.shutdown.clone(),
+                    )),
+                    news: self
+                        .store
+                        .hook_changes()
+                        .map(|news| tokio::spawn(hear_hooks(news, self.deliveries.clone()))),
+                })
+            }
         };
         let config = &self.config;
         if config.enforce_rbac && config.admin_token.is_empty() {

@@ -47,6 +47,13 @@ struct Held {
     gained: u64,
 }
 
+impl Held {
+    /// Whether the leases have not run out.
+    fn live(&self) -> bool {
+        self.until.is_none_or(|until| Instant::now() < until)
+    }
+}
+
 impl ShardSet {
     /// Every shard, for ever: a node alone on its store.
     pub fn all() -> Self {
@@ -87,17 +94,17 @@ impl ShardSet {
     /// the hook's shard and its lease has not run out.
     pub fn owns(&self, hook: Uuid) -> bool {
         let held = self.held();
-        held.until.is_none_or(|until| Instant::now() < until)
-            && held.shards & (1 << shard_of(hook)) != 0
+        held.live() && held.shards & (1 << shard_of(hook)) != 0
     }
 
     /// Shards held now.
     pub fn count(&self) -> u32 {
         let held = self.held();
-        if held.until.is_some_and(|until| Instant::now() >= until) {
-            return 0;
+        if held.live() {
+            held.shards.count_ones()
+        } else {
+            0
         }
-        held.shards.count_ones()
     }
 
     /// Changes when a shard is gained.
@@ -118,8 +125,7 @@ impl ShardSet {
             .held
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let live = held.until.is_none_or(|u| Instant::now() < u);
-        let before = if live { held.shards } else { 0 };
+        let before = if held.live() { held.shards } else { 0 };
         if shards & !before != 0 {
             held.gained += 1;
         }

@@ -93,6 +93,8 @@ impl ShardLeases {
         }
     }
 
+    /// The leases' own connection, not one of the store's pools: a node
+    /// whose pools are all taken by requests must still renew in time.
     async fn session<'a>(
         &self,
         session: &'a mut Option<PgConnection>,
