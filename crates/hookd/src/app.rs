@@ -311,6 +311,11 @@ async fn lead(
             },
         }
     };
+    if shutdown.is_cancelled() {
+        // Won in the same moment as shutdown began: the health checker
+        // may already be stopped, and must not start again.
+        return None;
+    }
     tracing::info!("this node dispatches on its database");
     deliveries.start_dispatching();
     if let Err(e) = health.start() {

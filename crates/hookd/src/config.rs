@@ -495,10 +495,13 @@ impl Config {
                     ),
                 });
             }
-            if self.cluster_lease.0 < Duration::from_secs(1) {
+            let lease = self.cluster_lease.0;
+            if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&lease) {
                 return Err(ConfigError::Limit {
                     key: "cluster_lease",
-                    reason: "must be at least 1s: a lease is renewed five times within it".into(),
+                    reason: "must be from 1s (it is renewed five times within it) to 1h (a dead \
+                             node's deliveries wait that long)"
+                        .into(),
                 });
             }
         }
@@ -847,6 +850,14 @@ mod tests {
         );
         let c = on_postgres(&[url, ("HOOKD_POSTGRES_MAX_CONNECTIONS", "2")]).unwrap();
         assert_eq!(c.postgres().max_connections, 2);
+        for lease in ["500ms", "2h"] {
+            let err = on_postgres(&[url, ("HOOKD_CLUSTER_LEASE", lease)]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("cluster_lease: must be from 1s"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
