@@ -1,5 +1,6 @@
 //! hookd on PostgreSQL as three nodes sharing one database: every node
-//! serves, one dispatches, the hooks' deliveries are shared out by shard,
+//! serves (entity writes and published events), one dispatches, the
+//! hooks' deliveries are shared out by shard,
 //! and a node killed with `kill -9` loses nothing: its shards are taken
 //! over once their lease runs out, and only what was in flight on it is
 //! sent again, under its original webhook-id.
@@ -73,6 +74,9 @@ async fn attempts_made(node: &Server) -> f64 {
         .sum()
 }
 
+/// Events published through the nodes in the kill test.
+const PUBLISHED: usize = 300;
+
 #[tokio::test]
 async fn three_nodes_share_the_work_and_lose_nothing_to_a_kill_dash_nine() {
     let Some(database) = TestDatabase::create("three nodes").await else {
@@ -113,6 +117,15 @@ async fn three_nodes_share_the_work_and_lose_nothing_to_a_kill_dash_nine() {
         }
     }
     let owner = owner.expect("a node attempted the delivery");
+    // Published events too, to a hook of their own, through every node.
+    let published = Receiver::start().await;
+    nodes[2]
+        .create(
+            "/event-hooks",
+            &json!({"source": "rate-limiting-advanced", "event": "rate-limit-exceeded",
+                    "handler": "webhook", "config": {"url": published.url("/")}}),
+        )
+        .await;
     receiver.set_delay(Duration::from_millis(20));
     let writes = (1..1000).map(|i| {
         let node = &nodes[i % 3];
@@ -126,6 +139,22 @@ async fn three_nodes_share_the_work_and_lose_nothing_to_a_kill_dash_nine() {
         .collect()
         .await;
     assert_eq!(created.len(), 999);
+    let events = (0..PUBLISHED).map(|i| {
+        let node = &nodes[i % 3];
+        let data = json!({"consumer": format!("c-{i}"), "ip": "203.0.113.9", "service": "billing",
+                          "rate": 11, "limit": 10, "window": "minute"});
+        let event = json!({"source": "rate-limiting-advanced", "event": "rate-limit-exceeded",
+                           "data": data});
+        async move { node.post("/events", &event).await.0 }
+    });
+    let answers: Vec<StatusCode> = futures::stream::iter(events)
+        .buffer_unordered(48)
+        .collect()
+        .await;
+    assert!(
+        answers.iter().all(|s| *s == StatusCode::ACCEPTED),
+        "{answers:?}"
+    );
     nodes[owner].kill9();
     // Its last requests are read by the receiver in a moment (the other
     // nodes keep connections to it open, so it does not settle).
@@ -151,6 +180,26 @@ async fn three_nodes_share_the_work_and_lose_nothing_to_a_kill_dash_nine() {
         "the killed node's shards were taken over: {statuses:?}"
     );
     assert_eq!(all_deliveries(survivors[1], &hook).await.len(), 1000);
+    let consumers = eventually("every published event delivered", || async {
+        let mut consumer_of = std::collections::HashMap::new();
+        for request in published.received() {
+            let body = request.json();
+            if body["source"] != "rate-limiting-advanced" {
+                continue;
+            }
+            let consumer = body["consumer"].as_str().unwrap().to_string();
+            let id = request.header("webhook-id").unwrap();
+            let earlier = consumer_of.insert(id, consumer.clone());
+            assert!(
+                earlier.is_none_or(|e| e == consumer),
+                "a webhook-id is sent again with its own event"
+            );
+        }
+        let consumers: std::collections::HashSet<String> = consumer_of.into_values().collect();
+        (consumers.len() == PUBLISHED).then_some(consumers)
+    })
+    .await;
+    assert_eq!(consumers.len(), PUBLISHED);
     eprintln!(
         "node {owner} killed: {} reached the receiver before, {} stored as succeeded, \
          {again} sent again, {takeovers} shards taken over",
