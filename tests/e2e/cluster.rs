@@ -117,7 +117,8 @@ async fn three_nodes_share_the_work_and_lose_nothing_to_a_kill_dash_nine() {
         }
     }
     let owner = owner.expect("a node attempted the delivery");
-    // Published events too, to a hook of their own, through every node.
+    // Published events too, to a hook of their own, through every node,
+    // before the consumer writes, which the kill follows at once.
     let published = Receiver::start().await;
     nodes[2]
         .create(
@@ -127,18 +128,6 @@ async fn three_nodes_share_the_work_and_lose_nothing_to_a_kill_dash_nine() {
         )
         .await;
     receiver.set_delay(Duration::from_millis(20));
-    let writes = (1..1000).map(|i| {
-        let node = &nodes[i % 3];
-        async move {
-            node.create("/consumers", &json!({"username": format!("user-{i}")}))
-                .await
-        }
-    });
-    let created: Vec<Value> = futures::stream::iter(writes)
-        .buffer_unordered(48)
-        .collect()
-        .await;
-    assert_eq!(created.len(), 999);
     let events = (0..PUBLISHED).map(|i| {
         let node = &nodes[i % 3];
         let data = json!({"consumer": format!("c-{i}"), "ip": "203.0.113.9", "service": "billing",
@@ -155,6 +144,18 @@ async fn three_nodes_share_the_work_and_lose_nothing_to_a_kill_dash_nine() {
         answers.iter().all(|s| *s == StatusCode::ACCEPTED),
         "{answers:?}"
     );
+    let writes = (1..1000).map(|i| {
+        let node = &nodes[i % 3];
+        async move {
+            node.create("/consumers", &json!({"username": format!("user-{i}")}))
+                .await
+        }
+    });
+    let created: Vec<Value> = futures::stream::iter(writes)
+        .buffer_unordered(48)
+        .collect()
+        .await;
+    assert_eq!(created.len(), 999);
     nodes[owner].kill9();
     // Its last requests are read by the receiver in a moment (the other
     // nodes keep connections to it open, so it does not settle).
