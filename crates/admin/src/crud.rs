@@ -16,7 +16,7 @@ use axum::routing::get;
 use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::entity::{EntitySchema, ForeignKey};
 use hookd_model::schema::Input;
-use hookd_store::Page;
+use hookd_store::{ChildrenOf, Page};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -30,6 +30,17 @@ const MAX_PAGE_SIZE: usize = 1000;
 pub struct Scope {
     parent: &'static EntitySchema,
     fk: &'static ForeignKey,
+}
+
+impl Scope {
+    /// The `r` entities under the parent with this id.
+    fn children(self, parent_id: Uuid, r: Resource) -> ChildrenOf<'static> {
+        ChildrenOf {
+            parent: self.parent.name,
+            parent_id,
+            child: r.name(),
+        }
+    }
 }
 
 /// The documentation of the five operations every resource has, at a
@@ -249,7 +260,7 @@ pub(crate) async fn find(
                 };
                 state
                     .store
-                    .list_children(s.parent.name, pid, r.name(), &page)
+                    .list_children(s.children(pid, r), &page)
                     .await?
                     .data
                     .into_iter()
@@ -306,12 +317,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let page = parse_page(&query)?;
     let listed = match scope {
-        Some((s, pid)) => {
-            state
-                .store
-                .list_children(s.parent.name, pid, r.name(), &page)
-                .await?
-        }
+        Some((s, pid)) => state.store.list_children(s.children(pid, r), &page).await?,
         None => state.store.list(r.name(), &page).await?,
     };
     Ok(Json(page_answer(

@@ -21,7 +21,7 @@ use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::hook::{Handler, pinned_digest};
 use hookd_model::{EventHook, Violations};
 use hookd_sandbox::{GuestRejected, GuestReport};
-use hookd_store::{AuditFilter, Page, Upload};
+use hookd_store::{AuditFilter, GuestVersion, Page, Upload};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -209,7 +209,14 @@ async fn upload(
     };
     let (record, upload) = state
         .store
-        .put_guest(&name, &bytes, &report, SystemClock.now_ms() / 1000)
+        .put_guest(
+            GuestVersion {
+                name: &name,
+                bytes: &bytes,
+                report: &report,
+            },
+            SystemClock.now_ms() / 1000,
+        )
         .await?;
     tracing::info!(guest = %name, digest = %record["digest"], replaced = (upload == Upload::Replaced), "guest uploaded");
     Ok((StatusCode::CREATED, Json(record)))

@@ -9,7 +9,6 @@ use crate::api::{AdminApi, Answer, Upload};
 use crate::form::Fields;
 use crate::page::{Failure, Reply, render};
 use crate::session::{Session, same_secret};
-use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
@@ -140,52 +139,68 @@ pub(crate) fn ok(answer: Answer) -> Result<Answer, Failure> {
     }
 }
 
-/// A form sent to change something: its fields, checked to come from a
-/// page of this session, of this console.
-pub(crate) struct Posted {
-    pub viewer: Viewer,
+/// A form sent by `S`: its fields, checked to come from the console's own
+/// origin and to carry the CSRF token of the sender's session.
+pub(crate) struct Form<S> {
+    pub sender: S,
     pub fields: Fields,
 }
 
-impl FromRequest<Console> for Posted {
+/// A form sent to change something, by whoever is signed in.
+pub(crate) type Posted = Form<Viewer>;
+
+/// A form of a session that need not be signed in (signing in and out).
+pub(crate) type SessionForm = Form<Session>;
+
+/// Who may send a form.
+pub(crate) trait Sender: Sized + Send {
+    /// Who sent a request, or why they may not send it.
+    fn of(
+        parts: &mut Parts,
+        console: &Console,
+    ) -> impl Future<Output = Result<Self, Failure>> + Send;
+
+    /// The session whose CSRF token the form must carry.
+    fn session(&self) -> &Session;
+}
+
+impl Sender for Viewer {
+    fn of(
+        parts: &mut Parts,
+        console: &Console,
+    ) -> impl Future<Output = Result<Self, Failure>> + Send {
+        Viewer::from_request_parts(parts, console)
+    }
+
+    fn session(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl Sender for Session {
+    async fn of(parts: &mut Parts, console: &Console) -> Result<Self, Failure> {
+        console
+            .sessions
+            .find(&parts.headers)
+            .ok_or(Failure::SignIn(None))
+    }
+
+    fn session(&self) -> &Session {
+        self
+    }
+}
+
+impl<S: Sender> FromRequest<Console> for Form<S> {
     type Rejection = Failure;
 
     async fn from_request(request: Request, console: &Console) -> Result<Self, Failure> {
         let (mut parts, body) = request.into_parts();
         same_origin(&parts.headers)?;
-        let viewer = Viewer::from_request_parts(&mut parts, console).await?;
-        let fields = form_of(&viewer.session, body).await?;
-        Ok(Posted { viewer, fields })
+        let sender = S::of(&mut parts, console).await?;
+        let fields = Fields::read(body).await?;
+        check_csrf(sender.session(), fields.get("csrf"))?;
+        Ok(Form { sender, fields })
     }
-}
-
-/// A form of a session that need not be signed in (signing in and out):
-/// its fields, checked as a [`Posted`] form's are.
-pub(crate) struct SessionForm {
-    pub session: Session,
-    pub fields: Fields,
-}
-
-impl FromRequest<Console> for SessionForm {
-    type Rejection = Failure;
-
-    async fn from_request(request: Request, console: &Console) -> Result<Self, Failure> {
-        let (parts, body) = request.into_parts();
-        same_origin(&parts.headers)?;
-        let session = console
-            .sessions
-            .find(&parts.headers)
-            .ok_or(Failure::SignIn(None))?;
-        let fields = form_of(&session, body).await?;
-        Ok(SessionForm { session, fields })
-    }
-}
-
-/// A form's fields, once it is shown to carry `session`'s CSRF token.
-async fn form_of(session: &Session, body: Body) -> Result<Fields, Failure> {
-    let fields = Fields::read(body).await?;
-    check_csrf(session, fields.get("csrf"))?;
-    Ok(fields)
 }
 
 /// Refuses a change whose `Origin` is another site's. Browsers send it

@@ -36,7 +36,7 @@ use hookd_metrics::EventLabels;
 use hookd_model::delivery::Delivery;
 use hookd_model::event::Operation;
 use hookd_model::{Event, EventHook, operational};
-use hookd_store::{HookStateUpdate, record_of};
+use hookd_store::{Dispatch, HookStateUpdate, record_of};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -257,7 +257,10 @@ async fn forget_deleted_hooks(
     if forgotten.is_empty() {
         return Ok(());
     }
-    engine.store.commit_dispatch(&[], &[], &forgotten).await?;
+    engine
+        .store
+        .commit_dispatch(Dispatch::remember(&forgotten))
+        .await?;
     engine.store.durable().await?;
     Ok(())
 }
@@ -300,7 +303,12 @@ async fn dispatch_batch(
     if commits {
         engine
             .store
-            .commit_dispatched(through, &done, &batch.stored, &batch.remembered)
+            .commit_dispatch(Dispatch {
+                through: Some(through),
+                records: &done,
+                deliveries: &batch.stored,
+                state: &batch.remembered,
+            })
             .await?;
     }
     place.after = Some(through);
@@ -334,7 +342,7 @@ fn writes_a_hook(event: &Event) -> bool {
 mod tests {
     use super::*;
     use crate::testing::{T0, engine};
-    use hookd_store::Page;
+    use hookd_store::{Attempted, Page};
     use serde_json::json;
 
     async fn publish(engine: &Engine, v: i64) {
@@ -363,7 +371,11 @@ mod tests {
         let ended = engine.unstored.storing([&done]);
         engine
             .store
-            .commit_attempts(&[], std::slice::from_ref(&done), &ended)
+            .commit_attempts(Attempted {
+                first: std::slice::from_ref(&done),
+                ended: &ended,
+                ..Attempted::default()
+            })
             .await
             .unwrap();
         engine.unstored.forget([done.id]);

@@ -35,7 +35,7 @@ use hookd_model::hook::Handler;
 use hookd_model::violation::PathSeg;
 use hookd_model::{Catalogue, EventHook, Violations};
 use hookd_sandbox::Sandbox;
-use hookd_store::{HookChange, Listed, ListedAt, Page, ShardSet, Store};
+use hookd_store::{HookChange, HookListing, Listed, ListedAt, Page, ShardSet, Store, paged};
 use hookd_template::Renderer;
 use hooks::HookCache;
 use random::Random;
@@ -518,38 +518,20 @@ impl Deliveries {
         hook: Uuid,
         page: &Page,
     ) -> hookd_store::Result<Listed<Delivery>> {
-        let through = match &page.offset {
-            Some(offset) => {
-                let id = Uuid::try_parse(offset).map_err(|_| hookd_store::Error::InvalidOffset)?;
-                let first = self
-                    .delivery(id)
-                    .await?
-                    .filter(|d| d.hook_id == hook)
-                    .ok_or(hookd_store::Error::InvalidOffset)?;
-                Some(ListedAt::of(&first))
-            }
-            None => None,
-        };
+        let from = HookListing::of_page(hook, page, async |id| self.delivery(id).await).await?;
         let wanted = page.size.saturating_add(1);
-        let mut data = self
-            .engine
-            .store
-            .hook_deliveries_through(hook, through, wanted)
-            .await?;
+        let mut data = self.engine.store.hook_deliveries_from(from, wanted).await?;
         let stored: HashSet<Uuid> = data.iter().map(|d| d.id).collect();
         data.extend(
             self.engine
                 .unstored
-                .of_hook(hook, through)
+                .of_hook(hook, from.through)
                 .into_iter()
                 .filter(|d| !stored.contains(&d.id)),
         );
         data.sort_by_key(|d| std::cmp::Reverse(ListedAt::of(d)));
         data.truncate(wanted);
-        let next = (data.len() > page.size)
-            .then(|| data.pop().map(|d| d.id.to_string()))
-            .flatten();
-        Ok(Listed { data, next })
+        Ok(paged(data, page.size))
     }
 
     /// Deliveries waiting for an attempt: due in the store, or in memory
@@ -657,6 +639,7 @@ mod testing {
 mod tests {
     use super::*;
     use hookd_model::Event;
+    use hookd_store::Attempted;
     use serde_json::json;
 
     #[tokio::test]
@@ -675,7 +658,7 @@ mod tests {
             all.iter().cloned().partition(|d| d.created_at_ms % 2 == 0);
         engine
             .store
-            .commit_attempts(&[], &stored, &[])
+            .commit_attempts(Attempted::first(&stored))
             .await
             .unwrap();
         engine.unstored.add(&memory);

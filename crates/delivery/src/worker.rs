@@ -16,7 +16,7 @@ use crate::lanes::{Lanes, Rules};
 use hookd_metrics::{HandlerLabels, OutcomeLabels};
 use hookd_model::delivery::{Delivery, DeliveryState};
 use hookd_model::{Event, EventHook, operational};
-use hookd_store::HookStateUpdate;
+use hookd_store::{Attempted, Dispatch, Due, HookStateUpdate};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -297,7 +297,7 @@ impl<'a> Scheduler<'a> {
             let busy = busy.get_or_insert_with(|| engine.in_flight_ids());
             let lanes = &self.lanes;
             let mut due = store
-                .hook_due_deliveries(hook, now_ms, room, &mut |id| {
+                .due_deliveries(Due::of_hook(hook, now_ms, room), &mut |id| {
                     busy.contains(&id) || lanes.holds(id)
                 })
                 .await?;
@@ -644,10 +644,20 @@ async fn commit(
     remembered: &[HookStateUpdate],
 ) -> Result<(), hookd_store::Error> {
     if !(updated.is_empty() && first.is_empty() && ended.is_empty()) {
-        engine.store.commit_attempts(updated, first, ended).await?;
+        engine
+            .store
+            .commit_attempts(Attempted {
+                updated,
+                first,
+                ended,
+            })
+            .await?;
     }
     if !remembered.is_empty() {
-        engine.store.commit_dispatch(&[], &[], remembered).await?;
+        engine
+            .store
+            .commit_dispatch(Dispatch::remember(remembered))
+            .await?;
     }
     Ok(())
 }
@@ -763,7 +773,7 @@ mod tests {
             .collect();
         engine
             .store
-            .commit_dispatch(&[], &queued, &[])
+            .commit_dispatch(Dispatch::queue(&queued))
             .await
             .unwrap();
         let mut scheduler = Scheduler::new(engine).await;

@@ -9,7 +9,7 @@ use crate::{Chain, Error, Result};
 use hookd_model::clock::{Clock, SystemClock};
 use hookd_model::outbound::OutboundPolicy;
 use hookd_outbound::Dialer;
-use hookd_store::Store;
+use hookd_store::{ChildrenOf, Store};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -138,9 +138,7 @@ impl HealthChecker {
             return Ok(None);
         };
         let checked = matches!(ActiveChecks::of_upstream(&upstream), Ok(Some(_)));
-        let targets = store
-            .list_all_children("upstreams", upstream_id, "targets")
-            .await?;
+        let targets = store.list_all_children(targets_of(upstream_id)).await?;
         let live = lock(&self.shared.live);
         let reports = targets
             .iter()
@@ -271,7 +269,7 @@ impl Reconciler {
             let Some(plan) = self.plan(id, upstream) else {
                 continue;
             };
-            let targets = store.list_all_children("upstreams", id, "targets").await?;
+            let targets = store.list_all_children(targets_of(id)).await?;
             for spec in targets.iter().filter_map(TargetSpec::of_entity) {
                 // Kong's balancer leaves targets of weight 0 out, and so its checks.
                 if spec.weight > 0 {
@@ -320,5 +318,14 @@ impl Reconciler {
                 tracing::error!(error = %e, "a health check task ended abnormally");
             }
         }
+    }
+}
+
+/// The targets of one upstream.
+fn targets_of(upstream: Uuid) -> ChildrenOf<'static> {
+    ChildrenOf {
+        parent: "upstreams",
+        parent_id: upstream,
+        child: "targets",
     }
 }

@@ -10,6 +10,18 @@ use hookd_model::event::canonical_json;
 use serde_json::Value;
 use uuid::Uuid;
 
+/// The entities of one kind that refer to one parent entity: a service's
+/// routes, an upstream's targets.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildrenOf<'a> {
+    /// The parent's kind.
+    pub parent: &'a str,
+    /// The parent's id.
+    pub parent_id: Uuid,
+    /// The children's kind.
+    pub child: &'a str,
+}
+
 /// A page of a listing: how many, starting where.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -26,6 +38,49 @@ pub struct Listed<T = Value> {
     pub data: Vec<T>,
     /// Offset of the next page; none on the last page.
     pub next: Option<String>,
+}
+
+/// A page being filled in its listing's order: once it holds what was
+/// asked for, the next item found is where the next page starts.
+pub(crate) struct Filling<T> {
+    size: usize,
+    data: Vec<T>,
+}
+
+impl<T> Filling<T> {
+    /// An empty page of `page.size` items.
+    pub(crate) fn new(page: &Page) -> Self {
+        Filling {
+            size: page.size,
+            data: Vec::with_capacity(page.size.min(1024)),
+        }
+    }
+
+    /// Whether the page holds all it asked for.
+    pub(crate) fn is_full(&self) -> bool {
+        self.data.len() >= self.size
+    }
+
+    /// Adds an item (none: one that was gone or quarantined).
+    pub(crate) fn push(&mut self, item: impl Into<Option<T>>) {
+        self.data.extend(item.into());
+    }
+
+    /// The page, with the next one starting at `next`.
+    pub(crate) fn continued_at(self, next: String) -> Listed<T> {
+        Listed {
+            data: self.data,
+            next: Some(next),
+        }
+    }
+
+    /// The page, the listing's last.
+    pub(crate) fn last(self) -> Listed<T> {
+        Listed {
+            data: self.data,
+            next: None,
+        }
+    }
 }
 
 /// The entities of a store. Every write is durable when it returns, and
@@ -52,30 +107,17 @@ pub trait Entities: Send + Sync {
     /// A page of every entity of a kind, ordered by id.
     async fn list(&self, name: &str, page: &Page) -> Result<Listed>;
 
-    /// A page of the `child` entities referring to a parent, ordered by id.
-    async fn list_children(
-        &self,
-        parent: &str,
-        parent_id: Uuid,
-        child: &str,
-        page: &Page,
-    ) -> Result<Listed>;
+    /// A page of the children of one parent, ordered by id.
+    async fn list_children(&self, of: ChildrenOf<'_>, page: &Page) -> Result<Listed>;
 
     /// Every entity of a kind, ordered by id, read a page at a time.
     async fn list_all(&self, name: &str) -> Result<Vec<Value>> {
         all_pages(|page| async move { self.list(name, &page).await }).await
     }
 
-    /// Every `child` entity referring to a parent, ordered by id, read a
-    /// page at a time.
-    async fn list_all_children(
-        &self,
-        parent: &str,
-        parent_id: Uuid,
-        child: &str,
-    ) -> Result<Vec<Value>> {
-        all_pages(|page| async move { self.list_children(parent, parent_id, child, &page).await })
-            .await
+    /// Every child of one parent, ordered by id, read a page at a time.
+    async fn list_all_children(&self, of: ChildrenOf<'_>) -> Result<Vec<Value>> {
+        all_pages(|page| async move { self.list_children(of, &page).await }).await
     }
 }
 

@@ -18,6 +18,18 @@ pub enum Upload {
     Replaced,
 }
 
+/// One upload of a guest: its bytes under a name, with the report the
+/// sandbox made of them (which names their `digest`).
+#[derive(Debug, Clone, Copy)]
+pub struct GuestVersion<'a> {
+    /// The name the guest answers to.
+    pub name: &'a str,
+    /// Its WebAssembly.
+    pub bytes: &'a [u8],
+    /// What the sandbox found in them.
+    pub report: &'a Map<String, Value>,
+}
+
 /// The digest a guest's report names: the key its bytes are kept under.
 pub(crate) fn report_digest(report: &Map<String, Value>) -> Result<&str> {
     report
@@ -81,18 +93,12 @@ pub(crate) fn version_with(
 /// The guests of a store.
 #[async_trait]
 pub trait Guests: Send + Sync {
-    /// Stores a guest under `name`: its bytes under their digest, the
-    /// report describing them (with a `digest` member), and the name
-    /// pointing at them, keeping the guest's id if the name existed.
-    /// Durable when it returns. The record is the report plus `id`, `name`,
-    /// `created_at` and `updated_at` (unix seconds).
-    async fn put_guest(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        report: &Map<String, Value>,
-        now_s: i64,
-    ) -> Result<(Value, Upload)>;
+    /// Stores a guest: its bytes under their digest, the report
+    /// describing them, and the name pointing at them, keeping the guest's
+    /// id if the name existed. Durable when it returns. The record is the
+    /// report plus `id`, `name`, `created_at` and `updated_at` (unix
+    /// seconds).
+    async fn put_guest(&self, guest: GuestVersion<'_>, now_s: i64) -> Result<(Value, Upload)>;
 
     /// The guest with this name, or this id.
     async fn guest(&self, name_or_id: &str) -> Result<Option<Value>>;

@@ -22,12 +22,12 @@ pub mod tokens;
 
 pub use audit::{Audit, AuditFilter, Retention};
 pub use cluster::{HookChange, ShardSet};
-pub use entities::{Entities, Listed, Page};
-pub use guests::{Guests, Upload};
+pub use entities::{ChildrenOf, Entities, Listed, Page};
+pub use guests::{GuestVersion, Guests, Upload};
 pub use outbox::{Outbox, OutboxBatch, record_of};
 pub use postgres::{Connection, DispatchLock, ShardLeases};
 pub use quarantine::{Origin, Quarantine, Quarantined, Retried};
-pub use queue::{HookStateUpdate, ListedAt, Queue};
+pub use queue::{Attempted, Dispatch, Due, HookListing, HookStateUpdate, ListedAt, Queue, paged};
 pub use tokens::AdminTokens;
 
 use async_trait::async_trait;

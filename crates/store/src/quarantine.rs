@@ -5,6 +5,8 @@
 
 use crate::{Listed, Page, Result};
 use async_trait::async_trait;
+use hookd_model::Event;
+use hookd_model::clock::{Clock, SystemClock};
 use uuid::Uuid;
 
 /// The tree a quarantined record came from.
@@ -75,6 +77,34 @@ pub struct Quarantined {
 }
 
 impl Quarantined {
+    /// `raw`, under `key` of `origin`, moved aside now for `error`.
+    pub(crate) fn now(
+        origin: Origin,
+        key: &[u8],
+        raw: &[u8],
+        error: &dyn std::error::Error,
+    ) -> Self {
+        Quarantined {
+            id: Uuid::now_v7(),
+            origin,
+            key: key.to_vec(),
+            raw: raw.to_vec(),
+            error: hookd_model::error_chain(error),
+            at_ms: SystemClock.now_ms(),
+        }
+    }
+
+    /// The operational event that tells subscribers of it.
+    pub(crate) fn announcement(&self) -> Event {
+        hookd_model::operational::quarantined(
+            self.id,
+            self.origin.as_str(),
+            &self.key_text(),
+            &self.error,
+            self.at_ms,
+        )
+    }
+
     /// The key as a person reads it: the outbox position, the delivery id,
     /// `hook id/name`, `entity/id`, or hex when it is none of these.
     pub fn key_text(&self) -> String {

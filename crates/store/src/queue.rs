@@ -30,6 +30,48 @@ impl ListedAt {
     }
 }
 
+/// Where a read of one hook's deliveries starts, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookListing {
+    /// The hook.
+    pub hook: Uuid,
+    /// The place to start at (included); none: the newest.
+    pub through: Option<ListedAt>,
+}
+
+impl HookListing {
+    /// Where `page` of the hook's listing starts: the newest delivery, or
+    /// the one its offset names, which `find` reads and which must be the
+    /// hook's.
+    pub async fn of_page(
+        hook: Uuid,
+        page: &Page,
+        find: impl AsyncFnOnce(Uuid) -> Result<Option<Delivery>>,
+    ) -> Result<Self> {
+        let through = match &page.offset {
+            Some(offset) => {
+                let id = Uuid::try_parse(offset).map_err(|_| Error::InvalidOffset)?;
+                let first = find(id)
+                    .await?
+                    .filter(|d| d.hook_id == hook)
+                    .ok_or(Error::InvalidOffset)?;
+                Some(ListedAt::of(&first))
+            }
+            None => None,
+        };
+        Ok(HookListing { hook, through })
+    }
+}
+
+/// A listing page from up to `size + 1` deliveries: the one past the page
+/// is where the next page starts.
+pub fn paged(mut data: Vec<Delivery>, size: usize) -> Listed<Delivery> {
+    let next = (data.len() > size)
+        .then(|| data.pop().map(|d| d.id.to_string()))
+        .flatten();
+    Listed { data, next }
+}
+
 /// A change to the on_change and snooze memory of a hook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HookStateUpdate {
@@ -39,6 +81,42 @@ pub struct HookStateUpdate {
     pub name: String,
     /// The new value; none forgets it.
     pub value: Option<Value>,
+}
+
+/// What one dispatch commit writes, in one transaction: outbox records
+/// become deliveries, and the hooks' memory changes with them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dispatch<'a> {
+    /// The outbox record the dispatcher has routed through, remembered
+    /// with the batch: what on_change and snooze decided for the events up
+    /// to there is stored (deliveries and memory), and a dispatcher
+    /// starting over from records still in the outbox must not decide it
+    /// again. None leaves the remembered record as it is.
+    pub through: Option<u64>,
+    /// Outbox records that leave the outbox.
+    pub records: &'a [u64],
+    /// Deliveries queued (or replaced, by id).
+    pub deliveries: &'a [Delivery],
+    /// Changes to the hooks' on_change and snooze memory.
+    pub state: &'a [HookStateUpdate],
+}
+
+impl<'a> Dispatch<'a> {
+    /// Queues deliveries, and nothing else.
+    pub fn queue(deliveries: &'a [Delivery]) -> Self {
+        Dispatch {
+            deliveries,
+            ..Dispatch::default()
+        }
+    }
+
+    /// Changes the hooks' memory, and nothing else.
+    pub fn remember(state: &'a [HookStateUpdate]) -> Self {
+        Dispatch {
+            state,
+            ..Dispatch::default()
+        }
+    }
 }
 
 /// The time a finished delivery finished: its last attempt.
@@ -62,6 +140,67 @@ pub(crate) fn decode_state(key: &[u8], value: &[u8]) -> Result<(Uuid, String, Va
     Ok((hook, name, decode(value)?))
 }
 
+/// What one commit of attempts writes, in one transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attempted<'a> {
+    /// Deliveries stored before, rewritten.
+    pub updated: &'a [Delivery],
+    /// Deliveries stored for the first time: their first attempt ended, or
+    /// they must wait.
+    pub first: &'a [Delivery],
+    /// Outbox records that no delivery still in memory needs: removed.
+    pub ended: &'a [u64],
+}
+
+impl<'a> Attempted<'a> {
+    /// Rewrites deliveries stored before, and nothing else.
+    pub fn updated(updated: &'a [Delivery]) -> Self {
+        Attempted {
+            updated,
+            ..Attempted::default()
+        }
+    }
+
+    /// Stores deliveries for the first time, and nothing else.
+    pub fn first(first: &'a [Delivery]) -> Self {
+        Attempted {
+            first,
+            ..Attempted::default()
+        }
+    }
+}
+
+/// Which due deliveries a read wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// Only this hook's; none: every hook's.
+    pub hook: Option<Uuid>,
+    /// Due at this time (unix milliseconds) or before.
+    pub now_ms: i64,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Due {
+    /// Up to `limit` of one hook's deliveries due at `now_ms`.
+    pub fn of_hook(hook: Uuid, now_ms: i64, limit: usize) -> Self {
+        Due {
+            hook: Some(hook),
+            now_ms,
+            limit,
+        }
+    }
+
+    /// Up to `limit` of every hook's deliveries due at `now_ms`.
+    pub fn every_hook(now_ms: i64, limit: usize) -> Self {
+        Due {
+            hook: None,
+            now_ms,
+            limit,
+        }
+    }
+}
+
 /// A predicate on delivery ids: which ones a read passes over.
 pub type Skip<'a> = &'a mut (dyn FnMut(Uuid) -> bool + Send);
 
@@ -69,28 +208,8 @@ pub type Skip<'a> = &'a mut (dyn FnMut(Uuid) -> bool + Send);
 /// return: await [`crate::Backend::durable`].
 #[async_trait]
 pub trait Queue: Send + Sync {
-    /// Turns outbox records into deliveries in one transaction: the
-    /// records leave the outbox, the deliveries are queued, the hook memory
-    /// is updated.
-    async fn commit_dispatch(
-        &self,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()>;
-
-    /// [`Queue::commit_dispatch`] of a batch that the dispatcher routed
-    /// through the outbox record `through`, which it remembers with them:
-    /// what on_change and snooze decided for the events up to there is
-    /// stored (deliveries and memory), and a dispatcher starting over from
-    /// records still in the outbox must not decide it again.
-    async fn commit_dispatched(
-        &self,
-        through: u64,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()>;
+    /// Writes a dispatch batch in one transaction (see [`Dispatch`]).
+    async fn commit_dispatch(&self, batch: Dispatch<'_>) -> Result<()>;
 
     /// Tells whatever other nodes share the store that deliveries were
     /// made due that they may attempt (dispatched for their hooks, or
@@ -103,7 +222,7 @@ pub trait Queue: Send + Sync {
         std::future::pending::<()>().await
     }
 
-    /// The last outbox record [`Queue::commit_dispatched`] remembered.
+    /// The last outbox record a [`Dispatch`] remembered as `through`.
     async fn dispatched_through(&self) -> Result<Option<u64>>;
 
     /// Everything remembered for on_change and snooze: (hook, name, value).
@@ -111,23 +230,9 @@ pub trait Queue: Send + Sync {
     /// forgets it, as if it had never been remembered.
     async fn hook_states(&self) -> Result<Vec<(Uuid, String, Value)>>;
 
-    /// Deliveries due at `now_ms`, soonest first, up to `limit`, passing
-    /// over those whose id `skip` names before they are read.
-    async fn due_deliveries(
-        &self,
-        now_ms: i64,
-        limit: usize,
-        skip: Skip<'_>,
-    ) -> Result<Vec<Delivery>>;
-
-    /// A hook's deliveries due at `now_ms`, as [`Queue::due_deliveries`].
-    async fn hook_due_deliveries(
-        &self,
-        hook: Uuid,
-        now_ms: i64,
-        limit: usize,
-        skip: Skip<'_>,
-    ) -> Result<Vec<Delivery>>;
+    /// The deliveries `due` asks for, soonest first, passing over those
+    /// whose id `skip` names before they are read.
+    async fn due_deliveries(&self, due: Due, skip: Skip<'_>) -> Result<Vec<Delivery>>;
 
     /// The hooks with a delivery due at `now_ms`.
     async fn hooks_with_due(&self, now_ms: i64) -> Result<Vec<Uuid>>;
@@ -144,19 +249,11 @@ pub trait Queue: Send + Sync {
     /// Writes deliveries after attempts (or a redelivery), in one
     /// transaction.
     async fn commit_deliveries(&self, updated: &[Delivery]) -> Result<()> {
-        self.commit_attempts(updated, &[], &[]).await
+        self.commit_attempts(Attempted::updated(updated)).await
     }
 
-    /// Writes, in one transaction, deliveries stored before (`updated`),
-    /// deliveries stored for the first time (`first`: their first attempt
-    /// ended, or they must wait) and removes the outbox records that no
-    /// delivery still in memory needs (`ended`).
-    async fn commit_attempts(
-        &self,
-        updated: &[Delivery],
-        first: &[Delivery],
-        ended: &[u64],
-    ) -> Result<()>;
+    /// Writes what attempts changed in one transaction (see [`Attempted`]).
+    async fn commit_attempts(&self, batch: Attempted<'_>) -> Result<()>;
 
     /// Whether a delivery with this id is stored, without reading it.
     async fn delivery_exists(&self, id: Uuid) -> Result<bool>;
@@ -168,16 +265,17 @@ pub trait Queue: Send + Sync {
 
     /// A page of a hook's deliveries, newest first. Offsets are the id of
     /// the first delivery of the next page.
-    async fn hook_deliveries(&self, hook: Uuid, page: &Page) -> Result<Listed<Delivery>>;
+    async fn hook_deliveries(&self, hook: Uuid, page: &Page) -> Result<Listed<Delivery>> {
+        let from = HookListing::of_page(hook, page, async |id| self.delivery(id).await).await?;
+        let data = self
+            .hook_deliveries_from(from, page.size.saturating_add(1))
+            .await?;
+        Ok(paged(data, page.size))
+    }
 
-    /// Up to `limit` of a hook's deliveries, newest first, from `through`
-    /// (included) on.
-    async fn hook_deliveries_through(
-        &self,
-        hook: Uuid,
-        through: Option<ListedAt>,
-        limit: usize,
-    ) -> Result<Vec<Delivery>>;
+    /// Up to `limit` of a hook's deliveries, newest first, from where
+    /// `from` says on.
+    async fn hook_deliveries_from(&self, from: HookListing, limit: usize) -> Result<Vec<Delivery>>;
 
     /// A page of the dead deliveries of every hook, the latest to die
     /// first. Offsets are the id of the first delivery of the next page.

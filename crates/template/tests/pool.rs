@@ -1,21 +1,17 @@
 //! The box against hostile templates, with real worker processes.
 
-use hookd_template::{
-    EngineLimits, Escape, Failure, Limits, PoolError, Renderer, Template, WorkerCommand,
-};
+use hookd_template::{Escape, Failure, Limits, PoolError, Renderer, Template, WorkerCommand};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const LIMITS: Limits = Limits {
-    timeout: Duration::from_secs(1),
-    queue_timeout: Duration::from_secs(5),
-    workers: 2,
-    memory: 64 * 1024 * 1024,
-    engine: EngineLimits {
-        fuel: 100_000,
-        output: 1024 * 1024,
-    },
-};
+/// The server's limits, but a second to render: a test that runs into
+/// the deadline ends sooner.
+fn limits() -> Limits {
+    Limits {
+        timeout: Duration::from_secs(1),
+        ..Limits::default()
+    }
+}
 
 fn renderer(limits: Limits) -> Renderer {
     Renderer::new(
@@ -53,7 +49,7 @@ async fn still_renders(renderer: &Renderer) {
 
 #[tokio::test]
 async fn renders_each_template_with_the_context() {
-    let renderer = renderer(LIMITS);
+    let renderer = renderer(limits());
     let context = json!({"entity": {"username": "<b>"}});
     let answers = renderer
         .render(
@@ -78,7 +74,7 @@ async fn renders_each_template_with_the_context() {
 
 #[tokio::test]
 async fn a_huge_indent_is_refused_by_the_filter() {
-    let renderer = renderer(LIMITS);
+    let renderer = renderer(limits());
     let answer = render_one(&renderer, r#"{{ "a\nb"|indent(1000000000000) }}"#)
         .await
         .unwrap();
@@ -93,11 +89,11 @@ async fn a_huge_indent_is_refused_by_the_filter() {
 
 #[tokio::test]
 async fn a_doubling_macro_runs_out_of_memory_alone() {
-    let renderer = renderer(LIMITS);
+    let renderer = renderer(limits());
     let doubling = "{% macro d(s, n) %}{% if n > 0 %}{{ d(s ~ s, n - 1) }}{% endif %}{% endmacro %}{{ d('ab', 60) }}";
     let err = render_one(&renderer, doubling).await.unwrap_err();
     assert!(
-        matches!(err, PoolError::Memory { limit } if limit == LIMITS.memory),
+        matches!(err, PoolError::Memory { limit } if limit == limits().memory),
         "{err}"
     );
     still_renders(&renderer).await;
@@ -105,7 +101,7 @@ async fn a_doubling_macro_runs_out_of_memory_alone() {
 
 #[tokio::test]
 async fn a_namespace_that_doubles_runs_out_of_memory_alone() {
-    let renderer = renderer(LIMITS);
+    let renderer = renderer(limits());
     let doubling = "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}";
     let err = render_one(&renderer, doubling).await.unwrap_err();
     assert!(matches!(err, PoolError::Memory { .. }), "{err}");
@@ -114,7 +110,7 @@ async fn a_namespace_that_doubles_runs_out_of_memory_alone() {
 
 #[tokio::test]
 async fn a_slow_template_is_stopped_at_the_deadline() {
-    let renderer = renderer(LIMITS);
+    let renderer = renderer(limits());
     // Each repetition (15 MB) fits the memory and the fuel; together they
     // take minutes.
     let slow = "{% for i in range(10000) %}{% set x = entity.username * 5000000 %}{% endfor %}";
@@ -122,7 +118,7 @@ async fn a_slow_template_is_stopped_at_the_deadline() {
     let err = render_one(&renderer, slow).await.unwrap_err();
     assert!(matches!(err, PoolError::Timeout { .. }), "{err}");
     assert!(
-        started.elapsed() < LIMITS.timeout * 2,
+        started.elapsed() < limits().timeout * 2,
         "{:?}",
         started.elapsed()
     );
@@ -134,7 +130,7 @@ async fn a_render_waits_for_a_worker_at_most_the_queue_timeout() {
     let renderer = renderer(Limits {
         workers: 1,
         queue_timeout: Duration::from_millis(200),
-        ..LIMITS
+        ..limits()
     });
     let slow = "{% for i in range(10000) %}{% set x = entity.username * 5000000 %}{% endfor %}";
     let holder = renderer.clone();
@@ -148,7 +144,7 @@ async fn a_render_waits_for_a_worker_at_most_the_queue_timeout() {
 
 #[tokio::test]
 async fn conditions_are_evaluated_in_the_workers() {
-    let renderer = renderer(LIMITS);
+    let renderer = renderer(limits());
     let context = json!({"entity": {"username": "bob"}, "event": "consumers", "source": "crud"});
     let evaluate = async |condition: &str| renderer.evaluate(condition, &context).await;
     assert_eq!(

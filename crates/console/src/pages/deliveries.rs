@@ -47,7 +47,7 @@ pub(crate) async fn show(viewer: Viewer, Path(id): Path<String>) -> Result<Reply
 /// then the delivery again, queued.
 pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     ok(posted
-        .viewer
+        .sender
         .call(Method::POST, &format!("{}/retry", delivery_path(&id)), None)
         .await)?;
     Ok(Reply::Redirect(format!(

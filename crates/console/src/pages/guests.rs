@@ -143,7 +143,7 @@ pub(crate) async fn show(viewer: Viewer, Path(name): Path<String>) -> Result<Rep
 /// it, and the page says which.
 pub(crate) async fn delete(Path(name): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     ok(posted
-        .viewer
+        .sender
         .call(Method::DELETE, &guest_path(&name), None)
         .await)?;
     Ok(Reply::Redirect(format!("{}/guests", crate::PREFIX)))

@@ -6,7 +6,7 @@ use super::{Paging, encode, next_link};
 use crate::api::Upload;
 use crate::form::{Widget, fill, hook_body, hook_widgets, place_errors};
 use crate::page::{Failure, Reply};
-use crate::viewer::{Posted, Viewer, ok};
+use crate::viewer::{Form, Posted, Viewer, ok};
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
 use hookd_model::hook::HANDLERS;
@@ -215,7 +215,10 @@ pub(crate) async fn update(Path(id): Path<String>, posted: Posted) -> Result<Rep
 }
 
 async fn save(posted: Posted, id: Option<String>) -> Result<Reply, Failure> {
-    let Posted { viewer, fields } = posted;
+    let Form {
+        sender: viewer,
+        fields,
+    } = posted;
     let handler = known_handler(fields.text("handler"))?;
     let mut widgets = hook_widgets(handler, &Value::Null);
     fill(&mut widgets, &fields);
@@ -257,7 +260,7 @@ async fn save(posted: Posted, id: Option<String>) -> Result<Reply, Failure> {
 /// `POST /console/hooks/{id}/delete`.
 pub(crate) async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     ok(posted
-        .viewer
+        .sender
         .call(Method::DELETE, &hook_path(&id), None)
         .await)?;
     Ok(Reply::Redirect(format!("{}/hooks", crate::PREFIX)))
@@ -266,7 +269,10 @@ pub(crate) async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Rep
 /// `POST /console/hooks/{id}/test`: `POST /event-hooks/{id}/test` with the
 /// form's JSON data; the hook page shows the answer, whatever it is.
 pub(crate) async fn test(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
-    let Posted { viewer, fields } = posted;
+    let Form {
+        sender: viewer,
+        fields,
+    } = posted;
     let data = fields.text("data");
     let tried =
         match serde_json::from_str::<Value>(if data.trim().is_empty() { "{}" } else { data }) {
@@ -288,7 +294,7 @@ pub(crate) async fn test(Path(id): Path<String>, posted: Posted) -> Result<Reply
 
 /// `POST /console/hooks/{id}/ping`.
 pub(crate) async fn ping(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
-    let viewer = posted.viewer;
+    let viewer = posted.sender;
     let answer = viewer
         .call(Method::GET, &format!("{}/ping", hook_path(&id)), None)
         .await;

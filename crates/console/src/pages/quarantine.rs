@@ -34,7 +34,7 @@ pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result
 /// `POST /console/quarantine/{id}/retry`: a record that still does not
 /// decode stays, and the page says why.
 pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
-    let viewer = posted.viewer;
+    let viewer = posted.sender;
     let answer = viewer
         .call(
             Method::POST,
@@ -59,7 +59,7 @@ pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Repl
 /// `POST /console/quarantine/{id}/delete`.
 pub(crate) async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     ok(posted
-        .viewer
+        .sender
         .call(
             Method::DELETE,
             &format!("/quarantine/{}", encode(&id)),

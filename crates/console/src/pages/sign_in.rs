@@ -6,7 +6,7 @@ use crate::Console;
 use crate::api::AdminApi;
 use crate::page::{Failure, Reply, render};
 use crate::session::{clear_cookie, set_cookie};
-use crate::viewer::SessionForm;
+use crate::viewer::{Form, SessionForm};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -83,8 +83,8 @@ fn sign_in_page(
 /// nothing after).
 pub(crate) async fn submit(
     State(console): State<Console>,
-    SessionForm {
-        session: before,
+    Form {
+        sender: before,
         fields,
     }: SessionForm,
 ) -> Result<Response, Failure> {
@@ -110,7 +110,7 @@ pub(crate) async fn submit(
 
 /// `POST /console/sign-out`.
 pub(crate) async fn sign_out(State(console): State<Console>, form: SessionForm) -> Response {
-    console.sessions.end(&form.session.id);
+    console.sessions.end(&form.sender.id);
     Reply::Redirect(format!("{}/sign-in", crate::PREFIX)).with_cookie(clear_cookie())
 }
 

@@ -1,7 +1,7 @@
 //! Entities: unique values, foreign keys, cascades, events, listings.
 
 use crate::entities::id_of;
-use crate::{Error, Page, Store};
+use crate::{ChildrenOf, Error, Page, Store};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -72,9 +72,11 @@ pub(super) async fn foreign_keys_must_exist_and_restrict_deletes(store: Store) {
     assert!(matches!(err, Error::ReferencedBy { ref child, .. } if child == "routes"));
     let listed = store
         .list_children(
-            "services",
-            sid,
-            "routes",
+            ChildrenOf {
+                parent: "services",
+                parent_id: sid,
+                child: "routes",
+            },
             &Page {
                 size: 10,
                 offset: None,

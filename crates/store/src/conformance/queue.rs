@@ -2,7 +2,7 @@
 //! retention.
 
 use crate::testing::finished;
-use crate::{Error, HookStateUpdate, Page, Store};
+use crate::{Attempted, Dispatch, Due, Error, HookStateUpdate, Page, Store};
 use hookd_model::Event;
 use hookd_model::delivery::{Delivery, DeliveryState};
 use serde_json::json;
@@ -28,7 +28,12 @@ pub(super) async fn dispatch_moves_events_into_due_deliveries_atomically(store: 
         value: Some(json!("abc")),
     };
     store
-        .commit_dispatch(&batch.records, std::slice::from_ref(&d), &[update])
+        .commit_dispatch(Dispatch {
+            records: &batch.records,
+            deliveries: std::slice::from_ref(&d),
+            state: &[update],
+            ..Dispatch::default()
+        })
         .await
         .unwrap();
     assert_eq!(store.outbox_len().await.unwrap(), 1);
@@ -38,18 +43,21 @@ pub(super) async fn dispatch_moves_events_into_due_deliveries_atomically(store: 
     );
     assert!(
         store
-            .due_deliveries(99, 10, &mut |_| false)
+            .due_deliveries(Due::every_hook(99, 10), &mut |_| false)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        store.due_deliveries(100, 10, &mut |_| false).await.unwrap(),
+        store
+            .due_deliveries(Due::every_hook(100, 10), &mut |_| false)
+            .await
+            .unwrap(),
         vec![d.clone()]
     );
     assert!(
         store
-            .due_deliveries(100, 10, &mut |id| id == d.id)
+            .due_deliveries(Due::every_hook(100, 10), &mut |id| id == d.id)
             .await
             .unwrap()
             .is_empty()
@@ -104,7 +112,7 @@ pub(super) async fn a_delivery_stored_at_its_first_attempts_end_takes_its_outbox
     let mut waits = Delivery::new(b, event, seq, 1);
     waits.next_attempt_at_ms = Some(10);
     store
-        .commit_attempts(&[], std::slice::from_ref(&first), &[])
+        .commit_attempts(Attempted::first(std::slice::from_ref(&first)))
         .await
         .unwrap();
     assert!(store.delivery_exists(first.id).await.unwrap());
@@ -114,7 +122,11 @@ pub(super) async fn a_delivery_stored_at_its_first_attempts_end_takes_its_outbox
         "the other still needs it"
     );
     store
-        .commit_attempts(&[], std::slice::from_ref(&waits), &[record])
+        .commit_attempts(Attempted {
+            first: std::slice::from_ref(&waits),
+            ended: &[record],
+            ..Attempted::default()
+        })
         .await
         .unwrap();
     assert_eq!(store.outbox_len().await.unwrap(), 2);
@@ -122,7 +134,10 @@ pub(super) async fn a_delivery_stored_at_its_first_attempts_end_takes_its_outbox
     assert_eq!(store.hooks_with_due(10).await.unwrap(), [b]);
     // Stored since, it is updated as any other.
     let done = finished(waits, 20, DeliveryState::Succeeded);
-    store.commit_attempts(&[done], &[], &[]).await.unwrap();
+    store
+        .commit_attempts(Attempted::updated(&[done]))
+        .await
+        .unwrap();
     assert_eq!(store.queue_depth().await.unwrap(), 0);
     assert_eq!(store.prune_deliveries(0, i64::MAX).await.unwrap(), 2);
 }
@@ -132,7 +147,7 @@ pub(super) async fn hook_deliveries_page_newest_first(store: Store) {
     let all: Vec<Delivery> = (0..5)
         .map(|i| Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i))
         .collect();
-    store.commit_dispatch(&[], &all, &[]).await.unwrap();
+    store.commit_dispatch(Dispatch::queue(&all)).await.unwrap();
     let mut seen = Vec::new();
     let mut page = Page {
         size: 2,
@@ -183,9 +198,12 @@ pub(super) async fn retention_removes_the_oldest_finished_beyond_count_and_age(s
         })
         .collect();
     let pending = Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, 0);
-    store.commit_dispatch(&[], &finished, &[]).await.unwrap();
     store
-        .commit_dispatch(&[], std::slice::from_ref(&pending), &[])
+        .commit_dispatch(Dispatch::queue(&finished))
+        .await
+        .unwrap();
+    store
+        .commit_dispatch(Dispatch::queue(std::slice::from_ref(&pending)))
         .await
         .unwrap();
     // Keep 4, and nothing that finished before 25: 0, 10, 20 go.

@@ -6,6 +6,7 @@
 use super::Postgres;
 use crate::audit::{Audit, AuditFilter, Retention};
 use crate::codec::{decode, encode};
+use crate::entities::Filling;
 use crate::{Error, Listed, Origin, Page, Result};
 use async_trait::async_trait;
 use hookd_model::audit::{AuditRecord, Verdict};
@@ -165,7 +166,7 @@ impl Audit for Postgres {
             Some(offset) => parse_offset(offset)?,
             None => (i64::MAX, i64::MAX),
         };
-        let mut data = Vec::new();
+        let mut data = Filling::new(page);
         let mut chunk = page.size.saturating_add(1).min(PAGE_CHUNK);
         loop {
             let sql = if filter.verdict.is_some() {
@@ -193,11 +194,8 @@ impl Audit for Postgres {
                 if !filter.admits(&record) {
                     continue;
                 }
-                if data.len() == page.size {
-                    return Ok(Listed {
-                        data,
-                        next: Some(offset_of((*at_ms, *seq))),
-                    });
+                if data.is_full() {
+                    return Ok(data.continued_at(offset_of((*at_ms, *seq))));
                 }
                 data.push(record);
             }
@@ -206,7 +204,7 @@ impl Audit for Postgres {
                 .and_then(|(_, at_ms, seq, _)| older((*at_ms, *seq)));
             match next {
                 Some(place) if rows.len() == chunk => from = place,
-                _ => return Ok(Listed { data, next: None }),
+                _ => return Ok(data.last()),
             }
             chunk = chunk.saturating_mul(2).min(PAGE_CHUNK);
         }

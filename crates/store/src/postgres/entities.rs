@@ -15,8 +15,8 @@ use super::tokens::revoke_admin_token;
 use super::{Postgres, retrying};
 use crate::codec::{decode, encode};
 use crate::entities::{
-    Listed, Page, entity_key, foreign_id, id_of, layout, parse_offset, unique_index_key,
-    unique_violation,
+    ChildrenOf, Filling, Listed, Page, entity_key, foreign_id, id_of, layout, parse_offset,
+    unique_index_key, unique_violation,
 };
 use crate::outbox::encode_records;
 use crate::tokens::ADMINS;
@@ -27,12 +27,24 @@ use hookd_model::event::canonical_json;
 use hookd_model::{Event, Operation};
 use serde_json::Value;
 use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 use std::future::Future;
 use std::pin::Pin;
 use uuid::Uuid;
 
 /// Rows read at a time by listings that skip entities that do not decode.
 const CHUNK: usize = 256;
+
+/// `statement`, whose `$1` and `$2` are an entity's kind and id, with
+/// those bound.
+fn entity_statement<'q>(
+    statement: &'q str,
+    name: &'q str,
+    id: Uuid,
+) -> Query<'q, sqlx::Postgres, PgArguments> {
+    sqlx::query(statement).bind(name).bind(id)
+}
 
 /// The entity's body, locked in `mode` (a `FOR ...` clause) until the
 /// transaction ends.
@@ -100,9 +112,8 @@ async fn release_unique(
     if layout(name).unique_keys.is_empty() {
         return Ok(());
     }
-    sqlx::query("DELETE FROM unique_values WHERE kind = $1 AND id = $2 AND key <> ALL($3)")
-        .bind(name)
-        .bind(id)
+    let statement = "DELETE FROM unique_values WHERE kind = $1 AND id = $2 AND key <> ALL($3)";
+    entity_statement(statement, name, id)
         .bind(keep)
         .execute(conn)
         .await?;
@@ -148,11 +159,13 @@ async fn unlink_parents(conn: &mut PgConnection, name: &str, id: Uuid) -> Result
     if layout(name).foreign_keys.is_empty() {
         return Ok(());
     }
-    sqlx::query("DELETE FROM entity_refs WHERE child_kind = $1 AND child_id = $2")
-        .bind(name)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    entity_statement(
+        "DELETE FROM entity_refs WHERE child_kind = $1 AND child_id = $2",
+        name,
+        id,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -160,15 +173,13 @@ async fn insert_in(conn: &mut PgConnection, name: &str, id: Uuid, value: &Value)
     // The row first: an id taken by a committed insert, or by one that
     // commits while this waits for it, fails the write before any value
     // is claimed, as on sled. A later failure rolls the row back.
-    let inserted = sqlx::query(
-        "INSERT INTO entities (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(name)
-    .bind(id)
-    .bind(encode(value)?)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let statement =
+        "INSERT INTO entities (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+    let inserted = entity_statement(statement, name, id)
+        .bind(encode(value)?)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     if inserted == 0 {
         return Err(Error::PrimaryKey {
             entity: name.to_string(),
@@ -193,12 +204,14 @@ async fn update_in(conn: &mut PgConnection, name: &str, id: Uuid, value: &Value)
     release_unique(conn, name, id, &claimed).await?;
     unlink_parents(conn, name, id).await?;
     link_parents(conn, name, id, value).await?;
-    sqlx::query("UPDATE entities SET body = $3 WHERE kind = $1 AND id = $2")
-        .bind(name)
-        .bind(id)
-        .bind(encode(value)?)
-        .execute(&mut *conn)
-        .await?;
+    entity_statement(
+        "UPDATE entities SET body = $3 WHERE kind = $1 AND id = $2",
+        name,
+        id,
+    )
+    .bind(encode(value)?)
+    .execute(&mut *conn)
+    .await?;
     Ok(old)
 }
 
@@ -260,9 +273,7 @@ fn delete_locked<'a>(
         if name == ADMINS {
             revoke_admin_token(conn, id).await?;
         }
-        sqlx::query("DELETE FROM entities WHERE kind = $1 AND id = $2")
-            .bind(name)
-            .bind(id)
+        entity_statement("DELETE FROM entities WHERE kind = $1 AND id = $2", name, id)
             .execute(&mut *conn)
             .await?;
         records.extend(encode_records(&Event::crud(
@@ -391,7 +402,7 @@ impl Entities for Postgres {
     /// quarantined and the page goes on past it, as in the sled backend.
     async fn list(&self, name: &str, page: &Page) -> Result<Listed> {
         let mut from = lower_bound(page)?;
-        let mut data = Vec::with_capacity(page.size.min(1024));
+        let mut data = Filling::new(page);
         let chunk = page.size.saturating_add(1).min(CHUNK);
         loop {
             let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
@@ -404,33 +415,24 @@ impl Entities for Postgres {
             .await?;
             let complete = rows.len() < chunk;
             let Some(&(last, _)) = rows.last() else {
-                return Ok(Listed { data, next: None });
+                return Ok(data.last());
             };
             for (id, body) in rows {
-                if data.len() == page.size {
-                    return Ok(Listed {
-                        data,
-                        next: Some(id.to_string()),
-                    });
+                if data.is_full() {
+                    return Ok(data.continued_at(id.to_string()));
                 }
-                data.extend(self.decode_entity(name, id, &body).await?);
+                data.push(self.decode_entity(name, id, &body).await?);
             }
             match last.as_u128().checked_add(1) {
                 Some(next) if !complete => from = Uuid::from_u128(next),
-                _ => return Ok(Listed { data, next: None }),
+                _ => return Ok(data.last()),
             }
         }
     }
 
     /// As in the sled backend, a child that is gone or does not decode
     /// still takes its place in the page: the page is shorter.
-    async fn list_children(
-        &self,
-        parent: &str,
-        parent_id: Uuid,
-        child: &str,
-        page: &Page,
-    ) -> Result<Listed> {
+    async fn list_children(&self, of: ChildrenOf<'_>, page: &Page) -> Result<Listed> {
         let from = lower_bound(page)?;
         let wanted = i64::try_from(page.size.saturating_add(1)).unwrap_or(i64::MAX);
         let rows: Vec<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
@@ -441,9 +443,9 @@ impl Entities for Postgres {
              ) r LEFT JOIN entities e ON e.kind = $3 AND e.id = r.child_id \
              ORDER BY r.child_id",
         )
-        .bind(parent)
-        .bind(parent_id)
-        .bind(child)
+        .bind(of.parent)
+        .bind(of.parent_id)
+        .bind(of.child)
         .bind(from)
         .bind(wanted)
         .fetch_all(self.pool())
@@ -457,7 +459,7 @@ impl Entities for Postgres {
                 });
             }
             if let Some(body) = body {
-                data.extend(self.decode_entity(child, id, &body).await?);
+                data.extend(self.decode_entity(of.child, id, &body).await?);
             }
         }
         Ok(Listed { data, next: None })
@@ -466,7 +468,7 @@ impl Entities for Postgres {
 
 #[cfg(test)]
 mod tests {
-    use crate::entities::{Page, id_of};
+    use crate::entities::{ChildrenOf, Page, id_of};
     use crate::testing::TestDatabase;
     use crate::{Error, Origin, Store};
     use serde_json::{Value, json};
@@ -669,7 +671,14 @@ mod tests {
         assert_eq!(store.get("plugins", id(&plugin)).await.unwrap(), None);
         // The plugin's other reference went with it.
         let children = store
-            .list_children("consumers", id(&consumer), "plugins", &page(10, None))
+            .list_children(
+                ChildrenOf {
+                    parent: "consumers",
+                    parent_id: id(&consumer),
+                    child: "plugins",
+                },
+                &page(10, None),
+            )
             .await
             .unwrap();
         assert!(children.data.is_empty());
@@ -806,7 +815,14 @@ mod tests {
         let mut offset = None;
         loop {
             let got = store
-                .list_children("services", id(&s), "routes", &page(2, offset))
+                .list_children(
+                    ChildrenOf {
+                        parent: "services",
+                        parent_id: id(&s),
+                        child: "routes",
+                    },
+                    &page(2, offset),
+                )
                 .await
                 .unwrap();
             assert!(got.data.len() <= 2);
@@ -822,7 +838,14 @@ mod tests {
         moved["service"] = json!({"id": other["id"]});
         store.update("routes", moved, 0).await.unwrap();
         let got = store
-            .list_children("services", id(&s), "routes", &page(10, None))
+            .list_children(
+                ChildrenOf {
+                    parent: "services",
+                    parent_id: id(&s),
+                    child: "routes",
+                },
+                &page(10, None),
+            )
             .await
             .unwrap();
         assert_eq!(got.data, routes[1..]);

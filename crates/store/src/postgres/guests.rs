@@ -10,10 +10,10 @@
 use super::Postgres;
 use super::retrying;
 use crate::codec::{decode, encode};
-use crate::guests::{Guests, Upload, guest_record, report_digest, version_with};
+use crate::guests::{GuestVersion, Guests, Upload, guest_record, report_digest, version_with};
 use crate::{Error, Result};
 use async_trait::async_trait;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -54,12 +54,15 @@ async fn digests_of(conn: &mut PgConnection, name: &str) -> Result<Vec<String>> 
 impl Postgres {
     async fn try_put_guest(
         &self,
-        name: &str,
+        guest: GuestVersion<'_>,
         digest: &str,
-        bytes: &[u8],
-        report: &Map<String, Value>,
         now_s: i64,
     ) -> Result<(Value, Upload)> {
+        let GuestVersion {
+            name,
+            bytes,
+            report,
+        } = guest;
         let mut tx = self.pool().begin().await?;
         take_turn(&mut tx).await?;
         let existing: Option<Vec<u8>> =
@@ -152,15 +155,9 @@ impl Postgres {
 
 #[async_trait]
 impl Guests for Postgres {
-    async fn put_guest(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        report: &Map<String, Value>,
-        now_s: i64,
-    ) -> Result<(Value, Upload)> {
-        let digest = report_digest(report)?;
-        retrying(|| self.try_put_guest(name, digest, bytes, report, now_s)).await
+    async fn put_guest(&self, guest: GuestVersion<'_>, now_s: i64) -> Result<(Value, Upload)> {
+        let digest = report_digest(guest.report)?;
+        retrying(|| self.try_put_guest(guest, digest, now_s)).await
     }
 
     async fn guest(&self, name_or_id: &str) -> Result<Option<Value>> {
@@ -221,94 +218,7 @@ impl Guests for Postgres {
 #[cfg(test)]
 mod tests {
     use crate::testing::{TestDatabase, guest_report};
-    use crate::{Error, Upload};
-    use serde_json::{Map, json};
-
-    #[tokio::test]
-    async fn a_name_keeps_its_id_and_its_versions() {
-        let Some(db) = TestDatabase::create("a_name_keeps_its_id_and_its_versions").await else {
-            return;
-        };
-        let store = db.store().await;
-        let (first, upload) = store
-            .put_guest("t", b"one", &guest_report("d1"), 10)
-            .await
-            .unwrap();
-        assert_eq!(upload, Upload::Created);
-        let (second, upload) = store
-            .put_guest("t", b"two", &guest_report("d2"), 20)
-            .await
-            .unwrap();
-        assert_eq!(upload, Upload::Replaced);
-        assert_eq!(first["id"], second["id"]);
-        assert_eq!(second["created_at"], 10);
-        assert_eq!(second["updated_at"], 20);
-        assert_eq!(second["digest"], "d2");
-        assert_eq!(store.guest("t").await.unwrap().unwrap(), second);
-        let by_id = store.guest(second["id"].as_str().unwrap()).await.unwrap();
-        assert_eq!(by_id.unwrap(), second);
-        assert_eq!(store.guests().await.unwrap(), std::slice::from_ref(&second));
-        assert_eq!(
-            store.guest_bytes("d1").await.unwrap().as_deref(),
-            Some(&b"one"[..])
-        );
-        let version = store.guest_version("d1").await.unwrap().unwrap();
-        assert_eq!(version["names"], json!(["t"]));
-        assert_eq!(version["uploaded_at"], 10);
-        assert_eq!(store.guest_digests("t").await.unwrap(), ["d1", "d2"]);
-        let err = store
-            .put_guest("u", b"x", &Map::new(), 0)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::GuestWithoutDigest), "{err:?}");
-        assert!(store.guest("u").await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn delete_keeps_bytes_another_name_uses() {
-        let Some(db) = TestDatabase::create("delete_keeps_bytes_another_name_uses").await else {
-            return;
-        };
-        let store = db.store().await;
-        store
-            .put_guest("a", b"same", &guest_report("d"), 0)
-            .await
-            .unwrap();
-        store
-            .put_guest("b", b"same", &guest_report("d"), 1)
-            .await
-            .unwrap();
-        store
-            .put_guest("a", b"other", &guest_report("e"), 2)
-            .await
-            .unwrap();
-        let version = store.guest_version("d").await.unwrap().unwrap();
-        assert_eq!(version["names"], json!(["a", "b"]));
-        let (record, gone) = store.delete_guest("a").await.unwrap();
-        assert_eq!(record["digest"], "e");
-        assert_eq!(gone, ["e"]);
-        assert!(store.guest("a").await.unwrap().is_none());
-        assert!(
-            store
-                .guest(record["id"].as_str().unwrap())
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(store.guest_bytes("d").await.unwrap().is_some());
-        assert!(store.guest_bytes("e").await.unwrap().is_none());
-        assert_eq!(
-            store.guest_version("d").await.unwrap().unwrap()["names"],
-            json!(["b"])
-        );
-        assert!(matches!(
-            store.delete_guest("a").await,
-            Err(Error::NotFound)
-        ));
-        let (_, gone) = store.delete_guest("b").await.unwrap();
-        assert_eq!(gone, ["d"], "the last user takes the shared bytes with it");
-        assert!(store.guests().await.unwrap().is_empty());
-    }
+    use crate::{GuestVersion, Upload};
 
     #[tokio::test]
     async fn concurrent_uploads_under_one_name_share_its_id() {
@@ -323,7 +233,14 @@ mod tests {
                 tokio::spawn(async move {
                     let digest = format!("d{i}");
                     store
-                        .put_guest("t", digest.as_bytes(), &guest_report(&digest), i)
+                        .put_guest(
+                            GuestVersion {
+                                name: "t",
+                                bytes: digest.as_bytes(),
+                                report: &guest_report(&digest),
+                            },
+                            i,
+                        )
                         .await
                 })
             })

@@ -180,22 +180,8 @@ impl Postgres {
         error: &Error,
     ) -> Result<()> {
         let row = Row::of(origin, key)?;
-        let record = Quarantined {
-            id: Uuid::now_v7(),
-            origin,
-            key: key.to_vec(),
-            raw: raw.to_vec(),
-            error: hookd_model::error_chain(error),
-            at_ms: SystemClock.now_ms(),
-        };
-        let announcement =
-            crate::outbox::encode_records(&[hookd_model::operational::quarantined(
-                record.id,
-                origin.as_str(),
-                &record.key_text(),
-                &record.error,
-                record.at_ms,
-            )])?;
+        let record = Quarantined::now(origin, key, raw, error);
+        let announcement = crate::outbox::encode_records(&[record.announcement()])?;
         let mut tx = self.pool().begin().await?;
         if !row.remove_holding(&mut tx, raw).await? {
             return Ok(());
@@ -363,7 +349,7 @@ mod tests {
     use crate::entities::entity_key;
     use crate::queue::state_key;
     use crate::testing::TestDatabase;
-    use crate::{Audit, AuditFilter, HookStateUpdate, Queue};
+    use crate::{Audit, AuditFilter, Dispatch, Due, HookStateUpdate, Queue};
     use hookd_model::Event;
     use hookd_model::audit::{CapabilityClass, GuestRef, Verdict};
     use serde_json::json;
@@ -439,7 +425,11 @@ mod tests {
             value: Some(json!({"digest": "abc"})),
         };
         store
-            .commit_dispatch(&[], std::slice::from_ref(&d), std::slice::from_ref(&memory))
+            .commit_dispatch(Dispatch {
+                deliveries: std::slice::from_ref(&d),
+                state: std::slice::from_ref(&memory),
+                ..Dispatch::default()
+            })
             .await
             .unwrap();
         // An entity.
@@ -558,7 +548,10 @@ mod tests {
             .unwrap();
         assert_eq!(outbox, [record], "back under its own number");
         assert_eq!(
-            store.due_deliveries(5, 10, &mut |_| false).await.unwrap(),
+            store
+                .due_deliveries(Due::every_hook(5, 10), &mut |_| false)
+                .await
+                .unwrap(),
             [d]
         );
         assert_eq!(store.hooks_with_due(5).await.unwrap(), [hook]);
@@ -592,7 +585,7 @@ mod tests {
         };
         let d = Delivery::new(Uuid::new_v4(), Event::new("s", "e", json!({}), 0), 0, 5);
         store
-            .commit_dispatch(&[], std::slice::from_ref(&d), &[])
+            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&d)))
             .await
             .unwrap();
         store
@@ -612,7 +605,7 @@ mod tests {
         let hook = Uuid::new_v4();
         let d = Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, 5);
         store
-            .commit_dispatch(&[], std::slice::from_ref(&d), &[])
+            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&d)))
             .await
             .unwrap();
         sqlx::query("UPDATE deliveries SET body = $1")
@@ -769,7 +762,10 @@ mod tests {
         let deliveries: Vec<Delivery> = (0..5)
             .map(|n| Delivery::new(hook, Event::new("s", "e", json!({}), n), n as u64, n))
             .collect();
-        store.commit_dispatch(&[], &deliveries, &[]).await.unwrap();
+        store
+            .commit_dispatch(Dispatch::queue(&deliveries))
+            .await
+            .unwrap();
         sqlx::query("UPDATE deliveries SET body = $1")
             .bind(GARBAGE)
             .execute(&pool)
@@ -777,7 +773,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .due_deliveries(10, 10, &mut |_| false)
+                .due_deliveries(Due::every_hook(10, 10), &mut |_| false)
                 .await
                 .unwrap()
                 .is_empty()

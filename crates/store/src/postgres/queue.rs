@@ -8,7 +8,10 @@
 
 use super::Postgres;
 use crate::codec::{decode, encode, encode_packed};
-use crate::queue::{HookStateUpdate, ListedAt, Queue, Skip, decode_state, finished_at, state_key};
+use crate::queue::{
+    Attempted, Dispatch, Due, HookListing, HookStateUpdate, Queue, Skip, decode_state, finished_at,
+    paged, state_key,
+};
 use crate::{Error, Listed, Origin, Page, Result};
 use async_trait::async_trait;
 use hookd_model::delivery::{Delivery, DeliveryState};
@@ -217,50 +220,7 @@ fn sql_limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// A listing page from `size + 1` deliveries: the one past the page is
-/// where the next page starts.
-fn paged(mut data: Vec<Delivery>, size: usize) -> Listed<Delivery> {
-    let next = (data.len() > size)
-        .then(|| data.pop().map(|d| d.id.to_string()))
-        .flatten();
-    Listed { data, next }
-}
-
 impl Postgres {
-    /// Removes outbox records, writes deliveries and hook memory, and
-    /// remembers the dispatcher's place, in one transaction.
-    ///
-    /// A delivery stored before is replaced without being read, so one
-    /// that no longer decodes cannot fail the batch: the new record takes
-    /// its place (sled moves the old one to the quarantine on the way,
-    /// because it must read it to move its index entries).
-    async fn commit_dispatch_with(
-        &self,
-        through: Option<u64>,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()> {
-        let rows = DeliveryRows::of(deliveries)?;
-        let memory = MemoryRows::of(state)?;
-        let mut tx = self.engine_pool().begin().await?;
-        delete_records(&mut tx, records).await?;
-        if let Some(through) = through {
-            sqlx::query(
-                "INSERT INTO meta (key, value) VALUES ($1, $2) \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            )
-            .bind(DISPATCHED_THROUGH)
-            .bind(through.to_be_bytes().as_slice())
-            .execute(&mut *tx)
-            .await?;
-        }
-        rows.write(&mut tx, Stored::Replace).await?;
-        memory.write(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// A delivery from its stored bytes; none when they do not decode, and
     /// then it is in the quarantine.
     async fn decoded(&self, id: Uuid, raw: &[u8]) -> Result<Option<Delivery>> {
@@ -278,13 +238,12 @@ impl Postgres {
     /// first and `skip` asked about each, so that bodies are fetched only
     /// for the deliveries returned; more keys are read while some of
     /// those wanted are skipped, gone or quarantined.
-    async fn read_due(
-        &self,
-        hook: Option<Uuid>,
-        now_ms: i64,
-        limit: usize,
-        skip: Skip<'_>,
-    ) -> Result<Vec<Delivery>> {
+    async fn read_due(&self, due: Due, skip: Skip<'_>) -> Result<Vec<Delivery>> {
+        let Due {
+            hook,
+            now_ms,
+            limit,
+        } = due;
         let mut out = Vec::new();
         let mut from: DueKey = (i64::MIN, i64::MIN, Uuid::nil());
         let mut chunk = limit.saturating_add(DUE_SLACK).min(DUE_CHUNK);
@@ -479,25 +438,29 @@ impl Queue for Postgres {
         self.inner.signals.due.notified().await;
     }
 
-    async fn commit_dispatch(
-        &self,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()> {
-        self.commit_dispatch_with(None, records, deliveries, state)
-            .await
-    }
-
-    async fn commit_dispatched(
-        &self,
-        through: u64,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()> {
-        self.commit_dispatch_with(Some(through), records, deliveries, state)
-            .await
+    /// A delivery stored before is replaced without being read, so one
+    /// that no longer decodes cannot fail the batch: the new record takes
+    /// its place (sled moves the old one to the quarantine on the way,
+    /// because it must read it to move its index entries).
+    async fn commit_dispatch(&self, batch: Dispatch<'_>) -> Result<()> {
+        let rows = DeliveryRows::of(batch.deliveries)?;
+        let memory = MemoryRows::of(batch.state)?;
+        let mut tx = self.engine_pool().begin().await?;
+        delete_records(&mut tx, batch.records).await?;
+        if let Some(through) = batch.through {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .bind(DISPATCHED_THROUGH)
+            .bind(through.to_be_bytes().as_slice())
+            .execute(&mut *tx)
+            .await?;
+        }
+        rows.write(&mut tx, Stored::Replace).await?;
+        memory.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn dispatched_through(&self) -> Result<Option<u64>> {
@@ -534,23 +497,8 @@ impl Queue for Postgres {
         Ok(states)
     }
 
-    async fn due_deliveries(
-        &self,
-        now_ms: i64,
-        limit: usize,
-        skip: Skip<'_>,
-    ) -> Result<Vec<Delivery>> {
-        self.read_due(None, now_ms, limit, skip).await
-    }
-
-    async fn hook_due_deliveries(
-        &self,
-        hook: Uuid,
-        now_ms: i64,
-        limit: usize,
-        skip: Skip<'_>,
-    ) -> Result<Vec<Delivery>> {
-        self.read_due(Some(hook), now_ms, limit, skip).await
+    async fn due_deliveries(&self, due: Due, skip: Skip<'_>) -> Result<Vec<Delivery>> {
+        self.read_due(due, skip).await
     }
 
     async fn hooks_with_due(&self, now_ms: i64) -> Result<Vec<Uuid>> {
@@ -584,18 +532,13 @@ impl Queue for Postgres {
         Ok(count(n))
     }
 
-    async fn commit_attempts(
-        &self,
-        updated: &[Delivery],
-        first: &[Delivery],
-        ended: &[u64],
-    ) -> Result<()> {
+    async fn commit_attempts(&self, batch: Attempted<'_>) -> Result<()> {
         // Stored before or not, a delivery's row is written whole: no
         // difference to make between the two.
-        let rows = DeliveryRows::of(updated.iter().chain(first))?;
+        let rows = DeliveryRows::of(batch.updated.iter().chain(batch.first))?;
         let mut tx = self.engine_pool().begin().await?;
         rows.write(&mut tx, Stored::Replace).await?;
-        delete_records(&mut tx, ended).await?;
+        delete_records(&mut tx, batch.ended).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -620,39 +563,9 @@ impl Queue for Postgres {
         }
     }
 
-    async fn hook_deliveries(&self, hook: Uuid, page: &Page) -> Result<Listed<Delivery>> {
-        let through = match &page.offset {
-            Some(offset) => {
-                let start: Uuid = offset.parse().map_err(|_| Error::InvalidOffset)?;
-                let created_at_ms: i64 = sqlx::query_scalar(
-                    "SELECT created_at_ms FROM deliveries WHERE id = $1 AND hook_id = $2",
-                )
-                .bind(start)
-                .bind(hook)
-                .fetch_optional(self.pool())
-                .await?
-                .ok_or(Error::InvalidOffset)?;
-                Some(ListedAt {
-                    created_at_ms,
-                    id: start,
-                })
-            }
-            None => None,
-        };
-        let data = self
-            .hook_deliveries_through(hook, through, page.size.saturating_add(1))
-            .await?;
-        Ok(paged(data, page.size))
-    }
-
-    async fn hook_deliveries_through(
-        &self,
-        hook: Uuid,
-        through: Option<ListedAt>,
-        limit: usize,
-    ) -> Result<Vec<Delivery>> {
-        let from = through.map_or(NEWEST, |at| (at.created_at_ms, at.id));
-        self.read_listing(HOOK_LISTING, Some(hook), from, limit)
+    async fn hook_deliveries_from(&self, from: HookListing, limit: usize) -> Result<Vec<Delivery>> {
+        let through = from.through.map_or(NEWEST, |at| (at.created_at_ms, at.id));
+        self.read_listing(HOOK_LISTING, Some(from.hook), through, limit)
             .await
     }
 
@@ -725,6 +638,7 @@ impl Queue for Postgres {
 mod tests {
     use super::*;
     use crate::Store;
+    use crate::queue::ListedAt;
     use crate::testing::{TestDatabase, finished};
     use hookd_model::Event;
     use serde_json::json;
@@ -790,7 +704,7 @@ mod tests {
         let all: Vec<Delivery> = (0..300u64)
             .map(|n| delivery(if n % 3 == 0 { b } else { a }, n % 50, 0, (n % 7) as i64))
             .collect();
-        store.commit_dispatch(&[], &all, &[]).await.unwrap();
+        store.commit_dispatch(Dispatch::queue(&all)).await.unwrap();
         let mut due: Vec<&Delivery> = all
             .iter()
             .filter(|d| d.next_attempt_at_ms <= Some(4))
@@ -805,7 +719,10 @@ mod tests {
             asked += 1;
             held.contains(&id)
         };
-        let read = store.due_deliveries(4, 60, &mut skip).await.unwrap();
+        let read = store
+            .due_deliveries(Due::every_hook(4, 60), &mut skip)
+            .await
+            .unwrap();
         let wanted: Vec<Uuid> = due
             .iter()
             .map(|d| d.id)
@@ -825,7 +742,7 @@ mod tests {
             .take(30)
             .collect();
         let read = store
-            .hook_due_deliveries(b, 4, 30, &mut |id| held.contains(&id))
+            .due_deliveries(Due::of_hook(b, 4, 30), &mut |id| held.contains(&id))
             .await
             .unwrap();
         assert_eq!(ids(&read), of_b);
@@ -833,14 +750,14 @@ mod tests {
         // Everything skipped, or nothing wanted: nothing read.
         assert!(
             store
-                .due_deliveries(4, 10, &mut |_| true)
+                .due_deliveries(Due::every_hook(4, 10), &mut |_| true)
                 .await
                 .unwrap()
                 .is_empty()
         );
         assert!(
             store
-                .due_deliveries(4, 0, &mut |_| false)
+                .due_deliveries(Due::every_hook(4, 0), &mut |_| false)
                 .await
                 .unwrap()
                 .is_empty()
@@ -848,13 +765,13 @@ mod tests {
         // Nothing due before the soonest.
         assert!(
             store
-                .due_deliveries(-1, 10, &mut |_| false)
+                .due_deliveries(Due::every_hook(-1, 10), &mut |_| false)
                 .await
                 .unwrap()
                 .is_empty()
         );
         let every = store
-            .due_deliveries(100, usize::MAX, &mut |_| false)
+            .due_deliveries(Due::every_hook(100, usize::MAX), &mut |_| false)
             .await
             .unwrap();
         assert_eq!(every.len(), 300);
@@ -878,7 +795,7 @@ mod tests {
             // A backlog for each, due from 10 * i on.
             all.extend((0..20).map(|n| delivery(*hook, n, 0, 10 * i as i64 + n as i64)));
         }
-        store.commit_dispatch(&[], &all, &[]).await.unwrap();
+        store.commit_dispatch(Dispatch::queue(&all)).await.unwrap();
         assert_eq!(store.hooks_with_due(25).await.unwrap(), hooks[..3]);
         // A hook whose deliveries all finished is no longer scheduled.
         let finished: Vec<Delivery> = all[..20]
@@ -899,11 +816,14 @@ mod tests {
         let all: Vec<Delivery> = (0..10)
             .map(|n| delivery(hook, n, n as i64, n as i64))
             .collect();
-        store.commit_dispatch(&[], &all, &[]).await.unwrap();
+        store.commit_dispatch(Dispatch::queue(&all)).await.unwrap();
         corrupt(&pool, all[1].id).await;
         corrupt(&pool, all[2].id).await;
 
-        let read = store.due_deliveries(100, 3, &mut |_| false).await.unwrap();
+        let read = store
+            .due_deliveries(Due::every_hook(100, 3), &mut |_| false)
+            .await
+            .unwrap();
         assert_eq!(ids(&read), [all[0].id, all[3].id, all[4].id]);
         assert_eq!(store.queue_depth().await.unwrap(), 8);
         assert_eq!(store.delivery(all[1].id).await.unwrap(), None);
@@ -926,7 +846,7 @@ mod tests {
         // A dispatch that writes over a corrupt delivery does not fail.
         corrupt(&pool, all[5].id).await;
         store
-            .commit_dispatch(&[], &[all[5].clone(), all[6].clone()], &[])
+            .commit_dispatch(Dispatch::queue(&[all[5].clone(), all[6].clone()]))
             .await
             .unwrap();
         assert_eq!(
@@ -946,9 +866,9 @@ mod tests {
             .map(|n| delivery(hook, n, n as i64 / 2, 100))
             .collect();
         let theirs = delivery(other, 99, 3, 100);
-        store.commit_dispatch(&[], &mine, &[]).await.unwrap();
+        store.commit_dispatch(Dispatch::queue(&mine)).await.unwrap();
         store
-            .commit_dispatch(&[], std::slice::from_ref(&theirs), &[])
+            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&theirs)))
             .await
             .unwrap();
         let mut newest: Vec<&Delivery> = mine.iter().collect();
@@ -963,7 +883,13 @@ mod tests {
             assert_eq!(seen, newest, "pages of {size}");
         }
         let through = store
-            .hook_deliveries_through(hook, Some(ListedAt::of(&mine[3])), 3)
+            .hook_deliveries_from(
+                HookListing {
+                    hook,
+                    through: Some(ListedAt::of(&mine[3])),
+                },
+                3,
+            )
             .await
             .unwrap();
         let at = newest.iter().position(|id| *id == mine[3].id).unwrap();
@@ -1032,9 +958,12 @@ mod tests {
             })
             .collect();
         let pending = delivery(hook, 0, 0, 5);
-        store.commit_dispatch(&[], &finished, &[]).await.unwrap();
         store
-            .commit_dispatch(&[], std::slice::from_ref(&pending), &[])
+            .commit_dispatch(Dispatch::queue(&finished))
+            .await
+            .unwrap();
+        store
+            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&pending)))
             .await
             .unwrap();
         // One that no longer decodes goes like the others.
@@ -1103,7 +1032,10 @@ mod tests {
             .unwrap();
         // A node that lost the hook's shard records its first attempt late.
         let stale = attempted(d.clone(), 1);
-        store.commit_attempts(&[stale], &[], &[]).await.unwrap();
+        store
+            .commit_attempts(Attempted::updated(&[stale]))
+            .await
+            .unwrap();
         assert_eq!(store.delivery(d.id).await.unwrap(), Some(two.clone()));
         // The same count (a redelivery of what is stored) and more go in.
         let mut requeued = two.clone();
@@ -1153,16 +1085,16 @@ mod tests {
         };
         assert_eq!(store.dispatched_through().await.unwrap(), None);
         store
-            .commit_dispatched(
-                records[1],
-                &records[..2],
-                &[d.clone(), later.clone()],
-                &[
+            .commit_dispatch(Dispatch {
+                through: Some(records[1]),
+                records: &records[..2],
+                deliveries: &[d.clone(), later.clone()],
+                state: &[
                     remember("on_change", Some(json!("a"))),
                     remember("snooze:x", Some(json!(1))),
                     remember("on_change", Some(json!("b"))),
                 ],
-            )
+            })
             .await
             .unwrap();
         assert_eq!(outbox_len().await, 2);
@@ -1177,7 +1109,7 @@ mod tests {
             ]
         );
         store
-            .commit_dispatch(&[], &[], &[remember("snooze:x", None)])
+            .commit_dispatch(Dispatch::remember(&[remember("snooze:x", None)]))
             .await
             .unwrap();
         assert_eq!(store.dispatched_through().await.unwrap(), Some(records[1]));
@@ -1187,11 +1119,11 @@ mod tests {
         let first = finished(delivery(hook, 2, 1, 1), 5, DeliveryState::Succeeded);
         let done = finished(later, 30, DeliveryState::Dead);
         store
-            .commit_attempts(
-                std::slice::from_ref(&done),
-                std::slice::from_ref(&first),
-                &records[2..3],
-            )
+            .commit_attempts(Attempted {
+                updated: std::slice::from_ref(&done),
+                first: std::slice::from_ref(&first),
+                ended: &records[2..3],
+            })
             .await
             .unwrap();
         assert_eq!(outbox_len().await, 1);

@@ -4,6 +4,7 @@
 use super::Sled;
 use super::quarantine::open_tree;
 use crate::audit::{AuditFilter, Retention};
+use crate::entities::Filling;
 use crate::{Error, Listed, Origin, Page, Result};
 use hookd_model::audit::{AuditRecord, Verdict};
 use std::iter::Peekable;
@@ -83,7 +84,7 @@ impl Sled {
         let mut denied = newest_first(&audit.denied, start_denied.as_deref());
         let want_allowed = filter.verdict != Some(Verdict::Denied);
         let want_denied = filter.verdict != Some(Verdict::Allowed);
-        let mut data = Vec::new();
+        let mut data = Filling::new(page);
         loop {
             let a = if want_allowed {
                 peek_key(&mut allowed)
@@ -96,7 +97,7 @@ impl Sled {
                 None
             };
             let (iter, tag) = match (a, d) {
-                (None, None) => return Ok(Listed { data, next: None }),
+                (None, None) => return Ok(data.last()),
                 (Some(a), Some(d)) if d > a => (&mut denied, 'd'),
                 (Some(_), _) => (&mut allowed, 'a'),
                 (None, Some(_)) => (&mut denied, 'd'),
@@ -116,11 +117,8 @@ impl Sled {
             if !filter.admits(&record) {
                 continue;
             }
-            if data.len() == page.size {
-                return Ok(Listed {
-                    data,
-                    next: Some(format!("{tag}-{}", hex::encode(&key))),
-                });
+            if data.is_full() {
+                return Ok(data.continued_at(format!("{tag}-{}", hex::encode(&key))));
             }
             data.push(record);
         }

@@ -7,8 +7,8 @@
 use super::Sled;
 use crate::codec::{decode, encode};
 use crate::entities::{
-    Listed, Page, entity_key, foreign_id, id_of, layout, parse_offset, split_entity_key,
-    unique_index_key, unique_violation,
+    ChildrenOf, Filling, Listed, Page, entity_key, foreign_id, id_of, layout, parse_offset,
+    split_entity_key, unique_index_key, unique_violation,
 };
 use crate::{Error, Origin, Result};
 use hookd_model::entity::OnDelete;
@@ -411,40 +411,35 @@ impl Sled {
             None => entity_prefix(name),
         };
         let prefix = entity_prefix(name);
-        let mut data = Vec::with_capacity(page.size.min(1024));
+        let mut data = Filling::new(page);
         for item in self.inner.entities.range(start..) {
             let (key, bytes) = item?;
             if !key.starts_with(&prefix) {
                 break;
             }
-            if data.len() == page.size {
+            if data.is_full() {
                 let id = Uuid::from_slice(&key[prefix.len()..]).map_err(|_| Error::CorruptKey)?;
-                return Ok(Listed {
-                    data,
-                    next: Some(id.to_string()),
-                });
+                return Ok(data.continued_at(id.to_string()));
             }
-            data.extend(self.decode_entity(&key, &bytes)?);
+            data.push(self.decode_entity(&key, &bytes)?);
         }
-        Ok(Listed { data, next: None })
+        Ok(data.last())
     }
 
-    /// A page of the `child` entities referring to a parent, ordered by id.
-    pub fn list_children(
-        &self,
-        parent: &str,
-        parent_id: Uuid,
-        child: &str,
-        page: &Page,
-    ) -> Result<Listed> {
-        let list: Vec<ChildRef> = match self.inner.children.get(entity_key(parent, parent_id))? {
+    /// A page of the children of one parent, ordered by id.
+    pub fn list_children(&self, of: ChildrenOf<'_>, page: &Page) -> Result<Listed> {
+        let list: Vec<ChildRef> = match self
+            .inner
+            .children
+            .get(entity_key(of.parent, of.parent_id))?
+        {
             Some(bytes) => decode(&bytes)?,
             None => Vec::new(),
         };
         let start = page.offset.as_deref().map(parse_offset).transpose()?;
         let mut ids: Vec<Uuid> = list
             .into_iter()
-            .filter(|(e, id, _)| e == child && start.is_none_or(|s| *id >= s))
+            .filter(|(e, id, _)| e == of.child && start.is_none_or(|s| *id >= s))
             .map(|(_, id, _)| id)
             .collect();
         ids.dedup();
@@ -456,7 +451,7 @@ impl Sled {
                     next: Some(id.to_string()),
                 });
             }
-            if let Some(v) = self.get(child, *id)? {
+            if let Some(v) = self.get(of.child, *id)? {
                 data.push(v);
             }
         }

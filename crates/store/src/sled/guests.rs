@@ -3,9 +3,9 @@
 
 use super::{Sled, tx_error};
 use crate::codec::{decode, encode};
-use crate::guests::{Upload, guest_record, report_digest, version_with};
+use crate::guests::{GuestVersion, Upload, guest_record, report_digest, version_with};
 use crate::{Error, Result};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sled::Transactional;
 use uuid::Uuid;
 
@@ -33,18 +33,13 @@ impl GuestTrees {
 }
 
 impl Sled {
-    /// Stores a guest under `name`: its bytes under their digest, the
-    /// report describing them (with a `digest` member), and the name
-    /// pointing at them, keeping the guest's id if the name existed.
-    /// Durable when it returns. The record is the report plus `id`, `name`,
-    /// `created_at` and `updated_at` (unix seconds).
-    pub async fn put_guest(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        report: &Map<String, Value>,
-        now_s: i64,
-    ) -> Result<(Value, Upload)> {
+    /// [`crate::Guests::put_guest`].
+    pub async fn put_guest(&self, guest: GuestVersion<'_>, now_s: i64) -> Result<(Value, Upload)> {
+        let GuestVersion {
+            name,
+            bytes,
+            report,
+        } = guest;
         let digest = report_digest(report)?.to_string();
         let g = &self.inner.guests;
         let outcome = (&g.by_name, &g.names, &g.versions, &g.blobs)

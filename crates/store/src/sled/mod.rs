@@ -13,11 +13,11 @@ mod tokens;
 mod writer;
 
 use crate::audit::{Audit, AuditFilter, Retention};
-use crate::entities::{Entities, Listed, Page};
-use crate::guests::{Guests, Upload};
+use crate::entities::{ChildrenOf, Entities, Listed, Page};
+use crate::guests::{GuestVersion, Guests, Upload};
 use crate::outbox::{Outbox, OutboxBatch};
 use crate::quarantine::{Origin, Quarantine, Quarantined, Retried};
-use crate::queue::{HookStateUpdate, ListedAt, Queue, Skip};
+use crate::queue::{Attempted, Dispatch, Due, HookListing, Queue, Skip};
 use crate::tokens::AdminTokens;
 use crate::{Backend, Error, Result};
 use async_trait::async_trait;
@@ -26,7 +26,7 @@ use hookd_model::Event;
 use hookd_model::audit::AuditRecord;
 use hookd_model::delivery::Delivery;
 use quarantine::open_tree;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sled::transaction::TransactionError;
 use std::path::Path;
 use std::sync::Arc;
@@ -200,14 +200,8 @@ impl Entities for Sled {
     async fn list(&self, name: &str, page: &Page) -> Result<Listed> {
         Sled::list(self, name, page)
     }
-    async fn list_children(
-        &self,
-        parent: &str,
-        parent_id: Uuid,
-        child: &str,
-        page: &Page,
-    ) -> Result<Listed> {
-        Sled::list_children(self, parent, parent_id, child, page)
+    async fn list_children(&self, of: ChildrenOf<'_>, page: &Page) -> Result<Listed> {
+        Sled::list_children(self, of, page)
     }
 }
 
@@ -232,22 +226,8 @@ impl Outbox for Sled {
 
 #[async_trait]
 impl Queue for Sled {
-    async fn commit_dispatch(
-        &self,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()> {
-        Sled::commit_dispatch(self, records, deliveries, state)
-    }
-    async fn commit_dispatched(
-        &self,
-        through: u64,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()> {
-        Sled::commit_dispatched(self, through, records, deliveries, state)
+    async fn commit_dispatch(&self, batch: Dispatch<'_>) -> Result<()> {
+        Sled::commit_dispatch(self, batch)
     }
     async fn dispatched_through(&self) -> Result<Option<u64>> {
         Sled::dispatched_through(self)
@@ -255,22 +235,8 @@ impl Queue for Sled {
     async fn hook_states(&self) -> Result<Vec<(Uuid, String, Value)>> {
         Sled::hook_states(self)
     }
-    async fn due_deliveries(
-        &self,
-        now_ms: i64,
-        limit: usize,
-        skip: Skip<'_>,
-    ) -> Result<Vec<Delivery>> {
-        Sled::due_deliveries(self, now_ms, limit, skip)
-    }
-    async fn hook_due_deliveries(
-        &self,
-        hook: Uuid,
-        now_ms: i64,
-        limit: usize,
-        skip: Skip<'_>,
-    ) -> Result<Vec<Delivery>> {
-        Sled::hook_due_deliveries(self, hook, now_ms, limit, skip)
+    async fn due_deliveries(&self, due: Due, skip: Skip<'_>) -> Result<Vec<Delivery>> {
+        Sled::due_deliveries(self, due, skip)
     }
     async fn hooks_with_due(&self, now_ms: i64) -> Result<Vec<Uuid>> {
         Sled::hooks_with_due(self, now_ms)
@@ -284,13 +250,8 @@ impl Queue for Sled {
     async fn queue_depth(&self) -> Result<usize> {
         Ok(Sled::queue_depth(self))
     }
-    async fn commit_attempts(
-        &self,
-        updated: &[Delivery],
-        first: &[Delivery],
-        ended: &[u64],
-    ) -> Result<()> {
-        Sled::commit_attempts(self, updated, first, ended)
+    async fn commit_attempts(&self, batch: Attempted<'_>) -> Result<()> {
+        Sled::commit_attempts(self, batch)
     }
     async fn delivery_exists(&self, id: Uuid) -> Result<bool> {
         Sled::delivery_exists(self, id)
@@ -298,16 +259,8 @@ impl Queue for Sled {
     async fn delivery(&self, id: Uuid) -> Result<Option<Delivery>> {
         Sled::delivery(self, id)
     }
-    async fn hook_deliveries(&self, hook: Uuid, page: &Page) -> Result<Listed<Delivery>> {
-        Sled::hook_deliveries(self, hook, page)
-    }
-    async fn hook_deliveries_through(
-        &self,
-        hook: Uuid,
-        through: Option<ListedAt>,
-        limit: usize,
-    ) -> Result<Vec<Delivery>> {
-        Sled::hook_deliveries_through(self, hook, through, limit)
+    async fn hook_deliveries_from(&self, from: HookListing, limit: usize) -> Result<Vec<Delivery>> {
+        Sled::hook_deliveries_from(self, from, limit)
     }
     async fn dead_deliveries(&self, page: &Page) -> Result<Listed<Delivery>> {
         Sled::dead_deliveries(self, page)
@@ -326,14 +279,8 @@ impl Queue for Sled {
 
 #[async_trait]
 impl Guests for Sled {
-    async fn put_guest(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        report: &Map<String, Value>,
-        now_s: i64,
-    ) -> Result<(Value, Upload)> {
-        Sled::put_guest(self, name, bytes, report, now_s).await
+    async fn put_guest(&self, guest: GuestVersion<'_>, now_s: i64) -> Result<(Value, Upload)> {
+        Sled::put_guest(self, guest, now_s).await
     }
     async fn guest(&self, name_or_id: &str) -> Result<Option<Value>> {
         Sled::guest(self, name_or_id)
@@ -394,6 +341,16 @@ impl Quarantine for Sled {
     }
     async fn retry_quarantined(&self, id: Uuid) -> Result<Option<Retried>> {
         Sled::retry_quarantined(self, id).await
+    }
+}
+
+#[cfg(test)]
+impl Sled {
+    /// A store in a new temporary directory, removed when that is dropped.
+    pub(crate) fn temporary() -> (tempfile::TempDir, Sled) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sled::open(dir.path()).unwrap();
+        (dir, store)
     }
 }
 

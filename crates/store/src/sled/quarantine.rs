@@ -8,6 +8,7 @@
 
 use super::{Sled, tx_error};
 use crate::codec::decode;
+use crate::entities::Filling;
 use crate::quarantine::{Origin, Quarantined, Retried};
 use crate::{Error, Listed, Page, Result};
 use hookd_model::audit::AuditRecord;
@@ -94,14 +95,7 @@ impl Sled {
         raw: &[u8],
         error: &dyn std::error::Error,
     ) -> Result<()> {
-        let record = Quarantined {
-            id: Uuid::now_v7(),
-            origin,
-            key: key.to_vec(),
-            raw: raw.to_vec(),
-            error: hookd_model::error_chain(error),
-            at_ms: SystemClock.now_ms(),
-        };
+        let record = Quarantined::now(origin, key, raw, error);
         let moved = (self.origin_tree(origin), &self.inner.quarantine)
             .transaction(|(tree, quarantine)| {
                 if tree.get(key)?.as_deref() != Some(raw) {
@@ -131,13 +125,7 @@ impl Sled {
     /// record is moved from), nor flushed here: a crash in between loses
     /// the announcement, never the record.
     fn announce(&self, record: &Quarantined) -> Result<()> {
-        let event = hookd_model::operational::quarantined(
-            record.id,
-            record.origin.as_str(),
-            &record.key_text(),
-            &record.error,
-            record.at_ms,
-        );
+        let event = record.announcement();
         let outbox = &self.inner.outbox;
         for encoded in crate::outbox::encode_records(&[event])? {
             outbox.insert(self.inner.db.generate_id()?.to_be_bytes(), encoded)?;
@@ -157,19 +145,16 @@ impl Sled {
                 .to_vec(),
             None => Vec::new(),
         };
-        let mut data = Vec::new();
+        let mut data = Filling::new(page);
         for item in self.inner.quarantine.range(start..) {
             let (key, value) = item?;
             let id = Uuid::from_slice(&key).map_err(|_| Error::CorruptKey)?;
-            if data.len() == page.size {
-                return Ok(Listed {
-                    data,
-                    next: Some(id.to_string()),
-                });
+            if data.is_full() {
+                return Ok(data.continued_at(id.to_string()));
             }
             data.push(Quarantined::decode(id, &value)?);
         }
-        Ok(Listed { data, next: None })
+        Ok(data.last())
     }
 
     /// One quarantined record.
@@ -264,15 +249,10 @@ impl Sled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Dispatch, Due, HookListing};
     use hookd_model::Event;
     use hookd_model::delivery::Delivery;
     use serde_json::json;
-
-    fn store() -> (tempfile::TempDir, Sled) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sled::open(dir.path()).unwrap();
-        (dir, store)
-    }
 
     fn all(store: &Sled) -> Vec<Quarantined> {
         let page = Page {
@@ -286,7 +266,7 @@ mod tests {
 
     #[test]
     fn an_origin_is_named_as_its_tree() {
-        let (_dir, store) = store();
+        let (_dir, store) = Sled::temporary();
         for origin in Origin::ALL {
             assert_eq!(
                 &*store.origin_tree(origin).name(),
@@ -297,7 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_outbox_record_is_moved_aside_and_later_events_come_out() {
-        let (_dir, store) = store();
+        let (_dir, store) = Sled::temporary();
         let event = |n| Event::new("s", "e", json!({ "n": n }), n);
         store.publish(&[event(1)]).await.unwrap();
         let bad_key = store.inner.db.generate_id().unwrap().to_be_bytes();
@@ -331,12 +311,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_delivery_is_moved_aside_with_its_indexes_and_the_rest_run() {
-        let (_dir, store) = store();
+        let (_dir, store) = Sled::temporary();
         let hook = Uuid::new_v4();
         let [bad, good] =
             [1, 2].map(|n| Delivery::new(hook, Event::new("s", "e", json!({}), n), n as u64, n));
         store
-            .commit_dispatch(&[], &[bad.clone(), good.clone()], &[])
+            .commit_dispatch(Dispatch::queue(&[bad.clone(), good.clone()]))
             .unwrap();
         assert_eq!(store.queue_depth(), 2);
         store
@@ -346,7 +326,9 @@ mod tests {
             .insert(bad.id.as_bytes(), GARBAGE)
             .unwrap();
 
-        let due = store.due_deliveries(10, 10, |_| false).unwrap();
+        let due = store
+            .due_deliveries(Due::every_hook(10, 10), |_| false)
+            .unwrap();
         assert_eq!(due, vec![good.clone()]);
         assert_eq!(store.queue_depth(), 1);
         assert_eq!(
@@ -354,16 +336,11 @@ mod tests {
             Some(2),
             "its due entry went with it"
         );
-        let listed = store
-            .hook_deliveries(
-                hook,
-                &Page {
-                    size: 10,
-                    offset: None,
-                },
-            )
-            .unwrap();
-        assert_eq!(listed.data, vec![good]);
+        let from = HookListing {
+            hook,
+            through: None,
+        };
+        assert_eq!(store.hook_deliveries_from(from, 10).unwrap(), vec![good]);
         let [record] = all(&store).try_into().unwrap();
         assert_eq!(
             (record.origin, record.key_text()),
@@ -373,12 +350,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_delivery_that_a_dispatch_overwrites_does_not_fail_the_batch() {
-        let (_dir, store) = store();
+        let (_dir, store) = Sled::temporary();
         let hook = Uuid::new_v4();
         let [d, other] =
             [1, 2].map(|n| Delivery::new(hook, Event::new("s", "e", json!({}), n), n as u64, n));
         store
-            .commit_dispatch(&[], std::slice::from_ref(&d), &[])
+            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&d)))
             .unwrap();
         store
             .inner
@@ -389,7 +366,7 @@ mod tests {
         // The same delivery again (a dispatch repeated after a crash), in a
         // batch with another.
         store
-            .commit_dispatch(&[], &[d.clone(), other.clone()], &[])
+            .commit_dispatch(Dispatch::queue(&[d.clone(), other.clone()]))
             .unwrap();
         assert_eq!(store.delivery(d.id).unwrap(), Some(d));
         assert_eq!(store.delivery(other.id).unwrap(), Some(other));
@@ -399,10 +376,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_retried_delivery_that_decodes_is_due_again() {
-        let (_dir, store) = store();
+        let (_dir, store) = Sled::temporary();
         let d = Delivery::new(Uuid::new_v4(), Event::new("s", "e", json!({}), 0), 0, 5);
         store
-            .commit_dispatch(&[], std::slice::from_ref(&d), &[])
+            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&d)))
             .unwrap();
         // As if an older build could not read it.
         let raw = store
@@ -425,13 +402,18 @@ mod tests {
             Some(Retried::Restored)
         );
         assert!(all(&store).is_empty());
-        assert_eq!(store.due_deliveries(5, 10, |_| false).unwrap(), vec![d]);
+        assert_eq!(
+            store
+                .due_deliveries(Due::every_hook(5, 10), |_| false)
+                .unwrap(),
+            vec![d]
+        );
         assert_eq!(store.queue_depth(), 1);
     }
 
     #[tokio::test]
     async fn a_corrupt_entity_leaves_listings_and_its_names_free_once_deleted() {
-        let (_dir, store) = store();
+        let (_dir, store) = Sled::temporary();
         let consumer = |name: &str| json!({ "id": Uuid::new_v4().to_string(), "username": name });
         let alice = store
             .insert("consumers", consumer("alice"), 0)

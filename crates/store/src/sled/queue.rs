@@ -4,15 +4,16 @@
 //! snooze. The dispatcher and the workers write here in batches, one
 //! transaction per batch.
 
+use super::entities::TxResult;
 use super::quarantine::open_tree;
 use super::{Sled, tx_error};
 use crate::codec::{decode, encode, encode_packed};
-use crate::queue::{HookStateUpdate, ListedAt, decode_state, finished_at, state_key};
+use crate::queue::{Attempted, Dispatch, Due, HookListing, decode_state, finished_at, state_key};
 use crate::{Error, Listed, Origin, Page, Quarantined, Result};
 use hookd_model::delivery::{Delivery, DeliveryState};
 use serde_json::Value;
-use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use uuid::Uuid;
@@ -158,8 +159,6 @@ fn hook_key(d: &Delivery) -> [u8; 40] {
     k
 }
 
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
-
 /// The queue trees inside one transaction.
 struct QueueTx<'a> {
     deliveries: &'a TransactionalTree,
@@ -180,26 +179,7 @@ struct Added {
     finished: isize,
 }
 
-impl<'a> QueueTx<'a> {
-    fn new(
-        (deliveries, due, due_by_hook, by_hook, finished): (
-            &'a TransactionalTree,
-            &'a TransactionalTree,
-            &'a TransactionalTree,
-            &'a TransactionalTree,
-            &'a TransactionalTree,
-        ),
-    ) -> Self {
-        QueueTx {
-            deliveries,
-            due,
-            due_by_hook,
-            by_hook,
-            finished,
-            added: Cell::default(),
-        }
-    }
-
+impl QueueTx<'_> {
     fn due_insert(&self, key: &[u8], hook: Uuid) -> TxResult<()> {
         self.due_by_hook.insert(hook_due_key(hook, key), &[])?;
         if self.due.insert(key, &[])?.is_none() {
@@ -305,18 +285,39 @@ impl<'a> QueueTx<'a> {
 const DISPATCHED_THROUGH: &str = "dispatched_through";
 
 impl Sled {
-    fn queue_tx<T>(&self, f: impl Fn(&QueueTx<'_>) -> TxResult<T>) -> Result<T> {
+    /// Runs `f` in one transaction over the queue's trees and `more`, whose
+    /// views it is given in their order, and counts what it added to the
+    /// counted trees once that commits.
+    fn queue_tx<const N: usize, T>(
+        &self,
+        more: [&Tree; N],
+        f: impl Fn(&QueueTx<'_>, &[TransactionalTree; N]) -> TxResult<T>,
+    ) -> Result<T> {
         let q = &self.inner.queue;
-        let (value, added) = (
+        let queue = [
             &q.deliveries,
             &q.due,
             &q.due_by_hook,
             &q.by_hook,
             &q.finished,
-        )
-            .transaction(|(deliveries, due, due_by_hook, by_hook, finished)| {
-                let tx = QueueTx::new((deliveries, due, due_by_hook, by_hook, finished));
-                Ok((f(&tx)?, tx.added.get()))
+        ];
+        let trees: Vec<Tree> = queue.into_iter().chain(more).cloned().collect();
+        let (value, added) = trees
+            .as_slice()
+            .transaction(|views| {
+                let ([deliveries, due, due_by_hook, by_hook, finished], more) = views
+                    .split_first_chunk()
+                    .and_then(|(queue, more)| Some((queue, more.try_into().ok()?)))
+                    .expect("a view for each tree, in order");
+                let tx = QueueTx {
+                    deliveries,
+                    due,
+                    due_by_hook,
+                    by_hook,
+                    finished,
+                    added: Cell::default(),
+                };
+                Ok((f(&tx, more)?, tx.added.get()))
             })
             .map_err(tx_error)?;
         self.count(added);
@@ -330,38 +331,13 @@ impl Sled {
             .fetch_add(added.finished, Ordering::Relaxed);
     }
 
-    /// Turns outbox records into deliveries in one transaction: the
-    /// records leave the outbox, the deliveries are queued, the hook memory
-    /// is updated. Not yet durable: await [`Sled::durable`].
-    pub fn commit_dispatch(
-        &self,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()> {
-        self.replacing_corrupt(deliveries, || {
-            self.commit_dispatch_once(None, records, deliveries, state)
-        })
+    /// Writes a dispatch batch in one transaction (see [`Dispatch`]). Not
+    /// yet durable: await [`Sled::durable`].
+    pub fn commit_dispatch(&self, batch: Dispatch<'_>) -> Result<()> {
+        self.replacing_corrupt(batch.deliveries, || self.commit_dispatch_once(batch))
     }
 
-    /// [`Sled::commit_dispatch`] of a batch that the dispatcher routed
-    /// through the outbox record `through`, which it remembers with them:
-    /// what on_change and snooze decided for the events up to there is
-    /// stored (deliveries and memory), and a dispatcher starting over from
-    /// records still in the outbox must not decide it again.
-    pub fn commit_dispatched(
-        &self,
-        through: u64,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()> {
-        self.replacing_corrupt(deliveries, || {
-            self.commit_dispatch_once(Some(through), records, deliveries, state)
-        })
-    }
-
-    /// The last outbox record [`Sled::commit_dispatched`] remembered.
+    /// The last outbox record a [`Dispatch`] remembered as `through`.
     pub fn dispatched_through(&self) -> Result<Option<u64>> {
         match self.inner.meta.get(DISPATCHED_THROUGH)? {
             Some(bytes) => Ok(Some(u64::from_be_bytes(
@@ -391,55 +367,36 @@ impl Sled {
         }
     }
 
-    fn commit_dispatch_once(
-        &self,
-        through: Option<u64>,
-        records: &[u64],
-        deliveries: &[Delivery],
-        state: &[HookStateUpdate],
-    ) -> Result<()> {
-        let q = &self.inner.queue;
-        let added = (
+    fn commit_dispatch_once(&self, batch: Dispatch<'_>) -> Result<()> {
+        let more = [
             &self.inner.outbox,
-            &q.deliveries,
-            &q.due,
-            &q.due_by_hook,
-            &q.by_hook,
-            &q.finished,
-            &q.hook_state,
+            &self.inner.queue.hook_state,
             &self.inner.meta,
-        )
-            .transaction(
-                |(outbox, deliveries_t, due, due_by_hook, by_hook, finished, hook_state, meta)| {
-                    for key in records {
-                        outbox.remove(&key.to_be_bytes())?;
+        ];
+        self.queue_tx(more, |tx, [outbox, hook_state, meta]| {
+            for key in batch.records {
+                outbox.remove(&key.to_be_bytes())?;
+            }
+            if let Some(through) = batch.through {
+                meta.insert(DISPATCHED_THROUGH, &through.to_be_bytes())?;
+            }
+            for d in batch.deliveries {
+                tx.put(d)?;
+            }
+            for u in batch.state {
+                let key = state_key(u.hook, &u.name);
+                match &u.value {
+                    Some(v) => {
+                        let value = encode(v).map_err(ConflictableTransactionError::Abort)?;
+                        hook_state.insert(key, value)?;
                     }
-                    if let Some(through) = through {
-                        meta.insert(DISPATCHED_THROUGH, &through.to_be_bytes())?;
+                    None => {
+                        hook_state.remove(key)?;
                     }
-                    let tx = QueueTx::new((deliveries_t, due, due_by_hook, by_hook, finished));
-                    for d in deliveries {
-                        tx.put(d)?;
-                    }
-                    for u in state {
-                        let key = state_key(u.hook, &u.name);
-                        match &u.value {
-                            Some(v) => {
-                                let value =
-                                    encode(v).map_err(ConflictableTransactionError::Abort)?;
-                                hook_state.insert(key, value)?;
-                            }
-                            None => {
-                                hook_state.remove(key)?;
-                            }
-                        }
-                    }
-                    Ok(tx.added.get())
-                },
-            )
-            .map_err(tx_error)?;
-        self.count(added);
-        Ok(())
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Everything remembered for on_change and snooze: (hook, name, value).
@@ -457,38 +414,25 @@ impl Sled {
         Ok(states)
     }
 
-    /// Deliveries due at `now_ms`, soonest first, up to `limit`, passing
-    /// over those whose id `skip` names before they are read.
+    /// The deliveries `due` asks for, soonest first, passing over those
+    /// whose id `skip` names before they are read.
     pub fn due_deliveries(
         &self,
-        now_ms: i64,
-        limit: usize,
+        due: Due,
         skip: impl FnMut(Uuid) -> bool,
     ) -> Result<Vec<Delivery>> {
-        let end = (now_ms.saturating_add(1).max(0) as u64).to_be_bytes();
-        let due = self.inner.queue.due.range(..end.as_slice()).keys();
-        self.read_due(due, 16, limit, skip)
-    }
-
-    /// A hook's deliveries due at `now_ms`, as [`Sled::due_deliveries`].
-    pub fn hook_due_deliveries(
-        &self,
-        hook: Uuid,
-        now_ms: i64,
-        limit: usize,
-        skip: impl FnMut(Uuid) -> bool,
-    ) -> Result<Vec<Delivery>> {
-        let end = hook_due_key(
-            hook,
-            &(now_ms.saturating_add(1).max(0) as u64).to_be_bytes(),
-        );
-        let due = self
-            .inner
-            .queue
-            .due_by_hook
-            .range(hook.as_bytes().to_vec()..end)
-            .keys();
-        self.read_due(due, 32, limit, skip)
+        let end = (due.now_ms.saturating_add(1).max(0) as u64).to_be_bytes();
+        let q = &self.inner.queue;
+        match due.hook {
+            None => {
+                let keys = q.due.range(..end.as_slice()).keys();
+                self.read_due(keys, 16, due.limit, skip)
+            }
+            Some(hook) => {
+                let range = hook.as_bytes().to_vec()..hook_due_key(hook, &end);
+                self.read_due(q.due_by_hook.range(range).keys(), 32, due.limit, skip)
+            }
+        }
     }
 
     /// The hooks with a delivery due at `now_ms`: one look per hook with
@@ -569,44 +513,22 @@ impl Sled {
             .unsigned_abs()
     }
 
-    /// Writes, in one transaction, deliveries stored before (`updated`),
-    /// deliveries stored for the first time (`first`: their first attempt
-    /// ended, or they must wait) and removes the outbox records that no
-    /// delivery still in memory needs (`ended`). Not yet durable.
-    pub fn commit_attempts(
-        &self,
-        updated: &[Delivery],
-        first: &[Delivery],
-        ended: &[u64],
-    ) -> Result<()> {
-        self.replacing_corrupt(updated, || {
-            let q = &self.inner.queue;
-            let added = (
-                &self.inner.outbox,
-                &q.deliveries,
-                &q.due,
-                &q.due_by_hook,
-                &q.by_hook,
-                &q.finished,
-            )
-                .transaction(
-                    |(outbox, deliveries, due, due_by_hook, by_hook, finished)| {
-                        let tx = QueueTx::new((deliveries, due, due_by_hook, by_hook, finished));
-                        for d in updated {
-                            tx.put(d)?;
-                        }
-                        for d in first {
-                            tx.put_first(d)?;
-                        }
-                        for key in ended {
-                            outbox.remove(&key.to_be_bytes())?;
-                        }
-                        Ok(tx.added.get())
-                    },
-                )
-                .map_err(tx_error)?;
-            self.count(added);
-            Ok(())
+    /// Writes what attempts changed in one transaction (see
+    /// [`Attempted`]). Not yet durable.
+    pub fn commit_attempts(&self, batch: Attempted<'_>) -> Result<()> {
+        self.replacing_corrupt(batch.updated, || {
+            self.queue_tx([&self.inner.outbox], |tx, [outbox]| {
+                for d in batch.updated {
+                    tx.put(d)?;
+                }
+                for d in batch.first {
+                    tx.put_first(d)?;
+                }
+                for key in batch.ended {
+                    outbox.remove(&key.to_be_bytes())?;
+                }
+                Ok(())
+            })
         })
     }
 
@@ -672,64 +594,21 @@ impl Sled {
     /// id holds a delivery again; false then.
     pub(crate) fn restore_delivery(&self, record: &Quarantined) -> Result<bool> {
         let d: Delivery = decode(&record.raw)?;
-        let q = &self.inner.queue;
-        let restored = (
-            &q.deliveries,
-            &q.due,
-            &q.due_by_hook,
-            &q.by_hook,
-            &q.finished,
-            &self.inner.quarantine,
-        )
-            .transaction(
-                |(deliveries, due, due_by_hook, by_hook, finished, quarantine)| {
-                    if deliveries.get(d.id.as_bytes())?.is_some() {
-                        return Ok(None);
-                    }
-                    let tx = QueueTx::new((deliveries, due, due_by_hook, by_hook, finished));
-                    tx.put(&d)?;
-                    quarantine.remove(record.id.as_bytes())?;
-                    Ok(Some(tx.added.get()))
-                },
-            )
-            .map_err(tx_error)?;
-        if let Some(added) = restored {
-            self.count(added);
-        }
-        Ok(restored.is_some())
-    }
-
-    /// A page of a hook's deliveries, newest first. Offsets are the id of
-    /// the first delivery of the next page.
-    pub fn hook_deliveries(&self, hook: Uuid, page: &Page) -> Result<Listed<Delivery>> {
-        let through = match &page.offset {
-            Some(offset) => {
-                let start: Uuid = offset.parse().map_err(|_| Error::InvalidOffset)?;
-                let first = self
-                    .delivery(start)?
-                    .filter(|d| d.hook_id == hook)
-                    .ok_or(Error::InvalidOffset)?;
-                Some(ListedAt::of(&first))
+        self.queue_tx([&self.inner.quarantine], |tx, [quarantine]| {
+            if tx.deliveries.get(d.id.as_bytes())?.is_some() {
+                return Ok(false);
             }
-            None => None,
-        };
-        let mut data = self.hook_deliveries_through(hook, through, page.size.saturating_add(1))?;
-        let next = (data.len() > page.size)
-            .then(|| data.pop().map(|d| d.id.to_string()))
-            .flatten();
-        Ok(Listed { data, next })
+            tx.put(&d)?;
+            quarantine.remove(record.id.as_bytes())?;
+            Ok(true)
+        })
     }
 
-    /// Up to `limit` of a hook's deliveries, newest first, from `through`
-    /// (included) on.
-    pub fn hook_deliveries_through(
-        &self,
-        hook: Uuid,
-        through: Option<ListedAt>,
-        limit: usize,
-    ) -> Result<Vec<Delivery>> {
-        let prefix = hook.as_bytes().to_vec();
-        let keys = match through {
+    /// Up to `limit` of a hook's deliveries, newest first, from where
+    /// `from` says on.
+    pub fn hook_deliveries_from(&self, from: HookListing, limit: usize) -> Result<Vec<Delivery>> {
+        let prefix = from.hook.as_bytes().to_vec();
+        let keys = match from.through {
             Some(at) => {
                 let mut upto = prefix.clone();
                 upto.extend_from_slice(&time_key(at.created_at_ms, at.id));
@@ -831,7 +710,7 @@ impl Sled {
                     .ok_or(Error::CorruptKey)?;
                 chunk.push((key, self.stored_delivery(id)?));
             }
-            removed += self.queue_tx(|tx| {
+            removed += self.queue_tx([], |tx, []| {
                 let mut removed = 0;
                 for (key, read) in &chunk {
                     // The key goes whatever it points at, so that one left
@@ -873,19 +752,18 @@ mod tests {
     use hookd_model::delivery::DeliveryState;
     use serde_json::json;
 
-    fn store() -> (tempfile::TempDir, Sled) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sled::open(dir.path()).unwrap();
-        (dir, store)
-    }
-
     #[test]
     fn the_last_record_dispatched_with_its_decisions_is_remembered() {
         let dir = tempfile::tempdir().unwrap();
         let store = Sled::open(dir.path()).unwrap();
         assert_eq!(store.dispatched_through().unwrap(), None);
-        store.commit_dispatched(7, &[], &[], &[]).unwrap();
-        store.commit_dispatch(&[], &[], &[]).unwrap();
+        store
+            .commit_dispatch(Dispatch {
+                through: Some(7),
+                ..Dispatch::default()
+            })
+            .unwrap();
+        store.commit_dispatch(Dispatch::queue(&[])).unwrap();
         drop(store);
         let reopened = Sled::open(dir.path()).unwrap();
         assert_eq!(reopened.dispatched_through().unwrap(), Some(7));
@@ -905,26 +783,28 @@ mod tests {
         let mut all: Vec<Delivery> = (0..50).map(|n| make(busy, n, 10)).collect();
         all.push(make(quiet, 99, 20));
         all.push(make(later, 100, 1_000));
-        store.commit_dispatch(&[], &all, &[]).unwrap();
+        store.commit_dispatch(Dispatch::queue(&all)).unwrap();
 
         assert_eq!(store.hooks_with_due(5).unwrap(), Vec::<Uuid>::new());
         assert_eq!(store.hooks_with_due(20).unwrap(), [busy, quiet]);
         assert_eq!(store.hooks_with_due(1_000).unwrap(), [busy, quiet, later]);
-        let quiet_due = store.hook_due_deliveries(quiet, 20, 10, |_| false).unwrap();
+        let quiet_due = store
+            .due_deliveries(Due::of_hook(quiet, 20, 10), |_| false)
+            .unwrap();
         assert_eq!(quiet_due, [all[50].clone()]);
         let first = all[0].id;
         let busy_due = store
-            .hook_due_deliveries(busy, 20, 3, |id| id == first)
+            .due_deliveries(Due::of_hook(busy, 20, 3), |id| id == first)
             .unwrap();
         assert_eq!(busy_due, all[1..4]);
 
         // Finished: off both indexes.
         store
-            .commit_attempts(
-                &[finished(all[50].clone(), 30, DeliveryState::Succeeded)],
-                &[],
-                &[],
-            )
+            .commit_attempts(Attempted::updated(&[finished(
+                all[50].clone(),
+                30,
+                DeliveryState::Succeeded,
+            )]))
             .unwrap();
         assert_eq!(store.hooks_with_due(20).unwrap(), [busy]);
 
@@ -935,7 +815,7 @@ mod tests {
         assert_eq!(reopened.hooks_with_due(1_000).unwrap(), [busy, later]);
         assert_eq!(
             reopened
-                .hook_due_deliveries(busy, 20, 100, |_| false)
+                .due_deliveries(Due::of_hook(busy, 20, 100), |_| false)
                 .unwrap()
                 .len(),
             50
@@ -950,31 +830,35 @@ mod tests {
         let pending: Vec<Delivery> = (0..3)
             .map(|i| Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i))
             .collect();
-        store.commit_dispatch(&[], &pending, &[]).unwrap();
+        store.commit_dispatch(Dispatch::queue(&pending)).unwrap();
         assert_eq!(store.queue_depth(), 3);
         // Rescheduled (a failed attempt): still one entry each.
         let mut retried = pending[0].clone();
         retried.next_attempt_at_ms = Some(1_000);
-        store.commit_attempts(&[retried], &[], &[]).unwrap();
+        store
+            .commit_attempts(Attempted::updated(&[retried]))
+            .unwrap();
         assert_eq!(store.queue_depth(), 3);
         // Written again unchanged: nothing added.
-        store.commit_attempts(&pending[1..2], &[], &[]).unwrap();
+        store
+            .commit_attempts(Attempted::updated(&pending[1..2]))
+            .unwrap();
         assert_eq!(store.queue_depth(), 3);
         store
-            .commit_attempts(
-                &[finished(pending[2].clone(), 5, DeliveryState::Dead)],
-                &[],
-                &[],
-            )
+            .commit_attempts(Attempted::updated(&[finished(
+                pending[2].clone(),
+                5,
+                DeliveryState::Dead,
+            )]))
             .unwrap();
         assert_eq!((store.queue_depth(), store.finished_count()), (2, 1));
         // Finished again, later (a redelivery): still one entry.
         store
-            .commit_attempts(
-                &[finished(pending[2].clone(), 9, DeliveryState::Succeeded)],
-                &[],
-                &[],
-            )
+            .commit_attempts(Attempted::updated(&[finished(
+                pending[2].clone(),
+                9,
+                DeliveryState::Succeeded,
+            )]))
             .unwrap();
         assert_eq!(store.finished_count(), 1);
         drop(store);
@@ -997,9 +881,9 @@ mod tests {
             .map(|i| finished(new(i), 10 + i, DeliveryState::Dead))
             .collect();
         let succeeded = finished(new(0), 11, DeliveryState::Succeeded);
-        store.commit_dispatch(&[], &dead, &[]).unwrap();
+        store.commit_dispatch(Dispatch::queue(&dead)).unwrap();
         store
-            .commit_dispatch(&[], std::slice::from_ref(&succeeded), &[])
+            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&succeeded)))
             .unwrap();
         let page =
             |size, offset: Option<String>| store.dead_deliveries(&Page { size, offset }).unwrap();
@@ -1019,7 +903,7 @@ mod tests {
         let mut again = dead[1].clone();
         again.state = DeliveryState::Queued;
         again.next_attempt_at_ms = Some(20);
-        store.commit_attempts(&[again], &[], &[]).unwrap();
+        store.commit_attempts(Attempted::updated(&[again])).unwrap();
         assert_eq!(ids(&page(10, None)), [dead[2].id, dead[0].id]);
 
         // A store written before the marks: they are made at the next open.
@@ -1043,7 +927,7 @@ mod tests {
 
     #[tokio::test]
     async fn retention_goes_chunk_by_chunk_past_keys_that_point_nowhere() {
-        let (_dir, store) = store();
+        let (_dir, store) = Sled::temporary();
         let hook = Uuid::new_v4();
         let total = 2 * PRUNE_CHUNK + 7;
         let finished: Vec<Delivery> = (0..total as i64)
@@ -1055,7 +939,7 @@ mod tests {
                 )
             })
             .collect();
-        store.commit_dispatch(&[], &finished, &[]).unwrap();
+        store.commit_dispatch(Dispatch::queue(&finished)).unwrap();
         // An index entry older than all of them, whose delivery is gone.
         let dangling = time_key(1, Uuid::new_v4());
         store.inner.queue.finished.insert(dangling, &[]).unwrap();

@@ -73,8 +73,7 @@ mod tests {
 
     #[tokio::test]
     async fn creating_an_admin_forgets_a_token_left_under_its_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sled::open(dir.path()).unwrap();
+        let (_dir, store) = Sled::temporary();
         let id = Uuid::new_v4();
         // As a store from before tokens died with their admin left it.
         store

@@ -23,7 +23,7 @@ use hookd_bench::report::{Table, rate};
 use hookd_bench::{load_average, process_cpu_time};
 use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
 use hookd_store::testing::TestDatabase;
-use hookd_store::{Store, record_of};
+use hookd_store::{Attempted, Store, record_of};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -254,7 +254,13 @@ async fn complete(
             .collect();
         let ended: Vec<u64> = finished.iter().map(|d| record_of(d.seq)).collect();
         done += finished.len();
-        store.commit_attempts(&[], &finished, &ended).await?;
+        store
+            .commit_attempts(Attempted {
+                first: &finished,
+                ended: &ended,
+                ..Attempted::default()
+            })
+            .await?;
         store.durable().await?;
     }
     Ok(())
