@@ -474,6 +474,14 @@ mod tests {
     use serde_json::{Value, json};
     use uuid::Uuid;
 
+    fn children_of<'a>(parent: &'a str, parent_id: Uuid, child: &'a str) -> ChildrenOf<'a> {
+        ChildrenOf {
+            parent,
+            parent_id,
+            child,
+        }
+    }
+
     fn service(name: &str) -> Value {
         json!({"id": Uuid::new_v4().to_string(), "name": name, "host": "example.com"})
     }
@@ -672,11 +680,7 @@ mod tests {
         // The plugin's other reference went with it.
         let children = store
             .list_children(
-                ChildrenOf {
-                    parent: "consumers",
-                    parent_id: id(&consumer),
-                    child: "plugins",
-                },
+                children_of("consumers", id(&consumer), "plugins"),
                 &page(10, None),
             )
             .await
@@ -815,14 +819,7 @@ mod tests {
         let mut offset = None;
         loop {
             let got = store
-                .list_children(
-                    ChildrenOf {
-                        parent: "services",
-                        parent_id: id(&s),
-                        child: "routes",
-                    },
-                    &page(2, offset),
-                )
+                .list_children(children_of("services", id(&s), "routes"), &page(2, offset))
                 .await
                 .unwrap();
             assert!(got.data.len() <= 2);
@@ -838,14 +835,7 @@ mod tests {
         moved["service"] = json!({"id": other["id"]});
         store.update("routes", moved, 0).await.unwrap();
         let got = store
-            .list_children(
-                ChildrenOf {
-                    parent: "services",
-                    parent_id: id(&s),
-                    child: "routes",
-                },
-                &page(10, None),
-            )
+            .list_children(children_of("services", id(&s), "routes"), &page(10, None))
             .await
             .unwrap();
         assert_eq!(got.data, routes[1..]);
