@@ -6,7 +6,7 @@
 //! cannot be reached, a test on it says so loudly and passes, unless
 //! `HOOKD_REQUIRE_POSTGRES=1`, as CI sets: then it fails.
 
-use crate::{Connection, Store};
+use crate::{Connection, GuestVersion, Store, Upload};
 use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -148,4 +148,21 @@ pub fn guest_report(digest: &str) -> Map<String, Value> {
     report.insert("size".into(), Value::from(3));
     report.insert("kind".into(), Value::from("component"));
     report
+}
+
+/// Uploads `bytes` as the guest `name`, with a report naming `digest`.
+pub async fn upload_guest(
+    store: &Store,
+    name: &str,
+    bytes: &[u8],
+    digest: &str,
+    now_s: i64,
+) -> (Value, Upload) {
+    let report = guest_report(digest);
+    let guest = GuestVersion {
+        name,
+        bytes,
+        report: &report,
+    };
+    store.put_guest(guest, now_s).await.unwrap()
 }

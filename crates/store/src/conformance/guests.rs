@@ -1,33 +1,13 @@
 //! Guests: names, versions, bytes.
 
-use crate::testing::guest_report;
+use crate::testing::{guest_report, upload_guest};
 use crate::{Error, GuestVersion, Store, Upload};
 use serde_json::json;
 
 pub(super) async fn a_name_points_at_its_latest_bytes_and_keeps_its_id(store: Store) {
-    let (first, upload) = store
-        .put_guest(
-            GuestVersion {
-                name: "t",
-                bytes: b"one",
-                report: &guest_report("d1"),
-            },
-            10,
-        )
-        .await
-        .unwrap();
+    let (first, upload) = upload_guest(&store, "t", b"one", "d1", 10).await;
     assert_eq!(upload, Upload::Created);
-    let (second, upload) = store
-        .put_guest(
-            GuestVersion {
-                name: "t",
-                bytes: b"two",
-                report: &guest_report("d2"),
-            },
-            20,
-        )
-        .await
-        .unwrap();
+    let (second, upload) = upload_guest(&store, "t", b"two", "d2", 20).await;
     assert_eq!(upload, Upload::Replaced);
     assert_eq!(first["id"], second["id"]);
     assert_eq!(second["created_at"], 10);
@@ -75,39 +55,9 @@ pub(super) async fn a_guest_without_a_digest_is_refused_as_such(store: Store) {
 }
 
 pub(super) async fn delete_keeps_bytes_another_name_uses(store: Store) {
-    store
-        .put_guest(
-            GuestVersion {
-                name: "a",
-                bytes: b"same",
-                report: &guest_report("d"),
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    store
-        .put_guest(
-            GuestVersion {
-                name: "b",
-                bytes: b"same",
-                report: &guest_report("d"),
-            },
-            1,
-        )
-        .await
-        .unwrap();
-    store
-        .put_guest(
-            GuestVersion {
-                name: "a",
-                bytes: b"other",
-                report: &guest_report("e"),
-            },
-            0,
-        )
-        .await
-        .unwrap();
+    upload_guest(&store, "a", b"same", "d", 0).await;
+    upload_guest(&store, "b", b"same", "d", 1).await;
+    upload_guest(&store, "a", b"other", "e", 0).await;
     let version = store.guest_version("d").await.unwrap().unwrap();
     assert_eq!(version["names"], json!(["a", "b"]));
     let (record, gone) = store.delete_guest("a").await.unwrap();
