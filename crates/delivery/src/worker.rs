@@ -582,12 +582,21 @@ async fn load_hooks(engine: &Engine) -> Result<Arc<HookSet>, String> {
 }
 
 /// A delivery's hook; none when it was deleted. A hook the cache does
-/// not know is read again from the store before it counts as deleted: it
+/// not know is looked up in the store before it counts as deleted: it
 /// may have been written through another node a moment ago, before the
-/// news of it came.
+/// news of it came. Only then are the hooks read again, so that the
+/// deliveries of a deleted hook cost one lookup each, not a reread.
 async fn load_hook(engine: &Engine, hook: Uuid) -> Result<Option<Arc<EventHook>>, String> {
     if let Some(found) = load_hooks(engine).await?.get(hook)? {
         return Ok(Some(found));
+    }
+    let stored = engine
+        .store
+        .get(hookd_model::hook::ENTITY, hook)
+        .await
+        .map_err(|e| format!("reading the event hook failed: {e}"))?;
+    if stored.is_none() {
+        return Ok(None);
     }
     engine.hooks.invalidate();
     load_hooks(engine).await?.get(hook)

@@ -22,3 +22,5 @@ CREATE TABLE shard_leases (
     until timestamptz NOT NULL DEFAULT '-infinity',
     released boolean NOT NULL DEFAULT false
 );
+-- Every shard, unheld (64: crate::cluster::SHARDS, the same on every node).
+INSERT INTO shard_leases (shard) SELECT generate_series(0, 63);

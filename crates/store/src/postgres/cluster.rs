@@ -100,14 +100,7 @@ impl ShardLeases {
         session: &'a mut Option<PgConnection>,
     ) -> Result<&'a mut PgConnection> {
         if session.is_none() {
-            let mut fresh = PgConnection::connect_with(&connect_options(&self.connection)?).await?;
-            sqlx::query(
-                "INSERT INTO shard_leases (shard) SELECT generate_series(0, $1 - 1) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(SHARDS as i32)
-            .execute(&mut fresh)
-            .await?;
+            let fresh = PgConnection::connect_with(&connect_options(&self.connection)?).await?;
             *session = Some(fresh);
         }
         Ok(session.as_mut().expect("connected above"))
