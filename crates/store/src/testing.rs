@@ -6,7 +6,7 @@
 //! cannot be reached, a test on it says so loudly and passes, unless
 //! `HOOKD_REQUIRE_POSTGRES=1`, as CI sets: then it fails.
 
-use crate::{Connection, GuestVersion, Store, Upload};
+use crate::{Connection, Due, GuestVersion, Queue, Store, Upload};
 use hookd_model::delivery::{Attempt, Delivery, DeliveryState};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -20,6 +20,13 @@ pub fn server_url() -> String {
 /// Whether a test must fail, not skip, when PostgreSQL cannot be reached.
 pub fn postgres_required() -> bool {
     std::env::var("HOOKD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// The name of the test running on this thread: the harness names each
+/// test's thread after it, and `#[tokio::test]` runs the body there.
+pub fn running_test() -> String {
+    let thread = std::thread::current();
+    thread.name().unwrap_or("a test").to_string()
 }
 
 /// A database made for one test, dropped (with whatever still uses it)
@@ -59,6 +66,13 @@ impl TestDatabase {
             }
             Err(e) => panic!("{test}: PostgreSQL at {server} is required and failed: {e}"),
         }
+    }
+
+    /// A fresh database and a store on it (see [`TestDatabase::create`]).
+    pub async fn with_store() -> Option<(TestDatabase, Store)> {
+        let db = TestDatabase::create(&running_test()).await?;
+        let store = db.store().await;
+        Some((db, store))
     }
 
     /// A store on it.
@@ -139,6 +153,20 @@ pub fn finished(mut d: Delivery, at_ms: i64, state: DeliveryState) -> Delivery {
     d.state = state;
     d.next_attempt_at_ms = None;
     d
+}
+
+/// Every hook's deliveries due by `now_ms`, at most `limit`, none
+/// skipped.
+pub async fn due<Q: Queue + ?Sized>(queue: &Q, now_ms: i64, limit: usize) -> Vec<Delivery> {
+    queue
+        .due_deliveries(Due::every_hook(now_ms, limit), &mut |_| false)
+        .await
+        .unwrap()
+}
+
+/// An admin record as the Admin API writes one, with token login on.
+pub fn admin(id: uuid::Uuid, username: &str) -> Value {
+    serde_json::json!({"id": id.to_string(), "username": username, "rbac_token_enabled": true})
 }
 
 /// A guest's report as the sandbox makes one, for these bytes' digest.

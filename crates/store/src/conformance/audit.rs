@@ -42,54 +42,41 @@ pub(super) async fn pages_newest_first_across_verdicts_with_filters(store: Store
         })
         .collect();
     store.append_audit(&records).await.unwrap();
-    assert_eq!(
-        all(&store, AuditFilter::default()).await,
-        [5, 4, 3, 2, 1, 0]
-    );
-    assert_eq!(
-        all(
-            &store,
+    let filters = [
+        (AuditFilter::default(), &[5, 4, 3, 2, 1, 0][..]),
+        (
             AuditFilter {
                 verdict: Some(Verdict::Denied),
                 ..Default::default()
-            }
-        )
-        .await,
-        [5, 3, 1]
-    );
-    assert_eq!(
-        all(
-            &store,
+            },
+            &[5, 3, 1],
+        ),
+        (
             AuditFilter {
                 hook: Some(h1),
                 ..Default::default()
-            }
-        )
-        .await,
-        [2, 1, 0]
-    );
-    assert_eq!(
-        all(
-            &store,
+            },
+            &[2, 1, 0],
+        ),
+        (
             AuditFilter {
                 guest: Some("k-digest".into()),
                 ..Default::default()
-            }
-        )
-        .await,
-        [5, 4]
-    );
-    assert_eq!(
-        all(
-            &store,
+            },
+            &[5, 4],
+        ),
+        (
             AuditFilter {
                 capability: Some(CapabilityClass::Network),
                 ..Default::default()
-            }
-        )
-        .await,
-        [4]
-    );
+            },
+            &[4],
+        ),
+    ];
+    for (filter, want) in filters {
+        let debug = format!("{filter:?}");
+        assert_eq!(all(&store, filter).await, want, "{debug}");
+    }
     assert!(matches!(
         store
             .audit_page(
@@ -151,21 +138,11 @@ pub(super) async fn retention_keeps_denials_longer(store: Store) {
         before_ms: 0,
     };
     assert_eq!(store.prune_audit(allowed, denied).await.unwrap(), 2);
-    let denials = store
-        .audit_page(
-            &AuditFilter {
-                verdict: Some(Verdict::Denied),
-                ..Default::default()
-            },
-            &Page {
-                size: 100,
-                offset: None,
-            },
-        )
-        .await
-        .unwrap()
-        .data;
-    assert_eq!(denials.iter().map(|r| r.at_ms).collect::<Vec<_>>(), [30]);
+    let denials = AuditFilter {
+        verdict: Some(Verdict::Denied),
+        ..Default::default()
+    };
+    assert_eq!(all(&store, denials).await, [30]);
 }
 
 /// Every time stamp of the audit log `filter` admits, page by page.

@@ -35,10 +35,10 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let Some(db) = TestDatabase::create(stringify!($test)).await else {
+                    let Some((_db, store)) = TestDatabase::with_store().await else {
                         return;
                     };
-                    super::$concept::$test(db.store().await).await;
+                    super::$concept::$test(store).await;
                 }
             )*
         }

@@ -1,7 +1,7 @@
 //! The delivery queue: dispatch, attempts, listings, dead letters,
 //! retention.
 
-use crate::testing::finished;
+use crate::testing::{due, finished};
 use crate::{Attempted, Dispatch, Due, Error, HookStateUpdate, Page, Store};
 use hookd_model::Event;
 use hookd_model::delivery::{Delivery, DeliveryState};
@@ -41,20 +41,8 @@ pub(super) async fn dispatch_moves_events_into_due_deliveries_atomically(store: 
         store.hook_states().await.unwrap(),
         vec![(hook, "on_change".into(), json!("abc"))]
     );
-    assert!(
-        store
-            .due_deliveries(Due::every_hook(99, 10), &mut |_| false)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .due_deliveries(Due::every_hook(100, 10), &mut |_| false)
-            .await
-            .unwrap(),
-        vec![d.clone()]
-    );
+    assert!(due(&*store, 99, 10).await.is_empty());
+    assert_eq!(due(&*store, 100, 10).await, vec![d.clone()]);
     assert!(
         store
             .due_deliveries(Due::every_hook(100, 10), &mut |id| id == d.id)

@@ -1,13 +1,9 @@
 //! Admin tokens.
 
+use crate::testing::admin;
 use crate::tokens::ADMINS;
 use crate::{Error, Store};
-use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn admin(id: Uuid, username: &str) -> Value {
-    json!({"id": id.to_string(), "username": username, "rbac_token_enabled": true})
-}
 
 pub(super) async fn a_new_token_replaces_the_old(store: Store) {
     let id = Uuid::new_v4();
@@ -16,6 +12,9 @@ pub(super) async fn a_new_token_replaces_the_old(store: Store) {
     assert_eq!(store.admin_by_token(&[1; 32]).await.unwrap(), Some(id));
     store.set_admin_token(id, [2; 32]).await.unwrap();
     assert_eq!(store.admin_by_token(&[1; 32]).await.unwrap(), None);
+    assert_eq!(store.admin_by_token(&[2; 32]).await.unwrap(), Some(id));
+    // An admin's other changes keep its token.
+    store.update(ADMINS, admin(id, "b"), 2).await.unwrap();
     assert_eq!(store.admin_by_token(&[2; 32]).await.unwrap(), Some(id));
 }
 

@@ -119,21 +119,10 @@ impl Postgres {
         let Some((at_ms, seq)) = beyond_keep.max(too_old) else {
             return Ok(0);
         };
-        let mut removed = 0;
-        loop {
-            let gone = sqlx::query(PRUNE)
-                .bind(verdict)
-                .bind(at_ms)
-                .bind(seq)
-                .bind(PRUNE_CHUNK)
-                .execute(self.pool())
-                .await?
-                .rows_affected();
-            removed += usize::try_from(gone).unwrap_or(usize::MAX);
-            if gone < PRUNE_CHUNK.unsigned_abs() {
-                return Ok(removed);
-            }
-        }
+        super::delete_in_chunks(self.pool(), PRUNE_CHUNK, || {
+            sqlx::query(PRUNE).bind(verdict).bind(at_ms).bind(seq)
+        })
+        .await
     }
 }
 
@@ -241,9 +230,8 @@ mod tests {
         }
     }
 
-    async fn setup(test: &str) -> Option<(TestDatabase, Store, PgPool)> {
-        let db = TestDatabase::create(test).await?;
-        let store = db.store().await;
+    async fn setup() -> Option<(TestDatabase, Store, PgPool)> {
+        let (db, store) = TestDatabase::with_store().await?;
         let pool = crate::postgres::pool(&db.connection).await.unwrap();
         Some((db, store, pool))
     }
@@ -268,7 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn pages_merge_both_verdicts_newest_first_and_resume_where_they_stopped() {
-        let Some((_db, store, _pool)) = setup("audit_pages").await else {
+        let Some((_db, store, _pool)) = setup().await else {
             return;
         };
         let (busy, rare) = (Uuid::new_v4(), Uuid::new_v4());
@@ -347,7 +335,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_record_is_quarantined_and_retried_back_into_its_place() {
-        let Some((_db, store, pool)) = setup("audit_corrupt").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let hook = Uuid::new_v4();
@@ -416,7 +404,7 @@ mod tests {
 
     #[tokio::test]
     async fn retention_goes_per_verdict_in_chunks_by_count_and_age() {
-        let Some((_db, store, _pool)) = setup("audit_prune").await else {
+        let Some((_db, store, _pool)) = setup().await else {
             return;
         };
         let hook = Uuid::new_v4();

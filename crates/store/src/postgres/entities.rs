@@ -509,11 +509,9 @@ mod tests {
 
     #[tokio::test]
     async fn writes_keep_kong_errors_and_their_events() {
-        let Some(db) = TestDatabase::create("writes_keep_kong_errors_and_their_events").await
-        else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let a = store.insert("services", service("a"), 7).await.unwrap();
         assert_eq!(
             store.get("services", id(&a)).await.unwrap(),
@@ -561,12 +559,9 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_claims_of_one_value_leave_one_winner() {
-        let Some(db) =
-            TestDatabase::create("concurrent_claims_of_one_value_leave_one_winner").await
-        else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let tasks: Vec<_> = (0..16)
             .map(|_| {
                 let store = store.clone();
@@ -589,10 +584,9 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_renames_never_share_a_value() {
-        let Some(db) = TestDatabase::create("concurrent_renames_never_share_a_value").await else {
+        let Some((db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let mut services = Vec::new();
         for i in 0..8 {
             services.push(
@@ -645,10 +639,9 @@ mod tests {
 
     #[tokio::test]
     async fn references_restrict_or_cascade() {
-        let Some(db) = TestDatabase::create("references_restrict_or_cascade").await else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let s = store.insert("services", service("a"), 0).await.unwrap();
         let err = store
             .insert("routes", route(&service("ghost")), 0)
@@ -695,10 +688,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_cascade_releases_the_childrens_values() {
-        let Some(db) = TestDatabase::create("a_cascade_releases_the_childrens_values").await else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let up = json!({"id": Uuid::new_v4().to_string(), "name": "up"});
         let up = store.insert("upstreams", up, 0).await.unwrap();
         let target = json!({"id": Uuid::new_v4().to_string(), "target": "a:80", "upstream": {"id": up["id"]}});
@@ -716,11 +708,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_reference_never_outlives_a_concurrent_delete() {
-        let Some(db) = TestDatabase::create("a_reference_never_outlives_a_concurrent_delete").await
-        else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         for round in 0..20 {
             let s = store
                 .insert("services", service(&format!("s{round}")), 0)
@@ -753,11 +743,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_entity_is_quarantined_and_skipped() {
-        let Some(db) = TestDatabase::create("a_corrupt_entity_is_quarantined_and_skipped").await
-        else {
+        let Some((db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let mut services = Vec::new();
         for i in 0..5 {
             services.push(
@@ -803,10 +791,9 @@ mod tests {
 
     #[tokio::test]
     async fn children_are_listed_by_id_in_pages() {
-        let Some(db) = TestDatabase::create("children_are_listed_by_id_in_pages").await else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let s = store.insert("services", service("a"), 0).await.unwrap();
         let other = store.insert("services", service("b"), 0).await.unwrap();
         store.insert("routes", route(&other), 0).await.unwrap();

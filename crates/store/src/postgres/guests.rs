@@ -20,6 +20,22 @@ use uuid::Uuid;
 /// The advisory lock guest writes take turns on: "guests" in ASCII.
 const WRITE_LOCK: i64 = 0x67_75_65_73_74_73;
 
+/// The JSON record `sql` selects with `$1` bound to `key`, decoded.
+async fn decoded<'q, 'c, K>(
+    conn: impl sqlx::PgExecutor<'c>,
+    sql: &'q str,
+    key: K,
+) -> Result<Option<Value>>
+where
+    K: 'q + Send + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    let raw: Option<Vec<u8>> = sqlx::query_scalar(sql)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+    raw.map(|raw| decode(&raw)).transpose()
+}
+
 /// Waits for the guest writes in flight; held until the transaction ends.
 async fn take_turn(conn: &mut PgConnection) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -65,12 +81,7 @@ impl Postgres {
         } = guest;
         let mut tx = self.pool().begin().await?;
         take_turn(&mut tx).await?;
-        let existing: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT record FROM guests WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let existing: Option<Value> = existing.map(|record| decode(&record)).transpose()?;
+        let existing = decoded(&mut *tx, "SELECT record FROM guests WHERE name = $1", name).await?;
         let (id, record, upload) = guest_record(name, report, existing.as_ref(), now_s);
         sqlx::query(
             "INSERT INTO guest_blobs (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -79,12 +90,12 @@ impl Postgres {
         .bind(bytes)
         .execute(&mut *tx)
         .await?;
-        let version: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT report FROM guest_versions WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let stored = version.map(|version| decode(&version)).transpose()?;
+        let stored = decoded(
+            &mut *tx,
+            "SELECT report FROM guest_versions WHERE digest = $1",
+            digest,
+        )
+        .await?;
         let version = version_with(stored, name, report, now_s);
         sqlx::query(
             "INSERT INTO guest_versions (digest, report) VALUES ($1, $2) \
@@ -162,21 +173,17 @@ impl Guests for Postgres {
 
     async fn guest(&self, name_or_id: &str) -> Result<Option<Value>> {
         if let Ok(id) = Uuid::try_parse(name_or_id) {
-            let record: Option<Vec<u8>> =
-                sqlx::query_scalar("SELECT record FROM guests WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(self.pool())
-                    .await?;
-            if let Some(record) = record {
-                return decode(&record).map(Some);
+            let by_id = decoded(self.pool(), "SELECT record FROM guests WHERE id = $1", id).await?;
+            if by_id.is_some() {
+                return Ok(by_id);
             }
         }
-        let record: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT record FROM guests WHERE name = $1")
-                .bind(name_or_id)
-                .fetch_optional(self.pool())
-                .await?;
-        record.map(|record| decode(&record)).transpose()
+        decoded(
+            self.pool(),
+            "SELECT record FROM guests WHERE name = $1",
+            name_or_id,
+        )
+        .await
     }
 
     async fn guests(&self) -> Result<Vec<Value>> {
@@ -188,12 +195,12 @@ impl Guests for Postgres {
     }
 
     async fn guest_version(&self, digest: &str) -> Result<Option<Value>> {
-        let version: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT report FROM guest_versions WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(self.pool())
-                .await?;
-        version.map(|version| decode(&version)).transpose()
+        decoded(
+            self.pool(),
+            "SELECT report FROM guest_versions WHERE digest = $1",
+            digest,
+        )
+        .await
     }
 
     async fn guest_digests(&self, name: &str) -> Result<Vec<String>> {
@@ -222,11 +229,9 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_uploads_under_one_name_share_its_id() {
-        let Some(db) = TestDatabase::create("concurrent_uploads_under_one_name_share_its_id").await
-        else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let store = store.clone();

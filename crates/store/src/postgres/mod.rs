@@ -56,6 +56,25 @@ where
     }
 }
 
+/// Deletes `size` rows at a time, each chunk a transaction of its own so
+/// that no one statement holds a large retention's locks, until a chunk
+/// comes up short. `delete` is the statement with every parameter bound
+/// but its last, the chunk's size. Returns the rows deleted.
+pub(super) async fn delete_in_chunks<'q>(
+    pool: &PgPool,
+    size: i64,
+    delete: impl Fn() -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Result<usize> {
+    let mut removed = 0;
+    loop {
+        let gone = delete().bind(size).execute(pool).await?.rows_affected();
+        removed += usize::try_from(gone).unwrap_or(usize::MAX);
+        if gone < size.unsigned_abs() {
+            return Ok(removed);
+        }
+    }
+}
+
 /// Whether PostgreSQL rolled the transaction back only to let another
 /// one through: serialization_failure or deadlock_detected.
 fn transient(e: &Error) -> bool {
@@ -246,7 +265,7 @@ impl Backend for Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::TestDatabase;
+    use crate::testing::{TestDatabase, running_test};
 
     #[test]
     fn the_engine_keeps_a_quarter_of_the_connections_from_one_to_four() {
@@ -257,7 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn migrations_apply_once_and_a_newer_schema_is_refused() {
-        let Some(db) = TestDatabase::create("migrations").await else {
+        let Some(db) = TestDatabase::create(&running_test()).await else {
             return;
         };
         let first = migrate(&db.connection).await.unwrap();

@@ -180,12 +180,9 @@ mod tests {
 
     #[tokio::test]
     async fn whole_records_come_out_in_order_up_to_the_limit() {
-        let Some(db) =
-            TestDatabase::create("whole_records_come_out_in_order_up_to_the_limit").await
-        else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         assert_eq!(store.outbox_last_record().await.unwrap(), None);
         assert!(store.outbox_batch(10).await.unwrap().records.is_empty());
         store.publish(&[event(0, 1), event(0, 2)]).await.unwrap();
@@ -219,12 +216,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_record_is_counted_then_quarantined_and_passed() {
-        let Some(db) =
-            TestDatabase::create("a_corrupt_record_is_counted_then_quarantined_and_passed").await
-        else {
+        let Some((db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         store.publish(&[event(0, 1)]).await.unwrap();
         let pool = crate::postgres::pool(&db.connection).await.unwrap();
         let corrupt: i64 =
@@ -266,12 +260,9 @@ mod tests {
     /// reader waits for it.
     #[tokio::test]
     async fn a_reader_waits_for_an_earlier_record_still_committing() {
-        let Some(db) =
-            TestDatabase::create("a_reader_waits_for_an_earlier_record_still_committing").await
-        else {
+        let Some((db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let pool = crate::postgres::pool(&db.connection).await.unwrap();
         let mut slow = pool.begin().await.unwrap();
         let record = crate::outbox::encode_records(&[event(0, 1)]).unwrap();
@@ -293,13 +284,9 @@ mod tests {
     /// that became visible after a later one would be lost to it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_reader_moving_on_misses_nothing_of_concurrent_publishers() {
-        let Some(db) =
-            TestDatabase::create("a_reader_moving_on_misses_nothing_of_concurrent_publishers")
-                .await
-        else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         const PUBLISHERS: i64 = 6;
         const EACH: i64 = 40;
         let publishers: Vec<_> = (0..PUBLISHERS)
@@ -344,10 +331,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_wakes_the_dispatcher() {
-        let Some(db) = TestDatabase::create("a_write_wakes_the_dispatcher").await else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         store.publish(&[event(0, 1)]).await.unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(5), store.outbox_changed())
             .await

@@ -348,8 +348,8 @@ mod tests {
     use crate::codec::encode;
     use crate::entities::entity_key;
     use crate::queue::state_key;
-    use crate::testing::TestDatabase;
-    use crate::{Audit, AuditFilter, Dispatch, Due, HookStateUpdate, Queue};
+    use crate::testing::{TestDatabase, due, running_test};
+    use crate::{Audit, AuditFilter, Dispatch, HookStateUpdate, Queue};
     use hookd_model::Event;
     use hookd_model::audit::{CapabilityClass, GuestRef, Verdict};
     use serde_json::json;
@@ -357,13 +357,26 @@ mod tests {
 
     const GARBAGE: &[u8] = b"[{\"id\": not json";
 
-    async fn setup(test: &str) -> Option<(TestDatabase, Postgres, PgPool)> {
-        let db = TestDatabase::create(test).await?;
+    async fn setup() -> Option<(TestDatabase, Postgres, PgPool)> {
+        let db = TestDatabase::create(&running_test()).await?;
         let store = Postgres::connect(&db.connection, Uuid::new_v4())
             .await
             .unwrap();
         let pool = crate::postgres::pool(&db.connection).await.unwrap();
         Some((db, store, pool))
+    }
+
+    /// Queues `deliveries`, then makes every stored delivery unreadable.
+    async fn queue_unreadable(store: &Postgres, pool: &PgPool, deliveries: &[Delivery]) {
+        store
+            .commit_dispatch(Dispatch::queue(deliveries))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE deliveries SET body = $1")
+            .bind(GARBAGE)
+            .execute(pool)
+            .await
+            .unwrap();
     }
 
     async fn all(store: &Postgres) -> Vec<Quarantined> {
@@ -400,7 +413,7 @@ mod tests {
 
     #[tokio::test]
     async fn records_of_every_origin_go_aside_announced_and_come_back_in_place() {
-        let Some((_db, store, pool)) = setup("every_origin").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let hook = Uuid::new_v4();
@@ -547,13 +560,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(outbox, [record], "back under its own number");
-        assert_eq!(
-            store
-                .due_deliveries(Due::every_hook(5, 10), &mut |_| false)
-                .await
-                .unwrap(),
-            [d]
-        );
+        assert_eq!(due(&store, 5, 10).await, [d]);
         assert_eq!(store.hooks_with_due(5).await.unwrap(), [hook]);
         assert_eq!(
             store.hook_states().await.unwrap(),
@@ -580,7 +587,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_rewritten_since_it_was_read_stays() {
-        let Some((_db, store, pool)) = setup("rewritten_stays").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let d = Delivery::new(Uuid::new_v4(), Event::new("s", "e", json!({}), 0), 0, 5);
@@ -599,20 +606,12 @@ mod tests {
 
     #[tokio::test]
     async fn retries_of_what_still_does_not_decode_or_was_replaced_leave_it_there() {
-        let Some((_db, store, pool)) = setup("retry_outcomes").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let hook = Uuid::new_v4();
         let d = Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, 5);
-        store
-            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&d)))
-            .await
-            .unwrap();
-        sqlx::query("UPDATE deliveries SET body = $1")
-            .bind(GARBAGE)
-            .execute(&pool)
-            .await
-            .unwrap();
+        queue_unreadable(&store, &pool, std::slice::from_ref(&d)).await;
         assert_eq!(store.delivery(d.id).await.unwrap(), None);
         let [q] = all(&store).await.try_into().unwrap();
         assert!(q.error.contains("line 1 column"), "{}", q.error);
@@ -677,7 +676,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deleted_entity_gives_up_its_unique_values_and_references() {
-        let Some((_db, store, pool)) = setup("entity_released").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let (gone, other, parent, child) = (
@@ -755,29 +754,15 @@ mod tests {
 
     #[tokio::test]
     async fn pages_go_oldest_first_through_their_offsets() {
-        let Some((_db, store, pool)) = setup("quarantine_pages").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let hook = Uuid::new_v4();
         let deliveries: Vec<Delivery> = (0..5)
             .map(|n| Delivery::new(hook, Event::new("s", "e", json!({}), n), n as u64, n))
             .collect();
-        store
-            .commit_dispatch(Dispatch::queue(&deliveries))
-            .await
-            .unwrap();
-        sqlx::query("UPDATE deliveries SET body = $1")
-            .bind(GARBAGE)
-            .execute(&pool)
-            .await
-            .unwrap();
-        assert!(
-            store
-                .due_deliveries(Due::every_hook(10, 10), &mut |_| false)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        queue_unreadable(&store, &pool, &deliveries).await;
+        assert!(due(&store, 10, 10).await.is_empty());
         let every = all(&store).await;
         assert_eq!(every.len(), 5);
         let mut ids: Vec<Uuid> = every.iter().map(|q| q.id).collect();

@@ -609,20 +609,10 @@ impl Queue for Postgres {
         let Some((upto_ms, upto_id)) = beyond_keep.max(too_old) else {
             return Ok(0);
         };
-        let mut removed = 0;
-        loop {
-            let gone = sqlx::query(PRUNE)
-                .bind(upto_ms)
-                .bind(upto_id)
-                .bind(PRUNE_CHUNK)
-                .execute(self.engine_pool())
-                .await?
-                .rows_affected();
-            removed += usize::try_from(gone).unwrap_or(usize::MAX);
-            if gone < PRUNE_CHUNK.unsigned_abs() {
-                return Ok(removed);
-            }
-        }
+        super::delete_in_chunks(self.engine_pool(), PRUNE_CHUNK, || {
+            sqlx::query(PRUNE).bind(upto_ms).bind(upto_id)
+        })
+        .await
     }
 
     async fn finished_count(&self) -> Result<usize> {
@@ -639,7 +629,7 @@ mod tests {
     use super::*;
     use crate::Store;
     use crate::queue::ListedAt;
-    use crate::testing::{TestDatabase, finished};
+    use crate::testing::{TestDatabase, due, finished};
     use hookd_model::Event;
     use serde_json::json;
     use sqlx::PgPool;
@@ -659,9 +649,8 @@ mod tests {
         Page { size, offset }
     }
 
-    async fn setup(test: &str) -> Option<(TestDatabase, Store, PgPool)> {
-        let db = TestDatabase::create(test).await?;
-        let store = db.store().await;
+    async fn setup() -> Option<(TestDatabase, Store, PgPool)> {
+        let (db, store) = TestDatabase::with_store().await?;
         let pool = crate::postgres::pool(&db.connection).await.unwrap();
         Some((db, store, pool))
     }
@@ -696,7 +685,7 @@ mod tests {
 
     #[tokio::test]
     async fn due_reads_pass_over_skipped_ids_before_counting_them_across_chunks() {
-        let Some((_db, store, _pool)) = setup("due_reads_skip").await else {
+        let Some((_db, store, _pool)) = setup().await else {
             return;
         };
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
@@ -705,15 +694,16 @@ mod tests {
             .map(|n| delivery(if n % 3 == 0 { b } else { a }, n % 50, 0, (n % 7) as i64))
             .collect();
         store.commit_dispatch(Dispatch::queue(&all)).await.unwrap();
-        let mut due: Vec<&Delivery> = all
+        let mut by_due: Vec<&Delivery> = all
             .iter()
             .filter(|d| d.next_attempt_at_ms <= Some(4))
             .collect();
-        due.sort_by_key(|d| (d.next_attempt_at_ms, d.seq, d.id));
+        by_due.sort_by_key(|d| (d.next_attempt_at_ms, d.seq, d.id));
 
         // Half of those due are held elsewhere: far more than the first
         // query's slack, so the read goes on past its first chunk.
-        let held: std::collections::HashSet<Uuid> = due.iter().step_by(2).map(|d| d.id).collect();
+        let held: std::collections::HashSet<Uuid> =
+            by_due.iter().step_by(2).map(|d| d.id).collect();
         let mut asked = 0;
         let mut skip = |id: Uuid| {
             asked += 1;
@@ -723,7 +713,7 @@ mod tests {
             .due_deliveries(Due::every_hook(4, 60), &mut skip)
             .await
             .unwrap();
-        let wanted: Vec<Uuid> = due
+        let wanted: Vec<Uuid> = by_due
             .iter()
             .map(|d| d.id)
             .filter(|id| !held.contains(id))
@@ -735,7 +725,7 @@ mod tests {
             "asked about each up to the 60th taken, no further"
         );
 
-        let of_b: Vec<Uuid> = due
+        let of_b: Vec<Uuid> = by_due
             .iter()
             .filter(|d| d.hook_id == b && !held.contains(&d.id))
             .map(|d| d.id)
@@ -755,25 +745,10 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert!(
-            store
-                .due_deliveries(Due::every_hook(4, 0), &mut |_| false)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(due(&*store, 4, 0).await.is_empty());
         // Nothing due before the soonest.
-        assert!(
-            store
-                .due_deliveries(Due::every_hook(-1, 10), &mut |_| false)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        let every = store
-            .due_deliveries(Due::every_hook(100, usize::MAX), &mut |_| false)
-            .await
-            .unwrap();
+        assert!(due(&*store, -1, 10).await.is_empty());
+        let every = due(&*store, 100, usize::MAX).await;
         assert_eq!(every.len(), 300);
 
         assert_eq!(store.hooks_with_due(-1).await.unwrap(), Vec::<Uuid>::new());
@@ -786,7 +761,7 @@ mod tests {
 
     #[tokio::test]
     async fn hooks_with_due_looks_at_each_hooks_soonest_only() {
-        let Some((_db, store, _pool)) = setup("hooks_with_due").await else {
+        let Some((_db, store, _pool)) = setup().await else {
             return;
         };
         let hooks: Vec<Uuid> = (1..=5).map(Uuid::from_u128).collect();
@@ -809,7 +784,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_due_delivery_is_quarantined_and_the_read_still_fills_its_limit() {
-        let Some((_db, store, pool)) = setup("corrupt_due").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let hook = Uuid::new_v4();
@@ -820,10 +795,7 @@ mod tests {
         corrupt(&pool, all[1].id).await;
         corrupt(&pool, all[2].id).await;
 
-        let read = store
-            .due_deliveries(Due::every_hook(100, 3), &mut |_| false)
-            .await
-            .unwrap();
+        let read = due(&*store, 100, 3).await;
         assert_eq!(ids(&read), [all[0].id, all[3].id, all[4].id]);
         assert_eq!(store.queue_depth().await.unwrap(), 8);
         assert_eq!(store.delivery(all[1].id).await.unwrap(), None);
@@ -857,7 +829,7 @@ mod tests {
 
     #[tokio::test]
     async fn hook_and_dead_listings_page_through_their_offsets() {
-        let Some((_db, store, _pool)) = setup("listings_page").await else {
+        let Some((_db, store, _pool)) = setup().await else {
             return;
         };
         let (hook, other) = (Uuid::new_v4(), Uuid::new_v4());
@@ -940,7 +912,7 @@ mod tests {
 
     #[tokio::test]
     async fn retention_prunes_chunk_by_chunk_beyond_keep_or_cutoff() {
-        let Some((_db, store, pool)) = setup("prune_chunks").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let hook = Uuid::new_v4();
@@ -1006,7 +978,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_delivery_is_never_overwritten_by_one_with_fewer_attempts() {
-        let Some((_db, store, _pool)) = setup("attempts fence").await else {
+        let Some((_db, store, _pool)) = setup().await else {
             return;
         };
         let attempted = |mut d: Delivery, n: u32| {
@@ -1055,7 +1027,7 @@ mod tests {
 
     #[tokio::test]
     async fn commits_take_outbox_records_memory_and_repeated_ids_in_one_go() {
-        let Some((_db, store, pool)) = setup("commits").await else {
+        let Some((_db, store, pool)) = setup().await else {
             return;
         };
         let records: Vec<u64> = sqlx::query_scalar(

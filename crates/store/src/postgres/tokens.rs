@@ -68,48 +68,15 @@ impl AdminTokens for Postgres {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::TestDatabase;
-    use crate::{Error, tokens::ADMINS};
-    use serde_json::{Value, json};
+    use crate::testing::{TestDatabase, admin};
+    use crate::tokens::ADMINS;
     use uuid::Uuid;
-
-    fn admin(id: Uuid, username: &str) -> Value {
-        json!({"id": id.to_string(), "username": username, "rbac_token_enabled": true})
-    }
-
-    #[tokio::test]
-    async fn a_token_is_replaced_and_dies_with_its_admin() {
-        let Some(db) = TestDatabase::create("a_token_is_replaced_and_dies_with_its_admin").await
-        else {
-            return;
-        };
-        let store = db.store().await;
-        let id = Uuid::new_v4();
-        assert!(matches!(
-            store.set_admin_token(id, [1; 32]).await,
-            Err(Error::NotFound)
-        ));
-        store.insert(ADMINS, admin(id, "a"), 1).await.unwrap();
-        store.set_admin_token(id, [1; 32]).await.unwrap();
-        store.set_admin_token(id, [2; 32]).await.unwrap();
-        assert_eq!(store.admin_by_token(&[1; 32]).await.unwrap(), None);
-        assert_eq!(store.admin_by_token(&[2; 32]).await.unwrap(), Some(id));
-        store.update(ADMINS, admin(id, "b"), 2).await.unwrap();
-        assert_eq!(store.admin_by_token(&[2; 32]).await.unwrap(), Some(id));
-        store.delete(ADMINS, id, 3).await.unwrap();
-        assert_eq!(store.admin_by_token(&[2; 32]).await.unwrap(), None);
-        store.insert(ADMINS, admin(id, "a"), 4).await.unwrap();
-        assert_eq!(store.admin_by_token(&[2; 32]).await.unwrap(), None);
-    }
 
     #[tokio::test]
     async fn creating_an_admin_forgets_a_token_left_under_its_id() {
-        let Some(db) =
-            TestDatabase::create("creating_an_admin_forgets_a_token_left_under_its_id").await
-        else {
+        let Some((db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let id = Uuid::new_v4();
         let pool = crate::postgres::pool(&db.connection).await.unwrap();
         sqlx::query("INSERT INTO admin_tokens (hash, admin) VALUES ($1, $2)")
@@ -124,11 +91,9 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_tokens_for_one_admin_leave_one() {
-        let Some(db) = TestDatabase::create("concurrent_tokens_for_one_admin_leave_one").await
-        else {
+        let Some((_db, store)) = TestDatabase::with_store().await else {
             return;
         };
-        let store = db.store().await;
         let id = Uuid::new_v4();
         store.insert(ADMINS, admin(id, "a"), 1).await.unwrap();
         let tasks: Vec<_> = (1..=8_u8)

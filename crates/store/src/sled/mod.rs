@@ -360,8 +360,7 @@ mod tests {
 
     #[test]
     fn a_directory_held_by_an_open_store_is_refused_and_free_once_it_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sled::open(dir.path()).unwrap();
+        let (dir, store) = Sled::temporary();
         match Sled::open(dir.path()) {
             Err(Error::Sled(sled::Error::Io(e))) => assert!(lock_held(&e), "{e}"),
             other => panic!("opened twice: {:?}", other.map(|_| ())),

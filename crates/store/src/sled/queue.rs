@@ -152,6 +152,13 @@ fn due_ms(key: &[u8]) -> Result<i64> {
     Ok(u64::from_be_bytes(*ms) as i64)
 }
 
+/// The delivery id an index key ends with, from byte `at` on.
+fn id_in(key: &[u8], at: usize) -> Result<Uuid> {
+    key.get(at..)
+        .and_then(|id| Uuid::from_slice(id).ok())
+        .ok_or(Error::CorruptKey)
+}
+
 fn hook_key(d: &Delivery) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..16].copy_from_slice(d.hook_id.as_bytes());
@@ -470,10 +477,7 @@ impl Sled {
                 break;
             }
             let key = key?;
-            let id = key
-                .get(id_at..)
-                .and_then(|id| Uuid::from_slice(id).ok())
-                .ok_or(Error::CorruptKey)?;
+            let id = id_in(&key, id_at)?;
             if skip(id) {
                 continue;
             }
@@ -622,10 +626,7 @@ impl Sled {
                 break;
             }
             let key = key?;
-            let id = key
-                .get(24..)
-                .and_then(|id| Uuid::from_slice(id).ok())
-                .ok_or(Error::CorruptKey)?;
+            let id = id_in(&key, 24)?;
             if let Some(d) = self.delivery(id)? {
                 data.push(d);
             }
@@ -660,10 +661,7 @@ impl Sled {
             if *mark != *DEAD {
                 continue;
             }
-            let id = key
-                .get(8..)
-                .and_then(|id| Uuid::from_slice(id).ok())
-                .ok_or(Error::CorruptKey)?;
+            let id = id_in(&key, 8)?;
             if let Some(d) = self.delivery(id)? {
                 data.push(d);
             }
@@ -704,10 +702,7 @@ impl Sled {
             // decode is quarantined rather than failing every prune.
             let mut chunk = Vec::with_capacity(keys.len());
             for key in keys {
-                let id = key
-                    .get(8..)
-                    .and_then(|id| Uuid::from_slice(id).ok())
-                    .ok_or(Error::CorruptKey)?;
+                let id = id_in(&key, 8)?;
                 chunk.push((key, self.stored_delivery(id)?));
             }
             removed += self.queue_tx([], |tx, []| {
@@ -754,8 +749,7 @@ mod tests {
 
     #[test]
     fn the_last_record_dispatched_with_its_decisions_is_remembered() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sled::open(dir.path()).unwrap();
+        let (dir, store) = Sled::temporary();
         assert_eq!(store.dispatched_through().unwrap(), None);
         store
             .commit_dispatch(Dispatch {
@@ -771,8 +765,7 @@ mod tests {
 
     #[test]
     fn each_hooks_due_deliveries_are_read_apart_and_the_index_is_rebuilt() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sled::open(dir.path()).unwrap();
+        let (dir, store) = Sled::temporary();
         let (busy, quiet, later) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
         let make = |hook, n: i64, due: i64| {
             let mut d = Delivery::new(hook, Event::new("s", "e", json!({"n": n}), 0), n as u64, 0);
@@ -824,8 +817,7 @@ mod tests {
 
     #[tokio::test]
     async fn due_and_finished_deliveries_are_counted_across_commits_and_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sled::open(dir.path()).unwrap();
+        let (dir, store) = Sled::temporary();
         let hook = Uuid::new_v4();
         let pending: Vec<Delivery> = (0..3)
             .map(|i| Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, i))
@@ -874,8 +866,7 @@ mod tests {
 
     #[tokio::test]
     async fn dead_letters_page_latest_first_and_leave_when_redelivered() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sled::open(dir.path()).unwrap();
+        let (dir, store) = Sled::temporary();
         let new = |i| Delivery::new(Uuid::new_v4(), Event::new("s", "e", json!({}), 0), 0, i);
         let dead: Vec<Delivery> = (0..3)
             .map(|i| finished(new(i), 10 + i, DeliveryState::Dead))

@@ -65,11 +65,7 @@ impl Sled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
-
-    fn admin(id: Uuid, username: &str) -> Value {
-        json!({"id": id.to_string(), "username": username, "rbac_token_enabled": true})
-    }
+    use crate::testing::admin;
 
     #[tokio::test]
     async fn creating_an_admin_forgets_a_token_left_under_its_id() {
