@@ -7,9 +7,10 @@ use crate::AdminState;
 use crate::api::{Api, Doc, doc};
 use crate::body::KongBody;
 use crate::error::{ApiError, ApiResult};
+use crate::paging::ListRequest;
 use crate::resource::{PathKey, Prior, Resource};
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -18,12 +19,7 @@ use hookd_model::entity::{EntitySchema, ForeignKey};
 use hookd_model::schema::Input;
 use hookd_store::{ChildrenOf, Page};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
 use uuid::Uuid;
-
-/// Page size when none is asked for, and the largest allowed, as Kong.
-const DEFAULT_PAGE_SIZE: usize = 100;
-const MAX_PAGE_SIZE: usize = 1000;
 
 /// Where a request is scoped: under which parent, through which field.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +92,7 @@ pub fn routes(path: &str, r: Resource) -> Api {
     Api::new()
         .route(
             path,
-            get(move |state, query, uri| list(state, r, None, query, uri))
+            get(move |state, asked| list(state, r, None, asked))
                 .post(move |state, body| create(state, r, None, body)),
             crud_docs(r.name(), true),
         )
@@ -160,9 +156,9 @@ pub fn nested_routes(
     Api::new()
         .route(
             &base,
-            get(move |state: State<AdminState>, Path((key,)): Path<(String,)>, query, uri| async move {
+            get(move |state: State<AdminState>, Path((key,)): Path<(String,)>, asked| async move {
                 let parent_id = parent_id(&state, scope, &key).await?;
-                list(state, r, Some((scope, parent_id)), query, uri).await
+                list(state, r, Some((scope, parent_id)), asked).await
             })
             .post(move |state: State<AdminState>, Path((key,)): Path<(String,)>, body: KongBody| async move {
                 let parent_id = parent_id(&state, scope, &key).await?;
@@ -201,16 +197,16 @@ pub fn referenced_route(child: &'static EntitySchema, fk: &'static ForeignKey) -
             move |State(state): State<AdminState>, Path((key,)): Path<(String,)>| async move {
                 let entity = find(&state, Resource::Entity(child), None, &key)
                     .await?
-                    .ok_or(ApiError::NotFound("Not found"))?;
+                    .ok_or(ApiError::NOT_FOUND)?;
                 let id = entity[fk.field]["id"]
                     .as_str()
                     .and_then(|s| Uuid::try_parse(s).ok())
-                    .ok_or(ApiError::NotFound("Not found"))?;
+                    .ok_or(ApiError::NOT_FOUND)?;
                 let parent = state
                     .store
                     .get(fk.entity, id)
                     .await?
-                    .ok_or(ApiError::NotFound("Not found"))?;
+                    .ok_or(ApiError::NOT_FOUND)?;
                 Ok::<_, ApiError>(Json(parent))
             },
         ),
@@ -225,7 +221,7 @@ pub fn referenced_route(child: &'static EntitySchema, fk: &'static ForeignKey) -
 async fn parent_id(state: &AdminState, scope: Scope, key: &str) -> ApiResult<Uuid> {
     let parent = find(state, Resource::Entity(scope.parent), None, key)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     entity_id(&parent)
 }
 
@@ -290,67 +286,18 @@ fn normalized(r: Resource, field: &str, value: String) -> Value {
     obj.remove(field).unwrap_or(Value::Null)
 }
 
-pub(crate) fn parse_page(query: &HashMap<String, String>) -> ApiResult<Page> {
-    let size = match query.get("size") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::InvalidSize(format!(
-                    "size must be an integer between 1 and {MAX_PAGE_SIZE}"
-                )));
-            }
-        },
-    };
-    Ok(Page {
-        size,
-        offset: query.get("offset").cloned(),
-    })
-}
-
 async fn list(
     State(state): State<AdminState>,
     r: Resource,
     scope: Option<(Scope, Uuid)>,
-    Query(query): Query<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
+    asked: ListRequest,
 ) -> ApiResult<Json<Value>> {
-    let page = parse_page(&query)?;
+    let page = asked.page()?;
     let listed = match scope {
         Some((s, pid)) => state.store.list_children(s.children(pid, r), &page).await?,
         None => state.store.list(r.name(), &page).await?,
     };
-    Ok(Json(page_answer(
-        listed.data,
-        listed.next,
-        &query,
-        uri.path(),
-    )))
-}
-
-/// Kong's list answer: `{"data", "next"}`, and `offset` when there is a
-/// next page; `next` keeps the page size and every filter asked for.
-pub(crate) fn page_answer(
-    data: Vec<Value>,
-    next: Option<String>,
-    query: &HashMap<String, String>,
-    path: &str,
-) -> Value {
-    let mut answer = json!({ "data": data, "next": null });
-    if let Some(offset) = next {
-        // size first, as Kong writes it, then the filters, then the offset.
-        let mut kept: Vec<(&String, &String)> =
-            query.iter().filter(|(k, _)| *k != "offset").collect();
-        kept.sort_by_key(|(k, _)| (*k != "size", k.as_str()));
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in kept {
-            q.append_pair(k, v);
-        }
-        q.append_pair("offset", &offset);
-        answer["next"] = Value::from(format!("{}?{}", path.trim_end_matches('/'), q.finish()));
-        answer["offset"] = Value::from(offset);
-    }
-    answer
+    Ok(asked.answer(listed.data, listed.next))
 }
 
 /// A written entity's body: the record it must be, and how the schema
@@ -433,7 +380,7 @@ async fn get_one(
     find(&state, r, scope, &key)
         .await?
         .map(Json)
-        .ok_or(ApiError::NotFound("Not found"))
+        .ok_or(ApiError::NOT_FOUND)
 }
 
 async fn patch(
@@ -444,11 +391,11 @@ async fn patch(
     let (patch, how) = record(body)?;
     let existing = find(&state, r, scope, &key)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     let id = entity_id(&existing)?;
     let prior = Prior::new(existing.clone(), &patch);
     let Value::Object(base) = existing else {
-        return Err(ApiError::NotFound("Not found"));
+        return Err(ApiError::NOT_FOUND);
     };
     let obj = r.merge(base, patch);
     let entity = ready(&state, r, scope, obj, id, how, Some(&prior)).await?;
@@ -508,30 +455,4 @@ async fn delete(
         }
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_keeps_the_size_and_every_filter() {
-        let query: HashMap<String, String> = [
-            ("verdict", "denied"),
-            ("size", "2"),
-            ("hook", "h"),
-            ("offset", "old"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let answer = page_answer(Vec::new(), Some("d-0a 1".into()), &query, "/audit/");
-        assert_eq!(
-            answer["next"],
-            "/audit?size=2&hook=h&verdict=denied&offset=d-0a+1"
-        );
-        assert_eq!(answer["offset"], "d-0a 1");
-        let last = page_answer(Vec::new(), None, &query, "/audit");
-        assert_eq!(last, json!({"data": [], "next": null}));
-    }
 }

@@ -5,11 +5,12 @@
 use crate::AdminState;
 use crate::api::{Api, doc};
 use crate::body::KongBody;
-use crate::crud::{find, parse_page};
-use crate::error::{ApiError, ApiResult};
+use crate::crud::find;
+use crate::error::{ApiError, ApiResult, primary_key};
+use crate::paging::ListRequest;
 use crate::resource::Resource;
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,8 +21,6 @@ use hookd_delivery::handler::TestFailure;
 use hookd_model::EventHook;
 use hookd_model::delivery::Delivery;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use uuid::Uuid;
 
 /// The routes.
 pub fn router() -> Api {
@@ -76,7 +75,7 @@ pub fn router() -> Api {
 async fn load_hook(state: &AdminState, key: &str) -> ApiResult<EventHook> {
     let value = find(state, Resource::Hooks, None, key)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     serde_json::from_value(value)
         .map_err(|e| ApiError::Internal(format!("stored event hook does not decode: {e}")))
 }
@@ -160,45 +159,39 @@ fn view(state: &AdminState, delivery: &Delivery) -> Value {
 fn listing(
     state: &AdminState,
     listed: hookd_store::Listed<Delivery>,
-    query: &HashMap<String, String>,
-    path: &str,
+    asked: &ListRequest,
 ) -> Json<Value> {
     let data: Vec<Value> = listed.data.iter().map(|d| view(state, d)).collect();
-    Json(crate::crud::page_answer(data, listed.next, query, path))
+    asked.answer(data, listed.next)
 }
 
 async fn hook_deliveries(
     State(state): State<AdminState>,
     Path(key): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
+    asked: ListRequest,
 ) -> ApiResult<Json<Value>> {
     let hook = load_hook(&state, &key).await?;
-    let page = parse_page(&query)?;
-    let listed = state.deliveries.hook_deliveries(hook.id, &page).await?;
-    Ok(listing(&state, listed, &query, uri.path()))
+    let listed = state
+        .deliveries
+        .hook_deliveries(hook.id, &asked.page()?)
+        .await?;
+    Ok(listing(&state, listed, &asked))
 }
 
 async fn dead_letters(
     State(state): State<AdminState>,
-    Query(query): Query<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
+    asked: ListRequest,
 ) -> ApiResult<Json<Value>> {
-    let page = parse_page(&query)?;
-    let listed = state.store.dead_deliveries(&page).await?;
-    Ok(listing(&state, listed, &query, uri.path()))
-}
-
-fn delivery_id(id: &str) -> ApiResult<Uuid> {
-    Uuid::try_parse(id).map_err(|_| ApiError::InvalidPrimaryKey(id.to_string()))
+    let listed = state.store.dead_deliveries(&asked.page()?).await?;
+    Ok(listing(&state, listed, &asked))
 }
 
 async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let delivery = state
         .deliveries
-        .delivery(delivery_id(&id)?)
+        .delivery(primary_key(&id)?)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     Ok(Json(view(&state, &delivery)))
 }
 
@@ -206,9 +199,9 @@ async fn retry(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    match state.deliveries.redeliver(delivery_id(&id)?).await {
+    match state.deliveries.redeliver(primary_key(&id)?).await {
         Ok(delivery) => Ok((StatusCode::ACCEPTED, Json(view(&state, &delivery)))),
-        Err(DeliveryError::NotFound) => Err(ApiError::NotFound("Not found")),
+        Err(DeliveryError::NotFound) => Err(ApiError::NOT_FOUND),
         Err(DeliveryError::InFlight) => {
             Err(ApiError::Conflict(DeliveryError::InFlight.to_string()))
         }

@@ -60,6 +60,16 @@ pub enum ApiError {
     Store(#[from] hookd_store::Error),
 }
 
+impl ApiError {
+    /// Kong's answer for an entity, or anything else, that is not there.
+    pub const NOT_FOUND: ApiError = ApiError::NotFound("Not found");
+}
+
+/// A path segment that must be an id.
+pub(crate) fn primary_key(id: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::try_parse(id).map_err(|_| ApiError::InvalidPrimaryKey(id.to_string()))
+}
+
 impl From<Violations> for ApiError {
     fn from(v: Violations) -> Self {
         ApiError::Schema(v)

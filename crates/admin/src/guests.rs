@@ -6,11 +6,12 @@
 use crate::AdminState;
 use crate::api::{Api, doc};
 use crate::body::{limit_body, multipart_error};
-use crate::crud::{find, page_answer, parse_page};
+use crate::crud::find;
 use crate::error::{ApiError, ApiResult};
+use crate::paging::ListRequest;
 use crate::resource::Resource;
 use axum::Json;
-use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::Method;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -23,7 +24,6 @@ use hookd_model::{EventHook, Violations};
 use hookd_sandbox::{GuestRejected, GuestReport};
 use hookd_store::{AuditFilter, GuestVersion, Page, Upload};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// The routes.
 pub fn router() -> Api {
@@ -241,11 +241,7 @@ async fn list(State(state): State<AdminState>) -> ApiResult<Json<Value>> {
 }
 
 async fn load(state: &AdminState, key: &str) -> ApiResult<Value> {
-    state
-        .store
-        .guest(key)
-        .await?
-        .ok_or(ApiError::NotFound("Not found"))
+    state.store.guest(key).await?.ok_or(ApiError::NOT_FOUND)
 }
 
 async fn one(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
@@ -374,7 +370,7 @@ async fn capabilities(
 ) -> ApiResult<Json<Value>> {
     let value = find(&state, Resource::Hooks, None, &key)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     let hook: EventHook = serde_json::from_value(value)
         .map_err(|e| ApiError::Internal(format!("stored event hook does not decode: {e}")))?;
     match state.deliveries.capabilities(&hook).await {
@@ -388,12 +384,9 @@ async fn capabilities(
     }
 }
 
-async fn audit_log(
-    State(state): State<AdminState>,
-    Query(query): Query<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let page = parse_page(&query)?;
+async fn audit_log(State(state): State<AdminState>, asked: ListRequest) -> ApiResult<Json<Value>> {
+    let page = asked.page()?;
+    let query = &asked.query;
     let hook = match query.get("hook") {
         Some(h) => Some(
             uuid::Uuid::try_parse(h)
@@ -436,7 +429,7 @@ async fn audit_log(
         .iter()
         .map(|r| serde_json::to_value(r).unwrap_or_default())
         .collect();
-    Ok(Json(page_answer(data, listed.next, &query, uri.path())))
+    Ok(asked.answer(data, listed.next))
 }
 
 #[cfg(test)]

@@ -30,20 +30,20 @@ async fn health(
     State(state): State<AdminState>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let upstreams = entity::by_name("upstreams").ok_or(ApiError::NotFound("Not found"))?;
+    let upstreams = entity::by_name("upstreams").ok_or(ApiError::NOT_FOUND)?;
     let upstream = find(&state, Resource::Entity(upstreams), None, &key)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     let id: Uuid = upstream["id"]
         .as_str()
         .and_then(|s| s.parse().ok())
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     let targets = state
         .health
         .health(id)
         .await
         .map_err(|e| ApiError::Internal(format!("reading target health: {e}")))?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     Ok(Json(
         json!({"data": targets, "next": null, "node_id": state.info.node_id}),
     ))

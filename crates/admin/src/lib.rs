@@ -12,6 +12,7 @@ mod guests;
 mod health;
 mod observe;
 mod openapi;
+mod paging;
 mod quarantine;
 mod rbac;
 mod resource;
@@ -126,7 +127,7 @@ fn openapi_document() -> &'static Value {
 fn router(state: AdminState) -> Router {
     let (routes, _) = api().into_parts();
     routes
-        .fallback(|| async { ApiError::NotFound("Not found") })
+        .fallback(|| async { ApiError::NOT_FOUND })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -4,18 +4,16 @@
 
 use crate::AdminState;
 use crate::api::{Api, doc};
-use crate::crud::{page_answer, parse_page};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, primary_key};
+use crate::paging::ListRequest;
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hookd_store::{Quarantined, Retried};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use uuid::Uuid;
 
 /// The routes.
 pub fn router() -> Api {
@@ -67,46 +65,38 @@ pub(crate) fn view(record: &Quarantined, with_raw: bool) -> Value {
     value
 }
 
-fn record_id(id: &str) -> ApiResult<Uuid> {
-    Uuid::try_parse(id).map_err(|_| ApiError::InvalidPrimaryKey(id.to_string()))
-}
-
-async fn list(
-    State(state): State<AdminState>,
-    Query(query): Query<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let listed = state.store.quarantine_page(&parse_page(&query)?).await?;
+async fn list(State(state): State<AdminState>, asked: ListRequest) -> ApiResult<Json<Value>> {
+    let listed = state.store.quarantine_page(&asked.page()?).await?;
     let data = listed.data.iter().map(|r| view(r, false)).collect();
-    Ok(Json(page_answer(data, listed.next, &query, uri.path())))
+    Ok(asked.answer(data, listed.next))
 }
 
 async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let record = state
         .store
-        .quarantined(record_id(&id)?)
+        .quarantined(primary_key(&id)?)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     Ok(Json(view(&record, true)))
 }
 
 async fn remove(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    if state.store.delete_quarantined(record_id(&id)?).await? {
+    if state.store.delete_quarantined(primary_key(&id)?).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound("Not found"))
+        Err(ApiError::NOT_FOUND)
     }
 }
 
 /// 200 with the record as it was when it went back; 409 when it stays,
 /// with why (the new decode error, or a newer record under its key).
 async fn retry(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let id = record_id(&id)?;
+    let id = primary_key(&id)?;
     let record = state
         .store
         .quarantined(id)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     match state.store.retry_quarantined(id).await? {
         Some(Retried::Restored) => Ok(Json(view(&record, false))),
         Some(Retried::StillCorrupt(again)) => Err(ApiError::Conflict(format!(
@@ -116,6 +106,6 @@ async fn retry(State(state): State<AdminState>, Path(id): Path<String>) -> ApiRe
         Some(Retried::Superseded) => Err(ApiError::Conflict(
             "a newer record is stored under its key; delete this one".into(),
         )),
-        None => Err(ApiError::NotFound("Not found")),
+        None => Err(ApiError::NOT_FOUND),
     }
 }

@@ -231,10 +231,10 @@ async fn rotate(
     State(state): State<AdminState>,
     Path(key): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let admins = entity::by_name("admins").ok_or(ApiError::NotFound("Not found"))?;
+    let admins = entity::by_name("admins").ok_or(ApiError::NOT_FOUND)?;
     let admin = find(&state, Resource::Entity(admins), None, &key)
         .await?
-        .ok_or(ApiError::NotFound("Not found"))?;
+        .ok_or(ApiError::NOT_FOUND)?;
     let token = issue(&state, &admin).await?;
     Ok((StatusCode::CREATED, Json(json!({"token": token}))))
 }

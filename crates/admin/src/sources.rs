@@ -82,7 +82,7 @@ async fn event_example(
 ) -> ApiResult<Json<Example>> {
     match example::example(&state.catalogue, &source, &event) {
         Ok(example) => Ok(Json(example)),
-        Err(ExampleError::Unknown { .. }) => Err(ApiError::NotFound("Not found")),
+        Err(ExampleError::Unknown { .. }) => Err(ApiError::NOT_FOUND),
         Err(bug) => Err(ApiError::Internal(bug.to_string())),
     }
 }
