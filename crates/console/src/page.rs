@@ -41,34 +41,32 @@ pub(crate) fn security_headers() -> [(HeaderName, HeaderValue); 6] {
     ]
 }
 
+/// `(name, source)` of each file of `templates/` named, each written once.
+macro_rules! templates {
+    ($($name:literal),+ $(,)?) => {
+        &[$(($name, include_str!(concat!("../templates/", $name)))),+]
+    };
+}
+
 /// Every template, by name; the `.html` names turn HTML escaping on.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("layout.html", include_str!("../templates/layout.html")),
-    ("macros.html", include_str!("../templates/macros.html")),
-    ("error.html", include_str!("../templates/error.html")),
-    ("sign_in.html", include_str!("../templates/sign_in.html")),
-    ("overview.html", include_str!("../templates/overview.html")),
-    ("hooks.html", include_str!("../templates/hooks.html")),
-    ("hook.html", include_str!("../templates/hook.html")),
-    (
-        "hook_form.html",
-        include_str!("../templates/hook_form.html"),
-    ),
-    ("grant.html", include_str!("../templates/grant.html")),
-    ("delivery.html", include_str!("../templates/delivery.html")),
-    (
-        "dead_letters.html",
-        include_str!("../templates/dead_letters.html"),
-    ),
-    ("guests.html", include_str!("../templates/guests.html")),
-    ("guest.html", include_str!("../templates/guest.html")),
-    ("audit.html", include_str!("../templates/audit.html")),
-    ("sources.html", include_str!("../templates/sources.html")),
-    ("event.html", include_str!("../templates/event.html")),
-    (
-        "quarantine.html",
-        include_str!("../templates/quarantine.html"),
-    ),
+const TEMPLATES: &[(&str, &str)] = templates![
+    "layout.html",
+    "macros.html",
+    "error.html",
+    "sign_in.html",
+    "overview.html",
+    "hooks.html",
+    "hook.html",
+    "hook_form.html",
+    "grant.html",
+    "delivery.html",
+    "dead_letters.html",
+    "guests.html",
+    "guest.html",
+    "audit.html",
+    "sources.html",
+    "event.html",
+    "quarantine.html",
 ];
 
 /// The console's stylesheet.

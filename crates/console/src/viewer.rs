@@ -78,6 +78,13 @@ impl Viewer {
             .await
     }
 
+    /// Deletes what the API has at `path`, then sends the browser to
+    /// `then`.
+    pub async fn delete_then(&self, path: &str, then: String) -> Result<Reply, Failure> {
+        ok(self.call(Method::DELETE, path, None).await)?;
+        Ok(Reply::Redirect(then))
+    }
+
     /// The API's answer to a read, which must succeed.
     pub async fn get(&self, path: &str) -> Result<Value, Failure> {
         let answer = self.call(Method::GET, path, None).await;

@@ -2,7 +2,7 @@
 //! the latest to die first, each with its last error and a redeliver
 //! button.
 
-use super::{Paging, next_link};
+use super::Paging;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
 use axum::extract::Query;
@@ -13,16 +13,13 @@ const PAGE_SIZE: usize = 50;
 
 /// `GET /console/dead-letters`.
 pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
-    let page = viewer
-        .get(&format!("/dead-letters?{}", paging.query(PAGE_SIZE)))
+    let page_path = format!("{}/dead-letters", crate::PREFIX);
+    let dead = paging
+        .read(&viewer, "/dead-letters", PAGE_SIZE, &page_path)
         .await?;
     viewer.show(
         "dead_letters.html",
         "dead-letters",
-        json!({
-            "title": "Dead letters",
-            "deliveries": page["data"],
-            "next": next_link(&page, &format!("{}/dead-letters", crate::PREFIX)),
-        }),
+        json!({"title": "Dead letters", "deliveries": dead.data, "next": dead.next}),
     )
 }

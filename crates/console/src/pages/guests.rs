@@ -142,9 +142,6 @@ pub(crate) async fn show(viewer: Viewer, Path(name): Path<String>) -> Result<Rep
 /// `POST /console/guests/{name}/delete`: refused (409) while a hook runs
 /// it, and the page says which.
 pub(crate) async fn delete(Path(name): Path<String>, posted: Posted) -> Result<Reply, Failure> {
-    ok(posted
-        .sender
-        .call(Method::DELETE, &guest_path(&name), None)
-        .await)?;
-    Ok(Reply::Redirect(format!("{}/guests", crate::PREFIX)))
+    let then = format!("{}/guests", crate::PREFIX);
+    posted.sender.delete_then(&guest_path(&name), then).await
 }

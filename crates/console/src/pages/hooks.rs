@@ -2,7 +2,7 @@
 //! deliveries (and, for a lambda hook, what its guests are granted), the
 //! form that creates or edits one, and `/test` and `/ping` from the page.
 
-use super::{Paging, encode, next_link};
+use super::{Paging, encode};
 use crate::api::Upload;
 use crate::form::{Widget, fill, hook_body, hook_widgets, place_errors};
 use crate::page::{Failure, Reply};
@@ -42,12 +42,13 @@ async fn failing_hooks(viewer: &Viewer) -> Result<HashMap<String, Value>, Failur
 
 /// `GET /console/hooks`.
 pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
-    let page = viewer
-        .get(&format!("/event-hooks?{}", paging.query(PAGE_SIZE)))
+    let page_path = format!("{}/hooks", crate::PREFIX);
+    let hooks = paging
+        .read(&viewer, "/event-hooks", PAGE_SIZE, &page_path)
         .await?;
     let failing = failing_hooks(&viewer).await?;
     let mut rows = Vec::new();
-    for hook in page["data"].as_array().into_iter().flatten() {
+    for hook in hooks.data.as_array().into_iter().flatten() {
         let id = hook["id"].as_str().unwrap_or_default();
         let last = viewer
             .get(&format!("{}/deliveries?size=1", hook_path(id)))
@@ -65,7 +66,7 @@ pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result
             "title": "Hooks",
             "rows": rows,
             "handlers": HANDLERS,
-            "next": next_link(&page, &format!("{}/hooks", crate::PREFIX)),
+            "next": hooks.next,
         }),
     )
 }
@@ -87,12 +88,13 @@ async fn hook_page(
     tried: Option<Value>,
 ) -> Result<Reply, Failure> {
     let hook = viewer.get(&hook_path(id)).await?;
-    let deliveries = viewer
-        .get(&format!(
-            "{}/deliveries?{}",
-            hook_path(id),
-            paging.query(DELIVERIES_SHOWN)
-        ))
+    let deliveries = paging
+        .read(
+            viewer,
+            &format!("{}/deliveries", hook_path(id)),
+            DELIVERIES_SHOWN,
+            &console_hook(id),
+        )
         .await?;
     let grants = if hook["handler"] == "lambda" {
         super::grant::view(
@@ -113,8 +115,8 @@ async fn hook_page(
             "config": serde_json::to_string_pretty(&hook["config"]).unwrap_or_default(),
             "pingable": matches!(hook["handler"].as_str(), Some("webhook" | "webhook-custom")),
             "failing": failing,
-            "deliveries": deliveries["data"],
-            "deliveries_next": next_link(&deliveries, &console_hook(id)),
+            "deliveries": deliveries.data,
+            "deliveries_next": deliveries.next,
             "grants": grants,
             "tried": tried,
         }),
@@ -259,11 +261,8 @@ async fn save(posted: Posted, id: Option<String>) -> Result<Reply, Failure> {
 
 /// `POST /console/hooks/{id}/delete`.
 pub(crate) async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
-    ok(posted
-        .sender
-        .call(Method::DELETE, &hook_path(&id), None)
-        .await)?;
-    Ok(Reply::Redirect(format!("{}/hooks", crate::PREFIX)))
+    let then = format!("{}/hooks", crate::PREFIX);
+    posted.sender.delete_then(&hook_path(&id), then).await
 }
 
 /// `POST /console/hooks/{id}/test`: `POST /event-hooks/{id}/test` with the

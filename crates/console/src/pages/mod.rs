@@ -12,13 +12,15 @@ mod sign_in;
 mod sources;
 
 use crate::Console;
-use crate::page::{STYLESHEET, security_headers};
+use crate::page::{Failure, STYLESHEET, security_headers};
+use crate::viewer::Viewer;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
+use serde_json::Value;
 
 /// Every route, under [`crate::PREFIX`], each answer with the console's
 /// security headers.
@@ -76,9 +78,36 @@ pub(crate) struct Paging {
     offset: Option<String>,
 }
 
+/// One page of an Admin API listing, and the console's link to the page
+/// after it.
+pub(crate) struct Listing {
+    /// The listing's `data`.
+    pub data: Value,
+    /// The console's link to the next page, when there is one.
+    pub next: Option<String>,
+}
+
 impl Paging {
+    /// This page, of `size` items, of the API's listing at `api_path`; the
+    /// next page is linked on the console's page at `page_path`.
+    pub async fn read(
+        &self,
+        viewer: &Viewer,
+        api_path: &str,
+        size: usize,
+        page_path: &str,
+    ) -> Result<Listing, Failure> {
+        let mut page = viewer
+            .get(&format!("{api_path}?{}", self.query(size)))
+            .await?;
+        Ok(Listing {
+            next: next_link(&page, page_path),
+            data: page["data"].take(),
+        })
+    }
+
     /// The API's query for this page of `size` items.
-    pub fn query(&self, size: usize) -> String {
+    fn query(&self, size: usize) -> String {
         match &self.offset {
             Some(offset) => format!("size={size}&offset={}", encode(offset)),
             None => format!("size={size}"),
@@ -96,7 +125,7 @@ pub(crate) fn encode(text: &str) -> String {
 
 /// The console's link to the page after `page` (an API listing) of the
 /// console page at `base`.
-pub(crate) fn next_link(page: &serde_json::Value, base: &str) -> Option<String> {
+fn next_link(page: &serde_json::Value, base: &str) -> Option<String> {
     next_offset(page).map(|offset| format!("{base}?offset={}", encode(&offset)))
 }
 

@@ -1,12 +1,12 @@
 //! The quarantine: stored records that do not decode, moved aside so that
 //! nothing stalls on them; each can be tried again or deleted.
 
-use super::{Paging, encode, next_link};
+use super::{Paging, encode};
 use crate::page::{Failure, Reply};
 use crate::viewer::{Posted, Viewer, ok};
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Records a page shows.
 const PAGE_SIZE: usize = 50;
@@ -21,13 +21,25 @@ fn back() -> Reply {
 
 /// `GET /console/quarantine`.
 pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
-    let page = viewer
-        .get(&format!("/quarantine?{}", paging.query(PAGE_SIZE)))
+    quarantine_page(&viewer, StatusCode::OK, &paging, Value::Null).await
+}
+
+/// A page of the quarantine, with the error of a retry that failed.
+async fn quarantine_page(
+    viewer: &Viewer,
+    status: StatusCode,
+    paging: &Paging,
+    retry_error: Value,
+) -> Result<Reply, Failure> {
+    let records = paging
+        .read(viewer, "/quarantine", PAGE_SIZE, &back_path())
         .await?;
-    viewer.show(
+    viewer.page(
+        status,
         "quarantine.html",
         "quarantine",
-        json!({"title": "Quarantine", "records": page["data"], "next": next_link(&page, &back_path()), "retry_error": null}),
+        json!({"title": "Quarantine", "records": records.data, "next": records.next,
+               "retry_error": retry_error}),
     )
 }
 
@@ -43,14 +55,14 @@ pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Repl
         )
         .await;
     if answer.status == StatusCode::CONFLICT {
-        let page = viewer.get(&format!("/quarantine?size={PAGE_SIZE}")).await?;
-        return viewer.page(
+        let retry_error = json!({"id": id, "message": answer.message()});
+        return quarantine_page(
+            &viewer,
             StatusCode::CONFLICT,
-            "quarantine.html",
-            "quarantine",
-            json!({"title": "Quarantine", "records": page["data"], "next": next_link(&page, &back_path()),
-                   "retry_error": {"id": id, "message": answer.message()}}),
-        );
+            &Paging::default(),
+            retry_error,
+        )
+        .await;
     }
     ok(answer)?;
     Ok(back())
@@ -58,13 +70,6 @@ pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Repl
 
 /// `POST /console/quarantine/{id}/delete`.
 pub(crate) async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
-    ok(posted
-        .sender
-        .call(
-            Method::DELETE,
-            &format!("/quarantine/{}", encode(&id)),
-            None,
-        )
-        .await)?;
-    Ok(back())
+    let path = format!("/quarantine/{}", encode(&id));
+    posted.sender.delete_then(&path, back_path()).await
 }
