@@ -479,19 +479,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn config(method: &str) -> WebhookCustomConfig {
-        WebhookCustomConfig {
-            url: "http://example.com/in?keep=1".into(),
-            method: method.into(),
-            payload: None,
-            payload_format: true,
-            body: None,
-            body_format: true,
-            headers: BTreeMap::new(),
-            headers_format: false,
-            secret: None,
-            previous_secret: None,
-            ssl_verify: false,
-        }
+        WebhookCustomConfig::new("http://example.com/in?keep=1", method)
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

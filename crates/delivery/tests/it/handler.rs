@@ -7,8 +7,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use hookd_delivery::handler::{
-    AttemptId, HandlerError, HttpSettings, KongSignature, MAX_RESPONSE_BODY, Outbound, RetryAfter,
-    signature,
+    AttemptId, HandlerError, HttpSettings, KongSignature, MAX_RESPONSE_BODY, Outbound, Response,
+    RetryAfter, signature,
 };
 use hookd_model::Event;
 use hookd_model::hook::{PreviousSecret, WebhookConfig, WebhookCustomConfig};
@@ -193,22 +193,6 @@ fn webhook(url: String, secret: Option<&str>) -> WebhookConfig {
     }
 }
 
-fn custom(url: String, method: &str) -> WebhookCustomConfig {
-    WebhookCustomConfig {
-        url,
-        method: method.into(),
-        payload: None,
-        payload_format: true,
-        body: None,
-        body_format: true,
-        headers: BTreeMap::new(),
-        headers_format: false,
-        secret: None,
-        previous_secret: None,
-        ssl_verify: false,
-    }
-}
-
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -352,7 +336,7 @@ async fn a_live_previous_secret_adds_its_standard_signature_only() {
 
     // webhook-custom signs the same way.
     let receiver = Receiver::start(Answer::ok()).await;
-    let mut cfg = custom(receiver.url("/c"), "POST");
+    let mut cfg = WebhookCustomConfig::new(receiver.url("/c"), "POST");
     cfg.body = Some("hello".into());
     cfg.secret = Some("new".into());
     cfg.previous_secret = previous(TIMESTAMP + 1);
@@ -396,23 +380,54 @@ async fn ping_posts_kongs_ping() {
 
 // ---- webhook-custom ------------------------------------------------------
 
-#[tokio::test]
-async fn custom_get_sends_the_payload_as_query_string_and_signs_the_empty_body() {
+/// Sends the event of `username` once through a webhook-custom hook with
+/// `method`, to `path` on a receiver answering 200, configured further by
+/// `configure`; returns what the receiver saw.
+async fn sent_custom(
+    path: &str,
+    method: &str,
+    username: &str,
+    configure: impl FnOnce(&mut WebhookCustomConfig),
+) -> Seen {
     let receiver = Receiver::start(Answer::ok()).await;
     let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let mut cfg = custom(receiver.url("/q?fixed=1"), "GET");
-    cfg.payload = Some(map(&[
-        ("user", "{{ entity.username }}"),
-        ("op", "{{ operation }}"),
-    ]));
-    cfg.secret = Some("k".into());
-    let event = event("bob & alice");
-
+    let mut cfg = WebhookCustomConfig::new(receiver.url(path), method);
+    configure(&mut cfg);
+    let event = event(username);
     out.webhook_custom(&cfg, &attempt(&event), &templates())
         .await
         .unwrap();
+    receiver.only()
+}
 
-    let seen = receiver.only();
+/// `seen` is multipart with hookd's boundary and exactly these parts.
+fn assert_multipart(seen: &Seen, parts: &[(&str, &str)]) {
+    let boundary = format!("hookd-{}", DELIVERY.simple());
+    assert_eq!(
+        seen.header("content-type").unwrap(),
+        format!("multipart/form-data; boundary={boundary}")
+    );
+    let mut want = String::new();
+    for (name, value) in parts {
+        want += &format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        );
+    }
+    want += &format!("--{boundary}--\r\n");
+    assert_eq!(seen.text(), want);
+}
+
+#[tokio::test]
+async fn custom_get_sends_the_payload_as_query_string_and_signs_the_empty_body() {
+    let seen = sent_custom("/q?fixed=1", "GET", "bob & alice", |cfg| {
+        cfg.payload = Some(map(&[
+            ("user", "{{ entity.username }}"),
+            ("op", "{{ operation }}"),
+        ]));
+        cfg.secret = Some("k".into());
+    })
+    .await;
+
     assert_eq!(seen.method, "GET");
     assert_eq!(seen.uri, "/q?fixed=1&op=create&user=bob+%26+alice");
     assert!(seen.body.is_empty());
@@ -424,22 +439,16 @@ async fn custom_get_sends_the_payload_as_query_string_and_signs_the_empty_body()
 
 #[tokio::test]
 async fn custom_json_body_escapes_values_as_json_strings() {
-    let receiver = Receiver::start(Answer::ok()).await;
-    let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let mut cfg = custom(receiver.url("/j"), "POST");
-    cfg.headers = map(&[("Content-Type", "application/json")]);
-    cfg.body = Some(
-        r#"{"name": "{{ entity.username }}", "text": "Admin account `{{ entity.username }}` {{ operation }}d", "entity": {* entity *}}"#
-            .into(),
-    );
     let nasty = r#"b"o\b</script>"#;
-    let event = event(nasty);
+    let seen = sent_custom("/j", "POST", nasty, |cfg| {
+        cfg.headers = map(&[("Content-Type", "application/json")]);
+        cfg.body = Some(
+            r#"{"name": "{{ entity.username }}", "text": "Admin account `{{ entity.username }}` {{ operation }}d", "entity": {* entity *}}"#
+                .into(),
+        );
+    })
+    .await;
 
-    out.webhook_custom(&cfg, &attempt(&event), &templates())
-        .await
-        .unwrap();
-
-    let seen = receiver.only();
     assert_eq!(seen.header("content-type"), Some("application/json"));
     let body: Value = serde_json::from_slice(&seen.body).expect("the body is valid JSON");
     assert_eq!(body["name"], nasty);
@@ -449,59 +458,42 @@ async fn custom_json_body_escapes_values_as_json_strings() {
 
 #[tokio::test]
 async fn custom_text_body_is_html_escaped_and_raw_braces_are_not() {
-    let receiver = Receiver::start(Answer::ok()).await;
-    let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let mut cfg = custom(receiver.url("/t"), "PUT");
-    cfg.headers = map(&[("content-type", "text/plain")]);
-    cfg.body = Some("escaped={{ entity.username }} raw={* entity.username *}".into());
-    let event = event("<b>&'");
+    let seen = sent_custom("/t", "PUT", "<b>&'", |cfg| {
+        cfg.headers = map(&[("content-type", "text/plain")]);
+        cfg.body = Some("escaped={{ entity.username }} raw={* entity.username *}".into());
+    })
+    .await;
 
-    out.webhook_custom(&cfg, &attempt(&event), &templates())
-        .await
-        .unwrap();
-
-    let seen = receiver.only();
     assert_eq!(seen.method, "PUT");
     assert_eq!(seen.text(), "escaped=&lt;b&gt;&amp;&#39; raw=<b>&'");
 }
 
 #[tokio::test]
 async fn custom_payload_as_json() {
-    let receiver = Receiver::start(Answer::ok()).await;
-    let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let mut cfg = custom(receiver.url("/p"), "POST");
-    cfg.headers = map(&[("CONTENT-TYPE", "application/json")]);
-    cfg.payload = Some(map(&[
-        ("user", "{{ entity.username }}"),
-        ("schema", "{{ schema }}"),
-    ]));
-    let event = event(r#"q"uo\te"#);
+    let seen = sent_custom("/p", "POST", r#"q"uo\te"#, |cfg| {
+        cfg.headers = map(&[("CONTENT-TYPE", "application/json")]);
+        cfg.payload = Some(map(&[
+            ("user", "{{ entity.username }}"),
+            ("schema", "{{ schema }}"),
+        ]));
+    })
+    .await;
 
-    out.webhook_custom(&cfg, &attempt(&event), &templates())
-        .await
-        .unwrap();
-
-    let body: Value = serde_json::from_slice(&receiver.only().body).unwrap();
+    let body: Value = serde_json::from_slice(&seen.body).unwrap();
     assert_eq!(body, json!({"user": r#"q"uo\te"#, "schema": "consumers"}));
 }
 
 #[tokio::test]
 async fn custom_payload_as_form() {
-    let receiver = Receiver::start(Answer::ok()).await;
-    let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let mut cfg = custom(receiver.url("/f"), "PATCH");
-    cfg.headers = map(&[("Content-Type", "application/x-www-form-urlencoded")]);
-    cfg.payload = Some(map(&[
-        ("user", "{{ entity.username }}"),
-        ("op", "{{ operation }}"),
-    ]));
-    let event = event("a b&c=d");
+    let seen = sent_custom("/f", "PATCH", "a b&c=d", |cfg| {
+        cfg.headers = map(&[("Content-Type", "application/x-www-form-urlencoded")]);
+        cfg.payload = Some(map(&[
+            ("user", "{{ entity.username }}"),
+            ("op", "{{ operation }}"),
+        ]));
+    })
+    .await;
 
-    out.webhook_custom(&cfg, &attempt(&event), &templates())
-        .await
-        .unwrap();
-
-    let seen = receiver.only();
     assert_eq!(seen.method, "PATCH");
     assert_eq!(
         seen.header("content-type"),
@@ -521,57 +513,24 @@ async fn custom_payload_as_form() {
 
 #[tokio::test]
 async fn custom_payload_as_multipart_gets_a_boundary() {
-    let receiver = Receiver::start(Answer::ok()).await;
-    let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let mut cfg = custom(receiver.url("/m"), "POST");
-    cfg.headers = map(&[("Content-Type", "multipart/form-data")]);
-    cfg.payload = Some(map(&[("user", "{{ entity.username }}")]));
-    let event = event("bob");
+    let seen = sent_custom("/m", "POST", "bob", |cfg| {
+        cfg.headers = map(&[("Content-Type", "multipart/form-data")]);
+        cfg.payload = Some(map(&[("user", "{{ entity.username }}")]));
+    })
+    .await;
 
-    out.webhook_custom(&cfg, &attempt(&event), &templates())
-        .await
-        .unwrap();
-
-    let seen = receiver.only();
-    let boundary = format!("hookd-{}", DELIVERY.simple());
-    assert_eq!(
-        seen.header("content-type").unwrap(),
-        format!("multipart/form-data; boundary={boundary}")
-    );
-    assert_eq!(
-        seen.text(),
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nbob\r\n--{boundary}--\r\n"
-        )
-    );
+    assert_multipart(&seen, &[("user", "bob")]);
 }
 
 #[tokio::test]
 async fn custom_payload_without_content_type_is_multipart_and_the_header_is_added() {
-    let receiver = Receiver::start(Answer::ok()).await;
-    let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let mut cfg = custom(receiver.url("/m"), "POST");
-    cfg.payload = Some(map(&[("a", "1"), ("b", "{{ event }}")]));
-    cfg.secret = Some("k".into());
-    let event = event("bob");
+    let seen = sent_custom("/m", "POST", "bob", |cfg| {
+        cfg.payload = Some(map(&[("a", "1"), ("b", "{{ event }}")]));
+        cfg.secret = Some("k".into());
+    })
+    .await;
 
-    out.webhook_custom(&cfg, &attempt(&event), &templates())
-        .await
-        .unwrap();
-
-    let seen = receiver.only();
-    let boundary = format!("hookd-{}", DELIVERY.simple());
-    assert_eq!(
-        seen.header("content-type").unwrap(),
-        format!("multipart/form-data; boundary={boundary}")
-    );
-    assert_eq!(
-        seen.text(),
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n\
-             --{boundary}\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nconsumers\r\n--{boundary}--\r\n"
-        )
-    );
+    assert_multipart(&seen, &[("a", "1"), ("b", "consumers")]);
     // The exact bytes sent are the bytes signed.
     assert_eq!(
         seen.header("x-kong-signature").unwrap(),
@@ -583,7 +542,7 @@ async fn custom_payload_without_content_type_is_multipart_and_the_header_is_adde
 async fn custom_render_error_fails_before_connecting() {
     let receiver = Receiver::start(Answer::ok()).await;
     let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let mut cfg = custom(receiver.url("/"), "POST");
+    let mut cfg = WebhookCustomConfig::new(receiver.url("/"), "POST");
     cfg.body = Some("{{ entity.username + 1 }}".into());
     let event = event("bob");
 
@@ -592,35 +551,34 @@ async fn custom_render_error_fails_before_connecting() {
         .await
         .unwrap_err();
 
-    assert!(
-        matches!(&err, HandlerError::Render { field, .. } if field == "config.body"),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with("cannot render config.body: invalid operation"),
-        "{err}"
-    );
+    // What the error says is the unit tests' business; here, that it
+    // came before any connection.
+    assert!(matches!(&err, HandlerError::Render { .. }), "{err}");
     assert_eq!(receiver.connections(), 0);
 }
 
 // ---- answers -------------------------------------------------------------
 
+/// What the webhook handler made of `answer`, and the receiver that gave it.
+async fn webhook_answer(answer: Answer) -> (Response, Receiver) {
+    let receiver = Receiver::start(answer).await;
+    let out = outbound(loopback_allowed(), KongSignature::Sha1);
+    let event = event("bob");
+    let response = out
+        .webhook(&webhook(receiver.url("/here"), None), &attempt(&event))
+        .await
+        .unwrap();
+    (response, receiver)
+}
+
 #[tokio::test]
 async fn redirects_are_answers_not_followed() {
-    let receiver = Receiver::start(Answer {
+    let (response, receiver) = webhook_answer(Answer {
         status: 302,
         headers: vec![("location", "/elsewhere".into())],
         body: Vec::new(),
     })
     .await;
-    let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let event = event("bob");
-
-    let response = out
-        .webhook(&webhook(receiver.url("/here"), None), &attempt(&event))
-        .await
-        .unwrap();
 
     assert_eq!(response.status, 302);
     assert!(!response.is_success());
@@ -638,18 +596,12 @@ async fn retry_after_is_parsed_in_both_forms() {
             RetryAfter::At(SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_799)),
         ),
     ] {
-        let receiver = Receiver::start(Answer {
+        let (response, _) = webhook_answer(Answer {
             status: 503,
             headers: vec![("retry-after", value.into())],
             body: b"busy".to_vec(),
         })
         .await;
-        let out = outbound(loopback_allowed(), KongSignature::Sha1);
-        let event = event("bob");
-        let response = out
-            .webhook(&webhook(receiver.url("/"), None), &attempt(&event))
-            .await
-            .unwrap();
         assert_eq!(response.status, 503);
         assert_eq!(response.retry_after, Some(want));
     }
@@ -657,18 +609,12 @@ async fn retry_after_is_parsed_in_both_forms() {
 
 #[tokio::test]
 async fn a_large_body_is_cut_at_the_limit() {
-    let receiver = Receiver::start(Answer {
+    let (response, _) = webhook_answer(Answer {
         status: 200,
         headers: Vec::new(),
         body: vec![b'x'; 2 * MAX_RESPONSE_BODY],
     })
     .await;
-    let out = outbound(loopback_allowed(), KongSignature::Sha1);
-    let event = event("bob");
-    let response = out
-        .webhook(&webhook(receiver.url("/"), None), &attempt(&event))
-        .await
-        .unwrap();
     assert_eq!(response.body.len(), MAX_RESPONSE_BODY);
     assert_eq!(response.excerpt().len(), 4096);
 }
@@ -746,7 +692,7 @@ async fn loopback_is_refused_without_the_allowlist() {
             }
         }
     }
-    let mut cfg = custom(format!("http://localhost:{port}/"), "POST");
+    let mut cfg = WebhookCustomConfig::new(format!("http://localhost:{port}/"), "POST");
     cfg.payload = Some(map(&[("a", "1")]));
     let err = out
         .webhook_custom(&cfg, &attempt(&event), &templates())

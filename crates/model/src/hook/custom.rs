@@ -36,6 +36,26 @@ pub struct WebhookCustomConfig {
     pub ssl_verify: bool,
 }
 
+impl WebhookCustomConfig {
+    /// A request of `method` to `url`, every other field at its schema
+    /// default: what a hook saved with only those two holds.
+    pub fn new(url: impl Into<String>, method: impl Into<String>) -> Self {
+        WebhookCustomConfig {
+            url: url.into(),
+            method: method.into(),
+            payload: None,
+            payload_format: true,
+            body: None,
+            body_format: true,
+            headers: BTreeMap::new(),
+            headers_format: false,
+            secret: None,
+            previous_secret: None,
+            ssl_verify: false,
+        }
+    }
+}
+
 /// Methods webhook-custom may use.
 pub const CUSTOM_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 

@@ -282,6 +282,21 @@ mod tests {
     }
 
     #[test]
+    fn a_new_custom_config_is_what_the_schema_defaults_give() {
+        let hook = EventHook::validate(
+            &with_identity(json!({"source": "crud", "handler": "webhook-custom",
+                                  "config": {"url": "http://example.com/in", "method": "PUT"}})),
+            Input::default(),
+            &catalogue(),
+        )
+        .unwrap();
+        assert_eq!(
+            hook.handler,
+            Handler::WebhookCustom(WebhookCustomConfig::new("http://example.com/in", "PUT"))
+        );
+    }
+
+    #[test]
     fn missing_url_is_kongs_example_error() {
         let err = EventHook::validate(
             &with_identity(json!({"source": "crud", "handler": "webhook", "config": {}})),
