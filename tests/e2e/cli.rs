@@ -614,13 +614,8 @@ async fn hook_verbs_print_tables_and_json_and_follow_pages() {
 async fn delivery_verbs_show_attempts_and_redeliver() {
     let receiver = Receiver::start().await;
     let server = Server::start_with(Options::loopback()).await;
-    let hook = server
-        .create(
-            "/event-hooks",
-            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                    "config": {"url": receiver.url("/hook")}}),
-        )
-        .await;
+    let hook =
+        crate::delivery::webhook(&server, "consumers", json!({"url": receiver.url("/hook")})).await;
     receiver.wait_for(1).await; // the creation ping
     receiver.script(&[503]);
     server
@@ -810,17 +805,21 @@ async fn server_and_input_errors_exit_non_zero_with_the_reason() {
         run.stderr
     );
 
-    let broken = write(dir.path(), "broken.yaml", "services: [\n");
-    let run = hookd(&server, &["apply", "-f", &broken]).await;
-    assert!(run.failed().contains("is not valid YAML"), "{}", run.stderr);
-
-    let unknown = write(dir.path(), "unknown.yaml", "servces: []\n");
-    let run = hookd(&server, &["apply", "-f", &unknown]).await;
-    assert!(
-        run.failed().contains("unknown section `servces`"),
-        "{}",
-        run.stderr
-    );
+    // Files apply refuses before writing anything, and what it says.
+    let refused = [
+        ("broken.yaml", "services: [\n", "is not valid YAML"),
+        ("unknown.yaml", "servces: []\n", "unknown section `servces`"),
+        (
+            "missing.yaml",
+            "guests:\n  - {name: g, file: nope.wasm}\n",
+            "nope.wasm",
+        ),
+    ];
+    for (name, text, says) in refused {
+        let file = write(dir.path(), name, text);
+        let run = hookd(&server, &["apply", "-f", &file]).await;
+        assert!(run.failed().contains(says), "{name}: {}", run.stderr);
+    }
 
     // The server refuses one entity: what came before it is written, the
     // error names the entity and Kong's message.
@@ -844,14 +843,6 @@ async fn server_and_input_errors_exit_non_zero_with_the_reason() {
         "{}",
         run.stderr
     );
-
-    let missing = write(
-        dir.path(),
-        "missing.yaml",
-        "guests:\n  - {name: g, file: nope.wasm}\n",
-    );
-    let run = hookd(&server, &["apply", "-f", &missing]).await;
-    assert!(run.failed().contains("nope.wasm"), "{}", run.stderr);
 
     // Nobody listening: the error says where the address comes from.
     let run = hookd_at("http://127.0.0.1:1", &["hooks", "list"]).await;

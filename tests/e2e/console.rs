@@ -495,13 +495,8 @@ async fn dead_letters_of_every_hook_are_listed_and_redelivered_from_the_page() {
     let server = Server::start_with(Options::loopback().env("HOOKD_RETRY_MAX_ATTEMPTS", "1")).await;
     let receiver = Receiver::start().await;
     receiver.set_status(500);
-    let failing = server
-        .create(
-            "/event-hooks",
-            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                    "config": {"url": receiver.url("/dead")}}),
-        )
-        .await;
+    let failing =
+        crate::delivery::webhook(&server, "consumers", json!({"url": receiver.url("/dead")})).await;
     let (status, _) = server.post("/consumers", &json!({"username": "ann"})).await;
     assert_eq!(status, StatusCode::CREATED);
     let dead = server

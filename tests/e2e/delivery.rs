@@ -77,20 +77,26 @@ async fn a_created_consumer_reaches_the_webhook_with_kongs_body() {
     );
 }
 
-#[tokio::test]
-async fn signatures_verify_independently() {
-    let server = loopback_server().await;
+/// What a webhook hook with `secret` sent for a consumer's creation on
+/// `server`.
+async fn signed_on_create(server: &Server, secret: &str) -> Received {
     let receiver = Receiver::start().await;
     webhook(
-        &server,
+        server,
         "consumers:create",
-        json!({"url": receiver.url("/"), "secret": "hunter2"}),
+        json!({"url": receiver.url("/"), "secret": secret}),
     )
     .await;
     server
         .create("/consumers", &json!({"username": "bob"}))
         .await;
-    let request = wait_events(&receiver, 1).await.remove(0);
+    wait_events(&receiver, 1).await.remove(0)
+}
+
+#[tokio::test]
+async fn signatures_verify_independently() {
+    let server = loopback_server().await;
+    let request = signed_on_create(&server, "hunter2").await;
 
     let mut kong = Hmac::<sha1::Sha1>::new_from_slice(b"hunter2").unwrap();
     kong.update(&request.body);
@@ -124,17 +130,7 @@ async fn signatures_verify_independently() {
 async fn sha256_kong_signature_when_configured() {
     let server =
         Server::start_with(Options::loopback().env("HOOKD_KONG_SIGNATURE", "sha256")).await;
-    let receiver = Receiver::start().await;
-    webhook(
-        &server,
-        "consumers:create",
-        json!({"url": receiver.url("/"), "secret": "k"}),
-    )
-    .await;
-    server
-        .create("/consumers", &json!({"username": "sam"}))
-        .await;
-    let request = wait_events(&receiver, 1).await.remove(0);
+    let request = signed_on_create(&server, "k").await;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
     mac.update(&request.body);
     assert_eq!(
@@ -188,22 +184,33 @@ async fn a_500_then_200_is_retried_and_both_attempts_are_logged() {
     assert_eq!((status, &one), (StatusCode::OK, &delivery));
 }
 
-#[tokio::test]
-async fn a_receiver_down_when_the_event_happens_gets_it_when_up() {
-    let server = loopback_server().await;
-    let mut receiver = Receiver::down().await;
+/// The delivery to `receiver` of consumer `username`'s creation, by a
+/// webhook hook made for it, once `until` holds of it.
+async fn delivery_of_a_consumer(
+    server: &Server,
+    receiver: &Receiver,
+    username: &str,
+    what: &str,
+    until: impl Fn(&Value) -> bool,
+) -> Value {
     let hook = webhook(
-        &server,
+        server,
         "consumers:create",
         json!({"url": receiver.url("/")}),
     )
     .await;
     server
-        .create("/consumers", &json!({"username": "dan"}))
+        .create("/consumers", &json!({"username": username}))
         .await;
-    let failed = server
-        .newest_delivery(&hook, "a failed attempt", attempted)
-        .await;
+    server.newest_delivery(&hook, what, until).await
+}
+
+#[tokio::test]
+async fn a_receiver_down_when_the_event_happens_gets_it_when_up() {
+    let server = loopback_server().await;
+    let mut receiver = Receiver::down().await;
+    let failed =
+        delivery_of_a_consumer(&server, &receiver, "dan", "a failed attempt", attempted).await;
     assert_eq!(failed["attempts"][0]["ok"], false);
     assert!(
         failed["attempts"][0]["status"].is_null(),
@@ -219,18 +226,10 @@ async fn dead_letters_can_be_redelivered() {
     let server = Server::start_with(Options::loopback().env("HOOKD_RETRY_MAX_ATTEMPTS", "2")).await;
     let receiver = Receiver::start().await;
     receiver.set_status(503);
-    let hook = webhook(
-        &server,
-        "consumers:create",
-        json!({"url": receiver.url("/")}),
-    )
+    let dead = delivery_of_a_consumer(&server, &receiver, "erin", "a dead letter", |d| {
+        d["state"] == "dead"
+    })
     .await;
-    server
-        .create("/consumers", &json!({"username": "erin"}))
-        .await;
-    let dead = server
-        .newest_delivery(&hook, "a dead letter", |d| d["state"] == "dead")
-        .await;
     assert_eq!(dead["attempts"].as_array().unwrap().len(), 2);
     receiver.set_status(200);
     let id = dead["id"].as_str().unwrap();
@@ -615,18 +614,14 @@ async fn ping_and_the_pings_of_hook_changes() {
 async fn private_targets_are_refused_without_the_allowlist() {
     let server = Server::start_with(Options::default().env("HOOKD_RETRY_SCHEDULE", "50ms")).await;
     let receiver = Receiver::start().await;
-    let hook = webhook(
+    let failed = delivery_of_a_consumer(
         &server,
-        "consumers:create",
-        json!({"url": receiver.url("/")}),
+        &receiver,
+        "mallory",
+        "a refused attempt",
+        attempted,
     )
     .await;
-    server
-        .create("/consumers", &json!({"username": "mallory"}))
-        .await;
-    let failed = server
-        .newest_delivery(&hook, "a refused attempt", attempted)
-        .await;
     let error = failed["attempts"][0]["error"].as_str().unwrap();
     assert!(
         error.contains("refused") && error.contains("127.0.0.1"),

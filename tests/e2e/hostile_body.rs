@@ -11,7 +11,7 @@ use hookd_testkit::eventually;
 use hookd_testkit::guests;
 use hookd_testkit::receiver::Receiver;
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
+use reqwest::multipart::Form;
 use serde_json::{Value, json};
 
 /// The default `body_max_depth`.
@@ -301,18 +301,7 @@ async fn hostile_guest_names_that_a_path_would_resolve_away_are_refused() {
             "{body}"
         );
     }
-    let form = Form::new().text("name", "..").part(
-        "file",
-        Part::bytes(guests::bytes("noop")).file_name("noop.wasm"),
-    );
-    let response = server
-        .http
-        .post(server.url("/guests"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = answer(response).await;
+    let (status, body) = crate::lambda::upload_form(&server, "..", "noop").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(
         body["fields"]["name"],

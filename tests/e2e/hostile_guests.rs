@@ -302,15 +302,7 @@ async fn a_deleted_admins_token_never_comes_back() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let (status, answer) = call(
-        &server,
-        Method::PATCH,
-        &path,
-        BOOT,
-        Some(json!({"rbac_token_enabled": true})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    turn_token_login_on(&server, &path).await;
     assert_eq!(reads(&server, token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         call(&server, Method::GET, "/admins", token, None).await.0,
@@ -333,6 +325,19 @@ async fn a_deleted_admins_token_never_comes_back() {
     assert_eq!(reads(&server, fresh).await, StatusCode::OK);
 }
 
+/// Turns token login back on for the admin at `path`.
+async fn turn_token_login_on(server: &Server, path: &str) {
+    let (status, answer) = call(
+        server,
+        Method::PATCH,
+        path,
+        BOOT,
+        Some(json!({"rbac_token_enabled": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
 #[tokio::test]
 async fn recreating_an_admin_never_revives_a_token_and_updates_keep_it() {
     let server = Server::start_with(rbac()).await;
@@ -349,15 +354,7 @@ async fn recreating_an_admin_never_revives_a_token_and_updates_keep_it() {
     )
     .await;
     assert!(again.get("token").is_none(), "{again}");
-    let (status, _) = call(
-        &server,
-        Method::PATCH,
-        &path,
-        BOOT,
-        Some(json!({"rbac_token_enabled": true})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    turn_token_login_on(&server, &path).await;
     assert_eq!(reads(&server, token).await, StatusCode::UNAUTHORIZED);
 
     // POST with the same username under a new id: a new token, the old dead.

@@ -88,17 +88,17 @@ fn metric(text: &str, origin: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// A server with a webhook hook on consumers, and its receiver.
+async fn consumer_webhook() -> (Server, Receiver) {
+    let server = Server::start_with(Options::loopback()).await;
+    let receiver = Receiver::start().await;
+    crate::delivery::webhook(&server, "consumers", json!({"url": receiver.url("/hook")})).await;
+    (server, receiver)
+}
+
 #[tokio::test]
 async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered() {
-    let mut server = Server::start_with(Options::loopback()).await;
-    let receiver = Receiver::start().await;
-    server
-        .create(
-            "/event-hooks",
-            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                    "config": {"url": receiver.url("/hook")}}),
-        )
-        .await;
+    let (mut server, receiver) = consumer_webhook().await;
     // An operator's hook hears of each record quarantined.
     server
         .create(
@@ -233,15 +233,7 @@ async fn corrupt_outbox_records_are_quarantined_and_later_events_are_delivered()
 
 #[tokio::test]
 async fn a_corrupt_entity_leaves_its_listing_and_its_hooks_working() {
-    let mut server = Server::start_with(Options::loopback()).await;
-    let receiver = Receiver::start().await;
-    server
-        .create(
-            "/event-hooks",
-            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                    "config": {"url": receiver.url("/hook")}}),
-        )
-        .await;
+    let (mut server, receiver) = consumer_webhook().await;
     let bad = server
         .create("/consumers", &json!({"username": "bad"}))
         .await;

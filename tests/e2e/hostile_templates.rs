@@ -114,13 +114,7 @@ async fn hostile_templates_over_budget_without_data_are_refused_at_save() {
 async fn hostile_templates_fail_their_own_test_and_memory_stays_bounded() {
     let server = server().await;
     let receiver = Receiver::start().await;
-    server
-        .create(
-            "/event-hooks",
-            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                                        "config": {"url": receiver.url("/plain")}}),
-        )
-        .await;
+    crate::delivery::webhook(&server, "consumers", json!({"url": receiver.url("/plain")})).await;
     let resident_before = resident_kib(&server);
     for (name, body) in [("macro", DOUBLING_MACRO), ("namespace", DOUBLING_NAMESPACE)] {
         let hook = server
@@ -151,13 +145,7 @@ async fn hostile_templates_fail_their_own_test_and_memory_stays_bounded() {
 async fn hostile_templates_fail_their_own_delivery_across_restarts() {
     let mut server = server().await;
     let receiver = Receiver::start().await;
-    server
-        .create(
-            "/event-hooks",
-            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                                        "config": {"url": receiver.url("/plain")}}),
-        )
-        .await;
+    crate::delivery::webhook(&server, "consumers", json!({"url": receiver.url("/plain")})).await;
     let hook = server
         .create("/event-hooks", &custom_hook(&receiver, DOUBLING_NAMESPACE))
         .await;
@@ -189,13 +177,7 @@ async fn hostile_templates_that_run_long_hold_no_runtime_thread() {
     let hook = server
         .create("/event-hooks", &custom_hook(&receiver, SLOW))
         .await;
-    server
-        .create(
-            "/event-hooks",
-            &json!({"source": "crud", "event": "consumers", "handler": "webhook",
-                    "config": {"url": receiver.url("/plain")}}),
-        )
-        .await;
+    crate::delivery::webhook(&server, "consumers", json!({"url": receiver.url("/plain")})).await;
     let started = Instant::now();
     let slow = futures::future::join(test_hook(&server, &hook), test_hook(&server, &hook));
     let meanwhile = async {

@@ -18,6 +18,26 @@ pub(crate) async fn upload(server: &Server, name: &str, file: &str) -> (StatusCo
         .await
 }
 
+/// Uploads the guest `file` as a browser form would: multipart, with its
+/// name in a field of its own.
+pub(crate) async fn upload_form(server: &Server, name: &str, file: &str) -> (StatusCode, Value) {
+    let form = reqwest::multipart::Form::new()
+        .text("name", name.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(guests::bytes(file)).file_name(format!("{file}.wasm")),
+        );
+    let response = server
+        .http
+        .post(server.url("/guests"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
 pub(crate) async fn uploaded(server: &Server, name: &str, file: &str) -> Value {
     let (status, body) = upload(server, name, file).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -69,19 +89,8 @@ async fn upload_reports_kind_imports_and_capabilities() {
     assert!(uuid::Uuid::try_parse(guest["id"].as_str().unwrap()).is_ok());
 
     // Multipart, as a browser form would send it.
-    let form = reqwest::multipart::Form::new().text("name", "upper").part(
-        "file",
-        reqwest::multipart::Part::bytes(guests::bytes("c-upper")).file_name("c-upper.wasm"),
-    );
-    let response = server
-        .http
-        .post(server.url("/guests"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let upper: Value = response.json().await.unwrap();
+    let (status, upper) = upload_form(&server, "upper", "c-upper").await;
+    assert_eq!(status, StatusCode::CREATED, "{upper}");
     assert_eq!(upper["kind"], "command");
     assert!(
         upper["imports"]

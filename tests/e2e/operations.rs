@@ -112,62 +112,50 @@ async fn every_role_with_and_without_a_valid_token() {
             json!({"message": "reader, you do not have permissions to create this resource"})
         )
     );
-    // admin runs hooks, guests and entities, not admins.
-    assert_eq!(
-        call(
-            &server,
+    // admin runs hooks, guests and entities, not admins; super-admin does
+    // everything.
+    let asked = [
+        (
+            operator.as_str(),
             M::POST,
             "/event-hooks",
-            Some(&operator),
-            Some(hook.clone())
-        )
-        .await
-        .0,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        call(
-            &server,
+            Some(hook.clone()),
+            StatusCode::CREATED,
+        ),
+        (
+            operator.as_str(),
             M::POST,
             "/consumers",
-            Some(&operator),
-            Some(json!({"username": "c"}))
-        )
-        .await
-        .0,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        call(
-            &server,
+            Some(json!({"username": "c"})),
+            StatusCode::CREATED,
+        ),
+        (
+            operator.as_str(),
             M::POST,
             "/admins",
-            Some(&operator),
-            Some(json!({"username": "x"}))
-        )
-        .await
-        .0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        call(&server, M::GET, "/admins", Some(&operator), None)
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
-    // super-admin does everything.
-    assert_eq!(
-        call(
-            &server,
+            Some(json!({"username": "x"})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            operator.as_str(),
+            M::GET,
+            "/admins",
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            root.as_str(),
             M::POST,
             "/admins",
-            Some(&root),
-            Some(json!({"username": "y"}))
-        )
-        .await
-        .0,
-        StatusCode::CREATED
-    );
+            Some(json!({"username": "y"})),
+            StatusCode::CREATED,
+        ),
+    ];
+    for (token, method, path, body, want) in asked {
+        let what = format!("{method} {path}");
+        let (status, _) = call(&server, method, path, Some(token), body).await;
+        assert_eq!(status, want, "{what}");
+    }
     // An admin created by PUT gets its token too; replacing one does not show it again.
     let (status, put) = call(
         &server,

@@ -144,8 +144,10 @@ async fn main() -> anyhow::Result<()> {
         stopwatch,
     )
     .await?;
-    let nine = |prefix| {
-        let hooks: Vec<Value> = (0..FAN_OUT_HOOKS)
+    // Nine hooks of the same event, each to its own receiver, with the
+    // hooks in `beside`.
+    let nine = async |prefix, beside: &[Value], arrivals| {
+        let mut hooks: Vec<Value> = (0..FAN_OUT_HOOKS)
             .map(|k| {
                 webhook(
                     "crud",
@@ -154,37 +156,14 @@ async fn main() -> anyhow::Result<()> {
                 )
             })
             .collect();
-        (
-            hooks,
-            consumer_writes(args.connections, args.fan_out_events, prefix),
-        )
+        hooks.extend_from_slice(beside);
+        let load = consumer_writes(args.connections, args.fan_out_events, prefix);
+        through_hookd(&bin, (&[], 1), &hooks, load, arrivals, stopwatch).await
     };
-    let (hooks, load) = nine("n");
-    let alone = through_hookd(
-        &bin,
-        (&[], 1),
-        &hooks,
-        load,
-        &arrivals.nine_alone,
-        stopwatch,
-    )
-    .await?;
-    let (mut hooks, load) = nine("m");
+    let alone = nine("n", &[], &arrivals.nine_alone).await?;
     let dead = hookd_bench::receiver::black_hole().await?;
-    hooks.push(webhook(
-        "crud",
-        "consumers:create",
-        format!("http://{dead}/never"),
-    ));
-    let beside_dead = through_hookd(
-        &bin,
-        (&[], 1),
-        &hooks,
-        load,
-        &arrivals.nine_beside_dead,
-        stopwatch,
-    )
-    .await?;
+    let never = webhook("crud", "consumers:create", format!("http://{dead}/never"));
+    let beside_dead = nine("m", &[never], &arrivals.nine_beside_dead).await?;
 
     let bare = bare_run(&args, receiver, &arrivals, stopwatch).await?;
 
