@@ -186,12 +186,9 @@ pub(super) async fn retention_removes_the_oldest_finished_beyond_count_and_age(s
         })
         .collect();
     let pending = Delivery::new(hook, Event::new("s", "e", json!({}), 0), 0, 0);
+    let queued: Vec<Delivery> = finished.iter().chain([&pending]).cloned().collect();
     store
-        .commit_dispatch(Dispatch::queue(&finished))
-        .await
-        .unwrap();
-    store
-        .commit_dispatch(Dispatch::queue(std::slice::from_ref(&pending)))
+        .commit_dispatch(Dispatch::queue(&queued))
         .await
         .unwrap();
     // Keep 4, and nothing that finished before 25: 0, 10, 20 go.

@@ -930,12 +930,9 @@ mod tests {
             })
             .collect();
         let pending = delivery(hook, 0, 0, 5);
+        let queued: Vec<Delivery> = finished.iter().chain([&pending]).cloned().collect();
         store
-            .commit_dispatch(Dispatch::queue(&finished))
-            .await
-            .unwrap();
-        store
-            .commit_dispatch(Dispatch::queue(std::slice::from_ref(&pending)))
+            .commit_dispatch(Dispatch::queue(&queued))
             .await
             .unwrap();
         // One that no longer decodes goes like the others.
