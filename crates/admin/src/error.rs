@@ -138,7 +138,7 @@ impl IntoResponse for ApiError {
                 )
             }
             ApiError::Store(e) => match e {
-                S::NotFound => message(StatusCode::NOT_FOUND, "Not found"),
+                S::NotFound => ApiError::NOT_FOUND.into_response(),
                 S::PrimaryKey { id, .. } => kong(
                     StatusCode::CONFLICT,
                     ErrorCode::PrimaryKeyViolation,

@@ -22,13 +22,6 @@ pub fn postgres_required() -> bool {
     std::env::var("HOOKD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
 }
 
-/// The name of the test running on this thread: the harness names each
-/// test's thread after it, and `#[tokio::test]` runs the body there.
-pub fn running_test() -> String {
-    let thread = std::thread::current();
-    thread.name().unwrap_or("a test").to_string()
-}
-
 /// A database made for one test, dropped (with whatever still uses it)
 /// when this is.
 pub struct TestDatabase {
@@ -68,9 +61,17 @@ impl TestDatabase {
         }
     }
 
-    /// A fresh database and a store on it (see [`TestDatabase::create`]).
+    /// [`TestDatabase::create`] for the test running on this thread, by
+    /// its name: the harness names each test's thread after the test, and
+    /// `#[tokio::test]` runs the body there.
+    pub async fn for_this_test() -> Option<TestDatabase> {
+        let thread = std::thread::current();
+        TestDatabase::create(thread.name().unwrap_or("a test")).await
+    }
+
+    /// A fresh database for this test and a store on it.
     pub async fn with_store() -> Option<(TestDatabase, Store)> {
-        let db = TestDatabase::create(&running_test()).await?;
+        let db = TestDatabase::for_this_test().await?;
         let store = db.store().await;
         Some((db, store))
     }

@@ -190,7 +190,7 @@ fn fair_share(alive: i64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{TestDatabase, running_test};
+    use crate::testing::TestDatabase;
 
     #[test]
     fn the_shards_are_shared_out_rounded_up() {
@@ -226,7 +226,7 @@ mod tests {
 
     #[tokio::test]
     async fn nodes_share_the_shards_and_take_over_a_dead_nodes_after_its_lease() {
-        let Some(db) = TestDatabase::create(&running_test()).await else {
+        let Some(db) = TestDatabase::for_this_test().await else {
             return;
         };
         crate::postgres::migrate(&db.connection).await.unwrap();

@@ -265,7 +265,7 @@ impl Backend for Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{TestDatabase, running_test};
+    use crate::testing::TestDatabase;
 
     #[test]
     fn the_engine_keeps_a_quarter_of_the_connections_from_one_to_four() {
@@ -276,7 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn migrations_apply_once_and_a_newer_schema_is_refused() {
-        let Some(db) = TestDatabase::create(&running_test()).await else {
+        let Some(db) = TestDatabase::for_this_test().await else {
             return;
         };
         let first = migrate(&db.connection).await.unwrap();

@@ -348,7 +348,7 @@ mod tests {
     use crate::codec::encode;
     use crate::entities::entity_key;
     use crate::queue::state_key;
-    use crate::testing::{TestDatabase, due, running_test};
+    use crate::testing::{TestDatabase, due};
     use crate::{Audit, AuditFilter, Dispatch, HookStateUpdate, Queue};
     use hookd_model::Event;
     use hookd_model::audit::{CapabilityClass, GuestRef, Verdict};
@@ -358,7 +358,7 @@ mod tests {
     const GARBAGE: &[u8] = b"[{\"id\": not json";
 
     async fn setup() -> Option<(TestDatabase, Postgres, PgPool)> {
-        let db = TestDatabase::create(&running_test()).await?;
+        let db = TestDatabase::for_this_test().await?;
         let store = Postgres::connect(&db.connection, Uuid::new_v4())
             .await
             .unwrap();
