@@ -129,43 +129,35 @@ async fn populate(server: &Server, receiver: &Receiver) {
                     "client_certificate": {"id": id(&cert)}}),
         )
         .await;
-    server
-        .create(
-            &format!("/services/{}/routes", id(&service)),
-            &json!({"name": "billing-route", "paths": ["/billing"]}),
-        )
-        .await;
-    server
-        .create(
-            "/consumers",
-            &json!({"username": "alice", "custom_id": "a-1"}),
-        )
-        .await;
-    server
-        .create("/consumer_groups", &json!({"name": "gold"}))
-        .await;
     let upstream = server
         .create("/upstreams", &json!({"name": "backend.internal"}))
         .await;
-    server
-        .create(
-            &format!("/upstreams/{}/targets", id(&upstream)),
-            &json!({"target": "10.0.0.7", "weight": 50}),
-        )
-        .await;
-    server
-        .create(
-            "/plugins",
-            &json!({"name": "rate-limiting", "service": {"id": id(&service)},
-                    "config": {"minute": 5}}),
-        )
-        .await;
-    server
-        .create(
-            "/admins",
-            &json!({"username": "ops", "email": "ops@example.com"}),
-        )
-        .await;
+    let (service, upstream) = (id(&service), id(&upstream));
+    for (path, body) in [
+        (
+            format!("/services/{service}/routes"),
+            json!({"name": "billing-route", "paths": ["/billing"]}),
+        ),
+        (
+            "/consumers".into(),
+            json!({"username": "alice", "custom_id": "a-1"}),
+        ),
+        ("/consumer_groups".into(), json!({"name": "gold"})),
+        (
+            format!("/upstreams/{upstream}/targets"),
+            json!({"target": "10.0.0.7", "weight": 50}),
+        ),
+        (
+            "/plugins".into(),
+            json!({"name": "rate-limiting", "service": {"id": service}, "config": {"minute": 5}}),
+        ),
+        (
+            "/admins".into(),
+            json!({"username": "ops", "email": "ops@example.com"}),
+        ),
+    ] {
+        server.create(&path, &body).await;
+    }
     let bytes = std::fs::read(guest_file("transform")).unwrap();
     let (status, guest) = server
         .post_raw("/guests?name=transform", "application/wasm", bytes)

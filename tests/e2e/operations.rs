@@ -91,12 +91,7 @@ async fn every_role_with_and_without_a_valid_token() {
     let root = admin_with_token(&server, "root", "super-admin").await;
 
     // read-only reads, and nothing else.
-    assert_eq!(
-        call(&server, M::GET, "/event-hooks", Some(&reader), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(hooks_read(&server, Some(&reader)).await, StatusCode::OK);
     let (status, body) = call(
         &server,
         M::POST,
@@ -170,12 +165,7 @@ async fn every_role_with_and_without_a_valid_token() {
         .as_str()
         .expect("a token for the admin PUT created")
         .to_string();
-    assert_eq!(
-        call(&server, M::GET, "/event-hooks", Some(&z), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(hooks_read(&server, Some(&z)).await, StatusCode::OK);
     let (_, again) = call(
         &server,
         M::PUT,
@@ -211,17 +201,10 @@ async fn every_role_with_and_without_a_valid_token() {
     assert_eq!(status, StatusCode::CREATED);
     let fresh = rotated["token"].as_str().unwrap();
     assert_eq!(
-        call(&server, M::GET, "/event-hooks", Some(&reader), None)
-            .await
-            .0,
+        hooks_read(&server, Some(&reader)).await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        call(&server, M::GET, "/event-hooks", Some(fresh), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(hooks_read(&server, Some(fresh)).await, StatusCode::OK);
     // A disabled token is no token.
     call(
         &server,
@@ -232,9 +215,7 @@ async fn every_role_with_and_without_a_valid_token() {
     )
     .await;
     assert_eq!(
-        call(&server, M::GET, "/event-hooks", Some(fresh), None)
-            .await
-            .0,
+        hooks_read(&server, Some(fresh)).await,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -467,4 +448,11 @@ async fn the_environment_overrides_the_configuration_file() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("HOOKD_DELIVERY_WORKERS"));
+}
+
+/// The status of reading the hooks with `token`.
+async fn hooks_read(server: &Server, token: Option<&str>) -> StatusCode {
+    call(server, reqwest::Method::GET, "/event-hooks", token, None)
+        .await
+        .0
 }

@@ -6,8 +6,9 @@ use crate::AdminState;
 use crate::api::{Api, doc};
 use crate::body::KongBody;
 use crate::crud::find;
-use crate::error::{ApiError, ApiResult, primary_key};
+use crate::error::{ApiError, ApiResult};
 use crate::paging::ListRequest;
+use crate::primary_key::PrimaryKey;
 use crate::resource::Resource;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -186,10 +187,13 @@ async fn dead_letters(
     Ok(listing(&state, listed, &asked))
 }
 
-async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn one(
+    State(state): State<AdminState>,
+    PrimaryKey(id): PrimaryKey,
+) -> ApiResult<Json<Value>> {
     let delivery = state
         .deliveries
-        .delivery(primary_key(&id)?)
+        .delivery(id)
         .await?
         .ok_or(ApiError::NOT_FOUND)?;
     Ok(Json(view(&state, &delivery)))
@@ -197,9 +201,9 @@ async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResu
 
 async fn retry(
     State(state): State<AdminState>,
-    Path(id): Path<String>,
+    PrimaryKey(id): PrimaryKey,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    match state.deliveries.redeliver(primary_key(&id)?).await {
+    match state.deliveries.redeliver(id).await {
         Ok(delivery) => Ok((StatusCode::ACCEPTED, Json(view(&state, &delivery)))),
         Err(DeliveryError::NotFound) => Err(ApiError::NOT_FOUND),
         Err(DeliveryError::InFlight) => {

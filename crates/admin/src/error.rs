@@ -65,11 +65,6 @@ impl ApiError {
     pub const NOT_FOUND: ApiError = ApiError::NotFound("Not found");
 }
 
-/// A path segment that must be an id.
-pub(crate) fn primary_key(id: &str) -> ApiResult<uuid::Uuid> {
-    uuid::Uuid::try_parse(id).map_err(|_| ApiError::InvalidPrimaryKey(id.to_string()))
-}
-
 impl From<Violations> for ApiError {
     fn from(v: Violations) -> Self {
         ApiError::Schema(v)

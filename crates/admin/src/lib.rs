@@ -13,6 +13,7 @@ mod health;
 mod observe;
 mod openapi;
 mod paging;
+mod primary_key;
 mod quarantine;
 mod rbac;
 mod resource;

@@ -4,16 +4,18 @@
 
 use crate::AdminState;
 use crate::api::{Api, doc};
-use crate::error::{ApiError, ApiResult, primary_key};
+use crate::error::{ApiError, ApiResult};
 use crate::paging::ListRequest;
+use crate::primary_key::PrimaryKey;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hookd_store::{Quarantined, Retried};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 /// The routes.
 pub fn router() -> Api {
@@ -71,17 +73,27 @@ async fn list(State(state): State<AdminState>, asked: ListRequest) -> ApiResult<
     Ok(asked.answer(data, listed.next))
 }
 
-async fn one(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let record = state
+/// The quarantined record `id`; 404 when there is none.
+async fn find(state: &AdminState, id: Uuid) -> ApiResult<Quarantined> {
+    state
         .store
-        .quarantined(primary_key(&id)?)
+        .quarantined(id)
         .await?
-        .ok_or(ApiError::NOT_FOUND)?;
-    Ok(Json(view(&record, true)))
+        .ok_or(ApiError::NOT_FOUND)
 }
 
-async fn remove(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    if state.store.delete_quarantined(primary_key(&id)?).await? {
+async fn one(
+    State(state): State<AdminState>,
+    PrimaryKey(id): PrimaryKey,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(view(&find(&state, id).await?, true)))
+}
+
+async fn remove(
+    State(state): State<AdminState>,
+    PrimaryKey(id): PrimaryKey,
+) -> ApiResult<StatusCode> {
+    if state.store.delete_quarantined(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NOT_FOUND)
@@ -90,13 +102,11 @@ async fn remove(State(state): State<AdminState>, Path(id): Path<String>) -> ApiR
 
 /// 200 with the record as it was when it went back; 409 when it stays,
 /// with why (the new decode error, or a newer record under its key).
-async fn retry(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let id = primary_key(&id)?;
-    let record = state
-        .store
-        .quarantined(id)
-        .await?
-        .ok_or(ApiError::NOT_FOUND)?;
+async fn retry(
+    State(state): State<AdminState>,
+    PrimaryKey(id): PrimaryKey,
+) -> ApiResult<Json<Value>> {
+    let record = find(&state, id).await?;
     match state.store.retry_quarantined(id).await? {
         Some(Retried::Restored) => Ok(Json(view(&record, false))),
         Some(Retried::StillCorrupt(again)) => Err(ApiError::Conflict(format!(

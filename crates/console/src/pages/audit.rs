@@ -3,13 +3,22 @@
 //! and the sandbox's run-time decisions as a timeline filtered by hook,
 //! guest, capability and verdict, denials marked.
 
+use super::at;
 use super::{encode, next_offset};
+use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
+use axum::Router;
 use axum::extract::Query;
+use axum::routing::get;
 use hookd_model::audit::CapabilityClass;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// The audit log, filtered.
+pub(super) fn routes() -> Router<Console> {
+    Router::new().route(&at("/audit"), get(show))
+}
 
 /// Decisions a page of the timeline shows.
 const PAGE_SIZE: usize = 50;
@@ -67,7 +76,7 @@ impl Filters {
 }
 
 /// `GET /console/audit`.
-pub(crate) async fn show(viewer: Viewer, Query(filters): Query<Filters>) -> Result<Reply, Failure> {
+async fn show(viewer: Viewer, Query(filters): Query<Filters>) -> Result<Reply, Failure> {
     let timeline = viewer.get(&format!("/audit?{}", filters.query())).await?;
     let hooks = viewer
         .get_all(&format!("/event-hooks?size={HOOKS_READ}"), HOOKS_READ)

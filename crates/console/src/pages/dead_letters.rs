@@ -3,16 +3,25 @@
 //! button.
 
 use super::Paging;
+use super::at;
+use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
+use axum::Router;
 use axum::extract::Query;
+use axum::routing::get;
 use serde_json::json;
+
+/// The dead letters of every hook.
+pub(super) fn routes() -> Router<Console> {
+    Router::new().route(&at("/dead-letters"), get(list))
+}
 
 /// Dead letters a page shows.
 const PAGE_SIZE: usize = 50;
 
 /// `GET /console/dead-letters`.
-pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
+async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
     let page_path = format!("{}/dead-letters", crate::PREFIX);
     let dead = paging
         .read(&viewer, "/dead-letters", PAGE_SIZE, &page_path)

@@ -1,19 +1,30 @@
 //! One delivery: its event and every attempt (status, latency, error,
 //! the answer's first bytes), and redelivery.
 
+use super::at;
 use super::encode;
+use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::{Posted, Viewer, ok};
+use axum::Router;
 use axum::extract::Path;
 use axum::http::Method;
+use axum::routing::{get, post};
 use serde_json::json;
+
+/// A delivery and its redelivery.
+pub(super) fn routes() -> Router<Console> {
+    Router::new()
+        .route(&at("/deliveries/{id}"), get(show))
+        .route(&at("/deliveries/{id}/retry"), post(retry))
+}
 
 fn delivery_path(id: &str) -> String {
     format!("/deliveries/{}", encode(id))
 }
 
 /// `GET /console/deliveries/{id}`.
-pub(crate) async fn show(viewer: Viewer, Path(id): Path<String>) -> Result<Reply, Failure> {
+async fn show(viewer: Viewer, Path(id): Path<String>) -> Result<Reply, Failure> {
     let delivery = viewer.get(&delivery_path(&id)).await?;
     let event = serde_json::to_string_pretty(&delivery["event"]).unwrap_or_default();
     let attempts: Vec<_> = delivery["attempts"]
@@ -45,7 +56,7 @@ pub(crate) async fn show(viewer: Viewer, Path(id): Path<String>) -> Result<Reply
 
 /// `POST /console/deliveries/{id}/retry`: `POST /deliveries/{id}/retry`,
 /// then the delivery again, queued.
-pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     ok(posted
         .sender
         .call(Method::POST, &format!("{}/retry", delivery_path(&id)), None)

@@ -3,16 +3,35 @@
 //! each, its imports classed into capabilities, and what the server's
 //! mode and ceiling would grant it.
 
+use super::at;
 use super::encode;
 use crate::Console;
 use crate::api::Upload;
 use crate::page::{Failure, Reply};
 use crate::viewer::{Posted, Viewer, check_csrf, ok, same_origin};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::{Value, json};
+
+/// The guests' pages and actions; an upload may be as large as the Admin
+/// API takes (`upload_limit`) plus room for the form around it.
+pub(super) fn routes(upload_limit: usize) -> Router<Console> {
+    let form_limit = upload_limit + (64 << 10);
+    Router::new()
+        .route(
+            &at("/guests"),
+            get(list)
+                .post(upload)
+                .layer(DefaultBodyLimit::max(form_limit)),
+        )
+        .route(&at("/guests/{name}"), get(show))
+        .route(&at("/guests/{name}/delete"), post(delete))
+}
 
 fn guest_path(name: &str) -> String {
     format!("/guests/{}", encode(name))
@@ -30,7 +49,7 @@ async fn guests_page(viewer: &Viewer, status: StatusCode, upload: Value) -> Resu
 }
 
 /// `GET /console/guests`.
-pub(crate) async fn list(viewer: Viewer) -> Result<Reply, Failure> {
+async fn list(viewer: Viewer) -> Result<Reply, Failure> {
     guests_page(&viewer, StatusCode::OK, Value::Null).await
 }
 
@@ -63,7 +82,7 @@ async fn read_upload(mut multipart: Multipart) -> Result<Sent, Failure> {
 
 /// `POST /console/guests`: the dropped or chosen file to `POST
 /// /guests?name=` (the name defaults to the file's, without `.wasm`).
-pub(crate) async fn upload(State(console): State<Console>, request: Request) -> Response {
+async fn upload(State(console): State<Console>, request: Request) -> Response {
     match upload_guest(&console, request).await {
         Ok(reply) => reply.into_response(),
         Err(failure) => failure.into_response(),
@@ -121,7 +140,7 @@ async fn upload_guest(console: &Console, request: Request) -> Result<Reply, Fail
 }
 
 /// `GET /console/guests/{name}`.
-pub(crate) async fn show(viewer: Viewer, Path(name): Path<String>) -> Result<Reply, Failure> {
+async fn show(viewer: Viewer, Path(name): Path<String>) -> Result<Reply, Failure> {
     let guest = viewer.get(&guest_path(&name)).await?;
     let versions = viewer
         .get(&format!("{}/versions", guest_path(&name)))
@@ -141,7 +160,7 @@ pub(crate) async fn show(viewer: Viewer, Path(name): Path<String>) -> Result<Rep
 
 /// `POST /console/guests/{name}/delete`: refused (409) while a hook runs
 /// it, and the page says which.
-pub(crate) async fn delete(Path(name): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+async fn delete(Path(name): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     let then = format!("{}/guests", crate::PREFIX);
     posted.sender.delete_then(&guest_path(&name), then).await
 }

@@ -2,17 +2,33 @@
 //! deliveries (and, for a lambda hook, what its guests are granted), the
 //! form that creates or edits one, and `/test` and `/ping` from the page.
 
+use super::at;
 use super::{Paging, encode};
+use crate::Console;
 use crate::api::Upload;
 use crate::form::{Widget, fill, hook_body, hook_widgets, place_errors};
 use crate::page::{Failure, Reply};
 use crate::viewer::{Form, Posted, Viewer, ok};
+use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
 use hookd_model::hook::HANDLERS;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+
+/// The hooks' pages and actions.
+pub(super) fn routes() -> Router<Console> {
+    Router::new()
+        .route(&at("/hooks"), get(list).post(create))
+        .route(&at("/hooks/new"), get(new))
+        .route(&at("/hooks/{id}"), get(show))
+        .route(&at("/hooks/{id}/edit"), get(edit).post(update))
+        .route(&at("/hooks/{id}/delete"), post(delete))
+        .route(&at("/hooks/{id}/test"), post(test))
+        .route(&at("/hooks/{id}/ping"), post(ping))
+}
 
 /// Hooks a page of the list shows.
 const PAGE_SIZE: usize = 50;
@@ -41,7 +57,7 @@ async fn failing_hooks(viewer: &Viewer) -> Result<HashMap<String, Value>, Failur
 }
 
 /// `GET /console/hooks`.
-pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
+async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
     let page_path = format!("{}/hooks", crate::PREFIX);
     let hooks = paging
         .read(&viewer, "/event-hooks", PAGE_SIZE, &page_path)
@@ -72,7 +88,7 @@ pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result
 }
 
 /// `GET /console/hooks/{id}`, with a page of its deliveries, newest first.
-pub(crate) async fn show(
+async fn show(
     viewer: Viewer,
     Path(id): Path<String>,
     Query(paging): Query<Paging>,
@@ -191,19 +207,19 @@ fn known_handler(handler: &str) -> Result<&'static str, Failure> {
 }
 
 /// `GET /console/hooks/new?handler=`.
-pub(crate) async fn new(viewer: Viewer, Query(new): Query<NewHook>) -> Result<Reply, Failure> {
+async fn new(viewer: Viewer, Query(new): Query<NewHook>) -> Result<Reply, Failure> {
     let handler = known_handler(new.handler.as_deref().unwrap_or("webhook"))?;
     let widgets = hook_widgets(handler, &Value::Null);
     form_page(&viewer, StatusCode::OK, handler, None, &widgets, &[]).await
 }
 
 /// `POST /console/hooks`: `POST /event-hooks` with the form's hook.
-pub(crate) async fn create(posted: Posted) -> Result<Reply, Failure> {
+async fn create(posted: Posted) -> Result<Reply, Failure> {
     save(posted, None).await
 }
 
 /// `GET /console/hooks/{id}/edit`.
-pub(crate) async fn edit(viewer: Viewer, Path(id): Path<String>) -> Result<Reply, Failure> {
+async fn edit(viewer: Viewer, Path(id): Path<String>) -> Result<Reply, Failure> {
     let hook = viewer.get(&hook_path(&id)).await?;
     let handler = known_handler(hook["handler"].as_str().unwrap_or_default())?;
     let widgets = hook_widgets(handler, &hook);
@@ -212,7 +228,7 @@ pub(crate) async fn edit(viewer: Viewer, Path(id): Path<String>) -> Result<Reply
 
 /// `POST /console/hooks/{id}/edit`: `PUT /event-hooks/{id}`, the whole
 /// hook as the form has it (a blank field takes its default).
-pub(crate) async fn update(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+async fn update(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     save(posted, Some(id)).await
 }
 
@@ -260,14 +276,14 @@ async fn save(posted: Posted, id: Option<String>) -> Result<Reply, Failure> {
 }
 
 /// `POST /console/hooks/{id}/delete`.
-pub(crate) async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     let then = format!("{}/hooks", crate::PREFIX);
     posted.sender.delete_then(&hook_path(&id), then).await
 }
 
 /// `POST /console/hooks/{id}/test`: `POST /event-hooks/{id}/test` with the
 /// form's JSON data; the hook page shows the answer, whatever it is.
-pub(crate) async fn test(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+async fn test(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     let Form {
         sender: viewer,
         fields,
@@ -292,7 +308,7 @@ pub(crate) async fn test(Path(id): Path<String>, posted: Posted) -> Result<Reply
 }
 
 /// `POST /console/hooks/{id}/ping`.
-pub(crate) async fn ping(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+async fn ping(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     let viewer = posted.sender;
     let answer = viewer
         .call(Method::GET, &format!("{}/ping", hook_path(&id)), None)

@@ -15,50 +15,26 @@ use crate::Console;
 use crate::page::{Failure, STYLESHEET, security_headers};
 use crate::viewer::Viewer;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::Value;
 
 /// Every route, under [`crate::PREFIX`], each answer with the console's
-/// security headers.
+/// security headers. Each page lists its own routes.
 pub(crate) fn routes(console: Console) -> Router {
-    let upload_limit = console.settings.upload_limit + (64 << 10);
-    let at = |path: &str| format!("{}{path}", crate::PREFIX);
     Router::new()
-        .route(&at(""), get(overview::show))
-        .route(&at("/sign-in"), get(sign_in::form).post(sign_in::submit))
-        .route(&at("/sign-out"), post(sign_in::sign_out))
         .route(&at("/console.css"), get(stylesheet))
-        .route(&at("/hooks"), get(hooks::list).post(hooks::create))
-        .route(&at("/hooks/new"), get(hooks::new))
-        .route(&at("/hooks/{id}"), get(hooks::show))
-        .route(
-            &at("/hooks/{id}/edit"),
-            get(hooks::edit).post(hooks::update),
-        )
-        .route(&at("/hooks/{id}/delete"), post(hooks::delete))
-        .route(&at("/hooks/{id}/test"), post(hooks::test))
-        .route(&at("/hooks/{id}/ping"), post(hooks::ping))
-        .route(&at("/dead-letters"), get(dead_letters::list))
-        .route(&at("/deliveries/{id}"), get(deliveries::show))
-        .route(&at("/deliveries/{id}/retry"), post(deliveries::retry))
-        .route(
-            &at("/guests"),
-            get(guests::list)
-                .post(guests::upload)
-                .layer(DefaultBodyLimit::max(upload_limit)),
-        )
-        .route(&at("/guests/{name}"), get(guests::show))
-        .route(&at("/guests/{name}/delete"), post(guests::delete))
-        .route(&at("/audit"), get(audit::show))
-        .route(&at("/sources"), get(sources::list))
-        .route(&at("/sources/{source}/{event}"), get(sources::event))
-        .route(&at("/quarantine"), get(quarantine::list))
-        .route(&at("/quarantine/{id}/retry"), post(quarantine::retry))
-        .route(&at("/quarantine/{id}/delete"), post(quarantine::delete))
+        .merge(overview::routes())
+        .merge(sign_in::routes())
+        .merge(hooks::routes())
+        .merge(dead_letters::routes())
+        .merge(deliveries::routes())
+        .merge(guests::routes(console.settings.upload_limit))
+        .merge(audit::routes())
+        .merge(sources::routes())
+        .merge(quarantine::routes())
         .layer(axum::middleware::map_response(
             |mut response: axum::response::Response| async move {
                 response.headers_mut().extend(security_headers());
@@ -66,6 +42,11 @@ pub(crate) fn routes(console: Console) -> Router {
             },
         ))
         .with_state(console)
+}
+
+/// A console path: `path` under [`crate::PREFIX`].
+fn at(path: &str) -> String {
+    format!("{}{path}", crate::PREFIX)
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -2,10 +2,19 @@
 //! failing now and the latest denials, from `GET /status` and `GET
 //! /audit`.
 
+use super::at;
+use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
+use axum::Router;
+use axum::routing::get;
 use serde::Serialize;
 use serde_json::{Value, json};
+
+/// The overview, the console's first page.
+pub(super) fn routes() -> Router<Console> {
+    Router::new().route(&at(""), get(show))
+}
 
 /// Failing hooks the overview names at most.
 const FAILING_SHOWN: usize = 20;
@@ -71,7 +80,7 @@ fn clock_minute(seconds: i64) -> String {
 }
 
 /// `GET /console`.
-pub(crate) async fn show(viewer: Viewer) -> Result<Reply, Failure> {
+async fn show(viewer: Viewer) -> Result<Reply, Failure> {
     let status = viewer.get("/status").await?;
     let minutes = status["deliveries"]["last_hour"]
         .as_array()

@@ -1,12 +1,24 @@
 //! The quarantine: stored records that do not decode, moved aside so that
 //! nothing stalls on them; each can be tried again or deleted.
 
+use super::at;
 use super::{Paging, encode};
+use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::{Posted, Viewer, ok};
+use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
+
+/// The quarantine's page and actions.
+pub(super) fn routes() -> Router<Console> {
+    Router::new()
+        .route(&at("/quarantine"), get(list))
+        .route(&at("/quarantine/{id}/retry"), post(retry))
+        .route(&at("/quarantine/{id}/delete"), post(delete))
+}
 
 /// Records a page shows.
 const PAGE_SIZE: usize = 50;
@@ -20,7 +32,7 @@ fn back() -> Reply {
 }
 
 /// `GET /console/quarantine`.
-pub(crate) async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
+async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
     quarantine_page(&viewer, StatusCode::OK, &paging, Value::Null).await
 }
 
@@ -45,7 +57,7 @@ async fn quarantine_page(
 
 /// `POST /console/quarantine/{id}/retry`: a record that still does not
 /// decode stays, and the page says why.
-pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     let viewer = posted.sender;
     let answer = viewer
         .call(
@@ -69,7 +81,7 @@ pub(crate) async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Repl
 }
 
 /// `POST /console/quarantine/{id}/delete`.
-pub(crate) async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
+async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
     let path = format!("/quarantine/{}", encode(&id));
     posted.sender.delete_then(&path, back_path()).await
 }

@@ -2,16 +2,26 @@
 //! to sign in with: the console starts a session at once (for its CSRF
 //! token) and says on every page that the API is open.
 
+use super::at;
 use crate::Console;
 use crate::api::AdminApi;
 use crate::page::{Failure, Reply, render};
 use crate::session::{clear_cookie, set_cookie};
 use crate::viewer::{Form, SessionForm};
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+
+/// Signing in and out.
+pub(super) fn routes() -> Router<Console> {
+    Router::new()
+        .route(&at("/sign-in"), get(form).post(submit))
+        .route(&at("/sign-out"), post(sign_out))
+}
 
 /// Whether the API lets anyone in without a token.
 async fn rbac_off(api: &AdminApi) -> bool {
@@ -45,7 +55,7 @@ pub(crate) struct Next {
 
 /// `GET /console/sign-in`: the form, in a session of its own so that the
 /// form carries a CSRF token too; without RBAC, straight in.
-pub(crate) async fn form(
+async fn form(
     State(console): State<Console>,
     Query(next): Query<Next>,
     headers: HeaderMap,
@@ -81,7 +91,7 @@ fn sign_in_page(
 /// `POST /console/sign-in`: a token the API accepts starts a new session
 /// holding it (a new id, so that an id planted before sign-in is worth
 /// nothing after).
-pub(crate) async fn submit(
+async fn submit(
     State(console): State<Console>,
     Form {
         sender: before,
@@ -109,7 +119,7 @@ pub(crate) async fn submit(
 }
 
 /// `POST /console/sign-out`.
-pub(crate) async fn sign_out(State(console): State<Console>, form: SessionForm) -> Response {
+async fn sign_out(State(console): State<Console>, form: SessionForm) -> Response {
     console.sessions.end(&form.sender.id);
     Reply::Redirect(format!("{}/sign-in", crate::PREFIX)).with_cookie(clear_cookie())
 }

@@ -1,14 +1,25 @@
 //! The catalogue: every source and its events, each with its fields,
 //! unique fields and an example payload, as hooks may use them.
 
+use super::at;
 use super::encode;
+use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
+use axum::Router;
 use axum::extract::Path;
+use axum::routing::get;
 use serde_json::json;
 
+/// The catalogue of sources and events.
+pub(super) fn routes() -> Router<Console> {
+    Router::new()
+        .route(&at("/sources"), get(list))
+        .route(&at("/sources/{source}/{event}"), get(event))
+}
+
 /// `GET /console/sources`.
-pub(crate) async fn list(viewer: Viewer) -> Result<Reply, Failure> {
+async fn list(viewer: Viewer) -> Result<Reply, Failure> {
     let catalogue = viewer.get("/event-hooks/sources").await?;
     viewer.show(
         "sources.html",
@@ -18,7 +29,7 @@ pub(crate) async fn list(viewer: Viewer) -> Result<Reply, Failure> {
 }
 
 /// `GET /console/sources/{source}/{event}`.
-pub(crate) async fn event(
+async fn event(
     viewer: Viewer,
     Path((source, event)): Path<(String, String)>,
 ) -> Result<Reply, Failure> {
