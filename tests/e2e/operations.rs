@@ -152,28 +152,23 @@ async fn every_role_with_and_without_a_valid_token() {
         assert_eq!(status, want, "{what}");
     }
     // An admin created by PUT gets its token too; replacing one does not show it again.
-    let (status, put) = call(
-        &server,
-        M::PUT,
-        "/admins/z",
-        Some(&root),
-        Some(json!({"role": "read-only"})),
-    )
-    .await;
+    let put_z = || {
+        call(
+            &server,
+            M::PUT,
+            "/admins/z",
+            Some(&root),
+            Some(json!({"role": "read-only"})),
+        )
+    };
+    let (status, put) = put_z().await;
     assert_eq!(status, StatusCode::OK);
     let z = put["token"]
         .as_str()
         .expect("a token for the admin PUT created")
         .to_string();
     assert_eq!(hooks_read(&server, Some(&z)).await, StatusCode::OK);
-    let (_, again) = call(
-        &server,
-        M::PUT,
-        "/admins/z",
-        Some(&root),
-        Some(json!({"role": "read-only"})),
-    )
-    .await;
+    let (_, again) = put_z().await;
     assert!(again.get("token").is_none(), "{again}");
     // Authorization: Bearer works as well.
     let bearer = server

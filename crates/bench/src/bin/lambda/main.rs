@@ -88,10 +88,15 @@ fn crud_event() -> Event {
     .expect("a create makes a consumers:create event")
 }
 
-/// Runs `once` `warmup` times, then `n` times timing each call.
-fn measure(n: usize, warmup: usize, mut once: impl FnMut() -> anyhow::Result<()>) -> Run {
+/// Runs `once` `warmup` times, then `n` times timing each call, awaited
+/// on this thread's runtime as a delivery worker awaits the sandbox.
+async fn measure<F: Future<Output = anyhow::Result<()>>>(
+    n: usize,
+    warmup: usize,
+    mut once: impl FnMut() -> F,
+) -> Run {
     for _ in 0..warmup {
-        if let Err(e) = once() {
+        if let Err(e) = once().await {
             return Run::Failed(e);
         }
     }
@@ -100,7 +105,7 @@ fn measure(n: usize, warmup: usize, mut once: impl FnMut() -> anyhow::Result<()>
     let started = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
-        if let Err(e) = once() {
+        if let Err(e) = once().await {
             return Run::Failed(e);
         }
         latencies.push(t.elapsed());
@@ -155,13 +160,16 @@ impl Pooled {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+// One thread, as one delivery worker runs guests.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let event = crud_event();
     let data = event.data.to_string();
     let wasm = wasm::Bench::new(&args.guests, &event, args.fuel_metering)?;
     let lua = lua::Shared::new()?;
-    check_same_transform(&wasm, &lua, &data)?;
+    check_same_transform(&wasm, &lua, &data).await?;
+    let (wasm, lua, event, data) = (&wasm, &lua, &event, data.as_str());
     let n = args.iterations;
     let fresh_n = (n / args.fresh_lua_divisor.max(1)).max(1);
     let fresh_warmup = (args.warmup / args.fresh_lua_divisor.max(1)).max(1);
@@ -190,43 +198,57 @@ fn main() -> anyhow::Result<()> {
         for (i, [fresh_run, reused_run]) in other_runs.iter_mut().enumerate() {
             fresh_run.add(
                 others[i],
-                measure(other_n, other_warmup, || {
-                    wasm.other(i, Instance::Fresh).map(drop)
-                }),
+                measure(other_n, other_warmup, move || async move {
+                    wasm.other(i, Instance::Fresh).await.map(drop)
+                })
+                .await,
             )?;
             reused_run.add(
                 others[i],
-                measure(other_n, other_warmup, || wasm.other(i, REUSED).map(drop)),
+                measure(other_n, other_warmup, move || async move {
+                    wasm.other(i, REUSED).await.map(drop)
+                })
+                .await,
             )?;
             wasm.drop_kept();
         }
         noop.add(
             "wasm-noop",
-            measure(n, args.warmup, || wasm.noop(Instance::Fresh)),
+            measure(n, args.warmup, || wasm.noop(Instance::Fresh)).await,
         )?;
         noop_reused.add(
             "wasm-noop-reused",
-            measure(n, args.warmup, || wasm.noop(REUSED)),
+            measure(n, args.warmup, || wasm.noop(REUSED)).await,
         )?;
         wasm.drop_kept();
         transform.add(
             "wasm-transform",
-            measure(n, args.warmup, || wasm.transform(Instance::Fresh).map(drop)),
+            measure(n, args.warmup, || async {
+                wasm.transform(Instance::Fresh).await.map(drop)
+            })
+            .await,
         )?;
         transform_reused.add(
             "wasm-transform-reused",
-            measure(n, args.warmup, || wasm.transform(REUSED).map(drop)),
+            measure(n, args.warmup, || async {
+                wasm.transform(REUSED).await.map(drop)
+            })
+            .await,
         )?;
         wasm.drop_kept();
         shared.add(
             "lua-shared",
-            measure(n, args.warmup, || lua.transform(&event, &data).map(drop)),
+            measure(n, args.warmup, || async {
+                lua.transform(event, data).map(drop)
+            })
+            .await,
         )?;
         fresh.add(
             "lua-fresh",
-            measure(fresh_n, fresh_warmup, || {
-                lua::fresh_transform(&event, &data).map(drop)
-            }),
+            measure(fresh_n, fresh_warmup, || async {
+                lua::fresh_transform(event, data).map(drop)
+            })
+            .await,
         )?;
     }
     let (noop, noop_reused) = (noop.summary(), noop_reused.summary());
@@ -289,8 +311,12 @@ fn cpu_ratio_of(a: &Summary, b: &Summary) -> Option<f64> {
 
 /// Fails unless the guest and the Lua function make the same JSON of the
 /// event: the comparison is only fair if they do the same work.
-fn check_same_transform(wasm: &wasm::Bench, lua: &lua::Shared, data: &str) -> anyhow::Result<()> {
-    let from_wasm: Value = serde_json::from_str(&wasm.transform(Instance::Fresh)?)
+async fn check_same_transform(
+    wasm: &wasm::Bench,
+    lua: &lua::Shared,
+    data: &str,
+) -> anyhow::Result<()> {
+    let from_wasm: Value = serde_json::from_str(&wasm.transform(Instance::Fresh).await?)
         .context("the wasm transform's output")?;
     let from_lua: Value = serde_json::from_str(&lua.transform(&wasm.event, data)?)
         .context("the Lua transform's output")?;

@@ -23,8 +23,6 @@ const OTHER_TRANSFORMS: &[&str] = &["python-transform", "js-transform"];
 
 /// The guests and the event they are given.
 pub struct Bench {
-    /// One thread, as one delivery worker runs guests.
-    runtime: tokio::runtime::Runtime,
     sandbox: Sandbox,
     noop: Ready,
     transform: Ready,
@@ -69,9 +67,6 @@ impl Bench {
             .iter()
             .partition(|name| guests.join(name).join(format!("{name}.wasm")).exists());
         Ok(Bench {
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?,
             noop: ready("noop")?,
             transform: ready("transform")?,
             others: built
@@ -86,16 +81,17 @@ impl Bench {
     }
 
     /// One call of the trivial guest, which must answer "unchanged".
-    pub fn noop(&self, instance: Instance) -> anyhow::Result<()> {
-        match self.invoke(&self.noop, instance)? {
+    pub async fn noop(&self, instance: Instance) -> anyhow::Result<()> {
+        match self.invoke(&self.noop, instance).await? {
             None => Ok(()),
             Some(out) => bail!("noop returned data: {out}"),
         }
     }
 
     /// One call of the transform guest: its JSON.
-    pub fn transform(&self, instance: Instance) -> anyhow::Result<String> {
-        self.invoke(&self.transform, instance)?
+    pub async fn transform(&self, instance: Instance) -> anyhow::Result<String> {
+        self.invoke(&self.transform, instance)
+            .await?
             .ok_or_else(|| anyhow!("transform returned no data"))
     }
 
@@ -106,9 +102,10 @@ impl Bench {
     }
 
     /// One call of the `i`th other transform: its JSON.
-    pub fn other(&self, i: usize, instance: Instance) -> anyhow::Result<String> {
+    pub async fn other(&self, i: usize, instance: Instance) -> anyhow::Result<String> {
         let ready = &self.others[i];
-        self.invoke(ready, instance)?
+        self.invoke(ready, instance)
+            .await?
             .ok_or_else(|| anyhow!("{} returned no data", ready.name))
     }
 
@@ -120,23 +117,23 @@ impl Bench {
             .forget_hook(Uuid::nil(), hookd_model::UnixMillis::MAX);
     }
 
-    fn invoke(&self, ready: &Ready, instance: Instance) -> anyhow::Result<Option<String>> {
+    async fn invoke(&self, ready: &Ready, instance: Instance) -> anyhow::Result<Option<String>> {
         let e = &self.event;
-        let call = self.sandbox.invoke(
-            &ready.guest,
-            &ready.grant,
-            Invocation {
-                hook_id: Uuid::nil(),
-                guest_name: ready.name,
-                event_id: e.id,
-                source: &e.source,
-                event: &e.event,
-                data: self.data.clone(),
-                instance,
-            },
-        );
-        self.runtime
-            .block_on(call)
+        self.sandbox
+            .invoke(
+                &ready.guest,
+                &ready.grant,
+                Invocation {
+                    hook_id: Uuid::nil(),
+                    guest_name: ready.name,
+                    event_id: e.id,
+                    source: &e.source,
+                    event: &e.event,
+                    data: self.data.clone(),
+                    instance,
+                },
+            )
+            .await
             .result
             .map_err(|failure| anyhow!("{}: {failure}", ready.name))
     }
