@@ -32,6 +32,11 @@ use tower::Service;
 /// Where the console is served.
 pub const PREFIX: &str = "/console";
 
+/// A console path: `path` under [`PREFIX`].
+pub(crate) fn at(path: &str) -> String {
+    format!("{PREFIX}{path}")
+}
+
 /// The console's limits.
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -179,7 +179,7 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
             Failure::SignIn(next) => {
-                let sign_in = format!("{}/sign-in", crate::PREFIX);
+                let sign_in = crate::at("/sign-in");
                 Reply::Redirect(match next {
                     Some(next) => format!("{sign_in}?next={}", crate::pages::encode(&next)),
                     None => sign_in,

@@ -3,11 +3,10 @@
 //! and the sandbox's run-time decisions as a timeline filtered by hook,
 //! guest, capability and verdict, denials marked.
 
-use super::at;
 use super::{encode, next_offset};
-use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
+use crate::{Console, at};
 use axum::Router;
 use axum::extract::Query;
 use axum::routing::get;
@@ -71,7 +70,7 @@ impl Filters {
     fn next_link(&self, offset: &str) -> String {
         let mut query = self.set();
         query.push(format!("offset={}", encode(offset)));
-        format!("{}/audit?{}", crate::PREFIX, query.join("&"))
+        at(&format!("/audit?{}", query.join("&")))
     }
 }
 

@@ -3,10 +3,9 @@
 //! button.
 
 use super::Paging;
-use super::at;
-use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
+use crate::{Console, at};
 use axum::Router;
 use axum::extract::Query;
 use axum::routing::get;
@@ -22,7 +21,7 @@ const PAGE_SIZE: usize = 50;
 
 /// `GET /console/dead-letters`.
 async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
-    let page_path = format!("{}/dead-letters", crate::PREFIX);
+    let page_path = at("/dead-letters");
     let dead = paging
         .read(&viewer, "/dead-letters", PAGE_SIZE, &page_path)
         .await?;

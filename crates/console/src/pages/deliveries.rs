@@ -1,11 +1,10 @@
 //! One delivery: its event and every attempt (status, latency, error,
 //! the answer's first bytes), and redelivery.
 
-use super::at;
 use super::encode;
-use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::{Posted, Viewer, ok};
+use crate::{Console, at};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::Method;
@@ -61,9 +60,5 @@ async fn retry(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure>
         .sender
         .call(Method::POST, &format!("{}/retry", delivery_path(&id)), None)
         .await)?;
-    Ok(Reply::Redirect(format!(
-        "{}/deliveries/{}",
-        crate::PREFIX,
-        encode(&id)
-    )))
+    Ok(Reply::Redirect(at(&format!("/deliveries/{}", encode(&id)))))
 }

@@ -3,15 +3,16 @@
 //! each, its imports classed into capabilities, and what the server's
 //! mode and ceiling would grant it.
 
-use super::at;
 use super::encode;
 use crate::Console;
 use crate::api::Upload;
+use crate::at;
 use crate::page::{Failure, Reply};
 use crate::viewer::{Posted, Viewer, check_csrf, ok, same_origin};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Request, State,
+};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -132,11 +133,7 @@ async fn upload_guest(console: &Console, request: Request) -> Result<Reply, Fail
     }
     let saved = ok(answer)?;
     let name = saved.body["name"].as_str().unwrap_or(&name);
-    Ok(Reply::Redirect(format!(
-        "{}/guests/{}",
-        crate::PREFIX,
-        encode(name)
-    )))
+    Ok(Reply::Redirect(at(&format!("/guests/{}", encode(name)))))
 }
 
 /// `GET /console/guests/{name}`.
@@ -161,6 +158,6 @@ async fn show(viewer: Viewer, Path(name): Path<String>) -> Result<Reply, Failure
 /// `POST /console/guests/{name}/delete`: refused (409) while a hook runs
 /// it, and the page says which.
 async fn delete(Path(name): Path<String>, posted: Posted) -> Result<Reply, Failure> {
-    let then = format!("{}/guests", crate::PREFIX);
+    let then = at("/guests");
     posted.sender.delete_then(&guest_path(&name), then).await
 }

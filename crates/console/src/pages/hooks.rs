@@ -2,10 +2,10 @@
 //! deliveries (and, for a lambda hook, what its guests are granted), the
 //! form that creates or edits one, and `/test` and `/ping` from the page.
 
-use super::at;
 use super::{Paging, encode};
 use crate::Console;
 use crate::api::Upload;
+use crate::at;
 use crate::form::{Widget, fill, hook_body, hook_widgets, place_errors};
 use crate::page::{Failure, Reply};
 use crate::viewer::{Form, Posted, Viewer, ok};
@@ -41,7 +41,7 @@ fn hook_path(id: &str) -> String {
 }
 
 fn console_hook(id: &str) -> String {
-    format!("{}/hooks/{}", crate::PREFIX, encode(id))
+    at(&format!("/hooks/{}", encode(id)))
 }
 
 /// The hooks failing now, by id, each with its failures in a row and
@@ -58,7 +58,7 @@ async fn failing_hooks(viewer: &Viewer) -> Result<HashMap<String, Value>, Failur
 
 /// `GET /console/hooks`.
 async fn list(viewer: Viewer, Query(paging): Query<Paging>) -> Result<Reply, Failure> {
-    let page_path = format!("{}/hooks", crate::PREFIX);
+    let page_path = at("/hooks");
     let hooks = paging
         .read(&viewer, "/event-hooks", PAGE_SIZE, &page_path)
         .await?;
@@ -277,7 +277,7 @@ async fn save(posted: Posted, id: Option<String>) -> Result<Reply, Failure> {
 
 /// `POST /console/hooks/{id}/delete`.
 async fn delete(Path(id): Path<String>, posted: Posted) -> Result<Reply, Failure> {
-    let then = format!("{}/hooks", crate::PREFIX);
+    let then = at("/hooks");
     posted.sender.delete_then(&hook_path(&id), then).await
 }
 

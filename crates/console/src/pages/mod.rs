@@ -11,9 +11,9 @@ mod quarantine;
 mod sign_in;
 mod sources;
 
-use crate::Console;
 use crate::page::{Failure, STYLESHEET, security_headers};
 use crate::viewer::Viewer;
+use crate::{Console, at};
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
@@ -42,11 +42,6 @@ pub(crate) fn routes(console: Console) -> Router {
             },
         ))
         .with_state(console)
-}
-
-/// A console path: `path` under [`crate::PREFIX`].
-fn at(path: &str) -> String {
-    format!("{}{path}", crate::PREFIX)
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -2,10 +2,9 @@
 //! failing now and the latest denials, from `GET /status` and `GET
 //! /audit`.
 
-use super::at;
-use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
+use crate::{Console, at};
 use axum::Router;
 use axum::routing::get;
 use serde::Serialize;

@@ -1,11 +1,10 @@
 //! The quarantine: stored records that do not decode, moved aside so that
 //! nothing stalls on them; each can be tried again or deleted.
 
-use super::at;
 use super::{Paging, encode};
-use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::{Posted, Viewer, ok};
+use crate::{Console, at};
 use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
@@ -24,7 +23,7 @@ pub(super) fn routes() -> Router<Console> {
 const PAGE_SIZE: usize = 50;
 
 fn back_path() -> String {
-    format!("{}/quarantine", crate::PREFIX)
+    at("/quarantine")
 }
 
 fn back() -> Reply {

@@ -2,9 +2,9 @@
 //! to sign in with: the console starts a session at once (for its CSRF
 //! token) and says on every page that the API is open.
 
-use super::at;
 use crate::Console;
 use crate::api::AdminApi;
+use crate::at;
 use crate::page::{Failure, Reply, render};
 use crate::session::{clear_cookie, set_cookie};
 use crate::viewer::{Form, SessionForm};
@@ -37,7 +37,7 @@ async fn rbac_off(api: &AdminApi) -> bool {
 fn after_sign_in(next: Option<&str>) -> String {
     match next {
         Some(next)
-            if (next == crate::PREFIX || next.starts_with(&format!("{}/", crate::PREFIX)))
+            if (next == crate::PREFIX || next.starts_with(&at("/")))
                 && !next.contains("//")
                 && !next.contains('\\') =>
         {
@@ -121,7 +121,7 @@ async fn submit(
 /// `POST /console/sign-out`.
 async fn sign_out(State(console): State<Console>, form: SessionForm) -> Response {
     console.sessions.end(&form.sender.id);
-    Reply::Redirect(format!("{}/sign-in", crate::PREFIX)).with_cookie(clear_cookie())
+    Reply::Redirect(at("/sign-in")).with_cookie(clear_cookie())
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! The catalogue: every source and its events, each with its fields,
 //! unique fields and an example payload, as hooks may use them.
 
-use super::at;
 use super::encode;
-use crate::Console;
 use crate::page::{Failure, Reply};
 use crate::viewer::Viewer;
+use crate::{Console, at};
 use axum::Router;
 use axum::extract::Path;
 use axum::routing::get;
