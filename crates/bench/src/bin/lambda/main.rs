@@ -16,7 +16,7 @@ mod wasm;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use hookd_bench::report::{Table, ratio};
+use hookd_bench::report::{Table, rate, ratio};
 use hookd_bench::{Summary, load_average, thread_cpu_time};
 use hookd_model::{Event, Operation};
 use hookd_sandbox::Instance;
@@ -62,6 +62,13 @@ struct Args {
     /// Directory of the example guests.
     #[arg(long, default_value_os_t = hookd_testkit::guests::examples_dir())]
     guests: PathBuf,
+    /// Instead of the usual figures, compares the `transform` of this
+    /// directory (laid out as `--guests`) with the one of `--guests`, in
+    /// batches that alternate within this one process: a change to a
+    /// guest of a few percent shows there, where separate runs on a
+    /// shared machine differ by a third.
+    #[arg(long)]
+    compare_with: Option<PathBuf>,
 }
 
 /// A realistic crud `consumers:create` event's data, as hookd's store
@@ -169,6 +176,10 @@ async fn main() -> anyhow::Result<()> {
     let wasm = wasm::Bench::new(&args.guests, &event, args.fuel_metering)?;
     let lua = lua::Shared::new()?;
     check_same_transform(&wasm, &lua, &data).await?;
+    if let Some(other) = &args.compare_with {
+        let other = wasm::Bench::new(other, &event, args.fuel_metering)?;
+        return compare(&wasm, &other, &args).await;
+    }
     let (wasm, lua, event, data) = (&wasm, &lua, &event, data.as_str());
     let n = args.iterations;
     let fresh_n = (n / args.fresh_lua_divisor.max(1)).max(1);
@@ -302,6 +313,62 @@ async fn main() -> anyhow::Result<()> {
         load_average()
     );
     Ok(())
+}
+
+/// Calls in one batch of a comparison: long enough to time, short enough
+/// that the machine's speed rarely changes within a pair of batches.
+const BATCH: usize = 1_000;
+
+/// `transform` of `a` and of `b` per CPU-second, fresh and reused, their
+/// batches alternating.
+async fn compare(a: &wasm::Bench, b: &wasm::Bench, args: &Args) -> anyhow::Result<()> {
+    let batches = (args.iterations / BATCH).max(1);
+    println!(
+        "lambda: transform of {} (a) against {} (b), {batches} alternating batches of {BATCH} calls each; {}",
+        args.guests.display(),
+        args.compare_with
+            .as_deref()
+            .unwrap_or(&args.guests)
+            .display(),
+        load_average()
+    );
+    let mut table = Table::new(&["", "a per CPU-second", "b per CPU-second", "b / a"]);
+    for (name, instance) in [
+        ("fresh instance", Instance::Fresh),
+        ("reused instance", REUSED),
+    ] {
+        for _ in 0..args.warmup {
+            a.transform(instance).await?;
+            b.transform(instance).await?;
+        }
+        let (mut cpu_a, mut cpu_b) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..batches {
+            cpu_a += batch_cpu(a, instance).await?;
+            cpu_b += batch_cpu(b, instance).await?;
+        }
+        a.drop_kept();
+        b.drop_kept();
+        let per_second = |cpu: Duration| (batches * BATCH) as f64 / cpu.as_secs_f64();
+        let (rate_a, rate_b) = (per_second(cpu_a), per_second(cpu_b));
+        table.row(vec![
+            name.to_string(),
+            rate(rate_a),
+            rate(rate_b),
+            ratio(rate_b / rate_a),
+        ]);
+    }
+    print!("{table}");
+    Ok(())
+}
+
+/// The thread's CPU time for one batch of `transform` calls.
+async fn batch_cpu(bench: &wasm::Bench, instance: Instance) -> anyhow::Result<Duration> {
+    let start = thread_cpu_time().context("this platform cannot measure a thread's CPU time")?;
+    for _ in 0..BATCH {
+        bench.transform(instance).await?;
+    }
+    let end = thread_cpu_time().context("this platform cannot measure a thread's CPU time")?;
+    Ok(end - start)
 }
 
 /// `a` per CPU-second over `b` per CPU-second, when the CPU was measured.
