@@ -44,6 +44,9 @@ struct Call<'a> {
     inv: Invocation<'a>,
     io: &'a Io,
     audit: &'a Auditor,
+    /// When the call began: the one clock reading its deadline and the
+    /// kept instances' age are measured from.
+    started: Instant,
 }
 
 /// One event for one guest.
@@ -406,7 +409,7 @@ impl Sandbox {
                     digest: guest.digest().to_string(),
                     version,
                 };
-                let kept = self.inner.instances.take(&fit);
+                let kept = self.inner.instances.take(&fit, started);
                 Some((fit, kept))
             }
             _ => None,
@@ -449,8 +452,11 @@ impl Sandbox {
             inv,
             io: &io,
             audit: &audit,
+            started,
         };
-        let run = async {
+        // Boxed: the call's future is a few KB, which would otherwise be
+        // copied into the timeout and through every caller's future.
+        let run = Box::pin(async {
             match (&guest.prepared, reuse) {
                 (Prepared::Component(pre), Some((fit, kept))) => {
                     self.run_kept(pre, fit, kept, call).await
@@ -461,11 +467,11 @@ impl Sandbox {
                 }
                 (Prepared::Command(pre), _) => self.run_command(pre, call).await,
             }
-        };
+        });
         // Ends a guest waiting in a host call (an HTTP response, a sleep)
         // as well as one computing (it yields every epoch tick). A kept
         // instance abandoned here is dropped with the call.
-        let result = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run)
+        let result = tokio::time::timeout_at(deadline(started, limits.timeout_ms), run)
             .await
             .unwrap_or(Err(Failure::Timeout(limits.timeout_ms)));
         let output = emit_output(hook_id, name, &io);
@@ -548,16 +554,18 @@ impl Sandbox {
                     lambda,
                     call.io.stdout.clone(),
                     call.io.stderr.clone(),
+                    call.started,
                     self.inner.config.clock.now_ms(),
                 )
             }
         };
+        let started = call.started;
         let result = call_handle(&mut kept.store, &kept.lambda, call, self.max_output()).await;
         if matches!(
             result,
             Ok(_) | Err(Failure::GuestError(_) | Failure::OutputTooLarge { .. })
         ) {
-            self.inner.instances.give_back(fit, kept);
+            self.inner.instances.give_back(fit, kept, started);
         }
         result
     }
@@ -673,6 +681,14 @@ fn sealed() -> WasiCtxBuilder {
     wasi
 }
 
+/// When a call begun at `started` must have ended. A timeout too long to
+/// add to an `Instant` (the server's maximum is configurable) is capped at
+/// 30 years, as tokio caps its own.
+fn deadline(started: Instant, timeout_ms: u64) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    (started + Duration::from_millis(timeout_ms).min(FAR)).into()
+}
+
 /// Sets one call's deadline and fuel: before the first call of an
 /// instance, and again before each call of a kept one.
 fn arm<T>(store: &mut Store<T>, metered: bool, limits: &ResolvedLimits) -> Result<(), Failure> {
@@ -784,6 +800,17 @@ fn emit_output(hook_id: Uuid, guest: &str, io: &Io) -> OutputStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_past_what_an_instant_holds_is_capped() {
+        let now = Instant::now();
+        let far = deadline(now, u64::MAX);
+        assert!(far.into_std() > now + Duration::from_secs(29 * 365 * 86_400));
+        assert_eq!(
+            deadline(now, 1500).into_std(),
+            now + Duration::from_millis(1500)
+        );
+    }
 
     #[test]
     fn the_log_budget_counts_lines_and_bytes() {

@@ -109,6 +109,7 @@ impl Kept {
         lambda: bindings::Lambda,
         stdout: Capture,
         stderr: Capture,
+        born: Instant,
         born_ms: UnixMillis,
     ) -> Self {
         Kept {
@@ -117,14 +118,15 @@ impl Kept {
             stdout,
             stderr,
             calls: 0,
-            born: Instant::now(),
+            born,
             born_ms,
             memory: 0,
         }
     }
 
-    fn spent(&self, limits: &ReuseLimits) -> bool {
-        self.calls >= limits.max_calls || self.born.elapsed() >= limits.max_age
+    /// Past the maxima of calls or age, at `now`.
+    fn spent(&self, limits: &ReuseLimits, now: Instant) -> bool {
+        self.calls >= limits.max_calls || now.saturating_duration_since(self.born) >= limits.max_age
     }
 }
 
@@ -161,17 +163,17 @@ impl Instances {
         }
     }
 
-    /// An idle instance made for `fit`, if there is one fit to call.
-    /// Instances of the same step made for another guest version or
+    /// An idle instance made for `fit`, if there is one fit to call at
+    /// `now`. Instances of the same step made for another guest version or
     /// another configuration are dropped on the way.
-    pub fn take(&self, fit: &Fit) -> Option<Kept> {
+    pub fn take(&self, fit: &Fit, now: Instant) -> Option<Kept> {
         let mut dropped = Vec::new();
         let taken = {
             let mut idle = self.lock();
             let taken = match idle.by_step.get_mut(&fit.slot()) {
                 Some((made_for, kept)) if fit.fits(made_for) => loop {
                     match kept.pop() {
-                        Some(k) if k.spent(&self.limits) => dropped.push(k),
+                        Some(k) if k.spent(&self.limits, now) => dropped.push(k),
                         other => break other,
                     }
                 },
@@ -191,11 +193,11 @@ impl Instances {
         taken
     }
 
-    /// Keeps `kept` for the next event of its hook, unless it is spent or
-    /// the server keeps as many idle instances as it may.
-    pub fn give_back(&self, fit: Fit, mut kept: Kept) {
+    /// Keeps `kept` for the next event of its hook, unless it is spent at
+    /// `now` or the server keeps as many idle instances as it may.
+    pub fn give_back(&self, fit: Fit, mut kept: Kept, now: Instant) {
         kept.calls += 1;
-        if kept.spent(&self.limits) {
+        if kept.spent(&self.limits, now) {
             return;
         }
         kept.memory = kept.store.data().memory();
