@@ -176,9 +176,9 @@ async fn main() -> anyhow::Result<()> {
     let wasm = wasm::Bench::new(&args.guests, &event, args.fuel_metering)?;
     let lua = lua::Shared::new()?;
     check_same_transform(&wasm, &lua, &data).await?;
-    if let Some(other) = &args.compare_with {
-        let other = wasm::Bench::new(other, &event, args.fuel_metering)?;
-        return compare(&wasm, &other, &args).await;
+    if let Some(dir) = &args.compare_with {
+        let other = wasm::Bench::new(dir, &event, args.fuel_metering)?;
+        return compare(&wasm, &other, dir, &args).await;
     }
     let (wasm, lua, event, data) = (&wasm, &lua, &event, data.as_str());
     let n = args.iterations;
@@ -319,17 +319,19 @@ async fn main() -> anyhow::Result<()> {
 /// that the machine's speed rarely changes within a pair of batches.
 const BATCH: usize = 1_000;
 
-/// `transform` of `a` and of `b` per CPU-second, fresh and reused, their
-/// batches alternating.
-async fn compare(a: &wasm::Bench, b: &wasm::Bench, args: &Args) -> anyhow::Result<()> {
+/// `transform` of `a` (from `--guests`) and of `b` (from `b_dir`) per
+/// CPU-second, fresh and reused, their batches alternating.
+async fn compare(
+    a: &wasm::Bench,
+    b: &wasm::Bench,
+    b_dir: &std::path::Path,
+    args: &Args,
+) -> anyhow::Result<()> {
     let batches = (args.iterations / BATCH).max(1);
     println!(
         "lambda: transform of {} (a) against {} (b), {batches} alternating batches of {BATCH} calls each; {}",
         args.guests.display(),
-        args.compare_with
-            .as_deref()
-            .unwrap_or(&args.guests)
-            .display(),
+        b_dir.display(),
         load_average()
     );
     let mut table = Table::new(&["", "a per CPU-second", "b per CPU-second", "b / a"]);
