@@ -339,38 +339,30 @@ async fn compare(
         ("fresh instance", Instance::Fresh),
         ("reused instance", REUSED),
     ] {
-        for _ in 0..args.warmup {
-            a.transform(instance).await?;
-            b.transform(instance).await?;
-        }
-        let (mut cpu_a, mut cpu_b) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..batches {
-            cpu_a += batch_cpu(a, instance).await?;
-            cpu_b += batch_cpu(b, instance).await?;
+        let [mut pooled_a, mut pooled_b]: [Pooled; 2] = Default::default();
+        for i in 0..batches {
+            // The warm-up, once per side, comes with the first batch.
+            let warmup = if i == 0 { args.warmup } else { 0 };
+            for (side, bench, pooled) in [("a", a, &mut pooled_a), ("b", b, &mut pooled_b)] {
+                let run = measure(BATCH, warmup, || async {
+                    bench.transform(instance).await.map(drop)
+                });
+                pooled.add(side, run.await)?;
+            }
         }
         a.drop_kept();
         b.drop_kept();
-        let per_second = |cpu: Duration| (batches * BATCH) as f64 / cpu.as_secs_f64();
-        let (rate_a, rate_b) = (per_second(cpu_a), per_second(cpu_b));
+        let (a, b) = (pooled_a.summary(), pooled_b.summary());
+        let cpu_rate = |s: &Summary| s.cpu_rate.map_or_else(|| "-".into(), rate);
         table.row(vec![
             name.to_string(),
-            rate(rate_a),
-            rate(rate_b),
-            ratio(rate_b / rate_a),
+            cpu_rate(&a),
+            cpu_rate(&b),
+            cpu_ratio_of(&b, &a).map_or_else(|| "-".into(), ratio),
         ]);
     }
     print!("{table}");
     Ok(())
-}
-
-/// The thread's CPU time for one batch of `transform` calls.
-async fn batch_cpu(bench: &wasm::Bench, instance: Instance) -> anyhow::Result<Duration> {
-    let start = thread_cpu_time().context("this platform cannot measure a thread's CPU time")?;
-    for _ in 0..BATCH {
-        bench.transform(instance).await?;
-    }
-    let end = thread_cpu_time().context("this platform cannot measure a thread's CPU time")?;
-    Ok(end - start)
 }
 
 /// `a` per CPU-second over `b` per CPU-second, when the CPU was measured.
