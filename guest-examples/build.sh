@@ -18,13 +18,18 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 RUST_GUESTS=(transform noop http-post spin memory-bomb recursion output-flood snoop wrong-world flood counter)
-# Built by the Debian route with -Cpanic=immediate-abort (std too, so in a
-# target dir of their own): a panic traps at once, without printing its
-# message, which leaves std's panic printing out and with it every WASI
-# import. Measured on the benchmark's guest (docs/measurements.md): a
-# component that imports no WASI instantiates with one core instance and
-# ~20 imports fewer. The rustup route cannot (stable has no build-std).
-IMMEDIATE_ABORT_GUESTS=(transform)
+# The benchmark's guest, built by the Debian route with two more flags (std
+# too, so in a target dir of their own; measured in docs/measurements.md):
+# - -Cpanic=immediate-abort: a panic traps at once, without printing its
+#   message, which leaves std's panic printing out and with it every WASI
+#   import; a component that imports no WASI instantiates with one core
+#   instance and ~20 imports fewer. The rustup route cannot (stable has no
+#   build-std).
+# - a 64 KiB stack instead of Rust's 1 MiB: the guest's memory starts at 2
+#   pages instead of 17, and a fresh instance's teardown resets less
+#   (+3% fresh). It still parses the deepest JSON serde_json accepts (a
+#   test in crates/sandbox says so).
+TUNED_GUESTS=(transform)
 C_COMMAND_GUESTS=(c-upper)
 C_REACTOR_GUESTS=(c-reactor)
 PYTHON_GUESTS=(python-transform)
@@ -86,8 +91,8 @@ pick_route() {
     echo "$route"
 }
 
-immediate_abort() {  # immediate_abort GUEST: true when it is in IMMEDIATE_ABORT_GUESTS
-    [[ " ${IMMEDIATE_ABORT_GUESTS[*]} " == *" $1 "* ]]
+tuned() {  # tuned GUEST: true when it is in TUNED_GUESTS
+    [[ " ${TUNED_GUESTS[*]} " == *" $1 "* ]]
 }
 
 debian_cargo() {  # debian_cargo TARGET_DIR CARGO_ARGS...: Debian's cargo building std too
@@ -99,13 +104,13 @@ debian_cargo() {  # debian_cargo TARGET_DIR CARGO_ARGS...: Debian's cargo buildi
 }
 
 build_rust() {
-    local route out_dir immediate_out_dir=""
+    local route out_dir tuned_out_dir=""
     # Every wanted guest, and the same split by how the Debian route builds it.
-    local -a packages=() plain=() immediate=()
+    local -a packages=() plain=() tuned_packages=()
     for g in "${RUST_GUESTS[@]}"; do
         wanted "$g" || continue
         packages+=(-p "$g")
-        if immediate_abort "$g"; then immediate+=(-p "$g"); else plain+=(-p "$g"); fi
+        if tuned "$g"; then tuned_packages+=(-p "$g"); else plain+=(-p "$g"); fi
     done
     [ "${#packages[@]}" -gt 0 ] || return 0
     route="$(pick_route)"
@@ -131,10 +136,10 @@ build_rust() {
             if [ "${#plain[@]}" -gt 0 ]; then
                 debian_cargo "$target_dir" "${plain[@]}"
             fi
-            if [ "${#immediate[@]}" -gt 0 ]; then
-                debian_cargo "$target_dir-immediate-abort" "${immediate[@]}" \
-                    --config 'target.wasm32-wasip2.rustflags=["-Zunstable-options", "-Cpanic=immediate-abort"]'
-                immediate_out_dir="$target_dir-immediate-abort/$TARGET/release"
+            if [ "${#tuned_packages[@]}" -gt 0 ]; then
+                debian_cargo "$target_dir-tuned" "${tuned_packages[@]}" \
+                    --config 'target.wasm32-wasip2.rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Clink-arg=-zstack-size=65536"]'
+                tuned_out_dir="$target_dir-tuned/$TARGET/release"
             fi
             out_dir="$target_dir/$TARGET/release"
             ;;
@@ -144,8 +149,8 @@ build_rust() {
     for g in "${RUST_GUESTS[@]}"; do
         wanted "$g" || continue
         local built="$out_dir/${g//-/_}.wasm"
-        if [ -n "$immediate_out_dir" ] && immediate_abort "$g"; then
-            built="$immediate_out_dir/${g//-/_}.wasm"
+        if [ -n "$tuned_out_dir" ] && tuned "$g"; then
+            built="$tuned_out_dir/${g//-/_}.wasm"
         fi
         [ -f "$built" ] || die "expected $built"
         cp "$built" "$g/$g.wasm"

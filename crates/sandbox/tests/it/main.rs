@@ -714,6 +714,46 @@ async fn hostile_guests_are_stopped_within_their_limits() {
     );
 }
 
+/// `transform` is built with a 64 KiB stack instead of Rust's 1 MiB (a
+/// smaller memory to reset makes a fresh instance cheaper): event data
+/// nested as deeply as serde_json parses at all must still fit, and one
+/// level more must be the guest's own error, never a stack overflow.
+#[tokio::test]
+async fn transform_parses_the_deepest_data_serde_json_accepts_without_overflowing() {
+    fn nested(depth: usize) -> Value {
+        let mut deep = json!(1);
+        for _ in 0..depth {
+            deep = json!([deep]);
+        }
+        json!({"entity": {"username": "a"}, "deep": deep})
+    }
+    // The guest parses with serde_json's default limit, as the host does.
+    let deepest = (1..)
+        .take_while(|&d| serde_json::from_str::<Value>(&nested(d).to_string()).is_ok())
+        .last()
+        .unwrap();
+    let sb = sandbox(SandboxConfig::default());
+    let transform = |data| {
+        run_one(
+            &sb,
+            "transform",
+            Capabilities::default(),
+            Limits::default(),
+            data,
+        )
+    };
+
+    let fits = transform(nested(deepest)).await;
+    assert_eq!(json_of(&fits)["entity"]["username"], "A");
+    let too_deep = transform(nested(deepest + 1)).await;
+    match too_deep.result {
+        Err(Failure::GuestError(message)) => {
+            assert!(message.contains("recursion limit"), "{message}")
+        }
+        other => panic!("expected the guest's own error, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn output_larger_than_the_bound_is_refused() {
     let sb = sandbox(SandboxConfig {
