@@ -139,6 +139,8 @@ pub struct CacheCounters {
 /// A guest ready to run: compiled and linked once, instantiated per call.
 pub struct Guest {
     report: GuestReport,
+    /// The engine it was compiled for, which its stores must use.
+    pub(crate) engine: wasmtime::Engine,
     pub(crate) prepared: Prepared,
     /// Whether it imports any WASI interface: one that imports none (such
     /// as `noop`) can never reach a WASI context, so none is built for it.
@@ -173,6 +175,30 @@ pub(crate) struct Guests {
 enum Compiled {
     Component(Component),
     Module(Module),
+}
+
+impl Compiled {
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Compiled::Component(c) => c.engine(),
+            Compiled::Module(m) => m.engine(),
+        }
+    }
+
+    /// Its memories and tables, when they are known before instantiation.
+    fn resources_required(&self) -> Option<wasmtime::ResourcesRequired> {
+        match self {
+            Compiled::Component(c) => c.resources_required(),
+            Compiled::Module(m) => Some(m.resources_required()),
+        }
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        match self {
+            Compiled::Component(c) => c.serialize(),
+            Compiled::Module(m) => m.serialize(),
+        }
+    }
 }
 
 /// sha256 of `bytes`, hex: the digest guests are known by.
@@ -231,6 +257,7 @@ impl Sandbox {
             Some(c) => (c, true),
             None => (self.compile(bytes, kind, &digest)?, false),
         };
+        let compiled = self.onto_its_engine(compiled, kind);
         let guest = Arc::new(self.link(compiled, digest.clone(), bytes.len())?);
         let counter = if from_cache {
             &self.inner.guests.loaded
@@ -253,7 +280,7 @@ impl Sandbox {
         kind: GuestKind,
         digest: &str,
     ) -> Result<Compiled, GuestRejected> {
-        let engine = &self.inner.runtime.engine;
+        let engine = &self.inner.runtime.scanning.engine;
         let started = Instant::now();
         let invalid = |e: wasmtime::Error| GuestRejected::Invalid {
             kind,
@@ -268,11 +295,8 @@ impl Sandbox {
         let ms = started.elapsed().as_secs_f64() * 1e3;
         tracing::info!(digest, ?kind, ms = format!("{ms:.1}"), "guest compiled");
         if let Some(path) = self.cache_path(digest) {
-            let serialized = match &compiled {
-                Compiled::Component(c) => c.serialize(),
-                Compiled::Module(m) => m.serialize(),
-            };
-            let written = serialized
+            let written = compiled
+                .serialize()
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .and_then(|b| write_atomically(&path, &b));
             if let Err(e) = written {
@@ -289,7 +313,7 @@ impl Sandbox {
         // (measured: truncated by another process) kills it with SIGBUS.
         let bytes = std::fs::read(&path).ok()?;
         let started = Instant::now();
-        let engine = &self.inner.runtime.engine;
+        let engine = &self.inner.runtime.scanning.engine;
         let loaded = match wasmtime::Engine::detect_precompiled(&bytes) {
             Some(Precompiled::Component) if kind == GuestKind::Component => {
                 deserialize(engine, &bytes, kind)
@@ -321,13 +345,35 @@ impl Sandbox {
         }
     }
 
+    /// `compiled` (for the scanning engine) on the engine its memories
+    /// call for: a guest whose memories start small is loaded again onto
+    /// the clearing one (engine.rs says why). If that fails it stays where
+    /// it is, slower but the same guest.
+    fn onto_its_engine(&self, compiled: Compiled, kind: GuestKind) -> Compiled {
+        let rt = &self.inner.runtime;
+        let linked = rt.for_resources(compiled.resources_required());
+        if wasmtime::Engine::same(&linked.engine, compiled.engine()) {
+            return compiled;
+        }
+        let moved = compiled
+            .serialize()
+            .and_then(|bytes| deserialize(&linked.engine, &bytes, kind));
+        match moved {
+            Ok(moved) => moved,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot move a small guest onto the clearing engine; it runs on the scanning one");
+                compiled
+            }
+        }
+    }
+
     fn link(
         &self,
         compiled: Compiled,
         digest: String,
         size: usize,
     ) -> Result<Guest, GuestRejected> {
-        let rt = &self.inner.runtime;
+        let rt = self.inner.runtime.for_engine(compiled.engine());
         let (kind, imports, exports, prepared) = match compiled {
             Compiled::Component(component) => {
                 let ty = component.component_type();
@@ -408,6 +454,7 @@ impl Sandbox {
             .iter()
             .any(|i| i.starts_with("wasi:") || i.starts_with(PREVIEW1));
         Ok(Guest {
+            engine: rt.engine.clone(),
             imports_wasi,
             report: GuestReport {
                 digest,

@@ -39,6 +39,8 @@ use bindings::hookd::lambda::host::Level;
 /// output and decisions go.
 struct Call<'a> {
     grant: &'a EffectiveGrant,
+    /// The guest's engine, which its stores must use.
+    engine: &'a wasmtime::Engine,
     /// Whether the guest imports WASI: if not, it gets no WASI context.
     imports_wasi: bool,
     inv: Invocation<'a>,
@@ -448,6 +450,7 @@ impl Sandbox {
         let (hook_id, name) = (inv.hook_id, inv.guest_name);
         let call = Call {
             grant,
+            engine: &guest.engine,
             imports_wasi: guest.imports_wasi,
             inv,
             io: &io,
@@ -631,7 +634,7 @@ impl Sandbox {
         state: impl FnOnce(Limiter) -> T,
     ) -> Result<Store<T>, Failure> {
         let limiter = Limiter::new(call.grant.limits.memory, call.io.peak_memory.clone());
-        let mut store = Store::new(&self.inner.runtime.engine, state(limiter));
+        let mut store = Store::new(call.engine, state(limiter));
         store.limiter(|s| s.limiter());
         arm(&mut store, self.metered(), &call.grant.limits)?;
         Ok(store)

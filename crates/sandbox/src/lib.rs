@@ -1,7 +1,9 @@
 //! Runs the WebAssembly guests of `lambda` hooks under wasmtime.
 //!
-//! One [`Sandbox`] per server: it owns the engine (pooling allocator, epoch
-//! ticker), one linker per guest kind, and the guests compiled so far (in
+//! One [`Sandbox`] per server: it owns two engines (pooling allocators that
+//! reset a dropped instance's memory differently, chosen per guest by the
+//! size its memories start at; `engine.rs` says why), one linker per guest
+//! kind and engine, the epoch ticker, and the guests compiled so far (in
 //! memory, and precompiled on disk so a restart does not recompile).
 //!
 //! - [`Sandbox::inspect`] accepts a component of world `hookd:lambda/lambda`
@@ -174,7 +176,7 @@ struct Inner {
 }
 
 impl Sandbox {
-    /// Builds the engine and linkers, starts the epoch ticker (stopped
+    /// Builds the engines and linkers, starts the epoch ticker (stopped
     /// when the last clone is dropped) and creates the cache directory.
     pub fn new(config: SandboxConfig) -> Result<Self> {
         if let Some(dir) = &config.cache_dir {

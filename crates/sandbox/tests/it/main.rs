@@ -72,16 +72,40 @@ async fn run_one(
 ) -> Outcome {
     let guest = sb.prepare(&bytes(name)).unwrap();
     let grant = sb.grant(&lambda(&[name], caps, limits), guest.report());
+    run_fresh(sb, &guest, &grant, name, data.to_string()).await
+}
+
+/// Runs a prepared guest once, granted nothing, for a crud event whose
+/// data is `data` as it stands.
+async fn run_ungranted(
+    sb: &Sandbox,
+    guest: &hookd_sandbox::Guest,
+    name: &str,
+    data: String,
+) -> Outcome {
+    let config = lambda(&[name], Capabilities::default(), Limits::default());
+    let grant = sb.grant(&config, guest.report());
+    run_fresh(sb, guest, &grant, name, data).await
+}
+
+/// Runs a prepared guest once on a fresh instance.
+async fn run_fresh(
+    sb: &Sandbox,
+    guest: &hookd_sandbox::Guest,
+    grant: &hookd_sandbox::EffectiveGrant,
+    name: &str,
+    data: String,
+) -> Outcome {
     sb.invoke(
-        &guest,
-        &grant,
+        guest,
+        grant,
         hookd_sandbox::Invocation {
             hook_id: Uuid::nil(),
             guest_name: name,
             event_id: Uuid::nil(),
             source: "crud",
             event: "consumers:create",
-            data: data.to_string(),
+            data,
             instance: hookd_sandbox::Instance::Fresh,
         },
     )
@@ -330,31 +354,58 @@ async fn a_command_that_exits_nonzero_fails_with_its_stderr() {
     let sb = sandbox(SandboxConfig::default());
     // c-upper refuses empty input.
     let guest = sb.prepare(&bytes("c-upper")).unwrap();
-    let grant = sb.grant(
-        &lambda(&["c-upper"], Capabilities::default(), Limits::default()),
-        guest.report(),
-    );
-    let out = sb
-        .invoke(
-            &guest,
-            &grant,
-            hookd_sandbox::Invocation {
-                hook_id: Uuid::nil(),
-                guest_name: "c-upper",
-                event_id: Uuid::nil(),
-                source: "s",
-                event: "e",
-                data: String::new(),
-                instance: hookd_sandbox::Instance::Fresh,
-            },
-        )
-        .await;
+    let out = run_ungranted(&sb, &guest, "c-upper", String::new()).await;
     assert_eq!(
         out.result,
         Err(Failure::GuestError(
             "exited with status 1: c-upper: empty input on stdin".into()
         ))
     );
+}
+
+/// A command that counts its runs in memory and prints the count twice:
+/// from a byte its data segment sets to '0' and from a byte that starts
+/// zeroed. A fresh instance whose memory was reset prints "11" every time.
+fn run_counting_command(pages: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+            (import "wasi_snapshot_preview1" "fd_write"
+                (func $fd_write (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") {pages})
+            (data (i32.const 1024) "0")
+            (func (export "_start")
+                ;; the data segment's byte, counted up
+                (i32.store8 (i32.const 1024)
+                    (i32.add (i32.load8_u (i32.const 1024)) (i32.const 1)))
+                ;; a zeroed byte, counted up and printed as a digit
+                (i32.store8 (i32.const 2048)
+                    (i32.add (i32.load8_u (i32.const 2048)) (i32.const 1)))
+                (i32.store8 (i32.const 1025)
+                    (i32.add (i32.load8_u (i32.const 2048)) (i32.const 48)))
+                ;; one iovec at 0: 2 bytes from 1024
+                (i32.store (i32.const 0) (i32.const 1024))
+                (i32.store (i32.const 4) (i32.const 2))
+                (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_fresh_instance_starts_from_clean_memory_whatever_its_size() {
+    let sb = sandbox(SandboxConfig::default());
+    // 1 page is reset by clearing it, 17 by scanning for written pages
+    // (crates/sandbox/src/engine.rs): both must forget the last run.
+    for pages in [1, 17] {
+        let guest = sb.prepare(&run_counting_command(pages)).unwrap();
+        for run in 0..3 {
+            let out = run_ungranted(&sb, &guest, "counting", String::new()).await;
+            assert_eq!(
+                out.result,
+                Ok(Some("11".to_string())),
+                "{pages} pages, run {run}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
