@@ -28,7 +28,7 @@ const TABLES_KEPT_RESIDENT: usize = 64 << 10;
 /// the `PAGEMAP_SCAN` system call that finds the pages it wrote, a 4-page
 /// build 3-6% faster; a guest of Rust's default 17 pages is faster with
 /// the scan.
-pub(crate) const SMALL_MEMORY: u64 = 256 << 10;
+const SMALL_MEMORY: u64 = 256 << 10;
 
 pub(crate) struct Runtime {
     /// For guests whose memories start larger than [`SMALL_MEMORY`]: a

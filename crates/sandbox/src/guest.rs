@@ -139,8 +139,6 @@ pub struct CacheCounters {
 /// A guest ready to run: compiled and linked once, instantiated per call.
 pub struct Guest {
     report: GuestReport,
-    /// The engine it was compiled for, which its stores must use.
-    pub(crate) engine: wasmtime::Engine,
     pub(crate) prepared: Prepared,
     /// Whether it imports any WASI interface: one that imports none (such
     /// as `noop`) can never reach a WASI context, so none is built for it.
@@ -161,6 +159,14 @@ impl Guest {
     /// sha256 of its bytes, hex.
     pub fn digest(&self) -> &str {
         &self.report.digest
+    }
+
+    /// The engine it was compiled for, which its stores must use.
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        match &self.prepared {
+            Prepared::Component(pre) => pre.engine(),
+            Prepared::Command(pre) => pre.module().engine(),
+        }
     }
 }
 
@@ -454,7 +460,6 @@ impl Sandbox {
             .iter()
             .any(|i| i.starts_with("wasi:") || i.starts_with(PREVIEW1));
         Ok(Guest {
-            engine: rt.engine.clone(),
             imports_wasi,
             report: GuestReport {
                 digest,

@@ -450,7 +450,7 @@ impl Sandbox {
         let (hook_id, name) = (inv.hook_id, inv.guest_name);
         let call = Call {
             grant,
-            engine: &guest.engine,
+            engine: guest.engine(),
             imports_wasi: guest.imports_wasi,
             inv,
             io: &io,
